@@ -1,0 +1,362 @@
+//! How a learner's progress lives in Automerge: one document per learner, one max-wins
+//! register per content item.
+//!
+//! The root map holds `"learner"` (the user id, so a document cannot be mistaken for another
+//! learner's) and one key per content item, `course \u{1f} batch \u{1f} content`, whose value is a
+//! packed register: a version byte, status, progress, and the two timestamps as varints (0 for
+//! none). Concurrent writers leave several conflicting values under one key; a read joins *all*
+//! of them (`get_all`), never Automerge's default winner, and a write stores the join of every
+//! visible value and the new one, so it can only raise the register.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use automerge::{transaction::Transactable, ActorId, AutoCommit, ReadDoc, ScalarValue, Value, ROOT};
+
+use crate::content_state::{ContentItem, ContentKey, ContentState, Progress, Status};
+use crate::error::{Error, Result};
+use crate::timestamp::Timestamp;
+
+const LEARNER_KEY: &str = "learner";
+const KEY_SEPARATOR: char = '\u{1f}';
+const REGISTER_VERSION: u8 = 1;
+
+/// One learner's content states as an Automerge document of max-wins registers.
+///
+/// ```
+/// use headway::{ContentKey, ContentState, LearnerDocument, Progress, Status};
+/// let key = ContentKey::new("learner-1", "c", "b", "do_1")?;
+/// let mut phone = LearnerDocument::new("learner-1")?;
+/// let mut tablet = LearnerDocument::new("learner-1")?;
+/// phone.raise(&key, &ContentState::new(Status::InProgress, Progress::new(60)?, None, None))?;
+/// tablet.raise(&key, &ContentState::new(Status::InProgress, Progress::new(30)?, None, None))?;
+/// phone.merge(&mut tablet)?;
+/// tablet.merge(&mut phone)?;
+/// assert_eq!(phone.state(&key).map(|s| s.progress().get()), Some(60));
+/// assert_eq!(tablet.state(&key), phone.state(&key));
+/// # Ok::<(), headway::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct LearnerDocument {
+    user: String,
+    doc: AutoCommit,
+}
+
+impl LearnerDocument {
+    /// A new, empty document for `user`, with a random actor id.
+    pub fn new(user: &str) -> Result<LearnerDocument> {
+        LearnerDocument::with_actor(user, ActorId::random())
+    }
+
+    /// A new, empty document for `user` whose changes are signed by `actor`.
+    pub fn with_actor(user: &str, actor: ActorId) -> Result<LearnerDocument> {
+        let user = crate::content_state::check_id("user", user.to_string())?;
+        let mut doc = AutoCommit::new().with_actor(actor);
+        doc.put(ROOT, LEARNER_KEY, user.as_str())
+            .map_err(document_error)?;
+        Ok(LearnerDocument { user, doc })
+    }
+
+    /// Loads a document from bytes (a saved document, changes, or both concatenated). Malformed
+    /// bytes give [`Error::CorruptDocument`], never a panic; a document of another learner is
+    /// refused the same way.
+    ///
+    /// ```
+    /// use headway::LearnerDocument;
+    /// let mut doc = LearnerDocument::new("learner-1")?;
+    /// let bytes = doc.save();
+    /// assert!(LearnerDocument::load("learner-1", &bytes, None).is_ok());
+    /// assert!(LearnerDocument::load("learner-2", &bytes, None).is_err());
+    /// assert!(LearnerDocument::load("learner-1", b"not automerge", None).is_err());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn load(user: &str, bytes: &[u8], actor: Option<ActorId>) -> Result<LearnerDocument> {
+        let user = crate::content_state::check_id("user", user.to_string())?;
+        let corrupt = |reason: String| Error::CorruptDocument {
+            user: user.clone(),
+            reason,
+        };
+        // automerge 0.12 can panic on malformed bytes; this is the one place bytes become a
+        // document, so the panic is caught here and becomes a typed error.
+        let doc = match catch_unwind(|| AutoCommit::load(bytes)) {
+            Ok(Ok(doc)) => doc,
+            Ok(Err(e)) => return Err(corrupt(e.to_string())),
+            Err(_) => return Err(corrupt("automerge panicked while loading".into())),
+        };
+        let doc = match actor {
+            Some(actor) => doc.with_actor(actor),
+            None => doc,
+        };
+        let loaded = LearnerDocument { user, doc };
+        loaded.check_learner()?;
+        Ok(loaded)
+    }
+
+    /// Applies more bytes (changes or a saved document) to this document. On error the
+    /// document may hold part of the bytes: drop it and load again from storage.
+    ///
+    /// ```
+    /// use headway::{ContentKey, ContentState, LearnerDocument, Status, Progress};
+    /// let key = ContentKey::new("u", "c", "b", "k")?;
+    /// let mut a = LearnerDocument::new("u")?;
+    /// let mut b = LearnerDocument::load("u", &a.save(), None)?;
+    /// a.raise(&key, &ContentState::new(Status::Completed, Progress::new(100)?, None, None))?;
+    /// b.load_more(&a.save_incremental())?;
+    /// assert_eq!(b.state(&key), a.state(&key));
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn load_more(&mut self, bytes: &[u8]) -> Result<()> {
+        let doc = &mut self.doc;
+        let outcome = catch_unwind(AssertUnwindSafe(|| doc.load_incremental(bytes)));
+        let reason = match outcome {
+            Ok(Ok(_)) => return self.check_learner(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "automerge panicked while loading changes".into(),
+        };
+        Err(Error::CorruptDocument {
+            user: self.user.clone(),
+            reason,
+        })
+    }
+
+    /// Refuses a document whose `learner` key names someone else.
+    fn check_learner(&self) -> Result<()> {
+        let names: Vec<String> = self
+            .doc
+            .get_all(ROOT, LEARNER_KEY)
+            .map_err(document_error)?
+            .into_iter()
+            .map(|(value, _)| value.as_str().unwrap_or("").to_string())
+            .collect();
+        match names.iter().find(|name| **name != self.user) {
+            Some(other) => Err(Error::CorruptDocument {
+                user: self.user.clone(),
+                reason: format!("the document belongs to learner {other:?}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The learner this document belongs to.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The join of every value of the register for `key`, or `None` if nobody wrote it.
+    pub fn state(&self, key: &ContentKey) -> Option<ContentState> {
+        self.read(&register_name(key))
+    }
+
+    fn read(&self, name: &str) -> Option<ContentState> {
+        let values = self.doc.get_all(ROOT, name).ok()?;
+        values
+            .iter()
+            .filter_map(|(value, _)| unpack(value))
+            .reduce(|a, b| a.merge(&b))
+    }
+
+    /// Every content item in the document with its joined state, in key order.
+    pub fn items(&self) -> Vec<ContentItem> {
+        self.doc
+            .keys(ROOT)
+            .filter_map(|name| {
+                let key = key_from_register_name(&self.user, &name)?;
+                let state = self.read(&name)?;
+                Some(ContentItem::new(key, state))
+            })
+            .collect()
+    }
+
+    /// Raises the register for `key` to the join of what it holds and `state`, and returns
+    /// that join. A state that is not above the register writes nothing, unless concurrent
+    /// values are waiting to be resolved into one.
+    pub fn raise(&mut self, key: &ContentKey, state: &ContentState) -> Result<ContentState> {
+        if key.user() != self.user {
+            return Err(Error::InvalidId {
+                field: "user",
+                value: crate::error::shorten(key.user()),
+                problem: "it is not the learner of this document",
+            });
+        }
+        let name = register_name(key);
+        let values = self.doc.get_all(ROOT, name.as_str()).map_err(document_error)?;
+        let held: Vec<Option<ContentState>> = values.iter().map(|(v, _)| unpack(v)).collect();
+        let joined = held
+            .iter()
+            .flatten()
+            .fold(*state, |acc, current| acc.merge(current));
+        let settled = held.len() == 1 && held[0] == Some(joined);
+        if !settled {
+            self.doc
+                .put(ROOT, name, ScalarValue::Bytes(pack(&joined)))
+                .map_err(document_error)?;
+        }
+        Ok(joined)
+    }
+
+    /// Closes the pending writes into one Automerge change; true if there was anything.
+    pub fn commit(&mut self) -> bool {
+        self.doc.commit().is_some()
+    }
+
+    /// Closes the pending writes into one Automerge change and returns that change's bytes
+    /// (compressed), or `None` if nothing was written since the last commit.
+    ///
+    /// ```
+    /// use headway::{ContentKey, ContentState, LearnerDocument};
+    /// let mut doc = LearnerDocument::new("u")?;
+    /// assert!(doc.commit_change().is_some()); // the learner's name
+    /// assert!(doc.commit_change().is_none());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn commit_change(&mut self) -> Option<Vec<u8>> {
+        self.doc.commit()?;
+        self.doc
+            .get_last_local_change()
+            .map(|mut change| change.bytes().into_owned())
+    }
+
+    /// Every change since the last `save` or `save_incremental`, committing pending writes.
+    pub fn save_incremental(&mut self) -> Vec<u8> {
+        self.doc.save_incremental()
+    }
+
+    /// The whole document, history included, committing pending writes.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Merges every change of `other` into this document. Registers written on both sides
+    /// read as the join of all values afterwards.
+    pub fn merge(&mut self, other: &mut LearnerDocument) -> Result<()> {
+        if other.user != self.user {
+            return Err(Error::CorruptDocument {
+                user: self.user.clone(),
+                reason: format!("cannot merge the document of learner {:?}", other.user),
+            });
+        }
+        self.doc.merge(&mut other.doc).map_err(document_error)?;
+        Ok(())
+    }
+
+    /// The number of changes in the document's history.
+    pub fn change_count(&mut self) -> usize {
+        self.doc.get_changes(&[]).len()
+    }
+}
+
+fn document_error(e: automerge::AutomergeError) -> Error {
+    Error::Document {
+        reason: e.to_string(),
+    }
+}
+
+/// The root-map key of a content item's register.
+fn register_name(key: &ContentKey) -> String {
+    format!(
+        "{}{KEY_SEPARATOR}{}{KEY_SEPARATOR}{}",
+        key.course(),
+        key.batch(),
+        key.content()
+    )
+}
+
+fn key_from_register_name(user: &str, name: &str) -> Option<ContentKey> {
+    let mut parts = name.split(KEY_SEPARATOR);
+    let (course, batch, content) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    ContentKey::new(user, course, batch, content).ok()
+}
+
+/// Packs a state into a register value: version, status, progress, two varint timestamps.
+pub(crate) fn pack(state: &ContentState) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    out.push(REGISTER_VERSION);
+    out.push(state.status().code());
+    out.push(state.progress().get());
+    for time in [state.last_access_time(), state.last_completed_time()] {
+        let mut v = time.map_or(0, |t| t.as_millis().unsigned_abs());
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    out
+}
+
+/// Reads a register value; anything malformed reads as `None` and is left out of joins.
+pub(crate) fn unpack_bytes(bytes: &[u8]) -> Option<ContentState> {
+    let (&version, rest) = bytes.split_first()?;
+    if version != REGISTER_VERSION {
+        return None;
+    }
+    let (&status, rest) = rest.split_first()?;
+    let (&progress, mut rest) = rest.split_first()?;
+    let mut times = [None, None];
+    for slot in &mut times {
+        let mut value: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let (&byte, tail) = rest.split_first()?;
+            rest = tail;
+            if shift > 63 {
+                return None;
+            }
+            value |= u64::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        *slot = match value {
+            0 => None,
+            millis => Some(Timestamp::from_millis(i64::try_from(millis).ok()?).ok()?),
+        };
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    let status = Status::try_from(i64::from(status)).ok()?;
+    let progress = Progress::new(i64::from(progress)).ok()?;
+    Some(ContentState::new(status, progress, times[0], times[1]))
+}
+
+fn unpack(value: &Value<'_>) -> Option<ContentState> {
+    match value {
+        Value::Scalar(scalar) => match scalar.as_ref() {
+            ScalarValue::Bytes(bytes) => unpack_bytes(bytes),
+            _ => None,
+        },
+        Value::Object(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_register_round_trips() {
+        let t = Timestamp::from_millis(1_714_558_530_123).unwrap();
+        for state in [
+            ContentState::default(),
+            ContentState::new(Status::InProgress, Progress::new(42).unwrap(), Some(t), None),
+            ContentState::new(Status::Completed, Progress::new(0).unwrap(), Some(t), Some(t)),
+        ] {
+            assert_eq!(unpack_bytes(&pack(&state)), Some(state));
+        }
+    }
+
+    #[test]
+    fn malformed_register_reads_as_nothing() {
+        for bad in [&[][..], &[2, 0, 0, 0, 0], &[1, 3, 0, 0, 0], &[1, 1, 101, 0, 0], &[1, 1, 1, 0]] {
+            assert_eq!(unpack_bytes(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The one error type of the core crate.
+
+/// Everything that can go wrong in the core crate. Every variant says what was refused or what
+/// failed; when an input is refused, nothing was recorded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A status outside 0..=2 was given; nothing was recorded.
+    #[error("status {status} is not one of 0 (not started), 1 (in progress), 2 (completed)")]
+    StatusOutOfRange {
+        /// The refused value.
+        status: i64,
+    },
+    /// A progress outside 0..=100 was given; nothing was recorded.
+    #[error("progress {percent} is outside 0..=100")]
+    ProgressOutOfRange {
+        /// The refused value.
+        percent: i64,
+    },
+    /// An id (user, course, batch or content) was empty, too long or held a control character.
+    #[error("{field} id {value:?} is invalid: {problem}")]
+    InvalidId {
+        /// Which id: `user`, `course`, `batch` or `content`.
+        field: &'static str,
+        /// The refused value (cut to 64 characters).
+        value: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A timestamp before 2000-01-01 or more than a day in the future was given.
+    #[error("timestamp {millis} ms is {problem}")]
+    TimestampOutOfRange {
+        /// The refused value, in milliseconds since the Unix epoch.
+        millis: i64,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A date string could not be parsed.
+    #[error("cannot parse {input:?} as a {format} date")]
+    InvalidDate {
+        /// The refused text (cut to 64 characters).
+        input: String,
+        /// The expected format.
+        format: &'static str,
+    },
+    /// The store file could not be opened or is not a headway store.
+    #[error("cannot open store {path}: {reason}")]
+    StoreOpen {
+        /// The file that was opened.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The store file is damaged: SQLite reported corruption or a check failed.
+    #[error("store is corrupt: {reason}")]
+    CorruptStore {
+        /// What is damaged.
+        reason: String,
+    },
+    /// The store was written by a newer version of headway; it was left untouched.
+    #[error("store schema version {found} is newer than this build supports ({supported})")]
+    StoreTooNew {
+        /// The version found in the file.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// Bytes that should hold an Automerge document or change could not be loaded.
+    #[error("corrupt document for learner {user:?}: {reason}")]
+    CorruptDocument {
+        /// The learner whose document it is.
+        user: String,
+        /// What the loader reported.
+        reason: String,
+    },
+    /// An operation on the Automerge document failed.
+    #[error("document operation failed: {reason}")]
+    Document {
+        /// What Automerge reported.
+        reason: String,
+    },
+    /// SQLite failed for a reason other than corruption (disk full, locked for too long, ...).
+    #[error("sqlite failed while {step}: {source}")]
+    Sqlite {
+        /// What the store was doing.
+        step: &'static str,
+        /// The error SQLite reported.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The store's lock was poisoned by a panic in another thread.
+    #[error("store lock poisoned by a panic in another thread")]
+    Poisoned,
+}
+
+/// The result type of the core crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// True when the error came from refused input: the caller can fix the input, and nothing
+    /// was stored.
+    ///
+    /// ```
+    /// use headway::{Error, Progress};
+    /// let err = Progress::new(101).unwrap_err();
+    /// assert!(err.is_invalid_input());
+    /// ```
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Error::StatusOutOfRange { .. }
+                | Error::ProgressOutOfRange { .. }
+                | Error::InvalidId { .. }
+                | Error::TimestampOutOfRange { .. }
+                | Error::InvalidDate { .. }
+        )
+    }
+
+    /// True when the store's file (or a document inside it) is damaged.
+    ///
+    /// ```
+    /// use headway::Error;
+    /// let err = Error::CorruptStore { reason: "file is not a database".into() };
+    /// assert!(err.is_corruption());
+    /// ```
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            Error::CorruptStore { .. } | Error::CorruptDocument { .. }
+        )
+    }
+
+    /// Wraps a SQLite error, turning SQLite's corruption codes into [`Error::CorruptStore`].
+    pub(crate) fn sqlite(step: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+        move |source| {
+            if let rusqlite::Error::SqliteFailure(e, msg) = &source {
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+                ) {
+                    let detail = msg.clone().unwrap_or_else(|| e.to_string());
+                    return Error::CorruptStore {
+                        reason: format!("{detail} (while {step})"),
+                    };
+                }
+            }
+            Error::Sqlite { step, source }
+        }
+    }
+}
+
+/// Cuts a refused value for an error message, so a huge input does not make a huge message.
+pub(crate) fn shorten(value: &str) -> String {
+    const LIMIT: usize = 64;
+    match value.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_string(),
+    }
+}

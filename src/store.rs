@@ -1,0 +1,618 @@
+//! How progress lives on disk: a SQLite file (WAL) holding a table of joined content states,
+//! which every read is answered from, and each learner's Automerge document, which the table
+//! is folded into in batches (write-behind).
+
+mod schema;
+mod write_behind;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension, Statement, TransactionBehavior};
+
+use crate::content_state::{ContentItem, ContentKey, ContentState, Progress, Status};
+use crate::error::{Error, Result};
+use crate::events::{ChangeOrigin, ContentStateChanged, Event, EventHub, Subscription};
+use crate::progress_update::ProgressUpdate;
+use crate::timestamp::Timestamp;
+
+pub use schema::Durability;
+use write_behind::OpenDocument;
+
+/// How a [`Store`] behaves. Build it with [`StoreOptions::new`] and the by-value setters.
+///
+/// ```
+/// use headway::{Durability, StoreOptions};
+/// let options = StoreOptions::new()
+///     .durability(Durability::PowerLoss) // the default
+///     .flush_after(256)                  // the default
+///     .compact_after(32);                // the default
+/// # let _ = options;
+/// ```
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    durability: Durability,
+    flush_after: usize,
+    compact_after: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions::new()
+    }
+}
+
+impl StoreOptions {
+    /// The defaults: power-loss durability, a flush into the document every 256 raised states
+    /// of a learner, a compaction every 32 flushes.
+    pub fn new() -> StoreOptions {
+        StoreOptions {
+            durability: Durability::PowerLoss,
+            flush_after: 256,
+            compact_after: 32,
+        }
+    }
+
+    /// How durable a commit is when `record` returns. Default [`Durability::PowerLoss`].
+    pub fn durability(mut self, durability: Durability) -> StoreOptions {
+        self.durability = durability;
+        self
+    }
+
+    /// How many raised states of one learner wait in the table before they are folded into
+    /// the learner's Automerge document as one change. Default 256; at least 1.
+    pub fn flush_after(mut self, states: usize) -> StoreOptions {
+        self.flush_after = states.max(1);
+        self
+    }
+
+    /// How many changes pile up in a learner's document before it is rebased onto a fresh
+    /// snapshot of current values, which bounds file size, memory and load time. Default 32;
+    /// at least 1.
+    pub fn compact_after(mut self, changes: usize) -> StoreOptions {
+        self.compact_after = changes.max(1);
+        self
+    }
+}
+
+/// A device's durable store of every learner's content states.
+///
+/// Every write is one SQLite transaction: when [`Store::record`] returns, the update survives
+/// the process being killed (and, with the default [`Durability::PowerLoss`], the device
+/// losing power). States only go up: a stale update changes nothing.
+///
+/// ```
+/// # fn main() -> headway::Result<()> {
+/// use headway::{ContentKey, ProgressUpdate, Status, Store};
+/// let store = Store::open_in_memory()?;
+/// let key = ContentKey::new("learner-1", "course-1", "batch-1", "do_1")?;
+/// store.record(ProgressUpdate::new(key.clone(), Status::Completed, 100)?)?;
+/// store.record(ProgressUpdate::new(key.clone(), Status::InProgress, 40)?)?; // stale
+/// assert_eq!(store.state(&key)?.map(|s| s.progress().get()), Some(100));
+/// # Ok(()) }
+/// ```
+pub struct Store {
+    inner: Mutex<Inner>,
+    events: EventHub,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    conn: Connection,
+    device: [u8; 16],
+    options: StoreOptions,
+    documents: HashMap<String, OpenDocument>,
+    unflushed: HashMap<String, usize>,
+}
+
+const SELECT_STATE: &str = "SELECT status, progress, last_access, last_completed
+    FROM content_state
+    WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3 AND content_id = ?4";
+
+const UPSERT_STATE: &str = "INSERT INTO content_state
+    (user_id, course_id, batch_id, content_id, status, progress, last_access, last_completed,
+     in_document)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)
+    ON CONFLICT DO UPDATE SET status = excluded.status, progress = excluded.progress,
+        last_access = excluded.last_access, last_completed = excluded.last_completed,
+        in_document = 0";
+
+impl Store {
+    /// Opens (or creates) the store at `path` with default options.
+    ///
+    /// A file that is not a headway store, is damaged, or was written by a newer version is
+    /// refused with a typed error and left untouched.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// let dir = std::env::temp_dir().join(format!("headway-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let store = headway::Store::open(dir.join("progress.db"))?;
+    /// assert!(store.learners()?.is_empty());
+    /// # drop(store); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok(()) }
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path, StoreOptions::new())
+    }
+
+    /// Opens (or creates) the store at `path`.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let path = path.as_ref();
+        let conn = Connection::open(path).map_err(|e| Error::StoreOpen {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Store::from_connection(conn, options)
+    }
+
+    /// A store that lives in memory only: for tests and examples.
+    ///
+    /// ```
+    /// let store = headway::Store::open_in_memory()?;
+    /// # let _ = store;
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory().map_err(|e| Error::StoreOpen {
+            path: ":memory:".into(),
+            reason: e.to_string(),
+        })?;
+        Store::from_connection(conn, StoreOptions::new())
+    }
+
+    fn from_connection(mut conn: Connection, options: StoreOptions) -> Result<Store> {
+        schema::prepare(&mut conn, options.durability)?;
+        let device = schema::device_id(&conn)?;
+        Ok(Store {
+            inner: Mutex::new(Inner {
+                conn,
+                device,
+                options,
+                documents: HashMap::new(),
+                unflushed: HashMap::new(),
+            }),
+            events: EventHub::default(),
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
+        self.inner.lock().map_err(|_| Error::Poisoned)
+    }
+
+    /// This device's id (16 bytes, hex): the stem of the actor ids it signs Automerge
+    /// changes with. It is made when the store is created and never changes.
+    ///
+    /// ```
+    /// let store = headway::Store::open_in_memory()?;
+    /// assert_eq!(store.device_id()?.len(), 32);
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn device_id(&self) -> Result<String> {
+        let inner = self.lock()?;
+        Ok(inner.device.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Records one progress update and returns once it is durable. Returns the change, or
+    /// `None` when the update is not above the stored state: progress never goes backwards.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// let store = Store::open_in_memory()?;
+    /// let key = ContentKey::new("learner-1", "course-1", "batch-1", "do_1")?;
+    /// assert!(store.record(ProgressUpdate::new(key.clone(), Status::InProgress, 60)?)?.is_some());
+    /// let stale = ProgressUpdate::new(key.clone(), Status::InProgress, 20)?
+    ///     .consumed_at(headway::Timestamp::from_millis(1_700_000_000_000)?)?;
+    /// assert!(store.record(stale)?.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn record(&self, update: ProgressUpdate) -> Result<Option<ContentStateChanged>> {
+        let mut changes = self.record_batch(vec![update])?;
+        Ok(changes.pop().flatten())
+    }
+
+    /// Records many updates in one transaction: all of them or, on error, none. Returns one
+    /// entry per update, in order: the change it made, or `None` if it changed nothing.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// let store = Store::open_in_memory()?;
+    /// let updates = (0..3)
+    ///     .map(|i| ProgressUpdate::new(ContentKey::new("u", "c", "b", format!("do_{i}"))?, Status::Completed, 100))
+    ///     .collect::<headway::Result<Vec<_>>>()?;
+    /// let changes = store.record_batch(updates)?;
+    /// assert!(changes.iter().all(Option::is_some));
+    /// assert_eq!(store.items("u", None)?.len(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_batch(
+        &self,
+        updates: Vec<ProgressUpdate>,
+    ) -> Result<Vec<Option<ContentStateChanged>>> {
+        let mut inner = self.lock()?;
+        let changes = inner.raise_all(
+            updates.iter().map(|u| (u.key(), u.state())),
+            ChangeOrigin::Local,
+        )?;
+        let mut raised_users = BTreeSet::new();
+        for change in changes.iter().flatten() {
+            *inner
+                .unflushed
+                .entry(change.key.user().to_string())
+                .or_default() += 1;
+            raised_users.insert(change.key.user().to_string());
+        }
+        let mut extra = Vec::new();
+        for user in raised_users {
+            let due = inner.unflushed.get(&user).copied().unwrap_or(0) >= inner.options.flush_after;
+            if due {
+                // The records above are committed whatever happens here: a failed flush leaves
+                // the rows marked for the next one.
+                match inner.flush(&user) {
+                    Ok(more) => extra.extend(more),
+                    Err(error) => tracing::warn!(%error, "write-behind flush failed; will retry"),
+                }
+            }
+        }
+        drop(inner);
+        self.publish(changes.iter().flatten().cloned().chain(extra));
+        Ok(changes)
+    }
+
+    fn publish(&self, changes: impl IntoIterator<Item = ContentStateChanged>) {
+        self.events
+            .publish(changes.into_iter().map(Event::ContentStateChanged));
+    }
+
+    /// The joined state of one content item, or `None` if nothing was recorded for it.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// let store = headway::Store::open_in_memory()?;
+    /// let key = headway::ContentKey::new("u", "c", "b", "k")?;
+    /// assert_eq!(store.state(&key)?, None);
+    /// # Ok(()) }
+    /// ```
+    pub fn state(&self, key: &ContentKey) -> Result<Option<ContentState>> {
+        let inner = self.lock()?;
+        let mut select = inner
+            .conn
+            .prepare_cached(SELECT_STATE)
+            .map_err(Error::sqlite("reading a content state"))?;
+        read_state(&mut select, key)
+    }
+
+    /// Every content item of a learner, optionally of one course, ordered by course, batch
+    /// and content.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// let store = Store::open_in_memory()?;
+    /// store.record(ProgressUpdate::new(ContentKey::new("u", "c1", "b", "k")?, Status::InProgress, 5)?)?;
+    /// store.record(ProgressUpdate::new(ContentKey::new("u", "c2", "b", "k")?, Status::InProgress, 5)?)?;
+    /// assert_eq!(store.items("u", None)?.len(), 2);
+    /// assert_eq!(store.items("u", Some("c1"))?.len(), 1);
+    /// assert_eq!(store.items("someone-else", None)?.len(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn items(&self, user: &str, course: Option<&str>) -> Result<Vec<ContentItem>> {
+        let inner = self.lock()?;
+        let sql = "SELECT course_id, batch_id, content_id, status, progress, last_access,
+                last_completed
+            FROM content_state
+            WHERE user_id = ?1 AND (?2 IS NULL OR course_id = ?2)
+            ORDER BY course_id, batch_id, content_id";
+        let mut select = inner
+            .conn
+            .prepare_cached(sql)
+            .map_err(Error::sqlite("reading content states"))?;
+        let rows = select
+            .query_map(params![user, course], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    RawState::from_row(row, 3)?,
+                ))
+            })
+            .map_err(Error::sqlite("reading content states"))?;
+        let mut items = Vec::new();
+        for row in rows {
+            let (course, batch, content, raw) =
+                row.map_err(Error::sqlite("reading content states"))?;
+            let key = ContentKey::new(user, course, batch, content).map_err(corrupt_row)?;
+            items.push(ContentItem::new(key, raw.validate()?));
+        }
+        Ok(items)
+    }
+
+    /// The items a sync would send now: those whose state the server is not known to hold,
+    /// leaving out states the server rejected (until they change again).
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// let store = Store::open_in_memory()?;
+    /// store.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
+    /// assert_eq!(store.pending("u")?.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn pending(&self, user: &str) -> Result<Vec<ContentItem>> {
+        let inner = self.lock()?;
+        let sql = "SELECT course_id, batch_id, content_id, status, progress, last_access,
+                last_completed, server_state, rejected_state
+            FROM content_state
+            WHERE user_id = ?1
+            ORDER BY course_id, batch_id, content_id";
+        let mut select = inner
+            .conn
+            .prepare_cached(sql)
+            .map_err(Error::sqlite("reading pending states"))?;
+        let rows = select
+            .query_map(params![user], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    RawState::from_row(row, 3)?,
+                    row.get::<_, Option<Vec<u8>>>(7)?,
+                    row.get::<_, Option<Vec<u8>>>(8)?,
+                ))
+            })
+            .map_err(Error::sqlite("reading pending states"))?;
+        let mut items = Vec::new();
+        for row in rows {
+            let (course, batch, content, raw, server, rejected) =
+                row.map_err(Error::sqlite("reading pending states"))?;
+            let state = raw.validate()?;
+            let server = server.as_deref().map(register).transpose()?;
+            let rejected = rejected.as_deref().map(register).transpose()?;
+            let held = server.is_some_and(|s| s.covers(&state));
+            if held || rejected == Some(state) {
+                continue;
+            }
+            let key = ContentKey::new(user, course, batch, content).map_err(corrupt_row)?;
+            items.push(ContentItem::new(key, state));
+        }
+        Ok(items)
+    }
+
+    /// Every learner with at least one content state in this store.
+    ///
+    /// ```
+    /// let store = headway::Store::open_in_memory()?;
+    /// assert!(store.learners()?.is_empty());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn learners(&self) -> Result<Vec<String>> {
+        let inner = self.lock()?;
+        let mut select = inner
+            .conn
+            .prepare_cached("SELECT DISTINCT user_id FROM content_state ORDER BY user_id")
+            .map_err(Error::sqlite("listing learners"))?;
+        let rows = select
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(Error::sqlite("listing learners"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Error::sqlite("listing learners"))
+    }
+
+    /// Folds every state raised since the last flush into the learner's Automerge document,
+    /// as one change, committed with the marker that says so.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// let store = Store::open_in_memory()?;
+    /// let key = ContentKey::new("u", "c", "b", "k")?;
+    /// store.record(ProgressUpdate::new(key.clone(), Status::InProgress, 50)?)?;
+    /// store.flush("u")?;
+    /// assert_eq!(store.document_items("u")?, store.items("u", None)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn flush(&self, user: &str) -> Result<()> {
+        let mut inner = self.lock()?;
+        let extra = inner.flush(user)?;
+        drop(inner);
+        self.publish(extra);
+        Ok(())
+    }
+
+    /// Rebases the learner's document onto a fresh snapshot of its current values, dropping
+    /// the change history, and gives the freed pages back to the file system.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// let store = Store::open_in_memory()?;
+    /// let key = ContentKey::new("u", "c", "b", "k")?;
+    /// store.record(ProgressUpdate::new(key.clone(), Status::InProgress, 50)?)?;
+    /// store.compact("u")?;
+    /// assert_eq!(store.document_items("u")?, store.items("u", None)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn compact(&self, user: &str) -> Result<()> {
+        let mut inner = self.lock()?;
+        let extra = inner.compact(user)?;
+        inner.give_back_free_pages()?;
+        drop(inner);
+        self.publish(extra);
+        Ok(())
+    }
+
+    /// The learner's content items as the Automerge document holds them, after a flush: equal
+    /// to [`Store::items`] (the invariant the crash tests check).
+    pub fn document_items(&self, user: &str) -> Result<Vec<ContentItem>> {
+        let mut inner = self.lock()?;
+        let extra = inner.flush(user)?;
+        let items = inner
+            .documents
+            .get(user)
+            .map(|open| open.doc.items())
+            .unwrap_or_default();
+        drop(inner);
+        self.publish(extra);
+        Ok(items)
+    }
+
+    /// A learner's document as bytes: a snapshot of every current value.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, LearnerDocument, ProgressUpdate, Status, Store};
+    /// let store = Store::open_in_memory()?;
+    /// store.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
+    /// let doc = LearnerDocument::load("u", &store.save_document("u")?, None)?;
+    /// assert_eq!(doc.items(), store.items("u", None)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn save_document(&self, user: &str) -> Result<Vec<u8>> {
+        let mut inner = self.lock()?;
+        let extra = inner.flush(user)?;
+        let bytes = inner
+            .documents
+            .get_mut(user)
+            .map(|open| open.doc.save())
+            .unwrap_or_default();
+        drop(inner);
+        self.publish(extra);
+        Ok(bytes)
+    }
+
+    /// Subscribes to change events: every content state that goes up from now on, from a
+    /// local record or a merge, is delivered once, in commit order.
+    pub fn subscribe(&self) -> Subscription {
+        self.events.subscribe()
+    }
+}
+
+impl Inner {
+    /// Raises each (key, state) in one transaction; returns the change each made.
+    fn raise_all<'a>(
+        &mut self,
+        raises: impl Iterator<Item = (&'a ContentKey, &'a ContentState)>,
+        origin: ChangeOrigin,
+    ) -> Result<Vec<Option<ContentStateChanged>>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sqlite("starting a record"))?;
+        let mut changes = Vec::new();
+        {
+            let mut select = tx
+                .prepare_cached(SELECT_STATE)
+                .map_err(Error::sqlite("preparing a record"))?;
+            let mut upsert = tx
+                .prepare_cached(UPSERT_STATE)
+                .map_err(Error::sqlite("preparing a record"))?;
+            for (key, state) in raises {
+                let before = read_state(&mut select, key)?;
+                let after = before.map_or(*state, |b| b.merge(state));
+                if before == Some(after) {
+                    changes.push(None);
+                    continue;
+                }
+                upsert
+                    .execute(params![
+                        key.user(),
+                        key.course(),
+                        key.batch(),
+                        key.content(),
+                        after.status().code(),
+                        after.progress().get(),
+                        after.last_access_time().map(Timestamp::as_millis),
+                        after.last_completed_time().map(Timestamp::as_millis),
+                    ])
+                    .map_err(Error::sqlite("writing a content state"))?;
+                changes.push(Some(ContentStateChanged {
+                    key: key.clone(),
+                    before,
+                    after,
+                    origin,
+                }));
+            }
+        }
+        tx.commit().map_err(Error::sqlite("committing a record"))?;
+        Ok(changes)
+    }
+
+    fn give_back_free_pages(&mut self) -> Result<()> {
+        let mut vacuum = self
+            .conn
+            .prepare("PRAGMA incremental_vacuum")
+            .map_err(Error::sqlite("vacuuming"))?;
+        let mut rows = vacuum.query([]).map_err(Error::sqlite("vacuuming"))?;
+        while rows.next().map_err(Error::sqlite("vacuuming"))?.is_some() {}
+        drop(rows);
+        drop(vacuum);
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(Error::sqlite("checkpointing"))?;
+        Ok(())
+    }
+}
+
+/// A state row as stored, not yet validated.
+struct RawState {
+    status: i64,
+    progress: i64,
+    last_access: Option<i64>,
+    last_completed: Option<i64>,
+}
+
+impl RawState {
+    fn from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<RawState> {
+        Ok(RawState {
+            status: row.get(first)?,
+            progress: row.get(first + 1)?,
+            last_access: row.get(first + 2)?,
+            last_completed: row.get(first + 3)?,
+        })
+    }
+
+    /// A stored value that the model refuses means the file was damaged or tampered with.
+    fn validate(self) -> Result<ContentState> {
+        let time = |t: Option<i64>| t.map(Timestamp::from_millis).transpose();
+        let state = (|| {
+            Ok::<_, Error>(ContentState::new(
+                Status::try_from(self.status)?,
+                Progress::new(self.progress)?,
+                time(self.last_access)?,
+                time(self.last_completed)?,
+            ))
+        })();
+        state.map_err(corrupt_row)
+    }
+}
+
+fn corrupt_row(e: Error) -> Error {
+    Error::CorruptStore {
+        reason: format!("a content state row holds an invalid value: {e}"),
+    }
+}
+
+fn register(bytes: &[u8]) -> Result<ContentState> {
+    crate::document::unpack_bytes(bytes).ok_or_else(|| Error::CorruptStore {
+        reason: "a stored server or rejected state is malformed".into(),
+    })
+}
+
+fn read_state(select: &mut Statement<'_>, key: &ContentKey) -> Result<Option<ContentState>> {
+    let raw = select
+        .query_row(
+            params![key.user(), key.course(), key.batch(), key.content()],
+            |row| RawState::from_row(row, 0),
+        )
+        .optional()
+        .map_err(Error::sqlite("reading a content state"))?;
+    raw.map(RawState::validate).transpose()
+}

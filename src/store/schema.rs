@@ -1,0 +1,215 @@
+//! Opening a store file: pragmas, the integrity check, and schema upgrades one version at a
+//! time inside one transaction.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// `PRAGMA application_id` of a headway store: "HWAY".
+const APPLICATION_ID: i64 = 0x4857_4159;
+
+/// The newest schema version this build writes.
+pub(crate) const VERSION: i64 = 1;
+
+/// How durable a commit is once `record` returns.
+///
+/// ```
+/// use headway::{Durability, StoreOptions};
+/// let options = StoreOptions::new().durability(Durability::ProcessCrash);
+/// # let _ = options;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Survives the process being killed and the device losing power: every commit is
+    /// fsynced (SQLite `synchronous=FULL`). The default.
+    #[default]
+    PowerLoss,
+    /// Survives the process being killed; a power loss may drop the last commits (SQLite
+    /// `synchronous=NORMAL` in WAL mode). Faster.
+    ProcessCrash,
+}
+
+/// Sets the connection's pragmas, checks the file and brings its schema up to [`VERSION`].
+pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(Error::sqlite("setting the busy timeout"))?;
+    let application_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(Error::sqlite("reading the file header"))?;
+    let found = version(conn)?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+        .map_err(Error::sqlite("reading the schema"))?;
+    let fresh = application_id == 0 && found == 0 && tables == 0;
+    if !fresh && application_id != APPLICATION_ID {
+        return Err(Error::CorruptStore {
+            reason: format!(
+                "not a headway store (application id {application_id:#x}, {tables} tables)"
+            ),
+        });
+    }
+    if found > VERSION {
+        return Err(Error::StoreTooNew {
+            found,
+            supported: VERSION,
+        });
+    }
+    if fresh {
+        // Only takes effect before the first table exists: lets compaction give pages back.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(Error::sqlite("setting auto_vacuum"))?;
+    } else {
+        integrity_check(conn)?;
+    }
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(Error::sqlite("switching to WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+        return Err(Error::StoreOpen {
+            path: conn.path().unwrap_or("").to_string(),
+            reason: format!("journal mode is {mode}, WAL is needed"),
+        });
+    }
+    let synchronous = match durability {
+        Durability::PowerLoss => "FULL",
+        Durability::ProcessCrash => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(Error::sqlite("setting synchronous"))?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Error::sqlite("starting the schema upgrade"))?;
+    // Another process may have upgraded the file meanwhile: read the version again under the
+    // write lock.
+    let found = version(&tx)?;
+    if found > VERSION {
+        return Err(Error::StoreTooNew {
+            found,
+            supported: VERSION,
+        });
+    }
+    for from in found..VERSION {
+        upgrade_from(&tx, from)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .map_err(Error::sqlite("stamping the application id"))?;
+    tx.pragma_update(None, "user_version", VERSION)
+        .map_err(Error::sqlite("stamping the schema version"))?;
+    tx.commit()
+        .map_err(Error::sqlite("committing the schema upgrade"))?;
+    Ok(())
+}
+
+fn version(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(Error::sqlite("reading the schema version"))
+}
+
+/// `PRAGMA quick_check`: page structure, record formats and index consistency, in about the
+/// time of one full read of the file.
+fn integrity_check(conn: &Connection) -> Result<()> {
+    let first: Option<String> = conn
+        .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
+        .optional()
+        .map_err(Error::sqlite("checking the file's integrity"))?;
+    match first.as_deref() {
+        Some("ok") => Ok(()),
+        Some(problem) => Err(Error::CorruptStore {
+            reason: problem.to_string(),
+        }),
+        None => Err(Error::CorruptStore {
+            reason: "integrity check returned nothing".into(),
+        }),
+    }
+}
+
+/// One schema step, from version `from` to `from + 1`.
+fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
+    let sql = match from {
+        0 => {
+            "
+            -- Facts about this device's store: its Automerge actor id.
+            CREATE TABLE meta (
+                name  TEXT PRIMARY KEY,
+                value BLOB NOT NULL
+            ) WITHOUT ROWID;
+
+            -- One row per learner: the epoch of the learner's document (bumped by compaction).
+            CREATE TABLE learner (
+                user_id TEXT PRIMARY KEY,
+                epoch   INTEGER NOT NULL
+            ) WITHOUT ROWID;
+
+            -- The learner's Automerge document: a snapshot (seq 0 after a compaction) followed
+            -- by one change per flush. Only chunks of the learner's current epoch are kept.
+            CREATE TABLE doc_chunk (
+                user_id TEXT NOT NULL,
+                seq     INTEGER NOT NULL,
+                bytes   BLOB NOT NULL,
+                PRIMARY KEY (user_id, seq)
+            ) WITHOUT ROWID;
+
+            -- Every content state, joined: the table reads are answered from. `in_document`
+            -- is 0 for a row raised since the last flush into the document. `server_state` is
+            -- the highest state the server is known to hold (a packed register); the item is
+            -- pending while it does not cover the row, unless the server rejected exactly this
+            -- state (`rejected_state`, `rejected_reason`).
+            CREATE TABLE content_state (
+                user_id         TEXT NOT NULL,
+                course_id       TEXT NOT NULL,
+                batch_id        TEXT NOT NULL,
+                content_id      TEXT NOT NULL,
+                status          INTEGER NOT NULL,
+                progress        INTEGER NOT NULL,
+                last_access     INTEGER,
+                last_completed  INTEGER,
+                in_document     INTEGER NOT NULL DEFAULT 0,
+                server_state    BLOB,
+                rejected_state  BLOB,
+                rejected_reason TEXT,
+                PRIMARY KEY (user_id, course_id, batch_id, content_id)
+            ) WITHOUT ROWID;
+            "
+        }
+        other => {
+            return Err(Error::StoreOpen {
+                path: conn.path().unwrap_or("").to_string(),
+                reason: format!("no upgrade step from schema version {other}"),
+            })
+        }
+    };
+    conn.execute_batch(sql)
+        .map_err(Error::sqlite("upgrading the schema"))
+}
+
+/// This device's actor id, made once and kept in `meta`.
+pub(crate) fn device_id(conn: &Connection) -> Result<[u8; 16]> {
+    let stored: Option<Vec<u8>> = conn
+        .query_row("SELECT value FROM meta WHERE name = 'device'", [], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(Error::sqlite("reading the device id"))?;
+    if let Some(bytes) = stored {
+        return <[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| Error::CorruptStore {
+            reason: format!("device id has {} bytes, 16 expected", bytes.len()),
+        });
+    }
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&automerge::ActorId::random().to_bytes()[..16]);
+    // INSERT OR IGNORE, then read back: two processes opening a new file agree on one id.
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (name, value) VALUES ('device', ?1)",
+        [&id[..]],
+    )
+    .map_err(Error::sqlite("storing the device id"))?;
+    let bytes: Vec<u8> = conn
+        .query_row("SELECT value FROM meta WHERE name = 'device'", [], |row| {
+            row.get(0)
+        })
+        .map_err(Error::sqlite("reading the device id"))?;
+    <[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| Error::CorruptStore {
+        reason: "device id is not 16 bytes".into(),
+    })
+}

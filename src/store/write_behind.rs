@@ -1,0 +1,303 @@
+//! Write-behind: states raised in the table are folded into the learner's Automerge document
+//! in batches, one change per flush, and the document is rebased onto a fresh snapshot when its
+//! history grows.
+//!
+//! A flush commits the new change and clears the rows' `in_document = 0` marks in one
+//! transaction, so after a crash exactly the rows raised since the last committed flush are
+//! folded in again; folding is a join, so folding twice is harmless.
+
+use automerge::ActorId;
+use rusqlite::{params, Transaction, TransactionBehavior};
+
+use super::{read_state, Inner, RawState, SELECT_STATE};
+use crate::content_state::ContentKey;
+use crate::document::LearnerDocument;
+use crate::error::{Error, Result};
+use crate::events::{ChangeOrigin, ContentStateChanged};
+use crate::timestamp::Timestamp;
+
+/// A learner's document as loaded in memory, and how much of the stored log it holds.
+pub(super) struct OpenDocument {
+    pub(super) doc: LearnerDocument,
+    epoch: i64,
+    /// The highest `doc_chunk.seq` applied to `doc`.
+    loaded_through: i64,
+}
+
+/// The actor id a device signs a learner's changes with in one epoch: the device id followed
+/// by the epoch. A rebase starts a new epoch, so the fresh snapshot's changes never reuse an
+/// (actor, seq) pair of the dropped history.
+fn epoch_actor(device: &[u8; 16], epoch: i64) -> ActorId {
+    let mut bytes = device.to_vec();
+    bytes.extend_from_slice(&epoch.to_be_bytes());
+    ActorId::from(bytes)
+}
+
+impl Inner {
+    /// Flushes `user`'s raised rows into the document; returns the changes the document
+    /// itself brought to the table (none unless another writer raised the document alone).
+    pub(super) fn flush(&mut self, user: &str) -> Result<Vec<ContentStateChanged>> {
+        let Inner {
+            conn,
+            device,
+            documents,
+            options,
+            unflushed,
+        } = self;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sqlite("starting a flush"))?;
+        let outcome = flush_in(&tx, documents, device, user);
+        let (changes, seq) = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                // The in-memory document may hold a change that was never stored: drop it, so
+                // the next use reloads from the file.
+                documents.remove(user);
+                return Err(e);
+            }
+        };
+        if let Err(e) = tx.commit() {
+            documents.remove(user);
+            return Err(Error::sqlite("committing a flush")(e));
+        }
+        unflushed.remove(user);
+        if seq >= i64::try_from(options.compact_after).unwrap_or(i64::MAX) {
+            let mut more = changes;
+            more.extend(self.compact(user)?);
+            self.give_back_free_pages()?;
+            return Ok(more);
+        }
+        Ok(changes)
+    }
+
+    /// Rebases `user`'s document onto a fresh snapshot of the current values, in a new epoch.
+    pub(super) fn compact(&mut self, user: &str) -> Result<Vec<ContentStateChanged>> {
+        let Inner {
+            conn,
+            device,
+            documents,
+            ..
+        } = self;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sqlite("starting a compaction"))?;
+        let result = flush_in(&tx, documents, device, user)
+            .and_then(|(changes, _)| rebase_in(&tx, device, user).map(|open| (changes, open)));
+        documents.remove(user);
+        let (changes, open) = result?;
+        tx.commit()
+            .map_err(Error::sqlite("committing a compaction"))?;
+        documents.insert(user.to_string(), open);
+        Ok(changes)
+    }
+}
+
+/// The flush, inside the caller's transaction: returns the table changes the document brought
+/// and the seq of the last chunk.
+fn flush_in(
+    tx: &Transaction<'_>,
+    documents: &mut std::collections::HashMap<String, OpenDocument>,
+    device: &[u8; 16],
+    user: &str,
+) -> Result<(Vec<ContentStateChanged>, i64)> {
+    let open = load_document(tx, documents, device, user)?;
+    let mut raised = tx
+        .prepare_cached(
+            "SELECT course_id, batch_id, content_id, status, progress, last_access,
+                last_completed
+            FROM content_state WHERE user_id = ?1 AND in_document = 0",
+        )
+        .map_err(Error::sqlite("reading raised states"))?;
+    let rows = raised
+        .query_map(params![user], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                RawState::from_row(row, 3)?,
+            ))
+        })
+        .map_err(Error::sqlite("reading raised states"))?;
+    let mut ahead = Vec::new();
+    for row in rows {
+        let (course, batch, content, raw) = row.map_err(Error::sqlite("reading raised states"))?;
+        let key = ContentKey::new(user, course, batch, content).map_err(super::corrupt_row)?;
+        let state = raw.validate()?;
+        let joined = open.doc.raise(&key, &state)?;
+        if joined != state {
+            ahead.push((key, state, joined));
+        }
+    }
+    drop(raised);
+    // The document held more than the table for these keys: raise the table to match.
+    let mut changes = Vec::new();
+    for (key, before, after) in ahead {
+        tx.execute(
+            "UPDATE content_state SET status = ?5, progress = ?6, last_access = ?7,
+                last_completed = ?8
+            WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3 AND content_id = ?4",
+            params![
+                key.user(),
+                key.course(),
+                key.batch(),
+                key.content(),
+                after.status().code(),
+                after.progress().get(),
+                after.last_access_time().map(Timestamp::as_millis),
+                after.last_completed_time().map(Timestamp::as_millis),
+            ],
+        )
+        .map_err(Error::sqlite("raising a state from the document"))?;
+        changes.push(ContentStateChanged {
+            key,
+            before: Some(before),
+            after,
+            origin: ChangeOrigin::Peer,
+        });
+    }
+    let mut seq = open.loaded_through;
+    if let Some(bytes) = open.doc.commit_change() {
+        seq = open.loaded_through + 1;
+        tx.execute(
+            "INSERT INTO doc_chunk (user_id, seq, bytes) VALUES (?1, ?2, ?3)",
+            params![user, seq, bytes],
+        )
+        .map_err(Error::sqlite("storing a document change"))?;
+        open.loaded_through = seq;
+    }
+    tx.execute(
+        "UPDATE content_state SET in_document = 1 WHERE user_id = ?1 AND in_document = 0",
+        params![user],
+    )
+    .map_err(Error::sqlite("marking states as folded"))?;
+    Ok((changes, seq))
+}
+
+/// Makes sure `documents[user]` holds every stored chunk of the learner's current epoch,
+/// loading or catching up as needed (another process may have written to the file).
+fn load_document<'d>(
+    tx: &Transaction<'_>,
+    documents: &'d mut std::collections::HashMap<String, OpenDocument>,
+    device: &[u8; 16],
+    user: &str,
+) -> Result<&'d mut OpenDocument> {
+    let epoch: i64 = match tx
+        .query_row(
+            "SELECT epoch FROM learner WHERE user_id = ?1",
+            params![user],
+            |row| row.get(0),
+        )
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            other => Err(other),
+        })
+        .map_err(Error::sqlite("reading the learner's epoch"))?
+    {
+        Some(epoch) => epoch,
+        None => {
+            tx.execute(
+                "INSERT INTO learner (user_id, epoch) VALUES (?1, 0)",
+                params![user],
+            )
+            .map_err(Error::sqlite("adding a learner"))?;
+            0
+        }
+    };
+    let stale = documents
+        .get(user)
+        .is_some_and(|open| open.epoch != epoch);
+    if stale {
+        documents.remove(user);
+    }
+    let since = documents.get(user).map_or(-1, |open| open.loaded_through);
+    let mut select = tx
+        .prepare_cached("SELECT seq, bytes FROM doc_chunk WHERE user_id = ?1 AND seq > ?2 ORDER BY seq")
+        .map_err(Error::sqlite("reading the document"))?;
+    let chunks = select
+        .query_map(params![user, since], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })
+        .map_err(Error::sqlite("reading the document"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(Error::sqlite("reading the document"))?;
+    let last = chunks.last().map_or(since, |(seq, _)| *seq);
+    match documents.entry(user.to_string()) {
+        std::collections::hash_map::Entry::Occupied(entry) => {
+            let open = entry.into_mut();
+            for (_, bytes) in &chunks {
+                open.doc.load_more(bytes)?;
+            }
+            open.loaded_through = last;
+            Ok(open)
+        }
+        std::collections::hash_map::Entry::Vacant(entry) => {
+            let actor = epoch_actor(device, epoch);
+            let doc = if chunks.is_empty() {
+                LearnerDocument::with_actor(user, actor)?
+            } else {
+                let bytes: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+                LearnerDocument::load(user, &bytes, Some(actor))?
+            };
+            Ok(entry.insert(OpenDocument {
+                doc,
+                epoch,
+                loaded_through: last,
+            }))
+        }
+    }
+}
+
+/// Builds the snapshot of a new epoch from the table (which equals the document after a
+/// flush) and replaces the stored chunks with it.
+fn rebase_in(tx: &Transaction<'_>, device: &[u8; 16], user: &str) -> Result<OpenDocument> {
+    let epoch: i64 = tx
+        .query_row(
+            "UPDATE learner SET epoch = epoch + 1 WHERE user_id = ?1 RETURNING epoch",
+            params![user],
+            |row| row.get(0),
+        )
+        .map_err(Error::sqlite("starting a new epoch"))?;
+    let mut doc = LearnerDocument::with_actor(user, epoch_actor(device, epoch))?;
+    {
+        let mut all = tx
+            .prepare_cached(
+                "SELECT course_id, batch_id, content_id FROM content_state WHERE user_id = ?1",
+            )
+            .map_err(Error::sqlite("reading states for a snapshot"))?;
+        let mut select = tx
+            .prepare_cached(SELECT_STATE)
+            .map_err(Error::sqlite("reading states for a snapshot"))?;
+        let keys = all
+            .query_map(params![user], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(Error::sqlite("reading states for a snapshot"))?;
+        for row in keys {
+            let (course, batch, content) =
+                row.map_err(Error::sqlite("reading states for a snapshot"))?;
+            let key = ContentKey::new(user, course, batch, content).map_err(super::corrupt_row)?;
+            if let Some(state) = read_state(&mut select, &key)? {
+                doc.raise(&key, &state)?;
+            }
+        }
+    }
+    let snapshot = doc.save();
+    tx.execute("DELETE FROM doc_chunk WHERE user_id = ?1", params![user])
+        .map_err(Error::sqlite("dropping old document history"))?;
+    tx.execute(
+        "INSERT INTO doc_chunk (user_id, seq, bytes) VALUES (?1, 0, ?2)",
+        params![user, snapshot],
+    )
+    .map_err(Error::sqlite("storing the document snapshot"))?;
+    Ok(OpenDocument {
+        doc,
+        epoch,
+        loaded_through: 0,
+    })
+}
