@@ -1,1 +1,184 @@
-fn main() {}
+//! The `headway` command: record, inspect and demonstrate a learner's offline course progress.
+//!
+//! Exit codes: 0 success; 2 refused input (nothing was stored); 1 any other failure.
+
+mod demo;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use headway::{ContentKey, ProgressUpdate, Status, Store, Timestamp};
+
+/// Offline-first course progress: record locally, never roll back, sync in bulk.
+#[derive(Parser)]
+#[command(name = "headway", version, about)]
+struct Cli {
+    /// The store file.
+    #[arg(long, global = true, env = "HEADWAY_DB", default_value = "./headway.db")]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Record one progress update; exits 0 only once it is durable.
+    Record(RecordArgs),
+    /// Print a learner's content states.
+    State(StateArgs),
+    /// Print the items a sync would send now.
+    Pending(PendingArgs),
+    /// Fold pending history and rebase a learner's document onto a snapshot.
+    Compact(CompactArgs),
+    /// Play the offline progress story on a fresh temporary store.
+    Demo,
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    /// The learner (userId).
+    #[arg(long)]
+    user: String,
+    /// The course (courseId).
+    #[arg(long)]
+    course: String,
+    /// The batch (batchId).
+    #[arg(long)]
+    batch: String,
+    /// The content item (contentId).
+    #[arg(long)]
+    content: String,
+    /// 0 not started, 1 in progress, 2 completed.
+    #[arg(long, allow_hyphen_values = true)]
+    status: i64,
+    /// 0..=100.
+    #[arg(long, allow_hyphen_values = true)]
+    progress: i64,
+    /// When the learner consumed the content (RFC 3339); default now.
+    #[arg(long)]
+    at: Option<String>,
+}
+
+#[derive(Args)]
+struct StateArgs {
+    /// The learner (userId).
+    #[arg(long)]
+    user: String,
+    /// Only this course.
+    #[arg(long)]
+    course: Option<String>,
+    /// Print one JSON array instead of one JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PendingArgs {
+    /// The learner (userId).
+    #[arg(long)]
+    user: String,
+    /// Print one JSON array instead of one JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CompactArgs {
+    /// The learner (userId).
+    #[arg(long)]
+    user: String,
+}
+
+/// A failure and the exit code it maps to.
+enum Failure {
+    /// Refused input: exit 2, nothing stored.
+    Input(String),
+    /// Anything else: exit 1.
+    Other(anyhow::Error),
+}
+
+impl From<headway::Error> for Failure {
+    fn from(e: headway::Error) -> Failure {
+        if e.is_invalid_input() {
+            Failure::Input(e.to_string())
+        } else {
+            Failure::Other(e.into())
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure::Other(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(reason)) => {
+            eprintln!("headway: refused: {reason}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(error)) => {
+            eprintln!("headway: error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Record(args) => record(&cli.db, args),
+        Command::State(args) => {
+            let store = Store::open(&cli.db)?;
+            let items = store.items(&args.user, args.course.as_deref())?;
+            output::print_items(&items, args.json).map_err(Failure::Other)
+        }
+        Command::Pending(args) => {
+            let store = Store::open(&cli.db)?;
+            let items = store.pending(&args.user)?;
+            output::print_items(&items, args.json).map_err(Failure::Other)
+        }
+        Command::Compact(args) => {
+            let store = Store::open(&cli.db)?;
+            store.compact(&args.user)?;
+            println!("compacted the document of {}", args.user);
+            Ok(())
+        }
+        Command::Demo => demo::run().map_err(Failure::Other),
+    }
+}
+
+fn record(db: &PathBuf, args: RecordArgs) -> Result<(), Failure> {
+    // Every argument is checked before the store is opened: refused input touches nothing.
+    let key = ContentKey::new(args.user, args.course, args.batch, args.content)?;
+    let status = Status::try_from(args.status)?;
+    let mut update = ProgressUpdate::new(key, status, args.progress)?;
+    if let Some(at) = args.at {
+        update = update.consumed_at(Timestamp::parse_rfc3339(&at)?)?;
+    }
+    let store = Store::open(db)?;
+    let key = update.key().clone();
+    match store.record(update)? {
+        Some(change) => println!(
+            "recorded {}: status {} progress {}",
+            key.content(),
+            change.after.status().code(),
+            change.after.progress().get()
+        ),
+        None => {
+            let kept = store.state(&key)?.unwrap_or_default();
+            println!(
+                "unchanged {}: the stored state is not lower (status {} progress {})",
+                key.content(),
+                kept.status().code(),
+                kept.progress().get()
+            );
+        }
+    }
+    Ok(())
+}

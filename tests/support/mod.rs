@@ -1,0 +1,80 @@
+//! Helpers shared by the integration tests: temporary directories and update builders.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use headway::{ContentKey, ProgressUpdate, Status, Timestamp};
+
+/// A directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!(
+            "headway-test-{name}-{}-{n}-{}",
+            std::process::id(),
+            Timestamp::now().as_millis()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn key(user: &str, content: &str) -> ContentKey {
+    ContentKey::new(user, "do_course", "0130000000000000001", content).unwrap()
+}
+
+/// An update consumed at `at_ms` milliseconds since the epoch.
+pub fn update(user: &str, content: &str, status: i64, progress: i64, at_ms: i64) -> ProgressUpdate {
+    ProgressUpdate::new(key(user, content), Status::try_from(status).unwrap(), progress)
+        .unwrap()
+        .consumed_at(Timestamp::from_millis(at_ms).unwrap())
+        .unwrap()
+}
+
+/// A small deterministic generator (SplitMix64) for tests that need randomness with a seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// A seed from `HEADWAY_SEED`, or from the clock; printed so a failure can be replayed.
+pub fn test_seed() -> u64 {
+    let seed = std::env::var("HEADWAY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| Timestamp::now().as_millis() as u64);
+    eprintln!("HEADWAY_SEED={seed}");
+    seed
+}
