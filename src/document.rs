@@ -86,7 +86,7 @@ impl LearnerDocument {
             Some(actor) => doc.with_actor(actor),
             None => doc,
         };
-        let loaded = LearnerDocument { user, doc };
+        let mut loaded = LearnerDocument { user, doc };
         loaded.check_learner()?;
         Ok(loaded)
     }
@@ -118,8 +118,16 @@ impl LearnerDocument {
         })
     }
 
-    /// Refuses a document whose `learner` key names someone else.
-    fn check_learner(&self) -> Result<()> {
+    /// Refuses a document whose `learner` key names someone else, or that holds changes whose
+    /// dependencies are missing (they would silently not apply).
+    fn check_learner(&mut self) -> Result<()> {
+        let missing = self.doc.get_missing_deps(&[]);
+        if !missing.is_empty() {
+            return Err(Error::CorruptDocument {
+                user: self.user.clone(),
+                reason: format!("{} changes are missing their dependencies", missing.len()),
+            });
+        }
         let names: Vec<String> = self
             .doc
             .get_all(ROOT, LEARNER_KEY)

@@ -133,6 +133,19 @@ impl Error {
     /// Wraps a SQLite error, turning SQLite's corruption codes into [`Error::CorruptStore`].
     pub(crate) fn sqlite(step: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
         move |source| {
+            // Our own tables hold only values of the declared types: a value of another type,
+            // or text that is not UTF-8, can only come from a damaged file.
+            if matches!(
+                source,
+                rusqlite::Error::InvalidColumnType(..)
+                    | rusqlite::Error::FromSqlConversionFailure(..)
+                    | rusqlite::Error::IntegralValueOutOfRange(..)
+                    | rusqlite::Error::Utf8Error(..)
+            ) {
+                return Error::CorruptStore {
+                    reason: format!("{source} (while {step})"),
+                };
+            }
             if let rusqlite::Error::SqliteFailure(e, msg) = &source {
                 if matches!(
                     e.code,

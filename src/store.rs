@@ -2,6 +2,7 @@
 //! which every read is answered from, and each learner's Automerge document, which the table
 //! is folded into in batches (write-behind).
 
+mod rows;
 mod schema;
 mod write_behind;
 
@@ -9,14 +10,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{params, Connection, OptionalExtension, Statement, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
-use crate::content_state::{ContentItem, ContentKey, ContentState, Progress, Status};
+use crate::content_state::{ContentItem, ContentKey, ContentState};
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged, Event, EventHub, Subscription};
 use crate::progress_update::ProgressUpdate;
-use crate::timestamp::Timestamp;
 
+use rows::{InDocument, Row, Rows};
 pub use schema::Durability;
 use write_behind::OpenDocument;
 
@@ -111,18 +112,6 @@ struct Inner {
     unflushed: HashMap<String, usize>,
 }
 
-const SELECT_STATE: &str = "SELECT status, progress, last_access, last_completed
-    FROM content_state
-    WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3 AND content_id = ?4";
-
-const UPSERT_STATE: &str = "INSERT INTO content_state
-    (user_id, course_id, batch_id, content_id, status, progress, last_access, last_completed,
-     in_document)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)
-    ON CONFLICT DO UPDATE SET status = excluded.status, progress = excluded.progress,
-        last_access = excluded.last_access, last_completed = excluded.last_completed,
-        in_document = 0";
-
 impl Store {
     /// Opens (or creates) the store at `path` with default options.
     ///
@@ -145,6 +134,7 @@ impl Store {
     /// Opens (or creates) the store at `path`.
     pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref();
+        check_header(path)?;
         let conn = Connection::open(path).map_err(|e| Error::StoreOpen {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -283,11 +273,7 @@ impl Store {
     /// ```
     pub fn state(&self, key: &ContentKey) -> Result<Option<ContentState>> {
         let inner = self.lock()?;
-        let mut select = inner
-            .conn
-            .prepare_cached(SELECT_STATE)
-            .map_err(Error::sqlite("reading a content state"))?;
-        read_state(&mut select, key)
+        Ok(rows::select_one(&inner.conn, key)?.map(|row| row.state))
     }
 
     /// Every content item of a learner, optionally of one course, ordered by course, batch
@@ -306,33 +292,12 @@ impl Store {
     /// ```
     pub fn items(&self, user: &str, course: Option<&str>) -> Result<Vec<ContentItem>> {
         let inner = self.lock()?;
-        let sql = "SELECT course_id, batch_id, content_id, status, progress, last_access,
-                last_completed
-            FROM content_state
-            WHERE user_id = ?1 AND (?2 IS NULL OR course_id = ?2)
-            ORDER BY course_id, batch_id, content_id";
-        let mut select = inner
-            .conn
-            .prepare_cached(sql)
-            .map_err(Error::sqlite("reading content states"))?;
-        let rows = select
-            .query_map(params![user, course], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    RawState::from_row(row, 3)?,
-                ))
-            })
-            .map_err(Error::sqlite("reading content states"))?;
-        let mut items = Vec::new();
-        for row in rows {
-            let (course, batch, content, raw) =
-                row.map_err(Error::sqlite("reading content states"))?;
-            let key = ContentKey::new(user, course, batch, content).map_err(corrupt_row)?;
-            items.push(ContentItem::new(key, raw.validate()?));
-        }
-        Ok(items)
+        let which = course.map_or(Rows::All, Rows::Course);
+        let rows = rows::select_learner(&inner.conn, user, which)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ContentItem::new(row.key, row.state))
+            .collect())
     }
 
     /// The items a sync would send now: those whose state the server is not known to hold,
@@ -348,42 +313,12 @@ impl Store {
     /// ```
     pub fn pending(&self, user: &str) -> Result<Vec<ContentItem>> {
         let inner = self.lock()?;
-        let sql = "SELECT course_id, batch_id, content_id, status, progress, last_access,
-                last_completed, server_state, rejected_state
-            FROM content_state
-            WHERE user_id = ?1
-            ORDER BY course_id, batch_id, content_id";
-        let mut select = inner
-            .conn
-            .prepare_cached(sql)
-            .map_err(Error::sqlite("reading pending states"))?;
-        let rows = select
-            .query_map(params![user], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    RawState::from_row(row, 3)?,
-                    row.get::<_, Option<Vec<u8>>>(7)?,
-                    row.get::<_, Option<Vec<u8>>>(8)?,
-                ))
-            })
-            .map_err(Error::sqlite("reading pending states"))?;
-        let mut items = Vec::new();
-        for row in rows {
-            let (course, batch, content, raw, server, rejected) =
-                row.map_err(Error::sqlite("reading pending states"))?;
-            let state = raw.validate()?;
-            let server = server.as_deref().map(register).transpose()?;
-            let rejected = rejected.as_deref().map(register).transpose()?;
-            let held = server.is_some_and(|s| s.covers(&state));
-            if held || rejected == Some(state) {
-                continue;
-            }
-            let key = ContentKey::new(user, course, batch, content).map_err(corrupt_row)?;
-            items.push(ContentItem::new(key, state));
-        }
-        Ok(items)
+        let rows = rows::select_learner(&inner.conn, user, Rows::All)?;
+        Ok(rows
+            .into_iter()
+            .filter(Row::is_pending)
+            .map(|row| ContentItem::new(row.key, row.state))
+            .collect())
     }
 
     /// Every learner with at least one content state in this store.
@@ -507,39 +442,23 @@ impl Inner {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::sqlite("starting a record"))?;
         let mut changes = Vec::new();
-        {
-            let mut select = tx
-                .prepare_cached(SELECT_STATE)
-                .map_err(Error::sqlite("preparing a record"))?;
-            let mut upsert = tx
-                .prepare_cached(UPSERT_STATE)
-                .map_err(Error::sqlite("preparing a record"))?;
-            for (key, state) in raises {
-                let before = read_state(&mut select, key)?;
-                let after = before.map_or(*state, |b| b.merge(state));
-                if before == Some(after) {
-                    changes.push(None);
-                    continue;
-                }
-                upsert
-                    .execute(params![
-                        key.user(),
-                        key.course(),
-                        key.batch(),
-                        key.content(),
-                        after.status().code(),
-                        after.progress().get(),
-                        after.last_access_time().map(Timestamp::as_millis),
-                        after.last_completed_time().map(Timestamp::as_millis),
-                    ])
-                    .map_err(Error::sqlite("writing a content state"))?;
-                changes.push(Some(ContentStateChanged {
-                    key: key.clone(),
-                    before,
-                    after,
-                    origin,
-                }));
+        for (key, state) in raises {
+            let stored = rows::select_one(&tx, key)?;
+            let before = stored.as_ref().map(|row| row.state);
+            let after = before.map_or(*state, |b| b.merge(state));
+            if before == Some(after) {
+                changes.push(None);
+                continue;
             }
+            let mut row = stored.unwrap_or_else(|| Row::new(key.clone(), after));
+            row.state = after;
+            rows::write(&tx, &row, InDocument::No)?;
+            changes.push(Some(ContentStateChanged {
+                key: key.clone(),
+                before,
+                after,
+                origin,
+            }));
         }
         tx.commit().map_err(Error::sqlite("committing a record"))?;
         Ok(changes)
@@ -561,58 +480,30 @@ impl Inner {
     }
 }
 
-/// A state row as stored, not yet validated.
-struct RawState {
-    status: i64,
-    progress: i64,
-    last_access: Option<i64>,
-    last_completed: Option<i64>,
-}
 
-impl RawState {
-    fn from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<RawState> {
-        Ok(RawState {
-            status: row.get(first)?,
-            progress: row.get(first + 1)?,
-            last_access: row.get(first + 2)?,
-            last_completed: row.get(first + 3)?,
-        })
+/// Refuses a non-empty file that does not start with SQLite's magic string before SQLite sees
+/// it: SQLite would take a short file for an empty database and write over it.
+fn check_header(path: &Path) -> Result<()> {
+    use std::io::Read;
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let Ok(file) = std::fs::File::open(path) else {
+        return Ok(()); // Missing: SQLite creates it. Unreadable: SQLite reports why.
+    };
+    let mut head = Vec::with_capacity(16);
+    file.take(16)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::StoreOpen {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    if head.is_empty() || head.as_slice() == MAGIC {
+        return Ok(());
     }
-
-    /// A stored value that the model refuses means the file was damaged or tampered with.
-    fn validate(self) -> Result<ContentState> {
-        let time = |t: Option<i64>| t.map(Timestamp::from_millis).transpose();
-        let state = (|| {
-            Ok::<_, Error>(ContentState::new(
-                Status::try_from(self.status)?,
-                Progress::new(self.progress)?,
-                time(self.last_access)?,
-                time(self.last_completed)?,
-            ))
-        })();
-        state.map_err(corrupt_row)
-    }
-}
-
-fn corrupt_row(e: Error) -> Error {
-    Error::CorruptStore {
-        reason: format!("a content state row holds an invalid value: {e}"),
-    }
-}
-
-fn register(bytes: &[u8]) -> Result<ContentState> {
-    crate::document::unpack_bytes(bytes).ok_or_else(|| Error::CorruptStore {
-        reason: "a stored server or rejected state is malformed".into(),
+    Err(Error::CorruptStore {
+        reason: format!(
+            "{} is not a SQLite file ({} bytes of header do not match)",
+            path.display(),
+            head.len()
+        ),
     })
-}
-
-fn read_state(select: &mut Statement<'_>, key: &ContentKey) -> Result<Option<ContentState>> {
-    let raw = select
-        .query_row(
-            params![key.user(), key.course(), key.batch(), key.content()],
-            |row| RawState::from_row(row, 0),
-        )
-        .optional()
-        .map_err(Error::sqlite("reading a content state"))?;
-    raw.map(RawState::validate).transpose()
 }

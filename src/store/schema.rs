@@ -98,6 +98,52 @@ pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<(
         .map_err(Error::sqlite("stamping the schema version"))?;
     tx.commit()
         .map_err(Error::sqlite("committing the schema upgrade"))?;
+    check_tables(conn)
+}
+
+/// The columns of every table at [`VERSION`], in order.
+const TABLES: [(&str, &[&str]); 4] = [
+    ("meta", &["name", "value"]),
+    ("learner", &["user_id", "epoch"]),
+    ("doc_chunk", &["user_id", "seq", "bytes"]),
+    (
+        "content_state",
+        &[
+            "user_id",
+            "course_id",
+            "batch_id",
+            "content_id",
+            "status",
+            "progress",
+            "last_access",
+            "last_completed",
+            "in_document",
+            "server_state",
+            "rejected_state",
+            "rejected_reason",
+            "checksum",
+        ],
+    ),
+];
+
+/// Refuses a file whose tables do not have the columns this version wrote: the stored schema
+/// text was damaged (SQLite's structure checks do not read it).
+fn check_tables(conn: &Connection) -> Result<()> {
+    let mut columns = conn
+        .prepare("SELECT name FROM pragma_table_info(?1)")
+        .map_err(Error::sqlite("reading the table layout"))?;
+    for (table, expected) in TABLES {
+        let found = columns
+            .query_map([table], |row| row.get::<_, String>(0))
+            .map_err(Error::sqlite("reading the table layout"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Error::sqlite("reading the table layout"))?;
+        if found != expected {
+            return Err(Error::CorruptStore {
+                reason: format!("table {table} has columns {found:?}, expected {expected:?}"),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -154,7 +200,8 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
             -- is 0 for a row raised since the last flush into the document. `server_state` is
             -- the highest state the server is known to hold (a packed register); the item is
             -- pending while it does not cover the row, unless the server rejected exactly this
-            -- state (`rejected_state`, `rejected_reason`).
+            -- state (`rejected_state`, `rejected_reason`). `checksum` covers every other value
+            -- but `in_document` (see store/rows.rs).
             CREATE TABLE content_state (
                 user_id         TEXT NOT NULL,
                 course_id       TEXT NOT NULL,
@@ -168,6 +215,7 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
                 server_state    BLOB,
                 rejected_state  BLOB,
                 rejected_reason TEXT,
+                checksum        INTEGER NOT NULL,
                 PRIMARY KEY (user_id, course_id, batch_id, content_id)
             ) WITHOUT ROWID;
             "

@@ -9,17 +9,18 @@
 use automerge::ActorId;
 use rusqlite::{params, Transaction, TransactionBehavior};
 
-use super::{read_state, Inner, RawState, SELECT_STATE};
-use crate::content_state::ContentKey;
+use super::rows::{self, InDocument, Rows};
+use super::Inner;
 use crate::document::LearnerDocument;
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged};
-use crate::timestamp::Timestamp;
 
 /// A learner's document as loaded in memory, and how much of the stored log it holds.
 pub(super) struct OpenDocument {
     pub(super) doc: LearnerDocument,
     epoch: i64,
+    /// False until the document and the whole table were joined once since loading.
+    reconciled: bool,
     /// The highest `doc_chunk.seq` applied to `doc`.
     loaded_through: i64,
 }
@@ -102,59 +103,39 @@ fn flush_in(
     user: &str,
 ) -> Result<(Vec<ContentStateChanged>, i64)> {
     let open = load_document(tx, documents, device, user)?;
-    let mut raised = tx
-        .prepare_cached(
-            "SELECT course_id, batch_id, content_id, status, progress, last_access,
-                last_completed
-            FROM content_state WHERE user_id = ?1 AND in_document = 0",
-        )
-        .map_err(Error::sqlite("reading raised states"))?;
-    let rows = raised
-        .query_map(params![user], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                RawState::from_row(row, 3)?,
-            ))
-        })
-        .map_err(Error::sqlite("reading raised states"))?;
-    let mut ahead = Vec::new();
-    for row in rows {
-        let (course, batch, content, raw) = row.map_err(Error::sqlite("reading raised states"))?;
-        let key = ContentKey::new(user, course, batch, content).map_err(super::corrupt_row)?;
-        let state = raw.validate()?;
-        let joined = open.doc.raise(&key, &state)?;
-        if joined != state {
-            ahead.push((key, state, joined));
+    // The first flush after loading joins the document with the whole table, both ways, so
+    // that after any restart they agree even if one lost a row or a chunk (the join repairs
+    // whichever side is lower; nothing is ever lowered). Later flushes fold raised rows only.
+    let which = if open.reconciled {
+        Rows::NotInDocument
+    } else {
+        Rows::All
+    };
+    let rows_to_fold = rows::select_learner(tx, user, which)?;
+    let mut in_table = std::collections::HashSet::new();
+    let mut changes = Vec::new();
+    for mut row in rows_to_fold {
+        let before = row.state;
+        let joined = open.doc.raise(&row.key, &before)?;
+        if !open.reconciled {
+            in_table.insert(row.key.clone());
+        }
+        if joined != before {
+            // The document held more than the table for this key: raise the table to match.
+            row.state = joined;
+            rows::write(tx, &row, InDocument::Yes)?;
+            changes.push(peer_change(row.key, Some(before), joined));
         }
     }
-    drop(raised);
-    // The document held more than the table for these keys: raise the table to match.
-    let mut changes = Vec::new();
-    for (key, before, after) in ahead {
-        tx.execute(
-            "UPDATE content_state SET status = ?5, progress = ?6, last_access = ?7,
-                last_completed = ?8
-            WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3 AND content_id = ?4",
-            params![
-                key.user(),
-                key.course(),
-                key.batch(),
-                key.content(),
-                after.status().code(),
-                after.progress().get(),
-                after.last_access_time().map(Timestamp::as_millis),
-                after.last_completed_time().map(Timestamp::as_millis),
-            ],
-        )
-        .map_err(Error::sqlite("raising a state from the document"))?;
-        changes.push(ContentStateChanged {
-            key,
-            before: Some(before),
-            after,
-            origin: ChangeOrigin::Peer,
-        });
+    if !open.reconciled {
+        for item in open.doc.items() {
+            if !in_table.contains(item.key()) {
+                let (key, state) = item.into_parts();
+                rows::write(tx, &rows::Row::new(key.clone(), state), InDocument::Yes)?;
+                changes.push(peer_change(key, None, state));
+            }
+        }
+        open.reconciled = true;
     }
     let mut seq = open.loaded_through;
     if let Some(bytes) = open.doc.commit_change() {
@@ -243,6 +224,7 @@ fn load_document<'d>(
             Ok(entry.insert(OpenDocument {
                 doc,
                 epoch,
+                reconciled: false,
                 loaded_through: last,
             }))
         }
@@ -260,32 +242,8 @@ fn rebase_in(tx: &Transaction<'_>, device: &[u8; 16], user: &str) -> Result<Open
         )
         .map_err(Error::sqlite("starting a new epoch"))?;
     let mut doc = LearnerDocument::with_actor(user, epoch_actor(device, epoch))?;
-    {
-        let mut all = tx
-            .prepare_cached(
-                "SELECT course_id, batch_id, content_id FROM content_state WHERE user_id = ?1",
-            )
-            .map_err(Error::sqlite("reading states for a snapshot"))?;
-        let mut select = tx
-            .prepare_cached(SELECT_STATE)
-            .map_err(Error::sqlite("reading states for a snapshot"))?;
-        let keys = all
-            .query_map(params![user], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(Error::sqlite("reading states for a snapshot"))?;
-        for row in keys {
-            let (course, batch, content) =
-                row.map_err(Error::sqlite("reading states for a snapshot"))?;
-            let key = ContentKey::new(user, course, batch, content).map_err(super::corrupt_row)?;
-            if let Some(state) = read_state(&mut select, &key)? {
-                doc.raise(&key, &state)?;
-            }
-        }
+    for row in rows::select_learner(tx, user, Rows::All)? {
+        doc.raise(&row.key, &row.state)?;
     }
     let snapshot = doc.save();
     tx.execute("DELETE FROM doc_chunk WHERE user_id = ?1", params![user])
@@ -298,6 +256,20 @@ fn rebase_in(tx: &Transaction<'_>, device: &[u8; 16], user: &str) -> Result<Open
     Ok(OpenDocument {
         doc,
         epoch,
+        reconciled: true,
         loaded_through: 0,
     })
+}
+
+fn peer_change(
+    key: crate::content_state::ContentKey,
+    before: Option<crate::content_state::ContentState>,
+    after: crate::content_state::ContentState,
+) -> ContentStateChanged {
+    ContentStateChanged {
+        key,
+        before,
+        after,
+        origin: ChangeOrigin::Peer,
+    }
 }

@@ -1,0 +1,306 @@
+//! One `content_state` row: reading it back with its checksum verified and its values
+//! validated, and writing it with a fresh checksum.
+//!
+//! SQLite checks its page structure but not the bytes of a value: a flipped bit inside an id
+//! or a progress would read back as a different, valid-looking state. Every row therefore
+//! carries a 64-bit FNV-1a checksum of its stored values (all but the `in_document` mark), and
+//! a row whose checksum does not match is reported as [`Error::CorruptStore`].
+
+use rusqlite::{params, Connection};
+
+use crate::content_state::{ContentKey, ContentState, Progress, Status};
+use crate::document::{pack, unpack_bytes};
+use crate::error::{Error, Result};
+use crate::timestamp::Timestamp;
+
+/// The columns every row read selects, in the order [`RawRow::from_sql`] expects.
+const COLUMNS: &str = "course_id, batch_id, content_id, status, progress, last_access,
+    last_completed, server_state, rejected_state, rejected_reason, checksum";
+
+/// A state the server refused for good, and its reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    pub(crate) state: ContentState,
+    pub(crate) reason: String,
+}
+
+/// A validated row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Row {
+    pub(crate) key: ContentKey,
+    /// The join of everything this device knows.
+    pub(crate) state: ContentState,
+    /// The highest state the server is known to hold.
+    pub(crate) server: Option<ContentState>,
+    /// The state the server last refused for good, if the row has not risen since.
+    pub(crate) rejected: Option<Rejection>,
+}
+
+impl Row {
+    /// A row for a content item seen for the first time.
+    pub(crate) fn new(key: ContentKey, state: ContentState) -> Row {
+        Row {
+            key,
+            state,
+            server: None,
+            rejected: None,
+        }
+    }
+
+    /// True when a sync should send this row: the server is not known to hold its state, and
+    /// the server did not refuse exactly this state.
+    pub(crate) fn is_pending(&self) -> bool {
+        let held = self.server.is_some_and(|s| s.covers(&self.state));
+        let refused = self.rejected.as_ref().is_some_and(|r| r.state == self.state);
+        !held && !refused
+    }
+}
+
+/// Which rows of a learner to read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rows<'a> {
+    /// Every row of the learner.
+    All,
+    /// The rows of one course.
+    Course(&'a str),
+    /// The rows raised since the last flush into the document.
+    NotInDocument,
+}
+
+/// Whether a written row is already folded into the learner's document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InDocument {
+    /// The row was raised: the next flush folds it in.
+    No,
+    /// The row's state is already in the document.
+    Yes,
+}
+
+/// A row as stored, before its checksum is verified.
+struct RawRow {
+    course: String,
+    batch: String,
+    content: String,
+    status: i64,
+    progress: i64,
+    last_access: Option<i64>,
+    last_completed: Option<i64>,
+    server: Option<Vec<u8>>,
+    rejected_state: Option<Vec<u8>>,
+    rejected_reason: Option<String>,
+    checksum: i64,
+}
+
+impl RawRow {
+    fn from_sql(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+        Ok(RawRow {
+            course: row.get(0)?,
+            batch: row.get(1)?,
+            content: row.get(2)?,
+            status: row.get(3)?,
+            progress: row.get(4)?,
+            last_access: row.get(5)?,
+            last_completed: row.get(6)?,
+            server: row.get(7)?,
+            rejected_state: row.get(8)?,
+            rejected_reason: row.get(9)?,
+            checksum: row.get(10)?,
+        })
+    }
+
+    fn checksum(&self, user: &str) -> i64 {
+        checksum(
+            user,
+            [&self.course, &self.batch, &self.content],
+            [self.status, self.progress],
+            [self.last_access, self.last_completed],
+            [self.server.as_deref(), self.rejected_state.as_deref()],
+            self.rejected_reason.as_deref(),
+        )
+    }
+
+    fn validate(self, user: &str) -> Result<Row> {
+        if self.checksum(user) != self.checksum {
+            return Err(Error::CorruptStore {
+                reason: format!(
+                    "checksum mismatch in the content state row of learner {:?}",
+                    crate::error::shorten(user)
+                ),
+            });
+        }
+        let key = ContentKey::new(user, self.course, self.batch, self.content).map_err(corrupt)?;
+        let time = |t: Option<i64>| t.map(Timestamp::from_millis).transpose();
+        let state = ContentState::new(
+            Status::try_from(self.status).map_err(corrupt)?,
+            Progress::new(self.progress).map_err(corrupt)?,
+            time(self.last_access).map_err(corrupt)?,
+            time(self.last_completed).map_err(corrupt)?,
+        );
+        let server = self.server.as_deref().map(register).transpose()?;
+        let rejected = match (self.rejected_state.as_deref(), self.rejected_reason) {
+            (Some(bytes), Some(reason)) => Some(Rejection {
+                state: register(bytes)?,
+                reason,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt_reason("a rejection lacks its state or reason")),
+        };
+        Ok(Row {
+            key,
+            state,
+            server,
+            rejected,
+        })
+    }
+}
+
+/// FNV-1a over every stored value, with separators so that moving bytes between fields
+/// changes the sum.
+fn checksum(
+    user: &str,
+    ids: [&str; 3],
+    numbers: [i64; 2],
+    times: [Option<i64>; 2],
+    blobs: [Option<&[u8]>; 2],
+    reason: Option<&str>,
+) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    eat(user.as_bytes());
+    for id in ids {
+        eat(id.as_bytes());
+    }
+    for n in numbers {
+        eat(&n.to_le_bytes());
+    }
+    for t in times {
+        eat(&t.map_or([0xee; 8], i64::to_le_bytes));
+    }
+    for blob in blobs {
+        eat(blob.unwrap_or(&[0xee]));
+    }
+    eat(reason.map_or(&[0xee][..], str::as_bytes));
+    // Reinterpreting the bits as i64 is what SQLite stores; no information is lost.
+    hash as i64
+}
+
+fn corrupt(e: Error) -> Error {
+    corrupt_reason(&format!("a content state row holds an invalid value: {e}"))
+}
+
+fn corrupt_reason(reason: &str) -> Error {
+    Error::CorruptStore {
+        reason: reason.to_string(),
+    }
+}
+
+fn register(bytes: &[u8]) -> Result<ContentState> {
+    unpack_bytes(bytes).ok_or_else(|| corrupt_reason("a stored server or rejected state is malformed"))
+}
+
+/// Reads one row, or `None` if the content item was never seen.
+pub(crate) fn select_one(conn: &Connection, key: &ContentKey) -> Result<Option<Row>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM content_state
+        WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3 AND content_id = ?4"
+    );
+    let mut select = conn
+        .prepare_cached(&sql)
+        .map_err(Error::sqlite("reading a content state"))?;
+    let mut rows = select
+        .query(params![key.user(), key.course(), key.batch(), key.content()])
+        .map_err(Error::sqlite("reading a content state"))?;
+    match rows.next().map_err(Error::sqlite("reading a content state"))? {
+        Some(row) => {
+            let raw = RawRow::from_sql(row).map_err(Error::sqlite("reading a content state"))?;
+            raw.validate(key.user()).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Reads a learner's rows, ordered by course, batch and content.
+pub(crate) fn select_learner(conn: &Connection, user: &str, which: Rows<'_>) -> Result<Vec<Row>> {
+    let filter = match which {
+        Rows::All => "",
+        Rows::Course(_) => "AND course_id = ?2",
+        Rows::NotInDocument => "AND in_document = 0",
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM content_state WHERE user_id = ?1 {filter}
+        ORDER BY course_id, batch_id, content_id"
+    );
+    let mut select = conn
+        .prepare_cached(&sql)
+        .map_err(Error::sqlite("reading content states"))?;
+    let mut rows = match which {
+        Rows::Course(course) => select.query(params![user, course]),
+        Rows::All | Rows::NotInDocument => select.query(params![user]),
+    }
+    .map_err(Error::sqlite("reading content states"))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(Error::sqlite("reading content states"))? {
+        let raw = RawRow::from_sql(row).map_err(Error::sqlite("reading content states"))?;
+        out.push(raw.validate(user)?);
+    }
+    Ok(out)
+}
+
+/// Writes a whole row with a fresh checksum.
+pub(crate) fn write(conn: &Connection, row: &Row, in_document: InDocument) -> Result<()> {
+    let key = &row.key;
+    let state = &row.state;
+    let status = i64::from(state.status().code());
+    let progress = i64::from(state.progress().get());
+    let last_access = state.last_access_time().map(Timestamp::as_millis);
+    let last_completed = state.last_completed_time().map(Timestamp::as_millis);
+    let server = row.server.as_ref().map(pack);
+    let rejected_state = row.rejected.as_ref().map(|r| pack(&r.state));
+    let rejected_reason = row.rejected.as_ref().map(|r| r.reason.as_str());
+    let sum = checksum(
+        key.user(),
+        [key.course(), key.batch(), key.content()],
+        [status, progress],
+        [last_access, last_completed],
+        [server.as_deref(), rejected_state.as_deref()],
+        rejected_reason,
+    );
+    let mut upsert = conn
+        .prepare_cached(
+            "INSERT INTO content_state
+            (user_id, course_id, batch_id, content_id, status, progress, last_access,
+             last_completed, server_state, rejected_state, rejected_reason, checksum, in_document)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+            ON CONFLICT DO UPDATE SET status = excluded.status, progress = excluded.progress,
+                last_access = excluded.last_access, last_completed = excluded.last_completed,
+                server_state = excluded.server_state, rejected_state = excluded.rejected_state,
+                rejected_reason = excluded.rejected_reason, checksum = excluded.checksum,
+                in_document = excluded.in_document",
+        )
+        .map_err(Error::sqlite("writing a content state"))?;
+    upsert
+        .execute(params![
+            key.user(),
+            key.course(),
+            key.batch(),
+            key.content(),
+            status,
+            progress,
+            last_access,
+            last_completed,
+            server,
+            rejected_state,
+            rejected_reason,
+            sum,
+            i64::from(in_document == InDocument::Yes),
+        ])
+        .map_err(Error::sqlite("writing a content state"))?;
+    Ok(())
+}
