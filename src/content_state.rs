@@ -87,7 +87,9 @@ impl Progress {
     /// Accepts a percentage in 0..=100.
     pub fn new(percent: i64) -> Result<Progress> {
         let valid = u8::try_from(percent).ok().filter(|p| *p <= 100);
-        valid.map(Progress).ok_or(Error::ProgressOutOfRange { percent })
+        valid
+            .map(Progress)
+            .ok_or(Error::ProgressOutOfRange { percent })
     }
 
     /// The percentage, 0..=100.

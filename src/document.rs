@@ -10,7 +10,9 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use automerge::{transaction::Transactable, ActorId, AutoCommit, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{
+    transaction::Transactable, ActorId, AutoCommit, ReadDoc, ScalarValue, Value, ROOT,
+};
 
 use crate::content_state::{ContentItem, ContentKey, ContentState, Progress, Status};
 use crate::error::{Error, Result};
@@ -186,7 +188,10 @@ impl LearnerDocument {
             });
         }
         let name = register_name(key);
-        let values = self.doc.get_all(ROOT, name.as_str()).map_err(document_error)?;
+        let values = self
+            .doc
+            .get_all(ROOT, name.as_str())
+            .map_err(document_error)?;
         let held: Vec<Option<ContentState>> = values.iter().map(|(v, _)| unpack(v)).collect();
         let joined = held
             .iter()
@@ -354,8 +359,18 @@ mod tests {
         let t = Timestamp::from_millis(1_714_558_530_123).unwrap();
         for state in [
             ContentState::default(),
-            ContentState::new(Status::InProgress, Progress::new(42).unwrap(), Some(t), None),
-            ContentState::new(Status::Completed, Progress::new(0).unwrap(), Some(t), Some(t)),
+            ContentState::new(
+                Status::InProgress,
+                Progress::new(42).unwrap(),
+                Some(t),
+                None,
+            ),
+            ContentState::new(
+                Status::Completed,
+                Progress::new(0).unwrap(),
+                Some(t),
+                Some(t),
+            ),
         ] {
             assert_eq!(unpack_bytes(&pack(&state)), Some(state));
         }
@@ -363,7 +378,13 @@ mod tests {
 
     #[test]
     fn malformed_register_reads_as_nothing() {
-        for bad in [&[][..], &[2, 0, 0, 0, 0], &[1, 3, 0, 0, 0], &[1, 1, 101, 0, 0], &[1, 1, 1, 0]] {
+        for bad in [
+            &[][..],
+            &[2, 0, 0, 0, 0],
+            &[1, 3, 0, 0, 0],
+            &[1, 1, 101, 0, 0],
+            &[1, 1, 1, 0],
+        ] {
             assert_eq!(unpack_bytes(bad), None, "{bad:?}");
         }
     }

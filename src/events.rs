@@ -1,7 +1,7 @@
 //! What headway tells the app: every content state that changed, and where the change came
 //! from.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -66,18 +66,12 @@ pub struct Subscription {
 impl Subscription {
     /// The next event if one is waiting.
     pub fn try_next(&self) -> Option<Event> {
-        match self.receiver.try_recv() {
-            Ok(event) => Some(event),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.receiver.try_recv().ok()
     }
 
     /// The next event, waiting at most `timeout`.
     pub fn next_timeout(&self, timeout: Duration) -> Option<Event> {
-        match self.receiver.recv_timeout(timeout) {
-            Ok(event) => Some(event),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.receiver.recv_timeout(timeout).ok()
     }
 
     /// Every event waiting now.

@@ -480,7 +480,6 @@ impl Inner {
     }
 }
 
-
 /// Refuses a non-empty file that does not start with SQLite's magic string before SQLite sees
 /// it: SQLite would take a short file for an empty database and write over it.
 fn check_header(path: &Path) -> Result<()> {

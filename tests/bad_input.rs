@@ -22,11 +22,19 @@ fn refused_and_unchanged(attempt: impl Fn(&Store) -> headway::Result<()>) -> Err
     assert_eq!(store.items("u", None).unwrap(), before);
     assert_eq!(store.pending("u").unwrap(), pending_before);
     drop(store);
-    assert_eq!(Store::open(&path).unwrap().items("u", None).unwrap(), before);
+    assert_eq!(
+        Store::open(&path).unwrap().items("u", None).unwrap(),
+        before
+    );
     error
 }
 
-fn record(store: &Store, key: headway::Result<ContentKey>, status: i64, progress: i64) -> headway::Result<()> {
+fn record(
+    store: &Store,
+    key: headway::Result<ContentKey>,
+    status: i64,
+    progress: i64,
+) -> headway::Result<()> {
     let update = ProgressUpdate::new(key?, Status::try_from(status)?, progress)?;
     store.record(update).map(|_| ())
 }
@@ -39,7 +47,10 @@ fn good_key() -> headway::Result<ContentKey> {
 fn status_outside_0_to_2_is_refused() {
     for status in [-1, 3, 255, i64::MAX] {
         let e = refused_and_unchanged(|s| record(s, good_key(), status, 10));
-        assert!(matches!(e, Error::StatusOutOfRange { status: got } if got == status), "{e:?}");
+        assert!(
+            matches!(e, Error::StatusOutOfRange { status: got } if got == status),
+            "{e:?}"
+        );
     }
 }
 
@@ -47,14 +58,21 @@ fn status_outside_0_to_2_is_refused() {
 fn progress_outside_0_to_100_is_refused() {
     for percent in [-1, 101, 256, i64::MIN] {
         let e = refused_and_unchanged(|s| record(s, good_key(), 1, percent));
-        assert!(matches!(e, Error::ProgressOutOfRange { percent: got } if got == percent), "{e:?}");
+        assert!(
+            matches!(e, Error::ProgressOutOfRange { percent: got } if got == percent),
+            "{e:?}"
+        );
     }
-    assert!(matches!(Progress::new(101), Err(Error::ProgressOutOfRange { percent: 101 })));
+    assert!(matches!(
+        Progress::new(101),
+        Err(Error::ProgressOutOfRange { percent: 101 })
+    ));
 }
 
 #[test]
 fn empty_ids_are_refused() {
-    let cases: [(&str, fn() -> headway::Result<ContentKey>); 5] = [
+    type MakeKey = fn() -> headway::Result<ContentKey>;
+    let cases: [(&str, MakeKey); 5] = [
         ("user", || ContentKey::new("", "c", "b", "k")),
         ("course", || ContentKey::new("u", "", "b", "k")),
         ("batch", || ContentKey::new("u", "c", "", "k")),
@@ -63,23 +81,52 @@ fn empty_ids_are_refused() {
     ];
     for (field, key) in cases {
         let e = refused_and_unchanged(|s| record(s, key(), 1, 10));
-        assert!(matches!(e, Error::InvalidId { field: f, .. } if f == field), "{e:?}");
+        assert!(
+            matches!(e, Error::InvalidId { field: f, .. } if f == field),
+            "{e:?}"
+        );
     }
 }
 
 #[test]
 fn over_long_ids_are_refused() {
     let long = "x".repeat(headway::MAX_ID_LEN + 1);
-    let e = refused_and_unchanged(|s| record(s, ContentKey::new("u", "c", "b", long.clone()), 1, 10));
-    assert!(matches!(e, Error::InvalidId { field: "content", .. }), "{e:?}");
+    let e =
+        refused_and_unchanged(|s| record(s, ContentKey::new("u", "c", "b", long.clone()), 1, 10));
+    assert!(
+        matches!(
+            e,
+            Error::InvalidId {
+                field: "content",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(ContentKey::new("u", "c", "b", "x".repeat(headway::MAX_ID_LEN)).is_ok());
 }
 
 #[test]
 fn ids_with_control_characters_are_refused() {
-    for bad in ["a\nb", "a\u{0}b", "tab\there", "\u{7f}", "esc\u{1b}[0m", "unit\u{1f}sep"] {
+    for bad in [
+        "a\nb",
+        "a\u{0}b",
+        "tab\there",
+        "\u{7f}",
+        "esc\u{1b}[0m",
+        "unit\u{1f}sep",
+    ] {
         let e = refused_and_unchanged(|s| record(s, ContentKey::new("u", bad, "b", "k"), 1, 10));
-        assert!(matches!(e, Error::InvalidId { field: "course", .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidId {
+                    field: "course",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 }
 
@@ -103,10 +150,12 @@ fn timestamps_more_than_a_day_ahead_are_refused() {
     });
     assert!(matches!(e, Error::TimestampOutOfRange { .. }), "{e:?}");
     let soon = Timestamp::from_millis(Timestamp::now().as_millis() + 3_600_000).unwrap();
-    assert!(ProgressUpdate::new(good_key().unwrap(), Status::InProgress, 1)
-        .unwrap()
-        .consumed_at(soon)
-        .is_ok());
+    assert!(
+        ProgressUpdate::new(good_key().unwrap(), Status::InProgress, 1)
+            .unwrap()
+            .consumed_at(soon)
+            .is_ok()
+    );
 }
 
 #[test]

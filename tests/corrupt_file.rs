@@ -16,7 +16,13 @@ fn filled_store(path: &Path) {
     let store = Store::open_with(path, StoreOptions::new().flush_after(50)).unwrap();
     for i in 0..600 {
         store
-            .record(update("u", &format!("do_{:04}", i % 300), (i % 3) as i64, i % 101, T0 + i))
+            .record(update(
+                "u",
+                &format!("do_{:04}", i % 300),
+                i % 3,
+                i % 101,
+                T0 + i,
+            ))
             .unwrap();
     }
     store.flush("u").unwrap();
@@ -51,7 +57,12 @@ fn truncated_file_is_reported_as_corrupt() {
     for keep in [len / 2, len - 4096, 100] {
         let copy = dir.file(&format!("cut-{keep}.db"));
         std::fs::copy(&path, &copy).unwrap();
-        std::fs::OpenOptions::new().write(true).open(&copy).unwrap().set_len(keep).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&copy)
+            .unwrap()
+            .set_len(keep)
+            .unwrap();
         assert_damage_reported(open_and_read(&copy));
     }
 }
@@ -65,7 +76,11 @@ fn random_bytes_are_not_a_store() {
         let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         std::fs::write(&path, &bytes).unwrap();
         assert_damage_reported(open_and_read(&path));
-        assert_eq!(std::fs::read(&path).unwrap(), bytes, "the refused file was modified");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "the refused file was modified"
+        );
     }
 }
 
@@ -74,10 +89,14 @@ fn another_sqlite_database_is_refused_untouched() {
     let dir = TempDir::new("foreign");
     let path = dir.file("other.db");
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hi');").unwrap();
+    conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hi');")
+        .unwrap();
     drop(conn);
     let before = std::fs::read(&path).unwrap();
-    assert!(matches!(Store::open(&path), Err(Error::CorruptStore { .. })));
+    assert!(matches!(
+        Store::open(&path),
+        Err(Error::CorruptStore { .. })
+    ));
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
@@ -138,7 +157,9 @@ fn a_flipped_bit_inside_a_stored_value_is_caught_by_the_row_checksum() {
         let copy = dir.file(&format!("rowflip-{offset}.db"));
         std::fs::write(&copy, &bytes).unwrap();
         let store = Store::open(&copy).unwrap();
-        let error = store.items("u", None).expect_err("a changed id was read back");
+        let error = store
+            .items("u", None)
+            .expect_err("a changed id was read back");
         assert!(matches!(error, Error::CorruptStore { .. }), "{error:?}");
         assert!(error.to_string().contains("checksum"), "{error}");
     }
@@ -148,15 +169,28 @@ fn a_flipped_bit_inside_a_stored_value_is_caught_by_the_row_checksum() {
 fn corrupt_document_bytes_give_a_typed_error_not_a_panic() {
     // This 27-byte input made automerge 0.12's loader panic (shared/measurements.md).
     let panicking: Vec<u8> = (0..27)
-        .map(|i| u8::from_str_radix(&"856f4a830000000003110000000123010001000000ffffffffffff"[i * 2..i * 2 + 2], 16).unwrap_or(0))
+        .map(|i| {
+            u8::from_str_radix(
+                &"856f4a830000000003110000000123010001000000ffffffffffff"[i * 2..i * 2 + 2],
+                16,
+            )
+            .unwrap_or(0)
+        })
         .collect();
-    for bad in [panicking, b"not automerge at all".to_vec(), vec![0x85, 0x6f, 0x4a, 0x83]] {
+    for bad in [
+        panicking,
+        b"not automerge at all".to_vec(),
+        vec![0x85, 0x6f, 0x4a, 0x83],
+    ] {
         let dir = TempDir::new("doc");
         let path = dir.file("p.db");
         filled_store(&path);
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute("UPDATE doc_chunk SET bytes = ?1 WHERE seq = (SELECT min(seq) FROM doc_chunk)", [&bad])
-            .unwrap();
+        conn.execute(
+            "UPDATE doc_chunk SET bytes = ?1 WHERE seq = (SELECT min(seq) FROM doc_chunk)",
+            [&bad],
+        )
+        .unwrap();
         drop(conn);
         let error = open_and_read(&path).expect_err("a corrupt document was loaded");
         assert!(matches!(error, Error::CorruptDocument { .. }), "{error:?}");
@@ -170,7 +204,11 @@ fn invalid_values_in_a_row_are_reported() {
     let path = dir.file("p.db");
     filled_store(&path);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE content_state SET progress = 250 WHERE content_id = 'do_0001'", []).unwrap();
+    conn.execute(
+        "UPDATE content_state SET progress = 250 WHERE content_id = 'do_0001'",
+        [],
+    )
+    .unwrap();
     drop(conn);
     let error = open_and_read(&path).expect_err("an invalid row was read");
     assert!(matches!(error, Error::CorruptStore { .. }), "{error:?}");

@@ -20,8 +20,13 @@ const KILLS: usize = 50;
 /// environment variable it returns at once.
 #[test]
 fn crash_child_records_in_a_loop() {
-    let Ok(db) = std::env::var(CHILD_ENV) else { return };
-    let seed: u64 = std::env::var("HEADWAY_CRASH_CHILD_SEED").unwrap().parse().unwrap();
+    let Ok(db) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let seed: u64 = std::env::var("HEADWAY_CRASH_CHILD_SEED")
+        .unwrap()
+        .parse()
+        .unwrap();
     let mut rng = Rng::new(seed);
     // Small batches so that kills land inside flushes and compactions too.
     let store = Store::open_with(&db, StoreOptions::new().flush_after(7).compact_after(3)).unwrap();
@@ -33,14 +38,24 @@ fn crash_child_records_in_a_loop() {
         let at = T0 + (seed as i64 % 1000) * 10_000 + i;
         if rng.below(10) == 0 {
             let batch: Vec<_> = (0..5)
-                .map(|j| update("u", &format!("do_{}", (j * 7 + i) % 40), status, progress, at))
+                .map(|j| {
+                    update(
+                        "u",
+                        &format!("do_{}", (j * 7 + i) % 40),
+                        status,
+                        progress,
+                        at,
+                    )
+                })
                 .collect();
             store.record_batch(batch).unwrap();
             for j in 0..5 {
                 println!("OK do_{} {status} {progress} {at}", (j * 7 + i) % 40);
             }
         } else {
-            store.record(update("u", &content, status, progress, at)).unwrap();
+            store
+                .record(update("u", &content, status, progress, at))
+                .unwrap();
             // Reported only after `record` returned: these must survive the kill.
             println!("OK {content} {status} {progress} {at}");
         }
@@ -57,9 +72,17 @@ fn sigkill_at_random_instants_loses_no_returned_record() {
     let mut confirmed = 0usize;
     for round in 0..KILLS {
         let mut child = Command::new(&exe)
-            .args(["crash_child_records_in_a_loop", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child_records_in_a_loop",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &db)
-            .env("HEADWAY_CRASH_CHILD_SEED", (seed + round as u64).to_string())
+            .env(
+                "HEADWAY_CRASH_CHILD_SEED",
+                (seed + round as u64).to_string(),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -85,8 +108,12 @@ fn sigkill_at_random_instants_loses_no_returned_record() {
             .unwrap_or_else(|e| panic!("round {round}: the store did not open after a kill: {e}"));
         for line in lines.iter().filter_map(|l| l.strip_prefix("OK ")) {
             let f: Vec<&str> = line.split(' ').collect();
-            let (content, status, progress, at) =
-                (f[0], f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap());
+            let (content, status, progress, at) = (
+                f[0],
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+            );
             let reported = update("u", content, status, progress, at);
             let held = store.state(&key("u", content)).unwrap();
             assert!(
@@ -101,6 +128,9 @@ fn sigkill_at_random_instants_loses_no_returned_record() {
             "round {round}: document and table disagree after a kill"
         );
     }
-    assert!(confirmed > KILLS, "only {confirmed} records were confirmed: the kills came too early");
+    assert!(
+        confirmed > KILLS,
+        "only {confirmed} records were confirmed: the kills came too early"
+    );
     eprintln!("{KILLS} kills, {confirmed} returned records checked");
 }

@@ -34,8 +34,15 @@ fn key(index: usize) -> ContentKey {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Raise { doc: usize, key: usize, state: ContentState },
-    Merge { from: usize, into: usize },
+    Raise {
+        doc: usize,
+        key: usize,
+        state: ContentState,
+    },
+    Merge {
+        from: usize,
+        into: usize,
+    },
 }
 
 fn ops(docs: usize) -> impl Strategy<Value = Vec<Op>> {
@@ -151,15 +158,30 @@ fn concurrent_creation_of_one_key_merges_to_the_max_of_every_field() {
     let mut tablet = LearnerDocument::new(USER).unwrap();
     // Each side wins some fields: the phone has the higher status and access time, the
     // tablet the higher progress and completion time.
-    let on_phone = ContentState::new(Status::InProgress, Progress::new(30).unwrap(), t(1_714_000_000_500), t(1_714_000_000_000));
-    let on_tablet = ContentState::new(Status::NotStarted, Progress::new(80).unwrap(), t(1_714_000_000_100), t(1_714_000_000_900));
+    let on_phone = ContentState::new(
+        Status::InProgress,
+        Progress::new(30).unwrap(),
+        t(1_714_000_000_500),
+        t(1_714_000_000_000),
+    );
+    let on_tablet = ContentState::new(
+        Status::NotStarted,
+        Progress::new(80).unwrap(),
+        t(1_714_000_000_100),
+        t(1_714_000_000_900),
+    );
     phone.raise(&k, &on_phone).unwrap();
     tablet.raise(&k, &on_tablet).unwrap();
     let mut phone_copy = copy(&mut phone);
     let mut tablet_copy = copy(&mut tablet);
     phone.merge(&mut tablet_copy).unwrap();
     tablet.merge(&mut phone_copy).unwrap();
-    let expected = ContentState::new(Status::InProgress, Progress::new(80).unwrap(), t(1_714_000_000_500), t(1_714_000_000_900));
+    let expected = ContentState::new(
+        Status::InProgress,
+        Progress::new(80).unwrap(),
+        t(1_714_000_000_500),
+        t(1_714_000_000_900),
+    );
     assert_eq!(phone.state(&k), Some(expected));
     assert_eq!(tablet.state(&k), Some(expected));
 }

@@ -14,10 +14,17 @@ const T0: i64 = 1_714_558_530_123;
 fn reopening_restores_the_exact_state() {
     let dir = TempDir::new("reopen");
     let path = dir.file("p.db");
-    let store = Store::open_with(&path, StoreOptions::new().flush_after(3).compact_after(2)).unwrap();
+    let store =
+        Store::open_with(&path, StoreOptions::new().flush_after(3).compact_after(2)).unwrap();
     for i in 0..50 {
         store
-            .record(update("u", &format!("do_{}", i % 7), (i % 3) as i64, i % 101, T0 + i))
+            .record(update(
+                "u",
+                &format!("do_{}", i % 7),
+                i % 3,
+                i % 101,
+                T0 + i,
+            ))
             .unwrap();
     }
     let before = store.items("u", None).unwrap();
@@ -26,20 +33,36 @@ fn reopening_restores_the_exact_state() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.items("u", None).unwrap(), before);
     assert_eq!(store.document_items("u").unwrap(), before);
-    assert_eq!(store.device_id().unwrap(), device, "the device id is stable");
+    assert_eq!(
+        store.device_id().unwrap(),
+        device,
+        "the device id is stable"
+    );
 }
 
 #[test]
 fn progress_never_regresses_after_a_stale_update() {
     let store = Store::open_in_memory().unwrap();
     store.record(update("u", "k", 2, 100, T0)).unwrap();
-    assert!(store.record(update("u", "k", 1, 40, T0 - 1000)).unwrap().is_none());
+    assert!(store
+        .record(update("u", "k", 1, 40, T0 - 1000))
+        .unwrap()
+        .is_none());
     let state = store.state(&key("u", "k")).unwrap().unwrap();
-    assert_eq!((state.status(), state.progress().get()), (Status::Completed, 100));
+    assert_eq!(
+        (state.status(), state.progress().get()),
+        (Status::Completed, 100)
+    );
     // A later access time still raises that one field, and nothing else.
-    let change = store.record(update("u", "k", 1, 40, T0 + 1000)).unwrap().unwrap();
+    let change = store
+        .record(update("u", "k", 1, 40, T0 + 1000))
+        .unwrap()
+        .unwrap();
     assert_eq!(change.after.status(), Status::Completed);
-    assert_eq!(change.after.last_access_time().unwrap().as_millis(), T0 + 1000);
+    assert_eq!(
+        change.after.last_access_time().unwrap().as_millis(),
+        T0 + 1000
+    );
 }
 
 #[test]
@@ -49,9 +72,18 @@ fn learners_on_one_device_are_isolated() {
     store.record(update("asha", "k", 2, 100, T0)).unwrap();
     store.record(update("ravi", "k", 1, 10, T0)).unwrap();
     assert_eq!(store.items("asha", None).unwrap().len(), 1);
-    assert_eq!(store.items("ravi", None).unwrap()[0].state().progress().get(), 10);
+    assert_eq!(
+        store.items("ravi", None).unwrap()[0]
+            .state()
+            .progress()
+            .get(),
+        10
+    );
     assert_eq!(store.document_items("ravi").unwrap().len(), 1);
-    assert_eq!(store.learners().unwrap(), vec!["asha".to_string(), "ravi".to_string()]);
+    assert_eq!(
+        store.learners().unwrap(),
+        vec!["asha".to_string(), "ravi".to_string()]
+    );
     let doc = headway::LearnerDocument::load("ravi", &store.save_document("ravi").unwrap(), None)
         .unwrap();
     assert_eq!(doc.items().len(), 1);
@@ -61,25 +93,41 @@ fn learners_on_one_device_are_isolated() {
 #[test]
 fn document_and_table_agree_through_flushes_and_compactions() {
     let dir = TempDir::new("agree");
-    let store =
-        Store::open_with(dir.file("p.db"), StoreOptions::new().flush_after(5).compact_after(3)).unwrap();
+    let store = Store::open_with(
+        dir.file("p.db"),
+        StoreOptions::new().flush_after(5).compact_after(3),
+    )
+    .unwrap();
     for i in 0..400 {
         store
-            .record(update("u", &format!("do_{}", i % 37), (i % 3) as i64, (i * 7) % 101, T0 + i))
+            .record(update(
+                "u",
+                &format!("do_{}", i % 37),
+                i % 3,
+                (i * 7) % 101,
+                T0 + i,
+            ))
             .unwrap();
         if i % 53 == 0 {
-            assert_eq!(store.document_items("u").unwrap(), store.items("u", None).unwrap());
+            assert_eq!(
+                store.document_items("u").unwrap(),
+                store.items("u", None).unwrap()
+            );
         }
     }
     store.compact("u").unwrap();
-    assert_eq!(store.document_items("u").unwrap(), store.items("u", None).unwrap());
+    assert_eq!(
+        store.document_items("u").unwrap(),
+        store.items("u", None).unwrap()
+    );
 }
 
 #[test]
 fn compaction_bounds_the_document_history() {
     let dir = TempDir::new("bounded");
     let path = dir.file("p.db");
-    let store = Store::open_with(&path, StoreOptions::new().flush_after(10).compact_after(4)).unwrap();
+    let store =
+        Store::open_with(&path, StoreOptions::new().flush_after(10).compact_after(4)).unwrap();
     for i in 0..2_000 {
         store
             .record(update("u", &format!("do_{}", i % 20), 1, i % 101, T0 + i))
@@ -89,7 +137,11 @@ fn compaction_bounds_the_document_history() {
     let mut doc = headway::LearnerDocument::load("u", &bytes, None).unwrap();
     // 2,000 updates in flushes of 10 would be 200 changes; compaction keeps at most a
     // snapshot and the changes of the current epoch.
-    assert!(doc.change_count() <= 6, "{} changes kept", doc.change_count());
+    assert!(
+        doc.change_count() <= 6,
+        "{} changes kept",
+        doc.change_count()
+    );
 }
 
 #[test]
@@ -102,7 +154,13 @@ fn two_handles_on_one_file_see_each_others_records() {
     for i in 0..60 {
         let store = if i % 3 == 0 { &a } else { &b };
         store
-            .record(update("u", &format!("do_{}", i % 9), (i % 3) as i64, i, T0 + i))
+            .record(update(
+                "u",
+                &format!("do_{}", i % 9),
+                i % 3,
+                i,
+                T0 + i,
+            ))
             .unwrap();
     }
     let items = a.items("u", None).unwrap();
@@ -120,8 +178,12 @@ fn every_change_is_announced_once_with_old_and_new_state() {
     store.record(update("u", "k", 2, 100, T0 + 5)).unwrap();
     let seen = events.drain();
     assert_eq!(seen.len(), 2, "{seen:?}");
-    let Event::ContentStateChanged(first) = &seen[0] else { panic!("{seen:?}") };
-    let Event::ContentStateChanged(second) = &seen[1] else { panic!("{seen:?}") };
+    let Event::ContentStateChanged(first) = &seen[0] else {
+        panic!("{seen:?}")
+    };
+    let Event::ContentStateChanged(second) = &seen[1] else {
+        panic!("{seen:?}")
+    };
     assert_eq!(first.before, None);
     assert_eq!(first.after.progress().get(), 30);
     assert_eq!(second.before, Some(first.after));

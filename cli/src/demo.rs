@@ -12,7 +12,11 @@ const BATCH: &str = "0130000000000000001";
 /// A progress bar of 20 cells for a percentage.
 fn bar(percent: u8) -> String {
     let filled = usize::from(percent) / 5;
-    format!("[{}{}] {percent:>3}%", "#".repeat(filled), ".".repeat(20 - filled))
+    format!(
+        "[{}{}] {percent:>3}%",
+        "#".repeat(filled),
+        ".".repeat(20 - filled)
+    )
 }
 
 fn temp_store_path() -> anyhow::Result<PathBuf> {
@@ -47,14 +51,27 @@ pub fn run() -> anyhow::Result<()> {
     let key = |content: &str| ContentKey::new(LEARNER, COURSE, BATCH, content);
 
     println!("1. The learner is offline and works through three contents.");
-    store.record(ProgressUpdate::new(key("do_intro")?, Status::Completed, 100)?)?;
-    store.record(ProgressUpdate::new(key("do_video")?, Status::InProgress, 60)?)?;
-    store.record(ProgressUpdate::new(key("do_quiz")?, Status::InProgress, 30)?)?;
+    store.record(ProgressUpdate::new(
+        key("do_intro")?,
+        Status::Completed,
+        100,
+    )?)?;
+    store.record(ProgressUpdate::new(
+        key("do_video")?,
+        Status::InProgress,
+        60,
+    )?)?;
+    store.record(ProgressUpdate::new(
+        key("do_quiz")?,
+        Status::InProgress,
+        30,
+    )?)?;
     show(&store)?;
 
     println!("\n2. A stale update arrives late (do_intro at 20%, from an old session).");
-    let stale = ProgressUpdate::new(key("do_intro")?, Status::InProgress, 20)?
-        .consumed_at(Timestamp::from_millis(Timestamp::now().as_millis() - 3_600_000)?)?;
+    let stale = ProgressUpdate::new(key("do_intro")?, Status::InProgress, 20)?.consumed_at(
+        Timestamp::from_millis(Timestamp::now().as_millis() - 3_600_000)?,
+    )?;
     let changed = store.record(stale)?;
     anyhow::ensure!(changed.is_none(), "a stale update changed the store");
     println!("   headway kept the higher state: nothing rolled back.");
@@ -63,9 +80,15 @@ pub fn run() -> anyhow::Result<()> {
     println!("\n3. The app is killed and reopened: every recorded update is still there.");
     drop(store);
     let store = Store::open(&path)?;
-    store.record(ProgressUpdate::new(key("do_video")?, Status::Completed, 100)?)?;
+    store.record(ProgressUpdate::new(
+        key("do_video")?,
+        Status::Completed,
+        100,
+    )?)?;
     show(&store)?;
-    let intro = store.state(&key("do_intro")?)?.context("do_intro vanished")?;
+    let intro = store
+        .state(&key("do_intro")?)?
+        .context("do_intro vanished")?;
     anyhow::ensure!(intro.progress().get() == 100, "do_intro rolled back");
 
     let pending = store.pending(LEARNER)?;

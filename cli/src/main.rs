@@ -16,7 +16,12 @@ use headway::{ContentKey, ProgressUpdate, Status, Store, Timestamp};
 #[command(name = "headway", version, about)]
 struct Cli {
     /// The store file.
-    #[arg(long, global = true, env = "HEADWAY_DB", default_value = "./headway.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "HEADWAY_DB",
+        default_value = "./headway.db"
+    )]
     db: PathBuf,
     #[command(subcommand)]
     command: Command,

@@ -51,7 +51,10 @@ impl Row {
     /// the server did not refuse exactly this state.
     pub(crate) fn is_pending(&self) -> bool {
         let held = self.server.is_some_and(|s| s.covers(&self.state));
-        let refused = self.rejected.as_ref().is_some_and(|r| r.state == self.state);
+        let refused = self
+            .rejected
+            .as_ref()
+            .is_some_and(|r| r.state == self.state);
         !held && !refused
     }
 }
@@ -202,7 +205,8 @@ fn corrupt_reason(reason: &str) -> Error {
 }
 
 fn register(bytes: &[u8]) -> Result<ContentState> {
-    unpack_bytes(bytes).ok_or_else(|| corrupt_reason("a stored server or rejected state is malformed"))
+    unpack_bytes(bytes)
+        .ok_or_else(|| corrupt_reason("a stored server or rejected state is malformed"))
 }
 
 /// Reads one row, or `None` if the content item was never seen.
@@ -215,9 +219,17 @@ pub(crate) fn select_one(conn: &Connection, key: &ContentKey) -> Result<Option<R
         .prepare_cached(&sql)
         .map_err(Error::sqlite("reading a content state"))?;
     let mut rows = select
-        .query(params![key.user(), key.course(), key.batch(), key.content()])
+        .query(params![
+            key.user(),
+            key.course(),
+            key.batch(),
+            key.content()
+        ])
         .map_err(Error::sqlite("reading a content state"))?;
-    match rows.next().map_err(Error::sqlite("reading a content state"))? {
+    match rows
+        .next()
+        .map_err(Error::sqlite("reading a content state"))?
+    {
         Some(row) => {
             let raw = RawRow::from_sql(row).map_err(Error::sqlite("reading a content state"))?;
             raw.validate(key.user()).map(Some)
@@ -246,7 +258,10 @@ pub(crate) fn select_learner(conn: &Connection, user: &str, which: Rows<'_>) -> 
     }
     .map_err(Error::sqlite("reading content states"))?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(Error::sqlite("reading content states"))? {
+    while let Some(row) = rows
+        .next()
+        .map_err(Error::sqlite("reading content states"))?
+    {
         let raw = RawRow::from_sql(row).map_err(Error::sqlite("reading content states"))?;
         out.push(raw.validate(user)?);
     }

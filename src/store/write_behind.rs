@@ -186,15 +186,15 @@ fn load_document<'d>(
             0
         }
     };
-    let stale = documents
-        .get(user)
-        .is_some_and(|open| open.epoch != epoch);
+    let stale = documents.get(user).is_some_and(|open| open.epoch != epoch);
     if stale {
         documents.remove(user);
     }
     let since = documents.get(user).map_or(-1, |open| open.loaded_through);
     let mut select = tx
-        .prepare_cached("SELECT seq, bytes FROM doc_chunk WHERE user_id = ?1 AND seq > ?2 ORDER BY seq")
+        .prepare_cached(
+            "SELECT seq, bytes FROM doc_chunk WHERE user_id = ?1 AND seq > ?2 ORDER BY seq",
+        )
         .map_err(Error::sqlite("reading the document"))?;
     let chunks = select
         .query_map(params![user, since], |row| {

@@ -42,10 +42,14 @@ pub fn key(user: &str, content: &str) -> ContentKey {
 
 /// An update consumed at `at_ms` milliseconds since the epoch.
 pub fn update(user: &str, content: &str, status: i64, progress: i64, at_ms: i64) -> ProgressUpdate {
-    ProgressUpdate::new(key(user, content), Status::try_from(status).unwrap(), progress)
-        .unwrap()
-        .consumed_at(Timestamp::from_millis(at_ms).unwrap())
-        .unwrap()
+    ProgressUpdate::new(
+        key(user, content),
+        Status::try_from(status).unwrap(),
+        progress,
+    )
+    .unwrap()
+    .consumed_at(Timestamp::from_millis(at_ms).unwrap())
+    .unwrap()
 }
 
 /// A small deterministic generator (SplitMix64) for tests that need randomness with a seed.

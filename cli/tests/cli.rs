@@ -1,0 +1,279 @@
+//! The `headway` binary as scripts use it: exact flags, JSON shapes and exit codes.
+#![cfg(test)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "headway-cli-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn headway(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("HEADWAY_DB")
+        .output()
+        .unwrap()
+}
+
+fn record(db: &Path, content: &str, status: &str, progress: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "record",
+        "--user",
+        "u1",
+        "--course",
+        "do_c",
+        "--batch",
+        "0130",
+        "--content",
+        content,
+        "--status",
+        status,
+        "--progress",
+        progress,
+    ];
+    args.extend_from_slice(extra);
+    headway(db, &args)
+}
+
+fn state_json(db: &Path) -> Value {
+    let out = headway(db, &["state", "--user", "u1", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn record_then_state_prints_the_documented_shape() {
+    let dir = TempDir::new("shape");
+    let db = dir.0.join("h.db");
+    let out = record(
+        &db,
+        "do_1",
+        "2",
+        "100",
+        &["--at", "2024-05-01T10:15:30.123Z"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = record(
+        &db,
+        "do_2",
+        "1",
+        "40",
+        &["--at", "2024-05-01T15:45:30+05:30"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let all = state_json(&db);
+    let items = all.as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let first = &items[0];
+    assert_eq!(first["userId"], "u1");
+    assert_eq!(first["courseId"], "do_c");
+    assert_eq!(first["batchId"], "0130");
+    assert_eq!(first["contentId"], "do_1");
+    assert_eq!(first["status"], 2);
+    assert_eq!(first["progress"], 100);
+    assert_eq!(first["lastAccessTime"], "2024-05-01T10:15:30.123Z");
+    assert_eq!(first["lastCompletedTime"], "2024-05-01T10:15:30.123Z");
+    assert_eq!(items[1]["lastAccessTime"], "2024-05-01T10:15:30.000Z");
+    assert_eq!(items[1]["lastCompletedTime"], Value::Null);
+    // Without --json: one JSON object per line.
+    let out = headway(&db, &["state", "--user", "u1", "--course", "do_c"]);
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, items.clone());
+    let other_course = headway(
+        &db,
+        &["state", "--user", "u1", "--course", "nope", "--json"],
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&other_course.stdout).unwrap(),
+        Value::Array(vec![])
+    );
+}
+
+#[test]
+fn a_stale_record_exits_0_and_changes_nothing() {
+    let dir = TempDir::new("stale");
+    let db = dir.0.join("h.db");
+    assert!(record(&db, "do_1", "2", "100", &[]).status.success());
+    let before = state_json(&db);
+    let out = record(&db, "do_1", "1", "10", &["--at", "2024-01-01T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(state_json(&db), before);
+}
+
+#[test]
+fn pending_lists_what_a_sync_would_send() {
+    let dir = TempDir::new("pending");
+    let db = dir.0.join("h.db");
+    assert!(record(&db, "do_1", "1", "30", &[]).status.success());
+    assert!(record(&db, "do_2", "2", "100", &[]).status.success());
+    let out = headway(&db, &["pending", "--user", "u1", "--json"]);
+    assert!(out.status.success());
+    let pending: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pending.as_array().unwrap().len(), 2);
+    assert_eq!(pending, state_json(&db));
+}
+
+#[test]
+fn every_bad_input_exits_2_with_one_line_and_changes_nothing() {
+    let dir = TempDir::new("bad");
+    let db = dir.0.join("h.db");
+    assert!(
+        record(&db, "do_1", "1", "50", &["--at", "2024-05-01T10:15:30Z"])
+            .status
+            .success()
+    );
+    let before = state_json(&db);
+    let long = "x".repeat(300);
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("status 3", vec!["--status", "3"]),
+        ("status -1", vec!["--status", "-1"]),
+        ("status text", vec!["--status", "done"]),
+        ("progress 101", vec!["--progress", "101"]),
+        ("progress -5", vec!["--progress", "-5"]),
+        ("empty content", vec!["--content", ""]),
+        ("long content", vec!["--content", &long]),
+        ("control char", vec!["--content", "do_\n1"]),
+        ("empty batch", vec!["--batch", ""]),
+        ("before 2000", vec!["--at", "1999-12-31T23:59:59Z"]),
+        ("far future", vec!["--at", "2999-01-01T00:00:00Z"]),
+        ("not a date", vec!["--at", "yesterday"]),
+        ("sunbird date", vec!["--at", "2024-05-01 10:15:30:123+0000"]),
+    ];
+    for (name, overrides) in cases {
+        let mut args: Vec<&str> = vec!["record"];
+        let defaults = [
+            ("--user", "u1"),
+            ("--course", "do_c"),
+            ("--batch", "0130"),
+            ("--content", "do_1"),
+            ("--status", "2"),
+            ("--progress", "100"),
+        ];
+        for (flag, value) in defaults {
+            let value = overrides
+                .chunks(2)
+                .find(|pair| pair[0] == flag)
+                .map_or(value, |pair| pair[1]);
+            args.extend([flag, value]);
+        }
+        if let Some(pair) = overrides.chunks(2).find(|pair| pair[0] == "--at") {
+            args.extend(["--at", pair[1]]);
+        }
+        let out = headway(&db, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(!stderr.trim().is_empty(), "{name}: no reason given");
+        assert_eq!(state_json(&db), before, "{name}: the store changed");
+    }
+}
+
+#[test]
+fn bad_input_does_not_even_create_the_store() {
+    let dir = TempDir::new("nocreate");
+    let db = dir.0.join("h.db");
+    let out = record(&db, "do_1", "7", "50", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!db.exists(), "a refused record created the store file");
+}
+
+#[test]
+fn a_corrupt_store_is_an_error_not_a_panic() {
+    let dir = TempDir::new("corrupt");
+    let db = dir.0.join("h.db");
+    std::fs::write(
+        &db,
+        b"this is not a database, just some text that is long enough",
+    )
+    .unwrap();
+    let out = headway(&db, &["state", "--user", "u1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("corrupt") || stderr.contains("not a"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn the_db_path_comes_from_headway_db_when_no_flag_is_given() {
+    let dir = TempDir::new("env");
+    let db = dir.0.join("env.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_headway"))
+        .args([
+            "record",
+            "--user",
+            "u1",
+            "--course",
+            "c",
+            "--batch",
+            "b",
+            "--content",
+            "k",
+        ])
+        .args(["--status", "1", "--progress", "5"])
+        .env("HEADWAY_DB", &db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(db.exists());
+}
+
+#[test]
+fn the_demo_tells_the_story_and_exits_0() {
+    let out = Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("nothing rolled back"), "{stdout}");
+    assert!(stdout.contains("100%"), "{stdout}");
+}
