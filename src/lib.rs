@@ -51,22 +51,28 @@
 //! # Ok(()) }
 //! ```
 
+mod adapter;
 mod content_state;
+mod course;
 mod document;
 mod error;
 mod events;
 mod progress_update;
 mod store;
+mod sync;
 mod timestamp;
 
+pub use adapter::{Adapter, AdapterError, ItemOutcome, Outgoing, PushReport, RetryCause};
 pub use content_state::{
     check_id, ContentItem, ContentKey, ContentState, Progress, Status, MAX_ID_LEN,
 };
+pub use course::{derive_course_progress, EnrolledCourse};
 pub use document::LearnerDocument;
 pub use error::{Error, Result};
 pub use events::{ChangeOrigin, ContentStateChanged, Event, Subscription};
 pub use progress_update::ProgressUpdate;
 pub use store::{Durability, Store, StoreOptions};
+pub use sync::{Backoff, RejectedItem, RetryingItem, SyncOptions, SyncReport};
 pub use timestamp::{Timestamp, UtcDateTime};
 
 #[cfg(doctest)]

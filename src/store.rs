@@ -4,6 +4,7 @@
 
 mod rows;
 mod schema;
+mod server_state;
 mod write_behind;
 
 use std::collections::{BTreeSet, HashMap};
@@ -452,7 +453,8 @@ impl Inner {
             }
             let mut row = stored.unwrap_or_else(|| Row::new(key.clone(), after));
             row.state = after;
-            rows::write(&tx, &row, InDocument::No)?;
+            row.in_document = InDocument::No;
+            rows::write(&tx, &row)?;
             changes.push(Some(ContentStateChanged {
                 key: key.clone(),
                 before,

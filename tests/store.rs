@@ -154,13 +154,7 @@ fn two_handles_on_one_file_see_each_others_records() {
     for i in 0..60 {
         let store = if i % 3 == 0 { &a } else { &b };
         store
-            .record(update(
-                "u",
-                &format!("do_{}", i % 9),
-                i % 3,
-                i,
-                T0 + i,
-            ))
+            .record(update("u", &format!("do_{}", i % 9), i % 3, i, T0 + i))
             .unwrap();
     }
     let items = a.items("u", None).unwrap();

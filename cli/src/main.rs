@@ -1,14 +1,18 @@
 //! The `headway` command: record, inspect and demonstrate a learner's offline course progress.
 //!
-//! Exit codes: 0 success; 2 refused input (nothing was stored); 1 any other failure.
+//! Exit codes: 0 success; 2 refused input (nothing was stored); 3 the server was unreachable
+//! or kept failing (nothing pending was lost); 1 any other failure.
 
 mod demo;
 mod output;
+mod serve;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use headway::{ContentKey, ProgressUpdate, Status, Store, Timestamp};
 
 /// Offline-first course progress: record locally, never roll back, sync in bulk.
@@ -37,6 +41,10 @@ enum Command {
     Pending(PendingArgs),
     /// Fold pending history and rebase a learner's document onto a snapshot.
     Compact(CompactArgs),
+    /// Send a learner's pending progress to the course service now, in bulk.
+    Sync(sync::SyncArgs),
+    /// Run the reference course service (Sunbird's endpoints and semantics) for tests and demos.
+    Serve(serve::ServeArgs),
     /// Play the offline progress story on a fresh temporary store.
     Demo,
 }
@@ -97,9 +105,11 @@ struct CompactArgs {
 }
 
 /// A failure and the exit code it maps to.
-enum Failure {
+pub(crate) enum Failure {
     /// Refused input: exit 2, nothing stored.
     Input(String),
+    /// The server was unreachable or kept failing: exit 3, nothing pending lost.
+    Unavailable(String),
     /// Anything else: exit 1.
     Other(anyhow::Error),
 }
@@ -121,12 +131,21 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let db_given = matches.value_source("db") == Some(ValueSource::CommandLine);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli, db_given) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(reason)) => {
             eprintln!("headway: refused: {reason}");
             ExitCode::from(2)
+        }
+        Err(Failure::Unavailable(reason)) => {
+            eprintln!("headway: server unavailable: {reason}");
+            ExitCode::from(3)
         }
         Err(Failure::Other(error)) => {
             eprintln!("headway: error: {error:#}");
@@ -135,7 +154,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Failure> {
+fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
     match cli.command {
         Command::Record(args) => record(&cli.db, args),
         Command::State(args) => {
@@ -153,6 +172,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             store.compact(&args.user)?;
             println!("compacted the document of {}", args.user);
             Ok(())
+        }
+        Command::Sync(args) => sync::run(&cli.db, args),
+        Command::Serve(args) => {
+            serve::run(db_given.then_some(cli.db.as_path()), args).map_err(Failure::Other)
         }
         Command::Demo => demo::run().map_err(Failure::Other),
     }

@@ -15,7 +15,7 @@ use crate::timestamp::Timestamp;
 
 /// The columns every row read selects, in the order [`RawRow::from_sql`] expects.
 const COLUMNS: &str = "course_id, batch_id, content_id, status, progress, last_access,
-    last_completed, server_state, rejected_state, rejected_reason, checksum";
+    last_completed, server_state, rejected_state, rejected_reason, checksum, in_document";
 
 /// A state the server refused for good, and its reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub(crate) struct Row {
     pub(crate) server: Option<ContentState>,
     /// The state the server last refused for good, if the row has not risen since.
     pub(crate) rejected: Option<Rejection>,
+    /// Whether `state` is folded into the learner's document yet.
+    pub(crate) in_document: InDocument,
 }
 
 impl Row {
@@ -44,6 +46,7 @@ impl Row {
             state,
             server: None,
             rejected: None,
+            in_document: InDocument::No,
         }
     }
 
@@ -92,6 +95,7 @@ struct RawRow {
     rejected_state: Option<Vec<u8>>,
     rejected_reason: Option<String>,
     checksum: i64,
+    in_document: i64,
 }
 
 impl RawRow {
@@ -108,6 +112,7 @@ impl RawRow {
             rejected_state: row.get(8)?,
             rejected_reason: row.get(9)?,
             checksum: row.get(10)?,
+            in_document: row.get(11)?,
         })
     }
 
@@ -148,11 +153,16 @@ impl RawRow {
             (None, None) => None,
             _ => return Err(corrupt_reason("a rejection lacks its state or reason")),
         };
+        let in_document = match self.in_document {
+            0 => InDocument::No,
+            _ => InDocument::Yes,
+        };
         Ok(Row {
             key,
             state,
             server,
             rejected,
+            in_document,
         })
     }
 }
@@ -269,7 +279,7 @@ pub(crate) fn select_learner(conn: &Connection, user: &str, which: Rows<'_>) -> 
 }
 
 /// Writes a whole row with a fresh checksum.
-pub(crate) fn write(conn: &Connection, row: &Row, in_document: InDocument) -> Result<()> {
+pub(crate) fn write(conn: &Connection, row: &Row) -> Result<()> {
     let key = &row.key;
     let state = &row.state;
     let status = i64::from(state.status().code());
@@ -314,7 +324,7 @@ pub(crate) fn write(conn: &Connection, row: &Row, in_document: InDocument) -> Re
             rejected_state,
             rejected_reason,
             sum,
-            i64::from(in_document == InDocument::Yes),
+            i64::from(row.in_document == InDocument::Yes),
         ])
         .map_err(Error::sqlite("writing a content state"))?;
     Ok(())

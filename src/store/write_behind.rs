@@ -123,7 +123,8 @@ fn flush_in(
         if joined != before {
             // The document held more than the table for this key: raise the table to match.
             row.state = joined;
-            rows::write(tx, &row, InDocument::Yes)?;
+            row.in_document = InDocument::Yes;
+            rows::write(tx, &row)?;
             changes.push(peer_change(row.key, Some(before), joined));
         }
     }
@@ -131,7 +132,9 @@ fn flush_in(
         for item in open.doc.items() {
             if !in_table.contains(item.key()) {
                 let (key, state) = item.into_parts();
-                rows::write(tx, &rows::Row::new(key.clone(), state), InDocument::Yes)?;
+                let mut row = rows::Row::new(key.clone(), state);
+                row.in_document = InDocument::Yes;
+                rows::write(tx, &row)?;
                 changes.push(peer_change(key, None, state));
             }
         }

@@ -1,0 +1,18 @@
+//! headway's adapter for Sunbird-Lern's course service: bulk content-state updates with
+//! per-item outcomes, token refresh, bounded retries and bisection of refused chunks; reads of
+//! content states and enrolled courses. With the `server` feature, also the reference course
+//! service that `headway serve` runs for tests, benchmarks and the demo.
+
+mod client;
+mod error;
+#[cfg(feature = "server")]
+mod server;
+pub mod wire;
+
+pub use client::{ApiKey, StaticToken, SunbirdAdapter, SunbirdConfig, TokenProvider, UserToken};
+pub use error::{Error, Result};
+#[cfg(feature = "server")]
+pub use server::{
+    BatchStatus, CourseService, Faults, Lag, ReferenceServer, Reply, ServerConfig, Stats,
+    UnknownBatches,
+};

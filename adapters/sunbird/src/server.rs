@@ -1,0 +1,296 @@
+//! The reference course service behind `headway serve`: Sunbird's update, read and list
+//! endpoints over HTTP with the real server's semantics (see `server/service.rs`), token
+//! checks, and fault injection for tests (fail the next N requests, close the connection after
+//! applying, delay, refuse a chosen content with 400).
+
+mod http;
+pub mod service;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+pub use service::{BatchStatus, CourseService, Lag, Reply, UnknownBatches};
+
+/// How to start a [`ReferenceServer`].
+///
+/// ```
+/// let config = headway_sunbird::ServerConfig::new("127.0.0.1:0")
+///     .api_key("gateway-key")
+///     .token("token-of-asha", "asha");
+/// # let _ = config;
+/// ```
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    addr: String,
+    db: Option<PathBuf>,
+    api_key: Option<String>,
+    tokens: Vec<(String, String)>,
+    lag: Lag,
+    unknown_batches: UnknownBatches,
+}
+
+impl ServerConfig {
+    /// A server on `addr` (`127.0.0.1:0` picks a free port), in memory, with no API key and
+    /// no registered token: then any non-empty user token is accepted and the request's user
+    /// ids are trusted.
+    pub fn new(addr: impl Into<String>) -> ServerConfig {
+        ServerConfig {
+            addr: addr.into(),
+            db: None,
+            api_key: None,
+            tokens: Vec::new(),
+            lag: Lag::default(),
+            unknown_batches: UnknownBatches::Ongoing,
+        }
+    }
+
+    /// Keeps the service's data in this SQLite file.
+    pub fn db(mut self, path: impl Into<PathBuf>) -> ServerConfig {
+        self.db = Some(path.into());
+        self
+    }
+
+    /// Requires `Authorization: Bearer <key>`.
+    pub fn api_key(mut self, key: impl Into<String>) -> ServerConfig {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Registers a user token: once any token is registered, only registered tokens are
+    /// accepted, and a token decides the user.
+    pub fn token(mut self, token: impl Into<String>, user: impl Into<String>) -> ServerConfig {
+        self.tokens.push((token.into(), user.into()));
+        self
+    }
+
+    /// What updates for batches the service never heard of get. Default
+    /// [`UnknownBatches::Ongoing`].
+    pub fn unknown_batches(mut self, policy: UnknownBatches) -> ServerConfig {
+        self.unknown_batches = policy;
+        self
+    }
+
+    /// How far the enrollment list lags behind updates.
+    pub fn lag(mut self, lag: Lag) -> ServerConfig {
+        self.lag = lag;
+        self
+    }
+}
+
+/// Faults injected into the next requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Faults {
+    /// The next this many API requests fail with `fail_status` (default 503) before anything
+    /// is applied.
+    pub fail_next: u32,
+    /// The status of the failed requests.
+    pub fail_status: u16,
+    /// The next this many updates are applied, then the connection is closed without an
+    /// answer.
+    pub close_after_apply: u32,
+    /// Every API request waits this long first.
+    pub delay_ms: u64,
+    /// An update holding any of these content ids is refused whole with 400, as Sunbird does
+    /// for an item it cannot validate.
+    pub poison_contents: HashSet<String>,
+}
+
+/// Requests the service answered, per endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Update requests (each bulk PATCH counts once).
+    pub update_requests: u64,
+    /// Content items received in update requests.
+    pub update_items: u64,
+    /// Read requests.
+    pub read_requests: u64,
+    /// Enrollment-list requests.
+    pub list_requests: u64,
+}
+
+/// State shared by the HTTP handlers.
+pub(crate) struct Shared {
+    pub(crate) service: CourseService,
+    pub(crate) api_key: Option<String>,
+    pub(crate) tokens: Mutex<HashMap<String, (String, bool)>>,
+    pub(crate) faults: Mutex<Faults>,
+    pub(crate) stats: Mutex<Stats>,
+}
+
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn faults(&self) -> MutexGuard<'_, Faults> {
+        guard(&self.faults)
+    }
+
+    pub(crate) fn stats(&self) -> MutexGuard<'_, Stats> {
+        guard(&self.stats)
+    }
+
+    pub(crate) fn tokens(&self) -> MutexGuard<'_, HashMap<String, (String, bool)>> {
+        guard(&self.tokens)
+    }
+}
+
+/// A running reference course service on 127.0.0.1.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use headway_sunbird::{BatchStatus, ReferenceServer, ServerConfig};
+/// let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0")).await?;
+/// server.service().put_course("do_course", "Fractions", &["do_1".into()])?;
+/// server.service().put_batch("0130", "do_course", BatchStatus::Ongoing)?;
+/// assert!(server.url().starts_with("http://127.0.0.1:"));
+/// server.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct ReferenceServer {
+    url: String,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for ReferenceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReferenceServer")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReferenceServer {
+    /// Binds and starts serving on the current tokio runtime.
+    pub async fn start(config: ServerConfig) -> Result<ReferenceServer> {
+        let service = CourseService::open(config.db.as_deref())?;
+        service.set_lag(config.lag);
+        service.set_unknown_batches(config.unknown_batches);
+        let tokens = config
+            .tokens
+            .into_iter()
+            .map(|(token, user)| (token, (user, false)))
+            .collect();
+        let shared = Arc::new(Shared {
+            service,
+            api_key: config.api_key,
+            tokens: Mutex::new(tokens),
+            faults: Mutex::new(Faults {
+                fail_status: 503,
+                ..Faults::default()
+            }),
+            stats: Mutex::new(Stats::default()),
+        });
+        let listener = tokio::net::TcpListener::bind(&config.addr)
+            .await
+            .map_err(|e| Error::Server {
+                reason: format!("cannot bind {}: {e}", config.addr),
+            })?;
+        let addr = listener.local_addr().map_err(|e| Error::Server {
+            reason: e.to_string(),
+        })?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = http::router(shared.clone());
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "reference server stopped");
+            }
+        });
+        Ok(ReferenceServer {
+            url: format!("http://{addr}"),
+            addr,
+            shared,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The service's data and rules, for setting up courses, batches and enrolments.
+    pub fn service(&self) -> &CourseService {
+        &self.shared.service
+    }
+
+    /// Replaces the injected faults.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.shared.faults() = faults;
+    }
+
+    /// Fails the next `n` API requests with `status`.
+    pub fn fail_next(&self, n: u32, status: u16) {
+        let mut faults = self.shared.faults();
+        faults.fail_next = n;
+        faults.fail_status = status;
+    }
+
+    /// Applies the next `n` updates, then closes the connection without answering.
+    pub fn close_after_apply(&self, n: u32) {
+        self.shared.faults().close_after_apply = n;
+    }
+
+    /// Refuses with 400 any update that holds this content id.
+    pub fn poison_content(&self, content_id: &str) {
+        self.shared
+            .faults()
+            .poison_contents
+            .insert(content_id.to_string());
+    }
+
+    /// Registers a user token (switching the server to registered tokens only).
+    pub fn add_token(&self, token: &str, user: &str) {
+        self.shared
+            .tokens()
+            .insert(token.to_string(), (user.to_string(), false));
+    }
+
+    /// Makes a registered token answer 401 from now on.
+    pub fn expire_token(&self, token: &str) {
+        if let Some(entry) = self.shared.tokens().get_mut(token) {
+            entry.1 = true;
+        }
+    }
+
+    /// Requests answered so far.
+    pub fn stats(&self) -> Stats {
+        *self.shared.stats()
+    }
+
+    /// Stops serving and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for ReferenceServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The HTTP face of the reference service: routes, the gateway's token checks, fault
+//! injection, and the admin endpoints tests use to set the scene.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use headway::Timestamp;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::service::{self, BatchStatus, Lag, Reply};
+use super::{Faults, Shared};
+
+type App = Arc<Shared>;
+
+pub(crate) fn router(shared: App) -> Router {
+    Router::new()
+        .route("/api/course/v1/content/state/update", patch(update))
+        .route("/v1/content/state/update", patch(update))
+        .route("/v1/user/content/state", patch(update))
+        .route("/api/course/v1/content/state/read", post(read))
+        .route("/v1/content/state/read", post(read))
+        .route("/api/course/v1/user/enrollment/list/{user}", get(list))
+        .route("/v1/user/courses/list/{user}", get(list))
+        .route("/api/course/v1/enrol", post(enrol))
+        .route("/admin/course", post(admin_course))
+        .route("/admin/batch", post(admin_batch))
+        .route("/admin/enrol", post(admin_enrol))
+        .route("/admin/token", post(admin_token))
+        .route("/admin/faults", post(admin_faults))
+        .route("/admin/lag", post(admin_lag))
+        .route("/admin/stats", get(admin_stats))
+        .route("/admin/states/{user}", get(admin_states))
+        .with_state(shared)
+}
+
+fn now() -> i64 {
+    Timestamp::now().as_millis()
+}
+
+fn reply(r: Reply) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(r.body)).into_response()
+}
+
+/// The gateway: the API key (when configured) and the user token. `Ok(None)` means no token is
+/// registered, so the request's user ids are trusted.
+fn authorize(app: &Shared, headers: &HeaderMap) -> Result<Option<String>, ()> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    if let Some(key) = &app.api_key {
+        if header("authorization") != format!("Bearer {key}") {
+            return Err(());
+        }
+    }
+    let token = header("x-authenticated-user-token").trim();
+    let tokens = app.tokens();
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    match tokens.get(token) {
+        Some((user, false)) => Ok(Some(user.clone())),
+        _ => Err(()),
+    }
+}
+
+/// Delay, then the injected failure if one is due.
+async fn faults_before(app: &Shared) -> Option<Response> {
+    let (delay, fail) = {
+        let mut faults = app.faults();
+        let fail = (faults.fail_next > 0).then(|| {
+            faults.fail_next -= 1;
+            faults.fail_status
+        });
+        (faults.delay_ms, fail)
+    };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let status = fail?;
+    let mut r = service::server_error("api.fault", now());
+    r.status = status;
+    Some(reply(r))
+}
+
+/// Parses a JSON body the way the real server does: anything else is a 400.
+fn json_body(api: &str, body: &Bytes) -> Result<Value, Box<Response>> {
+    serde_json::from_slice(body).map_err(|_| {
+        Box::new(reply(Reply {
+            status: 400,
+            body: json!({"id": api, "ver": "v1", "params": {"err": "INVALID_REQUESTED_DATA",
+                "status": "INVALID_REQUESTED_DATA", "errmsg": "Invalid request body."},
+                "responseCode": "CLIENT_ERROR", "result": {}}),
+        }))
+    })
+}
+
+async fn update(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(failed) = faults_before(&app).await {
+        return failed;
+    }
+    let Ok(caller) = authorize(&app, &headers) else {
+        return reply(service::unauthorized("api.content.state.update", now()));
+    };
+    let body = match json_body("api.content.state.update", &body) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let items = body
+        .pointer("/request/contents")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    {
+        let mut stats = app.stats();
+        stats.update_requests += 1;
+        stats.update_items += items as u64;
+    }
+    let poisoned = {
+        let faults = app.faults();
+        body.pointer("/request/contents")
+            .and_then(Value::as_array)
+            .is_some_and(|items| {
+                items.iter().any(|item| {
+                    item.get("contentId")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| faults.poison_contents.contains(id))
+                })
+            })
+    };
+    if poisoned {
+        return reply(Reply {
+            status: 400,
+            body: json!({"id": "api.content.state.update", "ver": "v1",
+                "params": {"err": "DATE_FORMAT_ERRROR", "status": "DATE_FORMAT_ERRROR",
+                           "errmsg": "Date format error."},
+                "responseCode": "CLIENT_ERROR", "result": {}}),
+        });
+    }
+    let answer = app.service.update(caller.as_deref(), &body, now());
+    let close = {
+        let mut faults = app.faults();
+        let due = faults.close_after_apply > 0;
+        if due {
+            faults.close_after_apply -= 1;
+        }
+        due
+    };
+    if close {
+        // Applied, then the connection dies before the answer: the body stream fails, so
+        // hyper aborts the connection.
+        let failing = futures_util::stream::once(async {
+            Err::<Bytes, std::io::Error>(std::io::Error::other("connection closed after applying"))
+        });
+        return (StatusCode::OK, Body::from_stream(failing)).into_response();
+    }
+    reply(answer)
+}
+
+async fn read(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(failed) = faults_before(&app).await {
+        return failed;
+    }
+    let Ok(caller) = authorize(&app, &headers) else {
+        return reply(service::unauthorized("api.content.state.read", now()));
+    };
+    let body = match json_body("api.content.state.read", &body) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    app.stats().read_requests += 1;
+    reply(app.service.read(caller.as_deref(), &body, now()))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    cache: Option<String>,
+}
+
+async fn list(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(user): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    if let Some(failed) = faults_before(&app).await {
+        return failed;
+    }
+    let Ok(caller) = authorize(&app, &headers) else {
+        return reply(service::unauthorized("api.user.courses.list", now()));
+    };
+    app.stats().list_requests += 1;
+    let bypass = query.cache.as_deref() == Some("false");
+    reply(app.service.list(caller.as_deref(), &user, bypass, now()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrolRequest {
+    request: EnrolBody,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrolBody {
+    course_id: String,
+    batch_id: String,
+    user_id: String,
+}
+
+async fn enrol(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Json(body): Json<EnrolRequest>,
+) -> Response {
+    let Ok(caller) = authorize(&app, &headers) else {
+        return reply(service::unauthorized("api.course.enrol", now()));
+    };
+    let r = body.request;
+    let user = caller.unwrap_or(r.user_id);
+    admin_result(app.service.enrol(&user, &r.course_id, &r.batch_id, now()))
+}
+
+fn admin_result(result: crate::error::Result<()>) -> Response {
+    match result {
+        Ok(()) => (StatusCode::OK, Json(json!({"result": "OK"}))).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CourseBody {
+    course_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    leaf_nodes: Vec<String>,
+}
+
+async fn admin_course(State(app): State<App>, Json(body): Json<CourseBody>) -> Response {
+    let name = body.name.unwrap_or_else(|| body.course_id.clone());
+    admin_result(
+        app.service
+            .put_course(&body.course_id, &name, &body.leaf_nodes),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchBody {
+    batch_id: String,
+    #[serde(default)]
+    course_id: String,
+    /// 0 upcoming, 1 ongoing, 2 closed; absent or null removes the batch.
+    status: Option<i64>,
+}
+
+async fn admin_batch(State(app): State<App>, Json(body): Json<BatchBody>) -> Response {
+    let status = match body.status {
+        None => return admin_result(app.service.remove_batch(&body.batch_id)),
+        Some(0) => BatchStatus::Upcoming,
+        Some(1) => BatchStatus::Ongoing,
+        Some(_) => BatchStatus::Closed,
+    };
+    admin_result(
+        app.service
+            .put_batch(&body.batch_id, &body.course_id, status),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AdminEnrol {
+    user_id: String,
+    course_id: String,
+    batch_id: String,
+}
+
+async fn admin_enrol(State(app): State<App>, Json(body): Json<AdminEnrol>) -> Response {
+    admin_result(
+        app.service
+            .enrol(&body.user_id, &body.course_id, &body.batch_id, now()),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenBody {
+    token: String,
+    user_id: String,
+    #[serde(default)]
+    expired: bool,
+}
+
+async fn admin_token(State(app): State<App>, Json(body): Json<TokenBody>) -> Response {
+    app.tokens()
+        .insert(body.token, (body.user_id, body.expired));
+    admin_result(Ok(()))
+}
+
+async fn admin_faults(State(app): State<App>, Json(mut faults): Json<Faults>) -> Response {
+    if faults.fail_status == 0 {
+        faults.fail_status = 503;
+    }
+    *app.faults() = faults;
+    admin_result(Ok(()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LagBody {
+    progress_ms: i64,
+    list_cache_ms: i64,
+}
+
+async fn admin_lag(State(app): State<App>, Json(body): Json<LagBody>) -> Response {
+    app.service.set_lag(Lag {
+        progress_ms: body.progress_ms,
+        list_cache_ms: body.list_cache_ms,
+    });
+    admin_result(Ok(()))
+}
+
+async fn admin_stats(State(app): State<App>) -> Response {
+    let stats = *app.stats();
+    (StatusCode::OK, Json(json!(stats))).into_response()
+}
+
+async fn admin_states(State(app): State<App>, Path(user): Path<String>) -> Response {
+    match app.service.states_of(&user) {
+        Ok(states) => (StatusCode::OK, Json(json!(states))).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,463 @@
+//! The Sunbird adapter and the sync engine against the reference course service over real
+//! HTTP on 127.0.0.1: bulk chunking, every outcome, token refresh, server faults, lost answers,
+//! a refused item inside a chunk, and updates recorded while a sync is in flight. After each,
+//! the server holds the max of everything recorded and nothing it holds is still pending.
+#![cfg(test)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use headway::{ContentKey, ProgressUpdate, RetryCause, Status, Store, SyncOptions};
+use headway_sunbird::{
+    BatchStatus, Faults, ReferenceServer, ServerConfig, StaticToken, SunbirdAdapter, SunbirdConfig,
+    TokenProvider, UserToken,
+};
+use serde_json::Value;
+
+const USER: &str = "learner-1";
+const COURSE: &str = "do_course";
+const BATCH: &str = "0130000000000000001";
+
+fn key(content: &str) -> ContentKey {
+    ContentKey::new(USER, COURSE, BATCH, content).unwrap()
+}
+
+fn record(store: &Store, content: &str, status: Status, progress: i64) {
+    store
+        .record(ProgressUpdate::new(key(content), status, progress).unwrap())
+        .unwrap();
+}
+
+async fn server() -> ReferenceServer {
+    let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0"))
+        .await
+        .unwrap();
+    server
+        .service()
+        .put_batch(BATCH, COURSE, BatchStatus::Ongoing)
+        .unwrap();
+    server
+}
+
+fn adapter(server: &ReferenceServer) -> SunbirdAdapter {
+    adapter_with(
+        server,
+        SunbirdConfig::new(server.url()).retry_base(Duration::from_millis(10)),
+    )
+}
+
+fn adapter_with(_server: &ReferenceServer, config: SunbirdConfig) -> SunbirdAdapter {
+    SunbirdAdapter::new(config, Arc::new(StaticToken::new(UserToken::new("t")))).unwrap()
+}
+
+/// The server's rows for the learner, by content id.
+fn server_rows(server: &ReferenceServer) -> std::collections::HashMap<String, Value> {
+    server
+        .service()
+        .states_of(USER)
+        .unwrap()
+        .into_iter()
+        .map(|row| (row["contentId"].as_str().unwrap().to_string(), row))
+        .collect()
+}
+
+/// The server holds the max of everything recorded (status and progress at least the local
+/// join) and nothing it holds is still pending; items the server refused for good are
+/// reported instead.
+fn assert_converged(store: &Store, server: &ReferenceServer) {
+    let rows = server_rows(server);
+    let pending = store.pending(USER).unwrap();
+    let rejected = store.rejected(USER).unwrap();
+    for item in store.items(USER, None).unwrap() {
+        let content = item.key().content();
+        if rejected.iter().any(|(r, _)| r.key() == item.key()) {
+            continue;
+        }
+        let is_pending = pending.iter().any(|p| p.key() == item.key());
+        let held = rows.get(content).is_some_and(|row| {
+            row["status"].as_i64().unwrap() >= i64::from(item.state().status().code())
+                && row["progress"].as_i64().unwrap() >= i64::from(item.state().progress().get())
+        });
+        assert!(
+            held,
+            "{content}: the server {:?} is below local {:?}",
+            rows.get(content),
+            item.state()
+        );
+        assert!(
+            !is_pending,
+            "{content} is pending although the server holds it"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_sync_sends_one_request_per_chunk_of_distinct_items() {
+    let server = server().await;
+    let store = Store::open_in_memory().unwrap();
+    // 1,000 updates: 50 contents x 20 rising updates each, ending completed.
+    for step in 1..=20 {
+        for c in 0..50 {
+            let status = if step == 20 {
+                Status::Completed
+            } else {
+                Status::InProgress
+            };
+            record(&store, &format!("do_{c:02}"), status, step * 5);
+        }
+    }
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.sent, report.acknowledged, report.requests),
+        (50, 50, 1)
+    );
+    assert_eq!(server.stats().update_requests, 1);
+    assert!(store.pending(USER).unwrap().is_empty());
+    assert_converged(&store, &server);
+
+    // With a chunk of 10 the same 50 distinct items take 5 requests.
+    let store = Store::open_in_memory().unwrap();
+    for c in 0..50 {
+        record(&store, &format!("do_{c:02}"), Status::Completed, 100);
+    }
+    let small = adapter_with(&server, SunbirdConfig::new(server.url()).chunk(10));
+    let report = store.sync(USER, &small, &SyncOptions::new()).await.unwrap();
+    assert_eq!((report.acknowledged, report.requests), (50, 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_write_in_progress_is_sent_twice_so_the_server_keeps_its_progress() {
+    let server = server().await;
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_video", Status::InProgress, 60);
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!((report.acknowledged, report.requests), (1, 2));
+    assert_eq!(server_rows(&server)["do_video"]["progress"], 60);
+    assert!(store.pending(USER).unwrap().is_empty());
+    // Once the server has the row, a rise takes one request.
+    record(&store, "do_video", Status::InProgress, 80);
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(report.requests, 1);
+    assert_eq!(server_rows(&server)["do_video"]["progress"], 80);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_and_missing_batches_are_rejected_and_kept_without_blocking_others() {
+    let server = server().await;
+    server
+        .service()
+        .put_batch("closed-batch", COURSE, BatchStatus::Closed)
+        .unwrap();
+    server.service().remove_batch("gone-batch").unwrap();
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_ok", Status::Completed, 100);
+    for (batch, content) in [("closed-batch", "do_closed"), ("gone-batch", "do_gone")] {
+        let k = ContentKey::new(USER, COURSE, batch, content).unwrap();
+        store
+            .record(ProgressUpdate::new(k, Status::Completed, 100).unwrap())
+            .unwrap();
+    }
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(report.acknowledged, 1);
+    let mut reasons: Vec<_> = report
+        .rejected
+        .iter()
+        .map(|r| (r.key.content().to_string(), r.reason.clone()))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec![
+            ("do_closed".to_string(), "NOT_A_ON_GOING_BATCH".to_string()),
+            ("do_gone".to_string(), "BATCH_NOT_EXISTS".to_string()),
+        ]
+    );
+    // Kept locally, reported, not resent automatically.
+    assert_eq!(store.items(USER, None).unwrap().len(), 3);
+    assert_eq!(store.rejected(USER).unwrap().len(), 2);
+    assert!(store.pending(USER).unwrap().is_empty());
+    let again = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!((again.sent, again.requests), (0, 0));
+    // Once the batch reopens and the app asks, it goes through.
+    server
+        .service()
+        .put_batch("closed-batch", COURSE, BatchStatus::Ongoing)
+        .unwrap();
+    assert_eq!(store.resend_rejected(USER).unwrap(), 2);
+    let retry = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(retry.acknowledged, 1);
+    assert_eq!(retry.rejected.len(), 1);
+    assert_converged(&store, &server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_missing_from_the_result_stays_pending() {
+    // With registered tokens the server drops items of another user without a trace.
+    let server = server().await;
+    server.add_token("token-of-someone-else", "someone-else");
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_1", Status::Completed, 100);
+    let other = SunbirdAdapter::new(
+        SunbirdConfig::new(server.url()),
+        Arc::new(StaticToken::new(UserToken::new("token-of-someone-else"))),
+    )
+    .unwrap();
+    let report = store.sync(USER, &other, &SyncOptions::new()).await.unwrap();
+    assert_eq!(report.acknowledged, 0);
+    assert_eq!(report.retrying[0].cause, RetryCause::NotInResult);
+    assert_eq!(store.pending(USER).unwrap().len(), 1);
+    assert!(server_rows(&server).is_empty());
+}
+
+/// A provider whose first token has expired; a refresh gives the good one.
+struct ExpiringTokens {
+    refreshes: AtomicUsize,
+}
+
+#[async_trait]
+impl TokenProvider for ExpiringTokens {
+    async fn token(&self, _user: &str) -> headway_sunbird::Result<UserToken> {
+        Ok(UserToken::new(
+            if self.refreshes.load(Ordering::SeqCst) > 0 {
+                "fresh"
+            } else {
+                "stale"
+            },
+        ))
+    }
+    async fn refresh(&self, user: &str) -> headway_sunbird::Result<UserToken> {
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        self.token(user).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_refreshes_the_token_once_and_retries() {
+    let server = server().await;
+    server.add_token("fresh", USER);
+    server.add_token("stale", USER);
+    server.expire_token("stale");
+    let tokens = Arc::new(ExpiringTokens {
+        refreshes: AtomicUsize::new(0),
+    });
+    let adapter = SunbirdAdapter::new(SunbirdConfig::new(server.url()), tokens.clone()).unwrap();
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_1", Status::Completed, 100);
+    let report = store
+        .sync(USER, &adapter, &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(report.acknowledged, 1);
+    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 1);
+    assert_converged(&store, &server);
+
+    // A token that stays refused leaves everything pending, with the cause.
+    server.expire_token("fresh");
+    record(&store, "do_2", Status::Completed, 100);
+    let report = store
+        .sync(USER, &adapter, &SyncOptions::new())
+        .await
+        .unwrap();
+    assert!(report.server_failed());
+    assert!(matches!(
+        report.retrying[0].cause,
+        RetryCause::Unauthorized { status: 401 }
+    ));
+    assert_eq!(store.pending(USER).unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_and_a_later_sync_recovers() {
+    let server = server().await;
+    let store = Store::open_in_memory().unwrap();
+    for c in 0..5 {
+        record(&store, &format!("do_{c}"), Status::Completed, 100);
+    }
+    // Two 503s: the adapter's own retries get through within one sync.
+    server.fail_next(2, 503);
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!((report.acknowledged, report.requests), (5, 3));
+    // A server that keeps failing: every item stays pending, nothing is lost.
+    for c in 5..10 {
+        record(&store, &format!("do_{c}"), Status::Completed, 100);
+    }
+    server.fail_next(100, 500);
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert!(report.server_failed());
+    assert_eq!(report.retrying.len(), 5);
+    assert!(matches!(
+        report.retrying[0].cause,
+        RetryCause::Server { status: 500 }
+    ));
+    assert_eq!(store.pending(USER).unwrap().len(), 5);
+    server.set_faults(Faults::default());
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(report.acknowledged, 5);
+    assert!(store.pending(USER).unwrap().is_empty());
+    assert_converged(&store, &server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_leaves_everything_pending() {
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_1", Status::Completed, 100);
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let adapter = SunbirdAdapter::new(
+        SunbirdConfig::new(url).retry_base(Duration::from_millis(5)),
+        Arc::new(StaticToken::new(UserToken::new("t"))),
+    )
+    .unwrap();
+    let report = store
+        .sync(USER, &adapter, &SyncOptions::new())
+        .await
+        .unwrap();
+    assert!(report.server_failed());
+    assert!(matches!(
+        report.retrying[0].cause,
+        RetryCause::Network { .. }
+    ));
+    assert_eq!(store.pending(USER).unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_after_the_server_applied_is_resent_harmlessly() {
+    let server = server().await;
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_1", Status::Completed, 100);
+    record(&store, "do_2", Status::Completed, 100);
+    server.close_after_apply(1);
+    let once = adapter_with(&server, SunbirdConfig::new(server.url()).attempts(1));
+    let report = store.sync(USER, &once, &SyncOptions::new()).await.unwrap();
+    assert_eq!(report.acknowledged, 0, "the answer was lost");
+    assert_eq!(server_rows(&server).len(), 2, "but the server applied it");
+    assert_eq!(store.pending(USER).unwrap().len(), 2);
+    let report = store.sync(USER, &once, &SyncOptions::new()).await.unwrap();
+    assert_eq!(report.acknowledged, 2);
+    assert_eq!(server_rows(&server)["do_1"]["status"], 2);
+    assert_converged(&store, &server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_caused_by_one_item_rejects_only_that_item() {
+    let server = server().await;
+    let store = Store::open_in_memory().unwrap();
+    for c in 0..100 {
+        record(&store, &format!("do_{c:03}"), Status::Completed, 100);
+    }
+    server.poison_content("do_042");
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(report.acknowledged, 99);
+    assert_eq!(report.rejected.len(), 1);
+    assert_eq!(report.rejected[0].key.content(), "do_042");
+    assert!(
+        report.rejected[0].reason.contains("DATE_FORMAT_ERRROR"),
+        "{}",
+        report.rejected[0].reason
+    );
+    // Bisection: about 2 log2(100) requests, not 100.
+    assert!(report.requests <= 16, "{} requests", report.requests);
+    assert_eq!(store.rejected(USER).unwrap().len(), 1);
+    assert_converged(&store, &server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_recorded_during_an_in_flight_sync_is_sent_by_the_next_sync() {
+    let server = server().await;
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    record(&store, "do_1", Status::InProgress, 10);
+    record(&store, "do_1", Status::InProgress, 10);
+    // The server takes 300 ms to answer; meanwhile the learner completes the content.
+    server.set_faults(Faults {
+        delay_ms: 300,
+        ..Faults::default()
+    });
+    let syncing = {
+        let store = store.clone();
+        let adapter = adapter(&server);
+        tokio::spawn(async move {
+            store
+                .sync(USER, &adapter, &SyncOptions::new().max_rounds(1))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    record(&store, "do_1", Status::Completed, 100);
+    let report = syncing.await.unwrap().unwrap();
+    assert_eq!(report.sent, 1);
+    let pending = store.pending(USER).unwrap();
+    assert_eq!(pending.len(), 1, "the completion must still be pending");
+    assert_eq!(pending[0].state().status(), Status::Completed);
+    server.set_faults(Faults::default());
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(report.acknowledged, 1);
+    assert_eq!(server_rows(&server)["do_1"]["status"], 2);
+    assert!(store.pending(USER).unwrap().is_empty());
+    assert_converged(&store, &server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_parse_the_servers_states_and_enrolled_courses() {
+    let server = server().await;
+    server
+        .service()
+        .put_course(COURSE, "Fractions", &["do_1".into(), "do_2".into()])
+        .unwrap();
+    server
+        .service()
+        .enrol(USER, COURSE, BATCH, 1_714_558_530_123)
+        .unwrap();
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_1", Status::Completed, 100);
+    let adapter = adapter(&server);
+    store
+        .sync(USER, &adapter, &SyncOptions::new())
+        .await
+        .unwrap();
+    use headway::Adapter;
+    let states = adapter.read_states(USER, COURSE, BATCH).await.unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].state().status(), Status::Completed);
+    assert!(states[0].state().last_completed_time().is_some());
+    let courses = adapter.enrolled_courses(USER).await.unwrap();
+    assert_eq!(courses.len(), 1);
+    assert_eq!(courses[0].leaf_nodes_count, 2);
+    assert_eq!(courses[0].fields["courseName"], "Fractions");
+}

@@ -1,0 +1,218 @@
+//! The seam between the core and a server: an [`Adapter`] sends a learner's pending content
+//! states in bulk and says, item by item, what became of each; it also reads the server's
+//! content states and enrolled courses. Adapters live under `adapters/`; the core knows no
+//! server's JSON and does no network IO.
+
+use async_trait::async_trait;
+
+use crate::content_state::{ContentItem, ContentState};
+use crate::course::EnrolledCourse;
+
+/// One item handed to [`Adapter::push`]: the state to send, and the highest state the server
+/// is already known to hold for it (`None` if the server never confirmed this item, which some
+/// servers treat as a first write).
+///
+/// ```
+/// use headway::{ContentItem, ContentKey, ContentState, Outgoing};
+/// let item = ContentItem::new(ContentKey::new("u", "c", "b", "k")?, ContentState::default());
+/// let outgoing = Outgoing { item, server: None };
+/// assert!(outgoing.server.is_none());
+/// # Ok::<(), headway::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The content item and the state to send.
+    pub item: ContentItem,
+    /// What the server is known to hold already.
+    pub server: Option<ContentState>,
+}
+
+/// Why an item was not acknowledged this time; it stays pending and is sent again.
+///
+/// ```
+/// use headway::RetryCause;
+/// assert_eq!(RetryCause::Server { status: 503 }.to_string(), "server error 503");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetryCause {
+    /// The server answered 5xx (or another status that may pass).
+    #[error("server error {status}")]
+    Server {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The server could not be reached, or the connection broke.
+    #[error("network: {detail}")]
+    Network {
+        /// What the transport reported.
+        detail: String,
+    },
+    /// No answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// The answer could not be understood.
+    #[error("unparsable answer: {detail}")]
+    Unparsable {
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The credentials were refused even after a refresh.
+    #[error("unauthorized ({status})")]
+    Unauthorized {
+        /// The HTTP status, 401 or 403.
+        status: u16,
+    },
+    /// The server answered, but did not list this item as written.
+    #[error("missing from the server's result")]
+    NotInResult,
+    /// The server took the item but holds less than was sent (a first write that the server
+    /// stores lower); the item is sent again.
+    #[error("the server holds less than was sent")]
+    HeldLower,
+}
+
+/// What became of one item handed to [`Adapter::push`].
+///
+/// ```
+/// use headway::ItemOutcome;
+/// let outcome = ItemOutcome::Rejected { reason: "NOT_A_ON_GOING_BATCH".into() };
+/// assert!(!outcome.is_acknowledged());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ItemOutcome {
+    /// The server holds this state or a higher one.
+    Acknowledged,
+    /// The server took the item but holds at least `held` only, which is below what was sent
+    /// (Sunbird stores progress 0 for a first write with status 1). The item stays pending.
+    HeldLower {
+        /// What the server holds at least.
+        held: ContentState,
+    },
+    /// Refused for good (a closed or unknown batch, a client error): kept locally, reported,
+    /// and not resent until it changes again or the app asks.
+    Rejected {
+        /// The server's reason.
+        reason: String,
+    },
+    /// Not taken this time; stays pending and is retried.
+    Retry {
+        /// Why.
+        cause: RetryCause,
+    },
+}
+
+impl ItemOutcome {
+    /// True for [`ItemOutcome::Acknowledged`].
+    pub fn is_acknowledged(&self) -> bool {
+        matches!(self, ItemOutcome::Acknowledged)
+    }
+}
+
+/// What one [`Adapter::push`] did: one outcome per item, in order, and what it cost.
+///
+/// ```
+/// use headway::{ItemOutcome, PushReport};
+/// let report = PushReport::all(2, ItemOutcome::Acknowledged);
+/// assert_eq!(report.outcomes.len(), 2);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushReport {
+    /// One outcome per item handed in, in the same order.
+    pub outcomes: Vec<ItemOutcome>,
+    /// HTTP requests (or messages) made.
+    pub requests: usize,
+    /// Bytes sent, bodies included.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+}
+
+impl PushReport {
+    /// A report giving every one of `count` items the same outcome, no request made.
+    pub fn all(count: usize, outcome: ItemOutcome) -> PushReport {
+        PushReport {
+            outcomes: vec![outcome; count],
+            ..PushReport::default()
+        }
+    }
+}
+
+/// A failed read from the server.
+///
+/// ```
+/// use headway::AdapterError;
+/// assert!(AdapterError::Network { detail: "connection refused".into() }.is_retryable());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterError {
+    /// The server could not be reached, timed out, or answered 5xx.
+    #[error("server unavailable: {cause}")]
+    Unavailable {
+        /// Why.
+        cause: RetryCause,
+    },
+    /// The server refused the request for good (4xx other than 401/403).
+    #[error("refused by the server ({status}): {reason}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The server's reason.
+        reason: String,
+    },
+    /// A network failure described by the transport.
+    #[error("network: {detail}")]
+    Network {
+        /// What the transport reported.
+        detail: String,
+    },
+}
+
+impl AdapterError {
+    /// True when trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, AdapterError::Refused { .. })
+    }
+}
+
+/// A server the core syncs with. Implementations live under `adapters/`.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use headway::{Adapter, AdapterError, ContentItem, EnrolledCourse, ItemOutcome, Outgoing, PushReport};
+/// /// A server that takes everything.
+/// struct Accepting;
+/// #[async_trait]
+/// impl Adapter for Accepting {
+///     async fn push(&self, _user: &str, items: &[Outgoing]) -> PushReport {
+///         PushReport { requests: 1, ..PushReport::all(items.len(), ItemOutcome::Acknowledged) }
+///     }
+///     async fn read_states(&self, _: &str, _: &str, _: &str) -> Result<Vec<ContentItem>, AdapterError> {
+///         Ok(Vec::new())
+///     }
+///     async fn enrolled_courses(&self, _: &str) -> Result<Vec<EnrolledCourse>, AdapterError> {
+///         Ok(Vec::new())
+///     }
+/// }
+/// let adapter: std::sync::Arc<dyn Adapter> = std::sync::Arc::new(Accepting);
+/// # let _ = adapter;
+/// ```
+#[async_trait]
+pub trait Adapter: Send + Sync {
+    /// Sends one learner's states in bulk; returns one outcome per item, in order. A failure
+    /// of the whole call is reported as [`ItemOutcome::Retry`] for every item, never lost.
+    async fn push(&self, user: &str, items: &[Outgoing]) -> PushReport;
+
+    /// Reads the server's content states of one learner in one course batch.
+    async fn read_states(
+        &self,
+        user: &str,
+        course: &str,
+        batch: &str,
+    ) -> Result<Vec<ContentItem>, AdapterError>;
+
+    /// Reads the learner's enrolled courses.
+    async fn enrolled_courses(&self, user: &str) -> Result<Vec<EnrolledCourse>, AdapterError>;
+}

@@ -1,0 +1,85 @@
+//! A course the learner is enrolled in, with its progress, as a server lists it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One enrolled course. `progress` counts the completed leaf nodes (contents) of the course,
+/// not a percentage; `completion_percentage` and `status` follow from it and
+/// `leaf_nodes_count`, the way Sunbird derives them.
+///
+/// ```
+/// use headway::EnrolledCourse;
+/// let course = EnrolledCourse::new("do_course", "0130", 3).with_progress(1);
+/// assert_eq!((course.progress, course.completion_percentage, course.status), (1, 33, 1));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrolledCourse {
+    /// The course (Sunbird `courseId`).
+    pub course_id: String,
+    /// The batch the learner is enrolled in.
+    pub batch_id: String,
+    /// Completed leaf nodes.
+    pub progress: u32,
+    /// Leaf nodes (trackable contents) of the course.
+    pub leaf_nodes_count: u32,
+    /// `progress * 100 / leaf_nodes_count`, integer; 100 at or above the count.
+    pub completion_percentage: u32,
+    /// 0 not started, 1 in progress, 2 completed, derived from `progress`.
+    pub status: u8,
+    /// Status per content, as far as known.
+    pub content_status: BTreeMap<String, u8>,
+    /// The course's leaf node ids, when the server listed them (or the app supplied them).
+    pub leaf_nodes: Option<Vec<String>>,
+    /// The batch's status (1 ongoing), when the server listed it.
+    pub batch_status: Option<i64>,
+    /// Every field as the server sent it, including those headway does not model, so the app
+    /// can show them.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl EnrolledCourse {
+    /// A course with no progress.
+    pub fn new(course_id: &str, batch_id: &str, leaf_nodes_count: u32) -> EnrolledCourse {
+        EnrolledCourse {
+            course_id: course_id.to_string(),
+            batch_id: batch_id.to_string(),
+            progress: 0,
+            leaf_nodes_count,
+            completion_percentage: 0,
+            status: 0,
+            content_status: BTreeMap::new(),
+            leaf_nodes: None,
+            batch_status: None,
+            fields: serde_json::Map::new(),
+        }
+    }
+
+    /// Sets the completed-leaf count and derives `completion_percentage` and `status` from it.
+    pub fn with_progress(mut self, progress: u32) -> EnrolledCourse {
+        self.progress = progress;
+        let (percentage, status) = derive_course_progress(progress, self.leaf_nodes_count);
+        self.completion_percentage = percentage;
+        self.status = status;
+        self
+    }
+}
+
+/// Sunbird's derivation: 0 completed → (0, status 0); at or above the leaf count → (100,
+/// status 2); otherwise (progress * 100 / count, status 1).
+///
+/// ```
+/// assert_eq!(headway::derive_course_progress(1, 3), (33, 1));
+/// assert_eq!(headway::derive_course_progress(4, 3), (100, 2));
+/// assert_eq!(headway::derive_course_progress(0, 3), (0, 0));
+/// ```
+pub fn derive_course_progress(progress: u32, leaf_nodes_count: u32) -> (u32, u8) {
+    if progress == 0 {
+        (0, 0)
+    } else if progress >= leaf_nodes_count {
+        (100, 2)
+    } else {
+        (progress * 100 / leaf_nodes_count, 1)
+    }
+}

@@ -1,0 +1,172 @@
+//! What the server is known to hold: the items to send, the outcomes of a push, and the
+//! server's own states merged in. Each is one transaction.
+
+use rusqlite::TransactionBehavior;
+
+use super::rows::{self, InDocument, Rejection, Row, Rows};
+use super::Store;
+use crate::adapter::{ItemOutcome, Outgoing};
+use crate::content_state::ContentItem;
+use crate::error::{Error, Result};
+use crate::events::{ChangeOrigin, ContentStateChanged};
+
+impl Store {
+    /// The pending items of a learner with what the server is known to hold of each: what a
+    /// sync hands to [`Adapter::push`](crate::Adapter::push).
+    pub(crate) fn outgoing(&self, user: &str) -> Result<Vec<Outgoing>> {
+        let inner = self.lock()?;
+        let rows = rows::select_learner(&inner.conn, user, Rows::All)?;
+        Ok(rows
+            .into_iter()
+            .filter(Row::is_pending)
+            .map(|row| Outgoing {
+                item: ContentItem::new(row.key, row.state),
+                server: row.server,
+            })
+            .collect())
+    }
+
+    /// Stores what the server said about each item sent, in one transaction. An acknowledged
+    /// item records the *sent* state as held by the server, so a state raised while the push
+    /// was in flight stays pending; a rejection is tied to the state that was refused.
+    pub(crate) fn apply_outcomes(&self, sent: &[Outgoing], outcomes: &[ItemOutcome]) -> Result<()> {
+        let mut inner = self.lock()?;
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sqlite("starting to apply sync outcomes"))?;
+        for (out, outcome) in sent.iter().zip(outcomes) {
+            let Some(mut row) = rows::select_one(&tx, out.item.key())? else {
+                continue;
+            };
+            let held = match outcome {
+                ItemOutcome::Acknowledged => Some(*out.item.state()),
+                ItemOutcome::HeldLower { held } => Some(*held),
+                ItemOutcome::Rejected { reason } => {
+                    row.rejected = Some(Rejection {
+                        state: *out.item.state(),
+                        reason: reason.clone(),
+                    });
+                    None
+                }
+                _ => None,
+            };
+            if let Some(held) = held {
+                row.server = Some(row.server.map_or(held, |s| s.merge(&held)));
+                if row.server.is_some_and(|s| s.covers(&row.state)) {
+                    row.rejected = None;
+                }
+            }
+            rows::write(&tx, &row)?;
+        }
+        tx.commit()
+            .map_err(Error::sqlite("committing sync outcomes"))?;
+        Ok(())
+    }
+
+    /// Merges content states read from the server: each local state is raised to the join
+    /// with the server's (this is how another device's progress arrives), and the server is
+    /// known to hold at least what it reported. Returns the changes, which are also published.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ChangeOrigin, ContentItem, ContentKey, ContentState, Progress, Status, Store};
+    /// let store = Store::open_in_memory()?;
+    /// let key = ContentKey::new("u", "c", "b", "k")?;
+    /// let from_server = ContentState::new(Status::Completed, Progress::new(100)?, None, None);
+    /// let changes = store.merge_server_states(&[ContentItem::new(key.clone(), from_server)])?;
+    /// assert_eq!(changes[0].origin, ChangeOrigin::Server);
+    /// assert_eq!(store.state(&key)?, Some(from_server));
+    /// assert!(store.pending("u")?.is_empty()); // the server already holds it
+    /// # Ok(()) }
+    /// ```
+    pub fn merge_server_states(&self, items: &[ContentItem]) -> Result<Vec<ContentStateChanged>> {
+        let mut inner = self.lock()?;
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sqlite("starting a merge of server states"))?;
+        let mut changes = Vec::new();
+        for item in items {
+            let server_state = *item.state();
+            let stored = rows::select_one(&tx, item.key())?;
+            let before = stored.as_ref().map(|row| row.state);
+            let mut row = stored.unwrap_or_else(|| Row::new(item.key().clone(), server_state));
+            let after = before.map_or(server_state, |b| b.merge(&server_state));
+            let server = row.server.map_or(server_state, |s| s.merge(&server_state));
+            if before == Some(after) && row.server == Some(server) {
+                continue;
+            }
+            row.server = Some(server);
+            if before != Some(after) {
+                row.state = after;
+                row.in_document = InDocument::No;
+                changes.push(ContentStateChanged {
+                    key: item.key().clone(),
+                    before,
+                    after,
+                    origin: ChangeOrigin::Server,
+                });
+            }
+            rows::write(&tx, &row)?;
+        }
+        tx.commit()
+            .map_err(Error::sqlite("committing a merge of server states"))?;
+        for change in &changes {
+            *inner
+                .unflushed
+                .entry(change.key.user().to_string())
+                .or_default() += 1;
+        }
+        drop(inner);
+        self.publish(changes.clone());
+        Ok(changes)
+    }
+
+    /// The items whose current state the server refused for good, with the reasons. They are
+    /// not sent again until they change or [`Store::resend_rejected`] is called.
+    ///
+    /// ```
+    /// let store = headway::Store::open_in_memory()?;
+    /// assert!(store.rejected("u")?.is_empty());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn rejected(&self, user: &str) -> Result<Vec<(ContentItem, String)>> {
+        let inner = self.lock()?;
+        let rows = rows::select_learner(&inner.conn, user, Rows::All)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let rejection = row.rejected?;
+                (rejection.state == row.state)
+                    .then(|| (ContentItem::new(row.key, row.state), rejection.reason))
+            })
+            .collect())
+    }
+
+    /// Forgets every rejection of a learner so the next sync sends those items again (the app
+    /// asks after the learner's batch reopened, say). Returns how many were forgotten.
+    ///
+    /// ```
+    /// let store = headway::Store::open_in_memory()?;
+    /// assert_eq!(store.resend_rejected("u")?, 0);
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn resend_rejected(&self, user: &str) -> Result<usize> {
+        let mut inner = self.lock()?;
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sqlite("starting to clear rejections"))?;
+        let mut cleared = 0;
+        for mut row in rows::select_learner(&tx, user, Rows::All)? {
+            if row.rejected.take().is_some() {
+                rows::write(&tx, &row)?;
+                cleared += 1;
+            }
+        }
+        tx.commit()
+            .map_err(Error::sqlite("committing cleared rejections"))?;
+        Ok(cleared)
+    }
+}
