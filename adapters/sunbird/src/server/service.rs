@@ -502,20 +502,20 @@ impl CourseService {
                 for item in &items {
                     let content = content_of(item);
                     let row = tx
-                        .query_row(
+                        .prepare_cached(
                             "SELECT status, progress, last_access_time, last_completed_time
                             FROM consumption WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3
                                 AND content_id = ?4",
-                            params![user, course, batch, content],
-                            |r| {
-                                Ok(Consumption {
-                                    status: r.get(0)?,
-                                    progress: r.get(1)?,
-                                    last_access: r.get(2)?,
-                                    last_completed: r.get(3)?,
-                                })
-                            },
                         )
+                        .map_err(store_error)?
+                        .query_row(params![user, course, batch, content], |r| {
+                            Ok(Consumption {
+                                status: r.get(0)?,
+                                progress: r.get(1)?,
+                                last_access: r.get(2)?,
+                                last_completed: r.get(3)?,
+                            })
+                        })
                         .optional()
                         .map_err(store_error)?;
                     if let Some(row) = row {
@@ -526,30 +526,32 @@ impl CourseService {
                 for item in &items {
                     let content = content_of(item);
                     let merged = merge(snapshot.get(&content), item, now_text.as_deref());
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT OR REPLACE INTO consumption (user_id, course_id, batch_id,
                             content_id, status, progress, last_access_time, last_completed_time,
                             last_updated_time)
                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                        params![
-                            user,
-                            course,
-                            batch,
-                            content,
-                            merged.status,
-                            merged.progress,
-                            merged.last_access,
-                            merged.last_completed,
-                            now_text
-                        ],
                     )
+                    .map_err(store_error)?
+                    .execute(params![
+                        user,
+                        course,
+                        batch,
+                        content,
+                        merged.status,
+                        merged.progress,
+                        merged.last_access,
+                        merged.last_completed,
+                        now_text
+                    ])
                     .map_err(store_error)?;
                     if merged.status >= 2 {
-                        tx.execute(
+                        tx.prepare_cached(
                             "INSERT INTO progress_event (user_id, course_id, batch_id, content_id, at)
                             VALUES (?1, ?2, ?3, ?4, ?5)",
-                            params![user, course, batch, content, now],
                         )
+                        .map_err(store_error)?
+                        .execute(params![user, course, batch, content, now])
                         .map_err(store_error)?;
                     }
                     let access = merged.last_access.clone().unwrap_or_default();
