@@ -43,6 +43,12 @@ pub enum Error {
         /// The expected format.
         format: &'static str,
     },
+    /// A content player event could not be read; nothing was recorded.
+    #[error("invalid player event: {reason}")]
+    InvalidTelemetry {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The store file could not be opened or is not a headway store.
     #[error("cannot open store {path}: {reason}")]
     StoreOpen {
@@ -113,6 +119,7 @@ impl Error {
                 | Error::InvalidId { .. }
                 | Error::TimestampOutOfRange { .. }
                 | Error::InvalidDate { .. }
+                | Error::InvalidTelemetry { .. }
         )
     }
 

@@ -48,12 +48,45 @@ pub struct ContentStateChanged {
     pub origin: ChangeOrigin,
 }
 
-/// Something the app may want to react to.
+/// A course's completion percentage moved, in the merged view of [`Store::courses`](crate::Store::courses).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CourseProgressChanged {
+    /// The learner.
+    pub user: String,
+    /// The course.
+    pub course: String,
+    /// The batch.
+    pub batch: String,
+    /// The completion percentage before.
+    pub before: u32,
+    /// The completion percentage now.
+    pub after: u32,
+}
+
+/// A sync could not reach the server, or the server kept failing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncFailed {
+    /// The learner.
+    pub user: String,
+    /// Why, for the first item that stays pending.
+    pub cause: String,
+    /// How many items stay pending.
+    pub pending: usize,
+}
+
+/// Something the app may want to react to. This replaces Sunbird's
+/// `COURSE_STATUS_UPDATED_SUCCESSFULLY` broadcast: each kind says what changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A content state went up.
+    /// A content state went up (a local record, a server answer or another device).
     ContentStateChanged(ContentStateChanged),
+    /// A cached course's completion percentage moved.
+    CourseProgressChanged(CourseProgressChanged),
+    /// A sync reached the server; the report says what became of each item.
+    SyncFinished(crate::sync::SyncReport),
+    /// A sync could not reach the server; everything pending stays pending.
+    SyncFailed(SyncFailed),
 }
 
 /// The receiving end of [`Store::subscribe`](crate::Store::subscribe). Events arrive in the
@@ -97,6 +130,10 @@ impl EventHub {
 
     /// Sends each event to every subscriber, forgetting subscribers that went away.
     pub(crate) fn publish(&self, events: impl IntoIterator<Item = Event>) {
+        let events: Vec<Event> = events.into_iter().collect();
+        if events.is_empty() {
+            return;
+        }
         let Ok(mut senders) = self.senders.lock() else {
             return;
         };

@@ -52,6 +52,7 @@
 //! ```
 
 mod adapter;
+mod background;
 mod content_state;
 mod course;
 mod document;
@@ -60,19 +61,26 @@ mod events;
 mod progress_update;
 mod store;
 mod sync;
+mod telemetry;
 mod timestamp;
 
 pub use adapter::{Adapter, AdapterError, ItemOutcome, Outgoing, PushReport, RetryCause};
+pub use background::{BackgroundOptions, BackgroundSync};
 pub use content_state::{
     check_id, ContentItem, ContentKey, ContentState, Progress, Status, MAX_ID_LEN,
 };
 pub use course::{derive_course_progress, EnrolledCourse};
 pub use document::LearnerDocument;
 pub use error::{Error, Result};
-pub use events::{ChangeOrigin, ContentStateChanged, Event, Subscription};
+pub use events::{
+    ChangeOrigin, ContentStateChanged, CourseProgressChanged, Event, Subscription, SyncFailed,
+};
 pub use progress_update::ProgressUpdate;
-pub use store::{Durability, Store, StoreOptions};
+pub use store::{CoursesAnswer, CoursesSource, Durability, Store, StoreOptions};
 pub use sync::{Backoff, RejectedItem, RetryingItem, SyncOptions, SyncReport};
+pub use telemetry::{
+    player_event, progress_from_summary, CourseContext, Ignored, PlayerEvent, PlayerEventOutcome,
+};
 pub use timestamp::{Timestamp, UtcDateTime};
 
 #[cfg(doctest)]

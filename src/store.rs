@@ -2,6 +2,7 @@
 //! which every read is answered from, and each learner's Automerge document, which the table
 //! is folded into in batches (write-behind).
 
+mod courses;
 mod rows;
 mod schema;
 mod server_state;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged, Event, EventHub, Subscription};
 use crate::progress_update::ProgressUpdate;
 
+pub use courses::{CoursesAnswer, CoursesSource};
 use rows::{InDocument, Row, Rows};
 pub use schema::Durability;
 use write_behind::OpenDocument;
@@ -258,9 +260,26 @@ impl Store {
         Ok(changes)
     }
 
+    /// Announces committed content changes, then the course-progress moves they caused.
     fn publish(&self, changes: impl IntoIterator<Item = ContentStateChanged>) {
-        self.events
-            .publish(changes.into_iter().map(Event::ContentStateChanged));
+        let changes: Vec<ContentStateChanged> = changes.into_iter().collect();
+        if changes.is_empty() {
+            return;
+        }
+        let course_events = self.course_events(&changes).unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot compute course progress events");
+            Vec::new()
+        });
+        self.events.publish(
+            changes
+                .into_iter()
+                .map(Event::ContentStateChanged)
+                .chain(course_events),
+        );
+    }
+
+    pub(crate) fn publish_event(&self, event: Event) {
+        self.events.publish([event]);
     }
 
     /// The joined state of one content item, or `None` if nothing was recorded for it.

@@ -12,6 +12,7 @@ use tracing::Instrument;
 use crate::adapter::{Adapter, ItemOutcome, RetryCause};
 use crate::content_state::ContentKey;
 use crate::error::Result;
+use crate::events::{Event, SyncFailed};
 use crate::store::Store;
 
 pub use backoff::Backoff;
@@ -140,9 +141,24 @@ impl Store {
         options: &SyncOptions,
     ) -> Result<SyncReport> {
         let span = tracing::info_span!("sync", user = %user);
-        self.sync_rounds(user, adapter, options)
+        let report = self
+            .sync_rounds(user, adapter, options)
             .instrument(span)
-            .await
+            .await?;
+        let event = if report.server_failed() {
+            Event::SyncFailed(SyncFailed {
+                user: user.to_string(),
+                cause: report
+                    .retrying
+                    .first()
+                    .map_or_else(String::new, |r| r.cause.to_string()),
+                pending: report.retrying.len(),
+            })
+        } else {
+            Event::SyncFinished(report.clone())
+        };
+        self.publish_event(event);
+        Ok(report)
     }
 
     async fn sync_rounds(

@@ -327,5 +327,23 @@ pub(crate) fn write(conn: &Connection, row: &Row) -> Result<()> {
             i64::from(row.in_document == InDocument::Yes),
         ])
         .map_err(Error::sqlite("writing a content state"))?;
+    // Keep the leaf status of enrolled courses in step (a no-op for a content that is not a
+    // leaf of any cached course).
+    if status > 0 {
+        conn.prepare_cached(
+            "UPDATE course_leaf SET status = ?5
+            WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3 AND content_id = ?4
+                AND status < ?5",
+        )
+        .map_err(Error::sqlite("updating a course leaf"))?
+        .execute(params![
+            key.user(),
+            key.course(),
+            key.batch(),
+            key.content(),
+            status
+        ])
+        .map_err(Error::sqlite("updating a course leaf"))?;
+    }
     Ok(())
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 const APPLICATION_ID: i64 = 0x4857_4159;
 
 /// The newest schema version this build writes.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// How durable a commit is once `record` returns.
 ///
@@ -102,7 +102,7 @@ pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<(
 }
 
 /// The columns of every table at [`VERSION`], in order.
-const TABLES: [(&str, &[&str]); 4] = [
+const TABLES: [(&str, &[&str]); 6] = [
     ("meta", &["name", "value"]),
     ("learner", &["user_id", "epoch"]),
     ("doc_chunk", &["user_id", "seq", "bytes"]),
@@ -123,6 +123,25 @@ const TABLES: [(&str, &[&str]); 4] = [
             "rejected_reason",
             "checksum",
         ],
+    ),
+    (
+        "enrolled_course",
+        &[
+            "user_id",
+            "course_id",
+            "batch_id",
+            "position",
+            "server_progress",
+            "leaf_nodes_count",
+            "batch_status",
+            "content_status",
+            "fields",
+            "fetched_at",
+        ],
+    ),
+    (
+        "course_leaf",
+        &["user_id", "course_id", "batch_id", "content_id", "status"],
     ),
 ];
 
@@ -216,6 +235,38 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
                 rejected_state  BLOB,
                 rejected_reason TEXT,
                 checksum        INTEGER NOT NULL,
+                PRIMARY KEY (user_id, course_id, batch_id, content_id)
+            ) WITHOUT ROWID;
+            "
+        }
+        1 => {
+            "
+            -- The last enrollment list the server gave, one row per enrolled course batch, in the
+            -- server's order: its figures, and every field it sent (`fields`, JSON, without the
+            -- leaf node list, which lives in course_leaf).
+            CREATE TABLE enrolled_course (
+                user_id               TEXT NOT NULL,
+                course_id             TEXT NOT NULL,
+                batch_id              TEXT NOT NULL,
+                position              INTEGER NOT NULL,
+                server_progress       INTEGER NOT NULL,
+                leaf_nodes_count      INTEGER NOT NULL,
+                batch_status          INTEGER,
+                content_status        TEXT NOT NULL,
+                fields                TEXT NOT NULL,
+                fetched_at            INTEGER NOT NULL,
+                PRIMARY KEY (user_id, course_id, batch_id)
+            ) WITHOUT ROWID;
+
+            -- The leaf nodes (trackable contents) of each enrolled course batch, with the status
+            -- of the learner's content state, kept up to date by every write of content_state,
+            -- so the offline course answer is one range scan.
+            CREATE TABLE course_leaf (
+                user_id    TEXT NOT NULL,
+                course_id  TEXT NOT NULL,
+                batch_id   TEXT NOT NULL,
+                content_id TEXT NOT NULL,
+                status     INTEGER NOT NULL,
                 PRIMARY KEY (user_id, course_id, batch_id, content_id)
             ) WITHOUT ROWID;
             "

@@ -1,0 +1,523 @@
+//! Enrolled courses, offline and online: the last list the server gave, with the learner's
+//! local progress merged in, and the refresh that syncs first, then reads the list and the
+//! server's content states.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde_json::Value;
+
+use super::Store;
+use crate::adapter::Adapter;
+use crate::content_state::Status;
+use crate::course::{derive_course_progress, EnrolledCourse};
+use crate::error::{Error, Result};
+use crate::events::{ContentStateChanged, CourseProgressChanged, Event};
+use crate::sync::{SyncOptions, SyncReport};
+use crate::timestamp::Timestamp;
+
+/// Where an answer about enrolled courses came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CoursesSource {
+    /// The server answered just now; its list was cached.
+    Server,
+    /// The server could not be reached (or failed): the cached list, with local progress.
+    Cache {
+        /// Why the server was not used.
+        cause: String,
+    },
+}
+
+/// The answer of [`Store::refresh_courses`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoursesAnswer {
+    /// The enrolled courses with merged progress, in the server's order.
+    pub courses: Vec<EnrolledCourse>,
+    /// Where the list came from.
+    pub source: CoursesSource,
+    /// The sync that ran first.
+    pub sync: Option<SyncReport>,
+}
+
+/// One course's figures: what the server said and what the device counts.
+#[derive(Clone, Copy)]
+struct Figures {
+    server_progress: u32,
+    leaf_nodes_count: u32,
+    local_completed: u32,
+}
+
+impl Figures {
+    /// The merged completed-leaf count: never below the server's (which lags) nor the device's.
+    fn progress(&self) -> u32 {
+        self.server_progress.max(self.local_completed)
+    }
+
+    fn percentage(&self) -> u32 {
+        derive_course_progress(self.progress(), self.leaf_nodes_count).0
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn figures(conn: &Connection, user: &str, course: &str, batch: &str) -> Result<Option<Figures>> {
+    let cached: Option<(u32, u32)> = conn
+        .prepare_cached(
+            "SELECT server_progress, leaf_nodes_count FROM enrolled_course
+            WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3",
+        )
+        .map_err(Error::sqlite("reading a cached course"))?
+        .query_row(params![user, course, batch], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(Error::sqlite("reading a cached course"))?;
+    let Some((server_progress, leaf_nodes_count)) = cached else {
+        return Ok(None);
+    };
+    let local_completed: u32 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM course_leaf
+            WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3 AND status >= 2",
+        )
+        .map_err(Error::sqlite("counting completed leaves"))?
+        .query_row(params![user, course, batch], |r| r.get(0))
+        .map_err(Error::sqlite("counting completed leaves"))?;
+    Ok(Some(Figures {
+        server_progress,
+        leaf_nodes_count,
+        local_completed,
+    }))
+}
+
+fn is_leaf(
+    conn: &Connection,
+    user: &str,
+    course: &str,
+    batch: &str,
+    content: &str,
+) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM course_leaf
+        WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3 AND content_id = ?4",
+    )
+    .map_err(Error::sqlite("reading a course leaf"))?
+    .query_row(params![user, course, batch, content], |_| Ok(()))
+    .optional()
+    .map_err(Error::sqlite("reading a course leaf"))
+    .map(|found| found.is_some())
+}
+
+impl Store {
+    /// The course-progress events that committed content changes caused: a course moves only
+    /// when one of its leaf nodes became completed.
+    pub(super) fn course_events(&self, changes: &[ContentStateChanged]) -> Result<Vec<Event>> {
+        let completions: Vec<&ContentStateChanged> = changes
+            .iter()
+            .filter(|c| {
+                let was_completed = c.before.is_some_and(|b| b.status() == Status::Completed);
+                c.after.status() == Status::Completed && !was_completed
+            })
+            .collect();
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = self.lock()?;
+        let mut groups: BTreeMap<(String, String, String), u32> = BTreeMap::new();
+        for change in completions {
+            let key = &change.key;
+            if is_leaf(
+                &inner.conn,
+                key.user(),
+                key.course(),
+                key.batch(),
+                key.content(),
+            )? {
+                let group = (
+                    key.user().to_string(),
+                    key.course().to_string(),
+                    key.batch().to_string(),
+                );
+                *groups.entry(group).or_default() += 1;
+            }
+        }
+        let mut events = Vec::new();
+        for ((user, course, batch), completed_now) in groups {
+            let Some(after) = figures(&inner.conn, &user, &course, &batch)? else {
+                continue;
+            };
+            let before = Figures {
+                local_completed: after.local_completed.saturating_sub(completed_now),
+                ..after
+            };
+            if before.percentage() != after.percentage() {
+                events.push(Event::CourseProgressChanged(CourseProgressChanged {
+                    user,
+                    course,
+                    batch,
+                    before: before.percentage(),
+                    after: after.percentage(),
+                }));
+            }
+        }
+        Ok(events)
+    }
+
+    /// The learner's enrolled courses as the server last listed them, with the device's
+    /// progress merged in: per course, `progress` is the larger of the server's completed-leaf
+    /// count and the device's, `completion_percentage` and `status` follow from it, and
+    /// `content_status` joins the server's map with the device's leaf statuses. Works offline.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, EnrolledCourse, ProgressUpdate, Status, Store};
+    /// let store = Store::open_in_memory()?;
+    /// let mut listed = EnrolledCourse::new("do_course", "0130", 4);
+    /// listed.leaf_nodes = Some(vec!["do_1".into(), "do_2".into(), "do_3".into(), "do_4".into()]);
+    /// store.cache_courses("u", &[listed])?; // what a refresh stores
+    /// store.record(ProgressUpdate::new(ContentKey::new("u", "do_course", "0130", "do_1")?, Status::Completed, 100)?)?;
+    /// let course = &store.courses("u")?[0];
+    /// assert_eq!((course.progress, course.completion_percentage, course.status), (1, 25, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn courses(&self, user: &str) -> Result<Vec<EnrolledCourse>> {
+        let inner = self.lock()?;
+        let conn = &inner.conn;
+        let mut leaves: BTreeMap<(String, String), Vec<(String, u8)>> = BTreeMap::new();
+        {
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT course_id, batch_id, content_id, status FROM course_leaf
+                    WHERE user_id = ?1",
+                )
+                .map_err(Error::sqlite("reading course leaves"))?;
+            let mut rows = select
+                .query(params![user])
+                .map_err(Error::sqlite("reading course leaves"))?;
+            while let Some(row) = rows
+                .next()
+                .map_err(Error::sqlite("reading course leaves"))?
+            {
+                let course: String = row.get(0).map_err(Error::sqlite("reading course leaves"))?;
+                let batch: String = row.get(1).map_err(Error::sqlite("reading course leaves"))?;
+                let content: String = row.get(2).map_err(Error::sqlite("reading course leaves"))?;
+                let status: i64 = row.get(3).map_err(Error::sqlite("reading course leaves"))?;
+                let status = u8::try_from(status.clamp(0, 2)).unwrap_or(0);
+                leaves
+                    .entry((course, batch))
+                    .or_default()
+                    .push((content, status));
+            }
+        }
+        let mut select = conn
+            .prepare_cached(
+                "SELECT course_id, batch_id, server_progress, leaf_nodes_count, batch_status,
+                    content_status, fields
+                FROM enrolled_course WHERE user_id = ?1 ORDER BY position",
+            )
+            .map_err(Error::sqlite("reading cached courses"))?;
+        let mut rows = select
+            .query(params![user])
+            .map_err(Error::sqlite("reading cached courses"))?;
+        let mut courses = Vec::new();
+        while let Some(row) = rows
+            .next()
+            .map_err(Error::sqlite("reading cached courses"))?
+        {
+            let read = |i: usize| {
+                row.get_ref(i)
+                    .map_err(Error::sqlite("reading cached courses"))
+            };
+            let course: String = row
+                .get(0)
+                .map_err(Error::sqlite("reading cached courses"))?;
+            let batch: String = row
+                .get(1)
+                .map_err(Error::sqlite("reading cached courses"))?;
+            let server_progress: u32 = row
+                .get(2)
+                .map_err(Error::sqlite("reading cached courses"))?;
+            let leaf_nodes_count: u32 = row
+                .get(3)
+                .map_err(Error::sqlite("reading cached courses"))?;
+            let batch_status: Option<i64> = row
+                .get(4)
+                .map_err(Error::sqlite("reading cached courses"))?;
+            let content_status: BTreeMap<String, u8> =
+                serde_json::from_slice(read(5)?.as_bytes().unwrap_or(b"{}")).map_err(corrupt)?;
+            let fields: serde_json::Map<String, Value> =
+                serde_json::from_slice(read(6)?.as_bytes().unwrap_or(b"{}")).map_err(corrupt)?;
+            let course_leaves = leaves.remove(&(course.clone(), batch.clone()));
+            let local_completed = course_leaves
+                .as_ref()
+                .map_or(0, |l| count(l.iter().filter(|(_, s)| *s >= 2).count()));
+            let leaf_nodes_count = match (&course_leaves, leaf_nodes_count) {
+                (Some(l), 0) => count(l.len()),
+                (_, n) => n,
+            };
+            let figures = Figures {
+                server_progress,
+                leaf_nodes_count,
+                local_completed,
+            };
+            let mut enrolled = EnrolledCourse::new(&course, &batch, leaf_nodes_count)
+                .with_progress(figures.progress());
+            enrolled.content_status = content_status;
+            if let Some(l) = &course_leaves {
+                for (content, status) in l {
+                    let entry = enrolled.content_status.entry(content.clone()).or_insert(0);
+                    *entry = (*entry).max(*status);
+                }
+            }
+            enrolled.leaf_nodes = course_leaves.map(|l| l.into_iter().map(|(c, _)| c).collect());
+            enrolled.batch_status = batch_status;
+            enrolled.fields = fields;
+            courses.push(enrolled);
+        }
+        Ok(courses)
+    }
+
+    /// Stores an enrollment list as the learner's cached list, replacing the previous one.
+    /// Leaf nodes come from each course's `leaf_nodes`; a course listed without them keeps the
+    /// ones the app supplied ([`Store::set_leaf_nodes`]).
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// let store = headway::Store::open_in_memory()?;
+    /// store.cache_courses("u", &[headway::EnrolledCourse::new("do_course", "0130", 3)])?;
+    /// assert_eq!(store.courses("u")?.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn cache_courses(&self, user: &str, list: &[EnrolledCourse]) -> Result<()> {
+        let before = self.courses(user)?;
+        {
+            let mut inner = self.lock()?;
+            let tx = inner
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("starting to cache courses"))?;
+            tx.execute(
+                "DELETE FROM enrolled_course WHERE user_id = ?1",
+                params![user],
+            )
+            .map_err(Error::sqlite("replacing cached courses"))?;
+            let listed: BTreeSet<(&str, &str)> = list
+                .iter()
+                .map(|c| (c.course_id.as_str(), c.batch_id.as_str()))
+                .collect();
+            // Leaves of courses no longer listed go; those of listed courses stay unless the
+            // list brings its own.
+            let mut stale = Vec::new();
+            {
+                let mut select = tx
+                    .prepare(
+                        "SELECT DISTINCT course_id, batch_id FROM course_leaf WHERE user_id = ?1",
+                    )
+                    .map_err(Error::sqlite("reading course leaves"))?;
+                let rows = select
+                    .query_map(params![user], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(Error::sqlite("reading course leaves"))?;
+                for row in rows {
+                    let (course, batch) = row.map_err(Error::sqlite("reading course leaves"))?;
+                    if !listed.contains(&(course.as_str(), batch.as_str())) {
+                        stale.push((course, batch));
+                    }
+                }
+            }
+            for (course, batch) in stale {
+                tx.execute(
+                    "DELETE FROM course_leaf WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3",
+                    params![user, course, batch],
+                )
+                .map_err(Error::sqlite("dropping course leaves"))?;
+            }
+            let now = Timestamp::now().as_millis();
+            for (position, course) in list.iter().enumerate() {
+                let mut fields = course.fields.clone();
+                if let Some(Value::Object(content)) = fields.get_mut("content") {
+                    content.remove("leafNodes");
+                }
+                let fields = serde_json::to_string(&fields).map_err(corrupt)?;
+                let content_status =
+                    serde_json::to_string(&course.content_status).map_err(corrupt)?;
+                tx.execute(
+                    "INSERT INTO enrolled_course (user_id, course_id, batch_id, position,
+                        server_progress, leaf_nodes_count, batch_status, content_status, fields,
+                        fetched_at)
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        user,
+                        course.course_id,
+                        course.batch_id,
+                        i64::try_from(position).unwrap_or(i64::MAX),
+                        course.progress,
+                        course.leaf_nodes_count,
+                        course.batch_status,
+                        content_status,
+                        fields,
+                        now
+                    ],
+                )
+                .map_err(Error::sqlite("caching a course"))?;
+                if let Some(leaves) = &course.leaf_nodes {
+                    write_leaves(&tx, user, &course.course_id, &course.batch_id, leaves)?;
+                }
+            }
+            tx.commit()
+                .map_err(Error::sqlite("committing cached courses"))?;
+        }
+        let after = self.courses(user)?;
+        self.events.publish(progress_moves(user, &before, &after));
+        Ok(())
+    }
+
+    /// Supplies the leaf nodes of an enrolled course batch, for a server whose list does not
+    /// carry them (the app has them from the course hierarchy). Completing a content that is
+    /// not a leaf never moves course progress.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// let store = headway::Store::open_in_memory()?;
+    /// store.cache_courses("u", &[headway::EnrolledCourse::new("do_course", "0130", 0)])?;
+    /// store.set_leaf_nodes("u", "do_course", "0130", &["do_1".into(), "do_2".into()])?;
+    /// assert_eq!(store.courses("u")?[0].leaf_nodes_count, 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn set_leaf_nodes(
+        &self,
+        user: &str,
+        course: &str,
+        batch: &str,
+        leaves: &[String],
+    ) -> Result<()> {
+        let before = self.courses(user)?;
+        {
+            let mut inner = self.lock()?;
+            let tx = inner
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("starting to store leaf nodes"))?;
+            write_leaves(&tx, user, course, batch, leaves)?;
+            tx.commit()
+                .map_err(Error::sqlite("committing leaf nodes"))?;
+        }
+        let after = self.courses(user)?;
+        self.events.publish(progress_moves(user, &before, &after));
+        Ok(())
+    }
+
+    /// The online refresh of enrolled courses: first sync what is pending, then fetch the
+    /// enrollment list, then read the server's content states of each listed course batch and
+    /// merge them in (this is how another device's progress arrives), cache the list, and
+    /// answer with local progress merged in. If the server cannot be reached or fails, the
+    /// answer comes from the cache ([`CoursesSource::Cache`]); nothing pending is lost either
+    /// way.
+    pub async fn refresh_courses(
+        &self,
+        user: &str,
+        adapter: &dyn Adapter,
+        options: &SyncOptions,
+    ) -> Result<CoursesAnswer> {
+        let sync = self.sync(user, adapter, options).await?;
+        if sync.server_failed() {
+            let cause = sync
+                .retrying
+                .first()
+                .map_or_else(|| "sync failed".to_string(), |r| r.cause.to_string());
+            return Ok(CoursesAnswer {
+                courses: self.courses(user)?,
+                source: CoursesSource::Cache { cause },
+                sync: Some(sync),
+            });
+        }
+        let list = match adapter.enrolled_courses(user).await {
+            Ok(list) => list,
+            Err(e) => {
+                return Ok(CoursesAnswer {
+                    courses: self.courses(user)?,
+                    source: CoursesSource::Cache {
+                        cause: e.to_string(),
+                    },
+                    sync: Some(sync),
+                })
+            }
+        };
+        for course in &list {
+            match adapter
+                .read_states(user, &course.course_id, &course.batch_id)
+                .await
+            {
+                Ok(states) => {
+                    self.merge_server_states(&states)?;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, course = %course.course_id, "cannot read the server's content states");
+                }
+            }
+        }
+        self.cache_courses(user, &list)?;
+        Ok(CoursesAnswer {
+            courses: self.courses(user)?,
+            source: CoursesSource::Server,
+            sync: Some(sync),
+        })
+    }
+}
+
+fn write_leaves(
+    conn: &Connection,
+    user: &str,
+    course: &str,
+    batch: &str,
+    leaves: &[String],
+) -> Result<()> {
+    conn.execute(
+        "DELETE FROM course_leaf WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3",
+        params![user, course, batch],
+    )
+    .map_err(Error::sqlite("replacing course leaves"))?;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO course_leaf (user_id, course_id, batch_id, content_id, status)
+            VALUES (?1, ?2, ?3, ?4, coalesce((SELECT status FROM content_state
+                WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3 AND content_id = ?4), 0))",
+        )
+        .map_err(Error::sqlite("storing course leaves"))?;
+    for leaf in leaves {
+        insert
+            .execute(params![user, course, batch, leaf])
+            .map_err(Error::sqlite("storing course leaves"))?;
+    }
+    Ok(())
+}
+
+/// A course-progress event for each course whose percentage moved between two answers.
+fn progress_moves(user: &str, before: &[EnrolledCourse], after: &[EnrolledCourse]) -> Vec<Event> {
+    after
+        .iter()
+        .filter_map(|course| {
+            let old = before
+                .iter()
+                .find(|b| b.course_id == course.course_id && b.batch_id == course.batch_id)
+                .map_or(0, |b| b.completion_percentage);
+            (old != course.completion_percentage).then(|| {
+                Event::CourseProgressChanged(CourseProgressChanged {
+                    user: user.to_string(),
+                    course: course.course_id.clone(),
+                    batch: course.batch_id.clone(),
+                    before: old,
+                    after: course.completion_percentage,
+                })
+            })
+        })
+        .collect()
+}
+
+fn corrupt(e: serde_json::Error) -> Error {
+    Error::CorruptStore {
+        reason: format!("a cached course does not parse: {e}"),
+    }
+}
