@@ -1,102 +1,241 @@
-//! `headway demo`: the offline progress story, told on a fresh temporary store.
+//! `headway demo`: the offline progress story on two devices and an embedded reference course
+//! service, told with progress bars. Every step checks what it claims.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
 
-use anyhow::Context;
-use headway::{ContentKey, ProgressUpdate, Status, Store, Timestamp};
+use anyhow::{ensure, Context};
+use headway::{
+    Adapter, ContentKey, CourseContext, CoursesSource, PlayerEventOutcome, ProgressUpdate, Status,
+    Store, SyncOptions, Timestamp,
+};
+use headway_sunbird::{
+    BatchStatus, Lag, ReferenceServer, ServerConfig, StaticToken, SunbirdAdapter, SunbirdConfig,
+    UserToken,
+};
+
+use crate::courses::course_line;
 
 const LEARNER: &str = "learner-asha";
-const COURSE: &str = "do_course_fractions";
-const BATCH: &str = "0130000000000000001";
+const BATCH_FRACTIONS: &str = "0130000000000000001";
+const BATCH_PLANTS: &str = "0130000000000000002";
 
-/// A progress bar of 20 cells for a percentage.
-fn bar(percent: u8) -> String {
-    let filled = usize::from(percent) / 5;
-    format!(
-        "[{}{}] {percent:>3}%",
-        "#".repeat(filled),
-        ".".repeat(20 - filled)
-    )
-}
-
-fn temp_store_path() -> anyhow::Result<PathBuf> {
+fn temp_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "headway-demo-{}-{}",
         std::process::id(),
         Timestamp::now().as_millis()
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir.join("device-a.db"))
+    Ok(dir)
+}
+
+fn adapter(url: &str) -> anyhow::Result<SunbirdAdapter> {
+    let config = SunbirdConfig::new(url).attempts(1);
+    Ok(SunbirdAdapter::new(
+        config,
+        Arc::new(StaticToken::new(UserToken::new("demo-token"))),
+    )?)
 }
 
 fn show(store: &Store) -> anyhow::Result<()> {
-    for item in store.items(LEARNER, Some(COURSE))? {
-        let state = item.state();
-        println!(
-            "    {:<14} status {}  {}",
-            item.key().content(),
-            state.status().code(),
-            bar(state.progress().get())
-        );
+    for course in store.courses(LEARNER)? {
+        println!("     {}", course_line(&course));
     }
     Ok(())
 }
 
-/// Runs the demo; every step checks what it claims.
+/// A content player END event, as Sunbird's player sends it.
+fn end_event(content: &str, summary: &str) -> String {
+    format!(
+        r#"{{"eid":"END","ets":{},"ver":"3.0","actor":{{"id":"{LEARNER}","type":"User"}},
+        "context":{{"channel":"ORG_001","env":"contentplayer","pdata":{{"id":"prod.sunbird.app","ver":"4.10.0","pid":"sunbird.app.contentplayer"}}}},
+        "object":{{"id":"{content}","type":"Content","ver":"1"}},
+        "edata":{{"type":"content","mode":"play","pageid":"sunbird-player-Endpage","summary":{summary}}}}}"#,
+        Timestamp::now().as_millis()
+    )
+}
+
+fn context(course: &str, batch: &str, mime: &str) -> CourseContext {
+    CourseContext {
+        user_id: LEARNER.into(),
+        course_id: course.into(),
+        batch_id: batch.into(),
+        batch_status: Some(1),
+        mime_type: Some(mime.into()),
+    }
+}
+
+/// Completion percentages by course id, sorted.
+fn by_course(courses: &[headway::EnrolledCourse]) -> Vec<(&str, u32)> {
+    let mut all: Vec<(&str, u32)> = courses
+        .iter()
+        .map(|c| (c.course_id.as_str(), c.completion_percentage))
+        .collect();
+    all.sort_unstable();
+    all
+}
+
 pub fn run() -> anyhow::Result<()> {
-    let path = temp_store_path()?;
-    println!("headway demo: offline course progress that never goes backwards");
-    println!("store: {}\n", path.display());
-    let store = Store::open(&path)?;
-    let key = |content: &str| ContentKey::new(LEARNER, COURSE, BATCH, content);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let dir = temp_dir()?;
+    let result = runtime.block_on(story(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
 
-    println!("1. The learner is offline and works through three contents.");
-    store.record(ProgressUpdate::new(
-        key("do_intro")?,
-        Status::Completed,
-        100,
-    )?)?;
-    store.record(ProgressUpdate::new(
-        key("do_video")?,
-        Status::InProgress,
-        60,
-    )?)?;
-    store.record(ProgressUpdate::new(
-        key("do_quiz")?,
-        Status::InProgress,
-        30,
-    )?)?;
-    show(&store)?;
-
-    println!("\n2. A stale update arrives late (do_intro at 20%, from an old session).");
-    let stale = ProgressUpdate::new(key("do_intro")?, Status::InProgress, 20)?.consumed_at(
-        Timestamp::from_millis(Timestamp::now().as_millis() - 3_600_000)?,
-    )?;
-    let changed = store.record(stale)?;
-    anyhow::ensure!(changed.is_none(), "a stale update changed the store");
-    println!("   headway kept the higher state: nothing rolled back.");
-    show(&store)?;
-
-    println!("\n3. The app is killed and reopened: every recorded update is still there.");
-    drop(store);
-    let store = Store::open(&path)?;
-    store.record(ProgressUpdate::new(
-        key("do_video")?,
-        Status::Completed,
-        100,
-    )?)?;
-    show(&store)?;
-    let intro = store
-        .state(&key("do_intro")?)?
-        .context("do_intro vanished")?;
-    anyhow::ensure!(intro.progress().get() == 100, "do_intro rolled back");
-
-    let pending = store.pending(LEARNER)?;
+async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    println!("headway demo: course progress that moves offline and never goes backwards\n");
+    // The course list's progress lags a minute behind updates, as Sunbird's does.
+    let lag = Lag {
+        progress_ms: 60_000,
+        list_cache_ms: 60_000,
+    };
+    let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0").lag(lag)).await?;
+    let service = server.service();
+    let fractions: Vec<String> = (1..=4).map(|i| format!("do_fractions_{i}")).collect();
+    let plants: Vec<String> = (1..=3).map(|i| format!("do_plants_{i}")).collect();
+    service.put_course("do_fractions", "Fractions", &fractions)?;
+    service.put_course("do_plants", "Photosynthesis", &plants)?;
+    service.put_batch(BATCH_FRACTIONS, "do_fractions", BatchStatus::Ongoing)?;
+    service.put_batch(BATCH_PLANTS, "do_plants", BatchStatus::Ongoing)?;
+    let now = Timestamp::now().as_millis();
+    service.enrol(LEARNER, "do_fractions", BATCH_FRACTIONS, now)?;
+    service.enrol(LEARNER, "do_plants", BATCH_PLANTS, now + 1)?;
     println!(
-        "\n{} content states wait for the next sync; none will be lost.",
-        pending.len()
+        "A reference course service (Sunbird's endpoints and rules) runs on {}.",
+        server.url()
     );
-    drop(store);
-    let _ = std::fs::remove_dir_all(path.parent().unwrap_or(&path));
+    println!("{LEARNER} is enrolled in two courses and uses a phone and a tablet.\n");
+
+    let phone = Store::open(dir.join("phone.db"))?;
+    let tablet = Store::open(dir.join("tablet.db"))?;
+    let online = adapter(server.url())?;
+    // No network: nothing listens on this port.
+    let unreachable = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}", probe.local_addr()?);
+        drop(probe);
+        adapter(&url)?
+    };
+    let options = SyncOptions::new();
+
+    println!("1. The phone is online and loads the learner's courses.");
+    let answer = phone.refresh_courses(LEARNER, &online, &options).await?;
+    ensure!(
+        answer.source == CoursesSource::Server,
+        "the first refresh did not reach the server"
+    );
+    show(&phone)?;
+
+    println!("\n2. The phone goes offline. The learner finishes two Fractions videos and reads a");
+    println!(
+        "   Photosynthesis PDF to the end; the player's END events are recorded on the phone."
+    );
+    let video = context("do_fractions", BATCH_FRACTIONS, "video/mp4");
+    let pdf = context("do_plants", BATCH_PLANTS, "application/pdf");
+    let watched = r#"[{"progress":100},{"totallength":312},{"visitedlength":312},{"visitedcontentend":true}]"#;
+    let read = r#"[{"progress":100},{"endpageseen":true}]"#;
+    for (event, ctx) in [
+        (end_event(&fractions[0], watched), &video),
+        (end_event(&fractions[1], watched), &video),
+        (end_event(&plants[0], read), &pdf),
+    ] {
+        let outcome = phone.record_player_event(event.as_bytes(), ctx)?;
+        ensure!(
+            matches!(outcome, PlayerEventOutcome::Recorded(Some(_))),
+            "an END event recorded nothing"
+        );
+    }
+    let offline = phone
+        .refresh_courses(LEARNER, &unreachable, &options)
+        .await?;
+    if let CoursesSource::Cache { cause } = &offline.source {
+        println!("   (the refresh cannot reach the server: {cause}; the cached list answers)");
+    }
+    show(&phone)?;
+    let percentages = by_course(&offline.courses);
+    ensure!(
+        percentages == [("do_fractions", 50), ("do_plants", 33)],
+        "offline progress bars did not move: {percentages:?}"
+    );
+    println!(
+        "   {} content states wait for the network; none can be lost.",
+        phone.pending(LEARNER)?.len()
+    );
+
+    println!("\n3. The network is back: one bulk request carries all of them.");
+    let report = phone.sync(LEARNER, &online, &options).await?;
+    println!(
+        "   sync: sent {}, acknowledged {}, rejected {}, in {} request(s)",
+        report.sent,
+        report.acknowledged,
+        report.rejected.len(),
+        report.requests
+    );
+    ensure!(
+        report.acknowledged == 3 && report.requests == 1,
+        "the bulk sync did not go through"
+    );
+
+    println!("\n4. The tablet refreshes. The server's course list still lags (its progress job");
+    println!("   runs later), but the tablet reads the content states and merges them in.");
+    let listed = online.enrolled_courses(LEARNER).await?;
+    for course in &listed {
+        println!(
+            "     server's list: {:<14} {:>3}%",
+            course
+                .fields
+                .get("courseName")
+                .and_then(|v| v.as_str())
+                .unwrap_or(&course.course_id),
+            course.completion_percentage
+        );
+    }
+    let answer = tablet.refresh_courses(LEARNER, &online, &options).await?;
+    show(&tablet)?;
+    let on_tablet = by_course(&answer.courses);
+    ensure!(
+        on_tablet == percentages,
+        "the tablet did not see the phone's progress: {on_tablet:?}"
+    );
+
+    println!("\n5. A stale update arrives late on the tablet: an old session's 20% on a video the");
+    println!("   learner finished. Nothing rolls back, on the tablet or on the server.");
+    let old = Timestamp::from_millis(Timestamp::now().as_millis() - 86_400_000)?;
+    let key = ContentKey::new(LEARNER, "do_fractions", BATCH_FRACTIONS, &fractions[0])?;
+    let stale = ProgressUpdate::new(key.clone(), Status::InProgress, 20)?.consumed_at(old)?;
+    ensure!(
+        tablet.record(stale)?.is_none(),
+        "a stale update changed the tablet"
+    );
+    tablet.sync(LEARNER, &online, &options).await?;
+    let on_server = online
+        .read_states(LEARNER, "do_fractions", BATCH_FRACTIONS)
+        .await?;
+    let held = on_server
+        .iter()
+        .find(|item| item.key().content() == fractions[0])
+        .map(|item| item.state().status());
+    ensure!(
+        held == Some(Status::Completed),
+        "the server rolled back: {held:?}"
+    );
+    println!(
+        "     tablet: {} is still completed; server: still completed.",
+        fractions[0]
+    );
+    show(&tablet)?;
+
+    server.shutdown().await;
+    println!(
+        "\nDone in {:.2} s: nothing lost, nothing rolled back.",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 2 refused input (nothing was stored); 3 the server was unreachable
 //! or kept failing (nothing pending was lost); 1 any other failure.
 
+mod courses;
 mod demo;
 mod output;
 mod serve;
@@ -41,6 +42,8 @@ enum Command {
     Pending(PendingArgs),
     /// Fold pending history and rebase a learner's document onto a snapshot.
     Compact(CompactArgs),
+    /// Print the learner's enrolled courses with progress (refreshed from the server if given).
+    Courses(courses::CoursesArgs),
     /// Send a learner's pending progress to the course service now, in bulk.
     Sync(sync::SyncArgs),
     /// Run the reference course service (Sunbird's endpoints and semantics) for tests and demos.
@@ -174,6 +177,7 @@ fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
             Ok(())
         }
         Command::Sync(args) => sync::run(&cli.db, args),
+        Command::Courses(args) => courses::run(&cli.db, args),
         Command::Serve(args) => {
             serve::run(db_given.then_some(cli.db.as_path()), args).map_err(Failure::Other)
         }

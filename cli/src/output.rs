@@ -32,3 +32,13 @@ pub fn print_items(items: &[ContentItem], json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A progress bar of 20 cells for a percentage.
+pub fn bar(percent: u8) -> String {
+    let filled = usize::from(percent.min(100)) / 5;
+    format!(
+        "[{}{}] {percent:>3}%",
+        "#".repeat(filled),
+        ".".repeat(20 - filled)
+    )
+}

@@ -253,3 +253,66 @@ fn serve_listens_on_the_given_address_and_answers_sunbird_requests() {
     assert_eq!(report["acknowledged"], 2);
     assert!(server_db.exists(), "--db was not used by serve");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn courses_prints_merged_progress_online_and_offline() {
+    let dir = TempDir::new("courses");
+    let db = dir.0.join("h.db");
+    let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0"))
+        .await
+        .unwrap();
+    let leaves: Vec<String> = (0..4).map(|c| format!("do_{c:04}")).collect();
+    server
+        .service()
+        .put_course("do_course", "Fractions", &leaves)
+        .unwrap();
+    server
+        .service()
+        .put_batch("0130", "do_course", BatchStatus::Ongoing)
+        .unwrap();
+    server
+        .service()
+        .enrol(USER, "do_course", "0130", 1_714_558_530_123)
+        .unwrap();
+    let url = server.url().to_string();
+    let db2 = db.clone();
+    let online = tokio::task::spawn_blocking(move || {
+        headway(
+            &db2,
+            &[
+                "courses",
+                "--user",
+                USER,
+                "--server",
+                &url,
+                "--user-token",
+                "t",
+                "--json",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        online.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&online.stderr)
+    );
+    let courses: Value = serde_json::from_slice(&online.stdout).unwrap();
+    assert_eq!(courses[0]["courseId"], "do_course");
+    assert_eq!(courses[0]["batchId"], "0130");
+    assert_eq!(courses[0]["leafNodesCount"], 4);
+    assert_eq!(courses[0]["completionPercentage"], 0);
+    assert_eq!(courses[0]["courseName"], "Fractions");
+    server.shutdown().await;
+    // Offline: one completion recorded, the bar moves without a server.
+    fill(&db, "0130", 1, Status::Completed);
+    let offline = headway(&db, &["courses", "--user", USER, "--offline", "--json"]);
+    assert_eq!(offline.status.code(), Some(0));
+    let courses: Value = serde_json::from_slice(&offline.stdout).unwrap();
+    assert_eq!(courses[0]["progress"], 1);
+    assert_eq!(courses[0]["completionPercentage"], 25);
+    assert_eq!(courses[0]["status"], 1);
+    assert_eq!(courses[0]["contentStatus"]["do_0000"], 2);
+}

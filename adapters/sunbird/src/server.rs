@@ -113,6 +113,8 @@ pub struct Stats {
     pub read_requests: u64,
     /// Enrollment-list requests.
     pub list_requests: u64,
+    /// Requests failed on purpose by [`Faults::fail_next`] (counted in none of the above).
+    pub failed_requests: u64,
 }
 
 /// State shared by the HTTP handlers.

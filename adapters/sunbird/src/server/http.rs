@@ -88,6 +88,7 @@ async fn faults_before(app: &Shared) -> Option<Response> {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let status = fail?;
+    app.stats().failed_requests += 1;
     let mut r = service::server_error("api.fault", now());
     r.status = status;
     Some(reply(r))
