@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::timestamp::Timestamp;
 
 const LEARNER_KEY: &str = "learner";
+const EPOCH_KEY: &str = "epoch";
 const KEY_SEPARATOR: char = '\u{1f}';
 const REGISTER_VERSION: u8 = 1;
 
@@ -55,7 +56,101 @@ impl LearnerDocument {
         let mut doc = AutoCommit::new().with_actor(actor);
         doc.put(ROOT, LEARNER_KEY, user.as_str())
             .map_err(document_error)?;
+        // A fresh document starts a new epoch: its own root, which peers recognise by this id.
+        let epoch = ActorId::random();
+        doc.put(
+            ROOT,
+            EPOCH_KEY,
+            ScalarValue::Bytes(epoch.to_bytes().to_vec()),
+        )
+        .map_err(document_error)?;
         Ok(LearnerDocument { user, doc })
+    }
+
+    /// The document's epoch: the id of the snapshot its history starts from. Two documents of
+    /// one epoch share their root change, so they can exchange changes; documents of different
+    /// epochs exchange state. `None` for a document that never had one.
+    ///
+    /// ```
+    /// let a = headway::LearnerDocument::new("u")?;
+    /// let b = headway::LearnerDocument::new("u")?;
+    /// assert!(a.epoch().is_some());
+    /// assert_ne!(a.epoch(), b.epoch());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn epoch(&self) -> Option<[u8; 16]> {
+        let values = self.doc.get_all(ROOT, EPOCH_KEY).ok()?;
+        values
+            .iter()
+            .filter_map(|(value, _)| match value {
+                Value::Scalar(s) => match s.as_ref() {
+                    ScalarValue::Bytes(b) => <[u8; 16]>::try_from(b.as_slice()).ok(),
+                    _ => None,
+                },
+                Value::Object(_) => None,
+            })
+            .max()
+    }
+
+    /// True when the document holds the change with this hash.
+    pub(crate) fn has_change(&mut self, hash: &automerge::ChangeHash) -> bool {
+        self.doc.get_change_by_hash(hash).is_some()
+    }
+
+    /// The heads of the document's history.
+    pub fn heads(&mut self) -> Vec<automerge::ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// Every change after `heads` (which must be in the document), committing pending writes.
+    pub fn changes_after(&mut self, heads: &[automerge::ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
+    }
+
+    /// The next Automerge sync message for a peer, if any. Never advertises or uses whole-
+    /// document (V2) messages: after a rebase a document has about one change, and automerge
+    /// 0.12 would then send the whole document for any catch-up.
+    pub(crate) fn generate_sync_message(
+        &mut self,
+        state: &mut automerge::sync::State,
+    ) -> Result<Option<Vec<u8>>> {
+        use automerge::sync::{Capability, SyncDoc};
+        self.doc.commit();
+        state.their_capabilities = Some(vec![Capability::MessageV1]);
+        let doc = &mut self.doc;
+        // automerge 0.12 `expect`s a peer's advertised needs to be in the document: a hostile
+        // peer could make it panic, so the panic is caught here.
+        match catch_unwind(AssertUnwindSafe(|| doc.sync().generate_sync_message(state))) {
+            Ok(message) => Ok(message.map(automerge::sync::Message::encode)),
+            Err(_) => Err(Error::PeerMessage {
+                reason: "the peer's sync state made automerge panic".into(),
+            }),
+        }
+    }
+
+    /// Applies a peer's Automerge sync message. Malformed or hostile bytes give a typed error;
+    /// then the document may hold part of them: drop it and reload from storage.
+    pub(crate) fn receive_sync_message(
+        &mut self,
+        state: &mut automerge::sync::State,
+        bytes: &[u8],
+    ) -> Result<()> {
+        use automerge::sync::SyncDoc;
+        let bad = |reason: String| Error::PeerMessage { reason };
+        let message = match catch_unwind(|| automerge::sync::Message::decode(bytes)) {
+            Ok(Ok(message)) => message,
+            Ok(Err(e)) => return Err(bad(format!("malformed sync message: {e}"))),
+            Err(_) => return Err(bad("a sync message made automerge panic".into())),
+        };
+        let doc = &mut self.doc;
+        match catch_unwind(AssertUnwindSafe(|| {
+            doc.sync().receive_sync_message(state, message)
+        })) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(bad(format!("sync message refused: {e}"))),
+            Err(_) => return Err(bad("a sync message made automerge panic".into())),
+        }
+        self.check_learner()
     }
 
     /// Loads a document from bytes (a saved document, changes, or both concatenated). Malformed
@@ -123,6 +218,8 @@ impl LearnerDocument {
     /// Refuses a document whose `learner` key names someone else, or that holds changes whose
     /// dependencies are missing (they would silently not apply).
     fn check_learner(&mut self) -> Result<()> {
+        // Changes waiting for their dependencies are fine in the middle of a sync, but a
+        // loaded document must be complete.
         let missing = self.doc.get_missing_deps(&[]);
         if !missing.is_empty() {
             return Err(Error::CorruptDocument {

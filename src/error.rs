@@ -49,6 +49,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A message or file from a peer device was malformed, hostile, or for another learner;
+    /// nothing was changed.
+    #[error("refused peer message: {reason}")]
+    PeerMessage {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The store file could not be opened or is not a headway store.
     #[error("cannot open store {path}: {reason}")]
     StoreOpen {

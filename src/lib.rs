@@ -58,6 +58,7 @@ mod course;
 mod document;
 mod error;
 mod events;
+mod peer;
 mod progress_update;
 mod store;
 mod sync;
@@ -75,6 +76,7 @@ pub use error::{Error, Result};
 pub use events::{
     ChangeOrigin, ContentStateChanged, CourseProgressChanged, Event, Subscription, SyncFailed,
 };
+pub use peer::{Hello, PeerMessage, PeerSession, Role, MAX_MESSAGE_LEN};
 pub use progress_update::ProgressUpdate;
 pub use store::{CoursesAnswer, CoursesSource, Durability, Store, StoreOptions};
 pub use sync::{Backoff, RejectedItem, RetryingItem, SyncOptions, SyncReport};

@@ -3,6 +3,7 @@
 //! is folded into in batches (write-behind).
 
 mod courses;
+mod peers;
 mod rows;
 mod schema;
 mod server_state;

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 const APPLICATION_ID: i64 = 0x4857_4159;
 
 /// The newest schema version this build writes.
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 /// How durable a commit is once `record` returns.
 ///
@@ -102,7 +102,7 @@ pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<(
 }
 
 /// The columns of every table at [`VERSION`], in order.
-const TABLES: [(&str, &[&str]); 6] = [
+const TABLES: [(&str, &[&str]); 7] = [
     ("meta", &["name", "value"]),
     ("learner", &["user_id", "epoch"]),
     ("doc_chunk", &["user_id", "seq", "bytes"]),
@@ -142,6 +142,17 @@ const TABLES: [(&str, &[&str]); 6] = [
     (
         "course_leaf",
         &["user_id", "course_id", "batch_id", "content_id", "status"],
+    ),
+    (
+        "peer",
+        &[
+            "user_id",
+            "peer_id",
+            "their_epoch",
+            "heads",
+            "sync_epoch",
+            "sync_state",
+        ],
     ),
 ];
 
@@ -268,6 +279,22 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
                 content_id TEXT NOT NULL,
                 status     INTEGER NOT NULL,
                 PRIMARY KEY (user_id, course_id, batch_id, content_id)
+            ) WITHOUT ROWID;
+            "
+        }
+        2 => {
+            "
+            -- What this device knows of each peer device per learner: the epoch and heads the
+            -- peer last said it holds (for file exports of only what it lacks), and the
+            -- Automerge sync state of the live protocol with the epoch it belongs to.
+            CREATE TABLE peer (
+                user_id     TEXT NOT NULL,
+                peer_id     TEXT NOT NULL,
+                their_epoch BLOB,
+                heads       BLOB NOT NULL,
+                sync_epoch  BLOB,
+                sync_state  BLOB,
+                PRIMARY KEY (user_id, peer_id)
             ) WITHOUT ROWID;
             "
         }

@@ -18,17 +18,17 @@ use crate::events::{ChangeOrigin, ContentStateChanged};
 /// A learner's document as loaded in memory, and how much of the stored log it holds.
 pub(super) struct OpenDocument {
     pub(super) doc: LearnerDocument,
-    epoch: i64,
+    pub(super) epoch: i64,
     /// False until the document and the whole table were joined once since loading.
-    reconciled: bool,
+    pub(super) reconciled: bool,
     /// The highest `doc_chunk.seq` applied to `doc`.
-    loaded_through: i64,
+    pub(super) loaded_through: i64,
 }
 
 /// The actor id a device signs a learner's changes with in one epoch: the device id followed
 /// by the epoch. A rebase starts a new epoch, so the fresh snapshot's changes never reuse an
 /// (actor, seq) pair of the dropped history.
-fn epoch_actor(device: &[u8; 16], epoch: i64) -> ActorId {
+pub(super) fn epoch_actor(device: &[u8; 16], epoch: i64) -> ActorId {
     let mut bytes = device.to_vec();
     bytes.extend_from_slice(&epoch.to_be_bytes());
     ActorId::from(bytes)
@@ -96,7 +96,7 @@ impl Inner {
 
 /// The flush, inside the caller's transaction: returns the table changes the document brought
 /// and the seq of the last chunk.
-fn flush_in(
+pub(super) fn flush_in(
     tx: &Transaction<'_>,
     documents: &mut std::collections::HashMap<String, OpenDocument>,
     device: &[u8; 16],
@@ -160,7 +160,7 @@ fn flush_in(
 
 /// Makes sure `documents[user]` holds every stored chunk of the learner's current epoch,
 /// loading or catching up as needed (another process may have written to the file).
-fn load_document<'d>(
+pub(super) fn load_document<'d>(
     tx: &Transaction<'_>,
     documents: &'d mut std::collections::HashMap<String, OpenDocument>,
     device: &[u8; 16],

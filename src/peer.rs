@@ -1,0 +1,412 @@
+//! Device-to-device sync of a learner's document over any transport: the messages two devices
+//! exchange, their byte format, and the session that drives one exchange.
+//!
+//! Two documents of the same *epoch* (the snapshot their history starts from) exchange changes
+//! with Automerge's sync protocol, from a sync state kept per peer, so a later sync sends only
+//! what the peer lacks. Documents of different epochs (one side compacted, or they never met)
+//! first converge on one: the side whose document holds more history adopts the other's
+//! document and raises its own states into it (a join), then the sync protocol runs. Bytes
+//! from a peer are untrusted: every message is checked, and a bad one changes nothing.
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+const MAGIC: &[u8; 4] = b"HWPS";
+const VERSION: u8 = 1;
+/// The largest message accepted: a learner's whole document is far smaller.
+pub const MAX_MESSAGE_LEN: usize = 64 * 1024 * 1024;
+
+/// What a device says about its copy of a learner's document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// The learner.
+    pub user: String,
+    /// The sending device's id.
+    pub device: String,
+    /// The document's epoch.
+    pub epoch: Option<[u8; 16]>,
+    /// How many changes the document's history holds.
+    pub changes: u64,
+    /// The document's heads (32-byte change hashes).
+    pub heads: Vec<[u8; 32]>,
+}
+
+/// One message between two devices.
+///
+/// ```
+/// use headway::PeerMessage;
+/// let message = PeerMessage::Sync(vec![1, 2, 3]);
+/// assert_eq!(PeerMessage::decode(&message.encode())?, message);
+/// assert!(PeerMessage::decode(b"garbage").is_err());
+/// # Ok::<(), headway::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerMessage {
+    /// Who is speaking, for which learner, from which epoch.
+    Hello(Hello),
+    /// "Send me your whole document": the sender will adopt it.
+    NeedDocument,
+    /// A whole document (the receiver adopts it, or joins its state).
+    Document(Vec<u8>),
+    /// Changes of the sender's epoch (a file export since the peer's last known heads).
+    Changes(Vec<u8>),
+    /// An Automerge sync message.
+    Sync(Vec<u8>),
+    /// Nothing more to send.
+    Idle,
+}
+
+fn refuse(reason: impl Into<String>) -> Error {
+    Error::PeerMessage {
+        reason: reason.into(),
+    }
+}
+
+/// A cursor over untrusted bytes.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.bytes.len() < n {
+            return Err(refuse("the message is truncated"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<usize> {
+        let b = self.take(4)?;
+        usize::try_from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])).map_err(|_| refuse("length"))
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    fn blob(&mut self) -> Result<Vec<u8>> {
+        let n = self.u32()?;
+        if n > MAX_MESSAGE_LEN {
+            return Err(refuse("the message is too large"));
+        }
+        Ok(self.take(n)?.to_vec())
+    }
+
+    fn text(&mut self) -> Result<String> {
+        let n = self.u32()?;
+        if n > 4096 {
+            return Err(refuse("a text field is too long"));
+        }
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| refuse("a text field is not UTF-8"))
+    }
+}
+
+fn put_blob(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+impl PeerMessage {
+    /// The message as bytes: `HWPS`, a version, a kind, then the fields, lengths big-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.push(VERSION);
+        match self {
+            PeerMessage::Hello(hello) => {
+                out.push(1);
+                put_blob(&mut out, hello.user.as_bytes());
+                put_blob(&mut out, hello.device.as_bytes());
+                match hello.epoch {
+                    Some(epoch) => {
+                        out.push(1);
+                        out.extend_from_slice(&epoch);
+                    }
+                    None => out.push(0),
+                }
+                out.extend_from_slice(&hello.changes.to_be_bytes());
+                out.extend_from_slice(&u32::try_from(hello.heads.len()).unwrap_or(0).to_be_bytes());
+                for head in &hello.heads {
+                    out.extend_from_slice(head);
+                }
+            }
+            PeerMessage::NeedDocument => out.push(2),
+            PeerMessage::Document(bytes) => {
+                out.push(3);
+                put_blob(&mut out, bytes);
+            }
+            PeerMessage::Changes(bytes) => {
+                out.push(4);
+                put_blob(&mut out, bytes);
+            }
+            PeerMessage::Sync(bytes) => {
+                out.push(5);
+                put_blob(&mut out, bytes);
+            }
+            PeerMessage::Idle => out.push(6),
+        }
+        out
+    }
+
+    /// Reads one message; anything malformed is [`Error::PeerMessage`].
+    pub fn decode(bytes: &[u8]) -> Result<PeerMessage> {
+        let mut r = Reader { bytes };
+        if r.take(4)? != MAGIC {
+            return Err(refuse("not a headway peer message"));
+        }
+        if r.u8()? != VERSION {
+            return Err(refuse("unknown peer message version"));
+        }
+        let message = match r.u8()? {
+            1 => {
+                let user = r.text()?;
+                let device = r.text()?;
+                let epoch = match r.u8()? {
+                    0 => None,
+                    1 => {
+                        let mut e = [0u8; 16];
+                        e.copy_from_slice(r.take(16)?);
+                        Some(e)
+                    }
+                    _ => return Err(refuse("bad epoch flag")),
+                };
+                let changes = r.u64()?;
+                let count = r.u32()?;
+                if count > 4096 {
+                    return Err(refuse("too many heads"));
+                }
+                let mut heads = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let mut h = [0u8; 32];
+                    h.copy_from_slice(r.take(32)?);
+                    heads.push(h);
+                }
+                PeerMessage::Hello(Hello {
+                    user,
+                    device,
+                    epoch,
+                    changes,
+                    heads,
+                })
+            }
+            2 => PeerMessage::NeedDocument,
+            3 => PeerMessage::Document(r.blob()?),
+            4 => PeerMessage::Changes(r.blob()?),
+            5 => PeerMessage::Sync(r.blob()?),
+            6 => PeerMessage::Idle,
+            other => return Err(refuse(format!("unknown peer message kind {other}"))),
+        };
+        if !r.bytes.is_empty() {
+            return Err(refuse("trailing bytes after the message"));
+        }
+        Ok(message)
+    }
+}
+
+/// Which side of the exchange drives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Sends first and decides when the exchange is over (`peer connect`).
+    Initiator,
+    /// Answers every message with exactly one (`peer serve`).
+    Responder,
+}
+
+/// The most messages one exchange may take before it is abandoned.
+const MAX_ROUNDS: usize = 64;
+
+/// One sync exchange with one peer, over any transport: feed it the peer's messages, send
+/// what it returns. The initiator sends [`PeerSession::start`]'s message; the responder answers
+/// every message with exactly one.
+///
+/// ```
+/// # fn main() -> headway::Result<()> {
+/// use headway::{ContentKey, PeerSession, ProgressUpdate, Role, Status, Store};
+/// let (phone, tablet) = (Store::open_in_memory()?, Store::open_in_memory()?);
+/// phone.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k1")?, Status::Completed, 100)?)?;
+/// tablet.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k2")?, Status::InProgress, 30)?)?;
+/// let mut initiator = PeerSession::new("u", Role::Initiator);
+/// let mut responder = PeerSession::new("u", Role::Responder);
+/// let mut to_tablet = vec![initiator.start(&phone)?];
+/// while let Some(message) = to_tablet.pop() {
+///     for reply in responder.handle(&tablet, message)? {
+///         to_tablet.extend(initiator.handle(&phone, reply)?);
+///     }
+/// }
+/// assert!(initiator.is_finished());
+/// assert_eq!(phone.items("u", None)?, tablet.items("u", None)?);
+/// # Ok(()) }
+/// ```
+pub struct PeerSession {
+    user: String,
+    role: Role,
+    peer: Option<String>,
+    state: Option<automerge::sync::State>,
+    sent_idle: bool,
+    finished: bool,
+    rounds: usize,
+}
+
+impl PeerSession {
+    /// A session for `user`'s document.
+    pub fn new(user: &str, role: Role) -> PeerSession {
+        PeerSession {
+            user: user.to_string(),
+            role,
+            peer: None,
+            state: None,
+            sent_idle: false,
+            finished: false,
+            rounds: 0,
+        }
+    }
+
+    /// The peer device's id, once its hello arrived.
+    pub fn peer(&self) -> Option<&str> {
+        self.peer.as_deref()
+    }
+
+    /// True when the initiator saw both sides idle: both documents hold the same changes.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The initiator's first message.
+    pub fn start(&mut self, store: &Store) -> Result<PeerMessage> {
+        Ok(PeerMessage::Hello(store.peer_hello(&self.user)?))
+    }
+
+    /// The sync state for this peer: the persisted one on first use.
+    fn state(&mut self, store: &Store) -> Result<&mut automerge::sync::State> {
+        let peer = self
+            .peer
+            .clone()
+            .ok_or_else(|| refuse("no hello from the peer yet"))?;
+        if self.state.is_none() {
+            self.state = Some(store.peer_sync_state(&self.user, &peer)?);
+        }
+        self.state.as_mut().ok_or_else(|| refuse("no sync state"))
+    }
+
+    fn save_state(&mut self, store: &Store) -> Result<()> {
+        if let (Some(peer), Some(state)) = (self.peer.clone(), self.state.as_ref()) {
+            store.peer_save_sync_state(&self.user, &peer, state)?;
+        }
+        Ok(())
+    }
+
+    fn next_sync(&mut self, store: &Store) -> Result<PeerMessage> {
+        let user = self.user.clone();
+        let state = self.state(store)?;
+        let message = store.peer_generate(&user, state)?;
+        self.save_state(store)?;
+        Ok(match message {
+            Some(bytes) => {
+                self.sent_idle = false;
+                PeerMessage::Sync(bytes)
+            }
+            None => {
+                self.sent_idle = true;
+                PeerMessage::Idle
+            }
+        })
+    }
+
+    /// Handles one message from the peer and returns the messages to send back (none once the
+    /// initiator is finished). Errors leave both the store and the session unusable for this
+    /// exchange, never the store damaged.
+    pub fn handle(&mut self, store: &Store, message: PeerMessage) -> Result<Vec<PeerMessage>> {
+        self.rounds += 1;
+        if self.rounds > MAX_ROUNDS {
+            return Err(refuse("the exchange did not settle"));
+        }
+        if self.finished {
+            return Ok(Vec::new());
+        }
+        match (self.role, message) {
+            (_, PeerMessage::Hello(hello)) => {
+                if hello.user != self.user {
+                    return Err(refuse(format!(
+                        "the peer offered learner {:?}, this session is for {:?}",
+                        crate::error::shorten(&hello.user),
+                        self.user
+                    )));
+                }
+                crate::content_state::check_id("device", hello.device.clone())
+                    .map_err(|e| refuse(e.to_string()))?;
+                let ours = store.peer_hello(&self.user)?;
+                store.peer_remember(&self.user, &hello)?;
+                self.peer = Some(hello.device.clone());
+                match self.role {
+                    Role::Responder => Ok(vec![PeerMessage::Hello(ours)]),
+                    Role::Initiator => {
+                        if ours.epoch.is_some() && ours.epoch == hello.epoch {
+                            Ok(vec![self.next_sync(store)?])
+                        } else if adopts(&ours, &hello) {
+                            Ok(vec![PeerMessage::NeedDocument])
+                        } else {
+                            Ok(vec![PeerMessage::Document(
+                                store.peer_document(&self.user)?,
+                            )])
+                        }
+                    }
+                }
+            }
+            (_, PeerMessage::NeedDocument) => Ok(vec![PeerMessage::Document(
+                store.peer_document(&self.user)?,
+            )]),
+            (_, PeerMessage::Document(bytes)) => {
+                store.peer_receive_document(&self.user, &bytes)?;
+                // The document may have changed epoch: start the protocol afresh.
+                self.state = Some(automerge::sync::State::new());
+                Ok(vec![self.next_sync(store)?])
+            }
+            (_, PeerMessage::Changes(bytes)) => {
+                store.peer_receive_changes(&self.user, &bytes)?;
+                Ok(vec![self.next_sync(store)?])
+            }
+            (_, PeerMessage::Sync(bytes)) => {
+                let user = self.user.clone();
+                let state = self.state(store)?;
+                store.peer_receive(&user, state, &bytes)?;
+                self.save_state(store)?;
+                Ok(vec![self.next_sync(store)?])
+            }
+            (Role::Responder, PeerMessage::Idle) => Ok(vec![self.next_sync(store)?]),
+            (Role::Initiator, PeerMessage::Idle) => {
+                if self.sent_idle {
+                    self.finished = true;
+                    return Ok(Vec::new());
+                }
+                Ok(vec![self.next_sync(store)?])
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for PeerSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerSession")
+            .field("user", &self.user)
+            .field("role", &self.role)
+            .field("peer", &self.peer)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+/// True when the side that said `ours` should adopt the peer's document: the one holding more
+/// history adopts the leaner one (so a compaction is not undone), ties broken by epoch.
+pub(crate) fn adopts(ours: &Hello, theirs: &Hello) -> bool {
+    (ours.changes, std::cmp::Reverse(ours.epoch))
+        > (theirs.changes, std::cmp::Reverse(theirs.epoch))
+}

@@ -1,0 +1,411 @@
+//! The store's side of device-to-device sync: each step of a [`PeerSession`] is one
+//! transaction over the learner's document, the table and the peer's persisted sync state.
+//!
+//! [`PeerSession`]: crate::PeerSession
+
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::write_behind::{epoch_actor, flush_in, OpenDocument};
+use super::{Inner, Store};
+use crate::document::LearnerDocument;
+use crate::error::{Error, Result};
+use crate::events::ContentStateChanged;
+use crate::peer::{Hello, PeerMessage};
+
+fn refuse(reason: impl Into<String>) -> Error {
+    Error::PeerMessage {
+        reason: reason.into(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn heads_bytes(heads: &[[u8; 32]]) -> Vec<u8> {
+    heads.iter().flatten().copied().collect()
+}
+
+fn heads_from(bytes: &[u8]) -> Vec<automerge::ChangeHash> {
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| automerge::ChangeHash::try_from(c).ok())
+        .collect()
+}
+
+impl Inner {
+    /// Runs `step` on the learner's loaded document inside one write transaction; on any error
+    /// the transaction rolls back and the cached document is dropped (it may hold part of
+    /// what failed).
+    fn with_document<T>(
+        &mut self,
+        user: &str,
+        step: impl FnOnce(
+            &Transaction<'_>,
+            &mut std::collections::HashMap<String, OpenDocument>,
+            &[u8; 16],
+        ) -> Result<T>,
+    ) -> Result<T> {
+        let Inner {
+            conn,
+            device,
+            documents,
+            ..
+        } = self;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sqlite("starting a peer step"))?;
+        let outcome =
+            flush_in(&tx, documents, device, user).and_then(|_| step(&tx, documents, device));
+        match outcome {
+            Ok(value) => match tx.commit() {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    documents.remove(user);
+                    Err(Error::sqlite("committing a peer step")(e))
+                }
+            },
+            Err(e) => {
+                documents.remove(user);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Appends the changes the document gained since `before` as a chunk, then joins document and
+/// table both ways. Returns the table changes.
+fn persist_and_reconcile(
+    tx: &Transaction<'_>,
+    documents: &mut std::collections::HashMap<String, OpenDocument>,
+    device: &[u8; 16],
+    user: &str,
+    before: &[automerge::ChangeHash],
+) -> Result<Vec<ContentStateChanged>> {
+    let open = documents
+        .get_mut(user)
+        .ok_or_else(|| refuse("the document is not loaded"))?;
+    let gained = open.doc.changes_after(before);
+    if !gained.is_empty() {
+        open.loaded_through += 1;
+        tx.execute(
+            "INSERT INTO doc_chunk (user_id, seq, bytes) VALUES (?1, ?2, ?3)",
+            params![user, open.loaded_through, gained],
+        )
+        .map_err(Error::sqlite("storing a peer's changes"))?;
+    }
+    open.reconciled = false;
+    flush_in(tx, documents, device, user).map(|(changes, _)| changes)
+}
+
+impl Store {
+    /// What this device says about its copy of `user`'s document.
+    pub(crate) fn peer_hello(&self, user: &str) -> Result<Hello> {
+        let mut inner = self.lock()?;
+        let device = hex(&inner.device);
+        inner.with_document(user, |_, documents, _| {
+            let open = documents
+                .get_mut(user)
+                .ok_or_else(|| refuse("the document is not loaded"))?;
+            let heads = open.doc.heads().iter().map(|h| h.0).collect();
+            Ok(Hello {
+                user: user.to_string(),
+                device,
+                epoch: open.doc.epoch(),
+                changes: u64::try_from(open.doc.change_count()).unwrap_or(u64::MAX),
+                heads,
+            })
+        })
+    }
+
+    /// Records what a peer said it holds.
+    pub(crate) fn peer_remember(&self, user: &str, hello: &Hello) -> Result<()> {
+        let inner = self.lock()?;
+        inner
+            .conn
+            .execute(
+                "INSERT INTO peer (user_id, peer_id, their_epoch, heads) VALUES (?1, ?2, ?3, ?4)
+                ON CONFLICT DO UPDATE SET their_epoch = excluded.their_epoch,
+                    heads = excluded.heads",
+                params![
+                    user,
+                    hello.device,
+                    hello.epoch.map(|e| e.to_vec()),
+                    heads_bytes(&hello.heads)
+                ],
+            )
+            .map_err(Error::sqlite("remembering a peer"))?;
+        Ok(())
+    }
+
+    /// The learner's whole document.
+    pub(crate) fn peer_document(&self, user: &str) -> Result<Vec<u8>> {
+        let mut inner = self.lock()?;
+        inner.with_document(user, |_, documents, _| {
+            let open = documents
+                .get_mut(user)
+                .ok_or_else(|| refuse("the document is not loaded"))?;
+            Ok(open.doc.save())
+        })
+    }
+
+    /// A whole document from a peer: merged if it is of our epoch, otherwise adopted: it becomes
+    /// this device's document and every state of ours is raised into it (a join), so both
+    /// devices share its epoch from now on and later exchanges carry only changes. (In a live
+    /// exchange the leaner document is the one sent, so a compaction is not undone.)
+    pub(crate) fn peer_receive_document(&self, user: &str, bytes: &[u8]) -> Result<()> {
+        let mut theirs = LearnerDocument::load(user, bytes, None)?;
+        let their_epoch = theirs.epoch();
+        let mut inner = self.lock()?;
+        let changes = inner.with_document(user, |tx, documents, device| {
+            let open = documents
+                .get_mut(user)
+                .ok_or_else(|| refuse("the document is not loaded"))?;
+            let before = open.doc.heads();
+            let epoch = open.doc.epoch();
+            if epoch.is_some() && epoch == their_epoch {
+                open.doc.merge(&mut theirs)?;
+                return persist_and_reconcile(tx, documents, device, user, &before);
+            }
+            // A new local epoch: our actor must never reuse a (actor, seq) of history we drop.
+            let counter: i64 = tx
+                .query_row(
+                    "UPDATE learner SET epoch = epoch + 1 WHERE user_id = ?1 RETURNING epoch",
+                    params![user],
+                    |r| r.get(0),
+                )
+                .map_err(Error::sqlite("starting a new epoch"))?;
+            let mut adopted =
+                LearnerDocument::load(user, bytes, Some(epoch_actor(device, counter)))?;
+            let snapshot = adopted.save();
+            tx.execute("DELETE FROM doc_chunk WHERE user_id = ?1", params![user])
+                .map_err(Error::sqlite("dropping the old document"))?;
+            tx.execute(
+                "INSERT INTO doc_chunk (user_id, seq, bytes) VALUES (?1, 0, ?2)",
+                params![user, snapshot],
+            )
+            .map_err(Error::sqlite("storing the adopted document"))?;
+            documents.insert(
+                user.to_string(),
+                OpenDocument {
+                    doc: adopted,
+                    epoch: counter,
+                    reconciled: false,
+                    loaded_through: 0,
+                },
+            );
+            flush_in(tx, documents, device, user).map(|(changes, _)| changes)
+        })?;
+        drop(inner);
+        self.publish(changes);
+        Ok(())
+    }
+
+    /// Changes of our epoch from a peer's file.
+    pub(crate) fn peer_receive_changes(&self, user: &str, bytes: &[u8]) -> Result<()> {
+        let mut inner = self.lock()?;
+        let changes = inner.with_document(user, |tx, documents, device| {
+            let open = documents
+                .get_mut(user)
+                .ok_or_else(|| refuse("the document is not loaded"))?;
+            let before = open.doc.heads();
+            open.doc.load_more(bytes).map_err(|e| {
+                refuse(format!(
+                    "the changes do not apply to this device's document ({e}); export the whole document instead"
+                ))
+            })?;
+            persist_and_reconcile(tx, documents, device, user, &before)
+        })?;
+        drop(inner);
+        self.publish(changes);
+        Ok(())
+    }
+
+    /// The persisted Automerge sync state for `peer`, if it belongs to our document's current
+    /// epoch; a fresh one otherwise.
+    pub(crate) fn peer_sync_state(&self, user: &str, peer: &str) -> Result<automerge::sync::State> {
+        let epoch = self.peer_hello(user)?.epoch;
+        let inner = self.lock()?;
+        type Stored = Option<(Option<Vec<u8>>, Option<Vec<u8>>)>;
+        let stored: Stored = inner
+            .conn
+            .query_row(
+                "SELECT sync_epoch, sync_state FROM peer WHERE user_id = ?1 AND peer_id = ?2",
+                params![user, peer],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(Error::sqlite("reading a peer's sync state"))?;
+        Ok(match stored {
+            Some((Some(stored_epoch), Some(bytes)))
+                if epoch.is_some_and(|e| e[..] == stored_epoch[..]) =>
+            {
+                automerge::sync::State::decode(&bytes).unwrap_or_default()
+            }
+            _ => automerge::sync::State::new(),
+        })
+    }
+
+    /// Persists the Automerge sync state for `peer`, tied to our document's current epoch.
+    pub(crate) fn peer_save_sync_state(
+        &self,
+        user: &str,
+        peer: &str,
+        state: &automerge::sync::State,
+    ) -> Result<()> {
+        let epoch = self.peer_hello(user)?.epoch;
+        let inner = self.lock()?;
+        inner
+            .conn
+            .execute(
+                "INSERT INTO peer (user_id, peer_id, heads, sync_epoch, sync_state)
+                VALUES (?1, ?2, x'', ?3, ?4)
+                ON CONFLICT DO UPDATE SET sync_epoch = excluded.sync_epoch,
+                    sync_state = excluded.sync_state",
+                params![user, peer, epoch.map(|e| e.to_vec()), state.encode()],
+            )
+            .map_err(Error::sqlite("saving a peer's sync state"))?;
+        Ok(())
+    }
+
+    /// The next Automerge sync message, advancing `state`.
+    pub(crate) fn peer_generate(
+        &self,
+        user: &str,
+        state: &mut automerge::sync::State,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut inner = self.lock()?;
+        inner.with_document(user, |_, documents, _| {
+            let open = documents
+                .get_mut(user)
+                .ok_or_else(|| refuse("the document is not loaded"))?;
+            open.doc.generate_sync_message(state)
+        })
+    }
+
+    /// Applies a peer's Automerge sync message, stores what it brought, and joins it into the
+    /// table (events with origin `Peer`).
+    pub(crate) fn peer_receive(
+        &self,
+        user: &str,
+        state: &mut automerge::sync::State,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let mut inner = self.lock()?;
+        let changes = inner.with_document(user, |tx, documents, device| {
+            let open = documents
+                .get_mut(user)
+                .ok_or_else(|| refuse("the document is not loaded"))?;
+            let before = open.doc.heads();
+            open.doc.receive_sync_message(state, bytes)?;
+            persist_and_reconcile(tx, documents, device, user, &before)
+        })?;
+        drop(inner);
+        self.publish(changes);
+        Ok(())
+    }
+
+    /// A file for a peer device: the changes it lacks if this device knows what `since_peer`
+    /// holds in the same epoch, else the whole document.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// let (school, phone) = (Store::open_in_memory()?, Store::open_in_memory()?);
+    /// school.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
+    /// let file = school.peer_export("u", None)?;
+    /// phone.peer_import("u", &file)?;
+    /// assert_eq!(phone.items("u", None)?, school.items("u", None)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_export(&self, user: &str, since_peer: Option<&str>) -> Result<Vec<u8>> {
+        let hello = self.peer_hello(user)?;
+        let known: Option<(Option<Vec<u8>>, Vec<u8>)> = match since_peer {
+            Some(peer) => {
+                let inner = self.lock()?;
+                inner
+                    .conn
+                    .query_row(
+                        "SELECT their_epoch, heads FROM peer WHERE user_id = ?1 AND peer_id = ?2",
+                        params![user, peer],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(Error::sqlite("reading what a peer holds"))?
+            }
+            None => None,
+        };
+        let body = match known {
+            Some((Some(epoch), heads)) if hello.epoch.is_some_and(|e| e[..] == epoch[..]) => {
+                let their_heads = heads_from(&heads);
+                let mut inner = self.lock()?;
+                let changes = inner.with_document(user, |_, documents, _| {
+                    let open = documents
+                        .get_mut(user)
+                        .ok_or_else(|| refuse("the document is not loaded"))?;
+                    // Heads the peer has that we never saw mean it knows more than we think:
+                    // send everything of the epoch instead.
+                    let known_heads: Vec<_> = their_heads
+                        .iter()
+                        .copied()
+                        .filter(|h| open.doc.has_change(h))
+                        .collect();
+                    Ok(open.doc.changes_after(&known_heads))
+                })?;
+                PeerMessage::Changes(changes)
+            }
+            _ => PeerMessage::Document(self.peer_document(user)?),
+        };
+        let mut file = PeerMessage::Hello(hello).encode();
+        let body = body.encode();
+        file.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+        file.extend_from_slice(&body);
+        let mut framed = u32::try_from(file.len() - body.len() - 4)
+            .unwrap_or(0)
+            .to_be_bytes()
+            .to_vec();
+        framed.extend_from_slice(&file);
+        Ok(framed)
+    }
+
+    /// Imports a peer's file (see [`Store::peer_export`]): refused whole, changing nothing, if
+    /// it is malformed, for another learner, or does not apply.
+    pub fn peer_import(&self, user: &str, file: &[u8]) -> Result<()> {
+        let mut messages = Vec::new();
+        let mut rest = file;
+        while !rest.is_empty() {
+            if rest.len() < 4 {
+                return Err(refuse("the file is truncated"));
+            }
+            let len = usize::try_from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]))
+                .map_err(|_| refuse("length"))?;
+            let body = rest
+                .get(4..4 + len)
+                .ok_or_else(|| refuse("the file is truncated"))?;
+            messages.push(PeerMessage::decode(body)?);
+            rest = &rest[4 + len..];
+            if messages.len() > 2 {
+                return Err(refuse("the file holds more than a hello and a body"));
+            }
+        }
+        let [PeerMessage::Hello(hello), body] = messages.as_slice() else {
+            return Err(refuse(
+                "the file is not a hello followed by a document or changes",
+            ));
+        };
+        if hello.user != user {
+            return Err(refuse(format!(
+                "the file holds learner {:?}'s progress, not {user:?}'s",
+                crate::error::shorten(&hello.user)
+            )));
+        }
+        crate::content_state::check_id("device", hello.device.clone())
+            .map_err(|e| refuse(e.to_string()))?;
+        match body {
+            PeerMessage::Document(bytes) => self.peer_receive_document(user, bytes)?,
+            PeerMessage::Changes(bytes) => self.peer_receive_changes(user, bytes)?,
+            _ => return Err(refuse("the file's body is neither a document nor changes")),
+        }
+        self.peer_remember(user, hello)
+    }
+}

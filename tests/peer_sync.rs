@@ -1,0 +1,229 @@
+//! Device-to-device sync: two stores converge through a file and through a live exchange,
+//! later exchanges send only what the peer lacks, a compaction on one side does not stop
+//! convergence, and malformed or hostile peer bytes give a typed error and change nothing.
+#![cfg(test)]
+
+mod support;
+
+use headway::{Error, PeerMessage, PeerSession, Role, Store, StoreOptions};
+use support::{update, Rng, TempDir};
+
+const T0: i64 = 1_714_558_530_123;
+
+/// Runs one live exchange between two stores through an in-memory "transport"; returns the
+/// bytes that crossed it.
+fn exchange(initiator_store: &Store, responder_store: &Store, user: &str) -> usize {
+    let mut initiator = PeerSession::new(user, Role::Initiator);
+    let mut responder = PeerSession::new(user, Role::Responder);
+    let mut bytes = 0;
+    let mut outgoing = vec![initiator.start(initiator_store).unwrap()];
+    while let Some(message) = outgoing.pop() {
+        let wire = message.encode();
+        bytes += wire.len();
+        for reply in responder
+            .handle(responder_store, PeerMessage::decode(&wire).unwrap())
+            .unwrap()
+        {
+            let wire = reply.encode();
+            bytes += wire.len();
+            outgoing.extend(
+                initiator
+                    .handle(initiator_store, PeerMessage::decode(&wire).unwrap())
+                    .unwrap(),
+            );
+        }
+    }
+    assert!(initiator.is_finished());
+    bytes
+}
+
+fn fill(store: &Store, user: &str, seed: u64, count: i64) {
+    let mut rng = Rng::new(seed);
+    for i in 0..count {
+        let content = format!("do_{}", rng.below(60));
+        let status = rng.below(3) as i64;
+        store
+            .record(update(
+                user,
+                &content,
+                status,
+                rng.below(101) as i64,
+                T0 + i,
+            ))
+            .unwrap();
+    }
+}
+
+#[test]
+fn two_stores_converge_through_files_in_both_directions() {
+    let dir = TempDir::new("file");
+    let school = Store::open(dir.file("school.db")).unwrap();
+    let phone = Store::open(dir.file("phone.db")).unwrap();
+    fill(&school, "u", 1, 200);
+    fill(&phone, "u", 2, 200);
+    let to_phone = school.peer_export("u", None).unwrap();
+    std::fs::write(dir.file("to-phone.hwp"), &to_phone).unwrap();
+    phone
+        .peer_import("u", &std::fs::read(dir.file("to-phone.hwp")).unwrap())
+        .unwrap();
+    let to_school = phone.peer_export("u", None).unwrap();
+    school.peer_import("u", &to_school).unwrap();
+    assert_eq!(
+        phone.items("u", None).unwrap(),
+        school.items("u", None).unwrap()
+    );
+    assert_eq!(
+        phone.document_items("u").unwrap(),
+        phone.items("u", None).unwrap()
+    );
+    assert_eq!(
+        school.document_items("u").unwrap(),
+        school.items("u", None).unwrap()
+    );
+}
+
+#[test]
+fn a_later_file_carries_only_what_the_peer_lacks() {
+    let dir = TempDir::new("since");
+    let school = Store::open(dir.file("school.db")).unwrap();
+    let phone = Store::open(dir.file("phone.db")).unwrap();
+    fill(&school, "u", 3, 300);
+    // First contact: whole documents, both ways, so both know the other's heads.
+    phone
+        .peer_import("u", &school.peer_export("u", None).unwrap())
+        .unwrap();
+    school
+        .peer_import("u", &phone.peer_export("u", None).unwrap())
+        .unwrap();
+    fill(&school, "u", 4, 20);
+    let phone_id = phone.device_id().unwrap();
+    let full = school.peer_export("u", None).unwrap();
+    let delta = school.peer_export("u", Some(&phone_id)).unwrap();
+    assert!(
+        delta.len() * 2 < full.len(),
+        "delta {} vs full {}",
+        delta.len(),
+        full.len()
+    );
+    phone.peer_import("u", &delta).unwrap();
+    assert_eq!(
+        phone.items("u", None).unwrap(),
+        school.items("u", None).unwrap()
+    );
+}
+
+#[test]
+fn a_live_exchange_converges_and_the_next_sends_less() {
+    let dir = TempDir::new("live");
+    let phone = Store::open(dir.file("phone.db")).unwrap();
+    let tablet = Store::open(dir.file("tablet.db")).unwrap();
+    fill(&phone, "u", 5, 300);
+    fill(&tablet, "u", 6, 300);
+    let first = exchange(&phone, &tablet, "u");
+    assert_eq!(
+        phone.items("u", None).unwrap(),
+        tablet.items("u", None).unwrap()
+    );
+    let update_on_tablet = update("u", "do_new", 2, 100, T0 + 10_000);
+    tablet.record(update_on_tablet).unwrap();
+    let second = exchange(&phone, &tablet, "u");
+    assert_eq!(
+        phone.items("u", None).unwrap(),
+        tablet.items("u", None).unwrap()
+    );
+    assert!(
+        second * 2 < first,
+        "second exchange {second} bytes vs first {first}"
+    );
+    // Nothing new: the exchange is a few hellos and idles.
+    let third = exchange(&tablet, &phone, "u");
+    assert!(third < 600, "{third} bytes to say nothing changed");
+}
+
+#[test]
+fn devices_converge_after_one_side_compacts() {
+    let dir = TempDir::new("compact");
+    let options = StoreOptions::new().flush_after(10).compact_after(2);
+    let phone = Store::open_with(dir.file("phone.db"), options.clone()).unwrap();
+    let tablet = Store::open_with(dir.file("tablet.db"), options).unwrap();
+    for round in 0..6 {
+        fill(&phone, "u", 10 + round, 80);
+        fill(&tablet, "u", 20 + round, 40);
+        phone.compact("u").unwrap();
+        if round % 2 == 0 {
+            exchange(&phone, &tablet, "u");
+        } else {
+            exchange(&tablet, &phone, "u");
+        }
+        assert_eq!(
+            phone.items("u", None).unwrap(),
+            tablet.items("u", None).unwrap(),
+            "round {round}"
+        );
+    }
+    // History stays bounded on both sides.
+    let mut doc =
+        headway::LearnerDocument::load("u", &tablet.save_document("u").unwrap(), None).unwrap();
+    assert!(doc.change_count() < 40, "{} changes", doc.change_count());
+}
+
+#[test]
+fn malformed_or_hostile_peer_bytes_change_nothing() {
+    let dir = TempDir::new("hostile");
+    let phone = Store::open(dir.file("phone.db")).unwrap();
+    let other = Store::open(dir.file("other.db")).unwrap();
+    fill(&phone, "u", 7, 50);
+    fill(&other, "someone-else", 8, 50);
+    let before = phone.items("u", None).unwrap();
+    let mut rng = Rng::new(support::test_seed());
+    let good = other.peer_export("u", None).unwrap();
+    let mut inputs: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"HWPS".to_vec(),
+        good[..good.len() / 2].to_vec(),
+        // A file of another learner's progress.
+        other.peer_export("someone-else", None).unwrap(),
+    ];
+    for _ in 0..40 {
+        let mut bytes = good.clone();
+        let at = rng.below(bytes.len() as u64) as usize;
+        bytes[at] ^= 1 << rng.below(8);
+        inputs.push(bytes);
+        inputs.push((0..rng.below(300)).map(|_| rng.next_u64() as u8).collect());
+    }
+    for input in inputs {
+        match phone.peer_import("u", &input) {
+            Ok(()) => {}
+            Err(e) => assert!(
+                matches!(e, Error::PeerMessage { .. } | Error::CorruptDocument { .. }),
+                "untyped {e:?}"
+            ),
+        }
+        // An accepted flip may only add a join of states that decoded; nothing goes down.
+        for item in &before {
+            let now = phone.state(item.key()).unwrap().unwrap();
+            assert!(now.covers(item.state()));
+        }
+    }
+    // Someone else's document never lands in this learner's.
+    assert!(phone.items("someone-else", None).unwrap().is_empty());
+    // A live session refuses a hello for another learner.
+    let mut session = PeerSession::new("u", Role::Responder);
+    let mut theirs = PeerSession::new("someone-else", Role::Initiator);
+    let hello = theirs.start(&other).unwrap();
+    assert!(matches!(
+        session.handle(&phone, hello),
+        Err(Error::PeerMessage { .. })
+    ));
+    // Random sync messages are refused.
+    let mut session = PeerSession::new("u", Role::Responder);
+    let mut initiator = PeerSession::new("u", Role::Initiator);
+    session
+        .handle(&phone, initiator.start(&other).unwrap())
+        .unwrap();
+    for _ in 0..20 {
+        let junk: Vec<u8> = (0..rng.below(200)).map(|_| rng.next_u64() as u8).collect();
+        let _ = session.handle(&phone, PeerMessage::Sync(junk));
+    }
+    assert_eq!(phone.items("u", None).unwrap(), before);
+}
