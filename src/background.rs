@@ -1,5 +1,5 @@
 //! The background sync task the app starts while it runs: it syncs pending progress shortly
-//! after the learner records some, backs off exponentially (with jitter, bounded) while the
+//! after the learner records some, folds recorded progress into the Automerge documents, backs off exponentially (with jitter, bounded) while the
 //! server fails, starts over at once when the app says the network is back or the app resumed,
 //! and stops cleanly. It never waits for a new record to retry what is pending.
 
@@ -233,6 +233,12 @@ async fn run(
                     tracing::warn!(%error, "background sync failed");
                     failed = true;
                 }
+            }
+        }
+        // Bring the documents up to date while idle, so `record` never pays for Automerge.
+        for user in &users {
+            if let Err(error) = store.flush(user) {
+                tracing::warn!(%error, "background flush failed");
             }
         }
         attempt += 1;

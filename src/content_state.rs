@@ -175,6 +175,21 @@ impl ContentKey {
         })
     }
 
+    /// A key from ids validated before (stored rows whose checksum matched).
+    pub(crate) fn trusted(
+        user: &str,
+        course: String,
+        batch: String,
+        content: String,
+    ) -> ContentKey {
+        ContentKey {
+            user: user.to_string(),
+            course,
+            batch,
+            content,
+        }
+    }
+
     /// The learner (Sunbird `userId`).
     pub fn user(&self) -> &str {
         &self.user

@@ -31,7 +31,7 @@ use write_behind::OpenDocument;
 /// use headway::{Durability, StoreOptions};
 /// let options = StoreOptions::new()
 ///     .durability(Durability::PowerLoss) // the default
-///     .flush_after(256)                  // the default
+///     .flush_after(256)                  // fold inside `record` every 256 states (default: never)
 ///     .compact_after(32);                // the default
 /// # let _ = options;
 /// ```
@@ -49,12 +49,12 @@ impl Default for StoreOptions {
 }
 
 impl StoreOptions {
-    /// The defaults: power-loss durability, a flush into the document every 256 raised states
-    /// of a learner, a compaction every 32 flushes.
+    /// The defaults: power-loss durability, no flush inside `record` (see
+    /// [`StoreOptions::flush_after`]), a compaction every 32 flushes.
     pub fn new() -> StoreOptions {
         StoreOptions {
             durability: Durability::PowerLoss,
-            flush_after: 256,
+            flush_after: usize::MAX,
             compact_after: 32,
         }
     }
@@ -65,8 +65,11 @@ impl StoreOptions {
         self
     }
 
-    /// How many raised states of one learner wait in the table before they are folded into
-    /// the learner's Automerge document as one change. Default 256; at least 1.
+    /// How many raised states of one learner wait in the table before `record` itself folds
+    /// them into the learner's Automerge document as one change. By default `record` never
+    /// does (an Automerge write costs more than the whole SQLite commit): the table is the
+    /// journal, and the document is brought up to date by [`Store::flush`], before every peer
+    /// exchange, by compaction, and by [`BackgroundSync`](crate::BackgroundSync) when idle.
     pub fn flush_after(mut self, states: usize) -> StoreOptions {
         self.flush_after = states.max(1);
         self
@@ -178,6 +181,28 @@ impl Store {
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
         self.inner.lock().map_err(|_| Error::Poisoned)
+    }
+
+    /// Checks the whole file's structure (SQLite's `quick_check`, about one full read) and every
+    /// row's checksum. Opening a store checks only what it reads; run this after a crash or
+    /// before a backup, for example.
+    ///
+    /// ```
+    /// let store = headway::Store::open_in_memory()?;
+    /// store.check_integrity()?;
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn check_integrity(&self) -> Result<()> {
+        let learners = self.learners()?;
+        {
+            let inner = self.lock()?;
+            schema::integrity_check(&inner.conn)?;
+        }
+        for user in learners {
+            self.items(&user, None)?;
+            self.pending(&user)?;
+        }
+        Ok(())
     }
 
     /// This device's id (16 bytes, hex): the stem of the actor ids it signs Automerge

@@ -6,6 +6,7 @@
 mod courses;
 mod demo;
 mod output;
+mod peer;
 mod serve;
 mod sync;
 
@@ -46,6 +47,9 @@ enum Command {
     Courses(courses::CoursesArgs),
     /// Send a learner's pending progress to the course service now, in bulk.
     Sync(sync::SyncArgs),
+    /// Sync a learner's progress with another device: through a file or live over TCP.
+    #[command(subcommand)]
+    Peer(peer::PeerCommand),
     /// Run the reference course service (Sunbird's endpoints and semantics) for tests and demos.
     Serve(serve::ServeArgs),
     /// Play the offline progress story on a fresh temporary store.
@@ -178,6 +182,7 @@ fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
         }
         Command::Sync(args) => sync::run(&cli.db, args),
         Command::Courses(args) => courses::run(&cli.db, args),
+        Command::Peer(command) => peer::run(&cli.db, command),
         Command::Serve(args) => {
             serve::run(db_given.then_some(cli.db.as_path()), args).map_err(Failure::Other)
         }

@@ -1,0 +1,226 @@
+//! `headway peer`: device-to-device sync of a learner's progress, through a file (a USB stick
+//! between a school server and phones) or live over TCP between two processes.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use headway::{PeerMessage, PeerSession, Role, Store, MAX_MESSAGE_LEN};
+
+use crate::Failure;
+
+#[derive(Subcommand)]
+pub enum PeerCommand {
+    /// Write what a peer lacks (or the whole document) to a file.
+    Export(ExportArgs),
+    /// Merge a peer's file into this device's store.
+    Import(ImportArgs),
+    /// Answer live sync exchanges on a TCP address.
+    Serve(ServeArgs),
+    /// Sync live with a device that runs `headway peer serve`.
+    Connect(ConnectArgs),
+    /// Print this device's id (what peers pass as --since-peer).
+    Id,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The learner (userId).
+    #[arg(long)]
+    user: String,
+    /// The file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Only what this peer device lacks, if this device knows what it holds.
+    #[arg(long)]
+    since_peer: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The learner (userId).
+    #[arg(long)]
+    user: String,
+    /// The file a peer exported.
+    file: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Where to listen (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    addr: String,
+    /// Only exchanges for this learner (default: any learner a peer names).
+    #[arg(long)]
+    user: Option<String>,
+    /// Stop after this many exchanges (default: serve until killed).
+    #[arg(long)]
+    exchanges: Option<usize>,
+}
+
+#[derive(Args)]
+pub struct ConnectArgs {
+    /// The peer's address, e.g. 127.0.0.1:9100.
+    addr: String,
+    /// The learner (userId).
+    #[arg(long)]
+    user: String,
+}
+
+pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
+    match command {
+        PeerCommand::Export(args) => {
+            headway::check_id("user", args.user.clone())?;
+            let store = Store::open(db)?;
+            let file = store.peer_export(&args.user, args.since_peer.as_deref())?;
+            std::fs::write(&args.out, &file)
+                .with_context(|| format!("writing {}", args.out.display()))?;
+            println!(
+                "exported {} bytes of {}'s progress from device {} to {}",
+                file.len(),
+                args.user,
+                store.device_id()?,
+                args.out.display()
+            );
+            Ok(())
+        }
+        PeerCommand::Import(args) => {
+            headway::check_id("user", args.user.clone())?;
+            let bytes = std::fs::read(&args.file)
+                .with_context(|| format!("reading {}", args.file.display()))?;
+            let store = Store::open(db)?;
+            store.peer_import(&args.user, &bytes).map_err(refused)?;
+            println!(
+                "imported {}'s progress from {}",
+                args.user,
+                args.file.display()
+            );
+            Ok(())
+        }
+        PeerCommand::Serve(args) => serve(db, args),
+        PeerCommand::Connect(args) => connect(db, args),
+        PeerCommand::Id => {
+            println!("{}", Store::open(db)?.device_id()?);
+            Ok(())
+        }
+    }
+}
+
+/// Bytes a peer sent that were refused are bad input (exit 2): nothing was changed.
+fn refused(e: headway::Error) -> Failure {
+    match e {
+        headway::Error::PeerMessage { .. } | headway::Error::CorruptDocument { .. } => {
+            Failure::Input(e.to_string())
+        }
+        other => other.into(),
+    }
+}
+
+fn write_frame(stream: &mut TcpStream, message: &PeerMessage) -> anyhow::Result<()> {
+    let bytes = message.encode();
+    stream.write_all(&u32::try_from(bytes.len())?.to_be_bytes())?;
+    stream.write_all(&bytes)?;
+    stream.flush()?;
+    Ok(())
+}
+
+/// One frame, or `None` at a clean end of stream.
+fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<PeerMessage>> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = usize::try_from(u32::from_be_bytes(len))?;
+    anyhow::ensure!(
+        len <= MAX_MESSAGE_LEN,
+        "a peer frame of {len} bytes is too large"
+    );
+    let mut bytes = vec![0u8; len];
+    stream.read_exact(&mut bytes)?;
+    Ok(Some(PeerMessage::decode(&bytes)?))
+}
+
+fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
+    let store = Store::open(db)?;
+    let listener =
+        TcpListener::bind(&args.addr).with_context(|| format!("binding {}", args.addr))?;
+    println!(
+        "headway peer sync listening on {}",
+        listener.local_addr().map_err(anyhow::Error::from)?
+    );
+    let mut served = 0;
+    for stream in listener.incoming() {
+        let mut stream = match stream {
+            Ok(stream) => stream,
+            Err(error) => {
+                eprintln!("headway: peer connection failed: {error}");
+                continue;
+            }
+        };
+        if let Err(error) = answer(&store, &mut stream, args.user.as_deref()) {
+            eprintln!("headway: peer exchange abandoned: {error:#}");
+        }
+        served += 1;
+        if args.exchanges.is_some_and(|n| served >= n) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Answers one connection: every message gets exactly one reply.
+fn answer(store: &Store, stream: &mut TcpStream, only: Option<&str>) -> anyhow::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut session: Option<PeerSession> = None;
+    while let Some(message) = read_frame(stream)? {
+        let session = match &mut session {
+            Some(session) => session,
+            None => {
+                let PeerMessage::Hello(hello) = &message else {
+                    anyhow::bail!("the peer did not start with a hello");
+                };
+                if only.is_some_and(|u| u != hello.user) {
+                    anyhow::bail!("this device serves only learner {:?}", only.unwrap_or(""));
+                }
+                session.insert(PeerSession::new(&hello.user, Role::Responder))
+            }
+        };
+        for reply in session.handle(store, message)? {
+            write_frame(stream, &reply)?;
+        }
+    }
+    Ok(())
+}
+
+fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
+    headway::check_id("user", args.user.clone())?;
+    let store = Store::open(db)?;
+    let mut stream = TcpStream::connect(&args.addr)
+        .map_err(|e| Failure::Unavailable(format!("cannot connect to {}: {e}", args.addr)))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(anyhow::Error::from)?;
+    let mut session = PeerSession::new(&args.user, Role::Initiator);
+    let mut outgoing = vec![session.start(&store)?];
+    let mut bytes = 0usize;
+    while let Some(message) = outgoing.pop() {
+        bytes += message.encode().len();
+        write_frame(&mut stream, &message)?;
+        let reply = read_frame(&mut stream)?
+            .ok_or_else(|| Failure::Unavailable("the peer closed the connection".into()))?;
+        bytes += reply.encode().len();
+        outgoing.extend(session.handle(&store, reply).map_err(refused)?);
+    }
+    println!(
+        "synced {}'s progress with device {} ({} bytes exchanged)",
+        args.user,
+        session.peer().unwrap_or("?"),
+        bytes
+    );
+    Ok(())
+}

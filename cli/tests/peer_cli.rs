@@ -1,0 +1,240 @@
+//! `headway peer` as processes: two stores converge through a file, and two processes converge
+//! over the live transport on 127.0.0.1; a hostile file is refused with exit 2.
+#![cfg(test)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "headway-peer-cli-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn headway(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn record(db: &Path, content: &str, status: &str, progress: &str) {
+    let out = headway(
+        db,
+        &[
+            "record",
+            "--user",
+            "u1",
+            "--course",
+            "c",
+            "--batch",
+            "b",
+            "--content",
+            content,
+            "--status",
+            status,
+            "--progress",
+            progress,
+            "--at",
+            "2024-05-01T10:15:30Z",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn state(db: &Path) -> Value {
+    let out = headway(db, &["state", "--user", "u1", "--json"]);
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn two_stores_converge_through_a_file() {
+    let dir = TempDir::new("file");
+    let (school, phone) = (dir.0.join("school.db"), dir.0.join("phone.db"));
+    record(&school, "do_1", "2", "100");
+    record(&school, "do_2", "1", "40");
+    record(&phone, "do_2", "1", "70");
+    record(&phone, "do_3", "1", "10");
+    let file = dir.0.join("usb.hwp");
+    let out = headway(
+        &school,
+        &[
+            "peer",
+            "export",
+            "--user",
+            "u1",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = headway(
+        &phone,
+        &["peer", "import", "--user", "u1", file.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = headway(
+        &phone,
+        &[
+            "peer",
+            "export",
+            "--user",
+            "u1",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    let out = headway(
+        &school,
+        &["peer", "import", "--user", "u1", file.to_str().unwrap()],
+    );
+    assert!(out.status.success());
+    let merged = state(&phone);
+    assert_eq!(merged, state(&school));
+    let progress: Vec<i64> = merged
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["progress"].as_i64().unwrap())
+        .collect();
+    assert_eq!(progress, vec![100, 70, 10]);
+    // A damaged file is refused with exit 2 and changes nothing.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let cut = bytes.len() / 2;
+    bytes.truncate(cut);
+    std::fs::write(&file, &bytes).unwrap();
+    let out = headway(
+        &school,
+        &["peer", "import", "--user", "u1", file.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(state(&school), merged);
+    // Another learner's file cannot write into this learner's progress.
+    let out = headway(
+        &school,
+        &[
+            "peer",
+            "export",
+            "--user",
+            "u1",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    let out = headway(
+        &phone,
+        &["peer", "import", "--user", "u2", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn two_processes_converge_over_the_live_transport() {
+    let dir = TempDir::new("live");
+    let (tablet, phone) = (dir.0.join("tablet.db"), dir.0.join("phone.db"));
+    record(&tablet, "do_1", "2", "100");
+    record(&tablet, "do_2", "1", "20");
+    record(&phone, "do_2", "1", "80");
+    record(&phone, "do_4", "2", "100");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("--db")
+        .arg(&tablet)
+        .args([
+            "peer",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--user",
+            "u1",
+            "--exchanges",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let out = headway(&phone, &["peer", "connect", &addr, "--user", "u1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A second exchange after more progress on the phone.
+    record(&phone, "do_5", "1", "55");
+    let out = headway(&phone, &["peer", "connect", &addr, "--user", "u1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = server.wait().unwrap();
+    assert!(status.success());
+    let merged = state(&phone);
+    assert_eq!(merged, state(&tablet));
+    let progress: Vec<i64> = merged
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["progress"].as_i64().unwrap())
+        .collect();
+    assert_eq!(progress, vec![100, 80, 100, 55]);
+}
+
+#[test]
+fn connecting_to_nobody_exits_3() {
+    let dir = TempDir::new("nobody");
+    let db = dir.0.join("phone.db");
+    record(&db, "do_1", "1", "10");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let out = headway(&db, &["peer", "connect", &addr, "--user", "u1"]);
+    assert_eq!(out.status.code(), Some(3));
+}
