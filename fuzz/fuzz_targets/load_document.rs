@@ -1,5 +1,6 @@
-//! Arbitrary bytes loaded as a learner's document: a typed error or a document that saves and
-//! loads back to the same content states. Never a panic.
+//! Arbitrary bytes loaded as a learner's document, and applied as a store chunk on top of a
+//! real document: a typed error, or a document that saves and loads back to the same content
+//! states. Never a panic.
 #![no_main]
 
 use headway::LearnerDocument;
@@ -7,8 +8,17 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(mut doc) = LearnerDocument::load("learner-1", bytes, None) {
-        let again = LearnerDocument::load("learner-1", &doc.save(), None)
-            .expect("a saved document loads");
+        let again =
+            LearnerDocument::load("learner-1", &doc.save(), None).expect("a saved document loads");
         assert_eq!(again.items(), doc.items());
+    }
+    // The same bytes as a chunk appended to a stored document.
+    let mut doc = LearnerDocument::new("learner-1").expect("a new document");
+    let before = doc.items();
+    if doc.load_more(bytes).is_ok() {
+        for item in &before {
+            let now = doc.state(item.key()).expect("a state never disappears");
+            assert!(now.covers(item.state()));
+        }
     }
 });

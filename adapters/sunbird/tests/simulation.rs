@@ -1,0 +1,464 @@
+//! Deterministic simulation: one seed drives 2-5 devices of one or two learners, the reference
+//! course service's own merge code (in-process, the code `headway serve` runs) and a faulty
+//! network: random records, offline/online flips, syncs, server reads, peer exchanges, lost
+//! requests, lost answers, 5xx, duplicated and replayed requests, dropped, duplicated and
+//! reordered peer messages, crashes and restarts from the store file, compactions. After every
+//! step nothing on any device or the server is lower than before; after the network heals and
+//! everyone syncs, every device and the server hold exactly the max of everything recorded,
+//! and nothing is pending.
+//!
+//! `HEADWAY_SEED=<n>` replays one seed; `HEADWAY_SIM_SEEDS=<n>` runs seeds 0..n (default 500).
+#![cfg(test)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use headway::{
+    Adapter, AdapterError, ContentItem, ContentKey, ContentState, Durability, EnrolledCourse,
+    ItemOutcome, Outgoing, PeerMessage, PeerSession, Progress, ProgressUpdate, PushReport,
+    RetryCause, Role, Status, Store, StoreOptions, SyncOptions, Timestamp,
+};
+use headway_sunbird::{wire, BatchStatus, CourseService};
+
+const COURSE: &str = "do_course";
+const BATCH: &str = "0130000000000000001";
+const CONTENTS: u64 = 8;
+const T0: i64 = 1_714_558_530_123;
+const NOW: i64 = 1_716_000_000_000;
+
+/// SplitMix64: the simulation's only source of randomness.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The network between devices and the course service: every fault is drawn from the seed.
+struct SimNetwork {
+    rng: Mutex<Rng>,
+    faulty: Mutex<bool>,
+    replays: Mutex<Vec<serde_json::Value>>,
+}
+
+/// One device's view of the network.
+struct SimAdapter<'a> {
+    service: &'a CourseService,
+    network: &'a SimNetwork,
+    online: bool,
+}
+
+impl SimNetwork {
+    fn draw(&self, percent: u64) -> bool {
+        *self.faulty.lock().unwrap() && self.rng.lock().unwrap().chance(percent)
+    }
+}
+
+#[async_trait]
+impl Adapter for SimAdapter<'_> {
+    async fn push(&self, user: &str, items: &[Outgoing]) -> PushReport {
+        let retry = |cause: RetryCause| PushReport {
+            requests: 1,
+            ..PushReport::all(items.len(), ItemOutcome::Retry { cause })
+        };
+        if !self.online || self.network.draw(10) {
+            return retry(RetryCause::Network {
+                detail: "request lost".into(),
+            });
+        }
+        if self.network.draw(10) {
+            return retry(RetryCause::Server { status: 503 });
+        }
+        let contents: Vec<&ContentItem> = items.iter().map(|o| &o.item).collect();
+        let body = wire::update_body(user, &contents);
+        // A stale copy of this request may arrive much later.
+        if self.network.draw(20) {
+            self.network.replays.lock().unwrap().push(body.clone());
+        }
+        let mut reply = self.service.update(Some(user), &body, NOW);
+        if self.network.draw(10) {
+            reply = self.service.update(Some(user), &body, NOW); // duplicated request
+        }
+        if self.network.draw(10) {
+            return retry(RetryCause::Network {
+                detail: "answer lost".into(),
+            });
+        }
+        let bytes = serde_json::to_vec(&reply.body).unwrap();
+        let refs: Vec<&Outgoing> = items.iter().collect();
+        match wire::interpret_update(reply.status, &bytes, &refs) {
+            wire::UpdateAnswer::Items(outcomes) => PushReport {
+                outcomes,
+                requests: 1,
+                ..PushReport::default()
+            },
+            wire::UpdateAnswer::Retry(cause) => retry(cause),
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    async fn read_states(
+        &self,
+        user: &str,
+        course: &str,
+        batch: &str,
+    ) -> Result<Vec<ContentItem>, AdapterError> {
+        if !self.online || self.network.draw(15) {
+            return Err(AdapterError::Unavailable {
+                cause: RetryCause::Timeout,
+            });
+        }
+        let reply = self
+            .service
+            .read(Some(user), &wire::read_body(user, course, batch), NOW);
+        wire::parse_read(user, &serde_json::to_vec(&reply.body).unwrap()).map_err(|detail| {
+            AdapterError::Unavailable {
+                cause: RetryCause::Unparsable { detail },
+            }
+        })
+    }
+
+    async fn enrolled_courses(&self, _user: &str) -> Result<Vec<EnrolledCourse>, AdapterError> {
+        Ok(Vec::new())
+    }
+}
+
+struct Device {
+    user: String,
+    path: PathBuf,
+    store: Option<Store>,
+    online: bool,
+    seen: BTreeMap<ContentKey, ContentState>,
+}
+
+fn options() -> StoreOptions {
+    StoreOptions::new()
+        .durability(Durability::ProcessCrash)
+        .flush_after(3)
+        .compact_after(2)
+}
+
+impl Device {
+    fn store(&self) -> &Store {
+        self.store.as_ref().unwrap()
+    }
+
+    /// Nothing this device holds is lower than what it held before; remembers the new view.
+    fn check_monotone(&mut self, seed: u64, step: usize) {
+        for item in self.store().items(&self.user, None).unwrap() {
+            if let Some(before) = self.seen.get(item.key()) {
+                assert!(
+                    item.state().covers(before),
+                    "HEADWAY_SEED={seed} step {step}: {:?} went down on a device: {before:?} -> {:?}",
+                    item.key(), item.state()
+                );
+            }
+            self.seen.insert(item.key().clone(), *item.state());
+        }
+        assert!(
+            self.seen.len() <= self.store().items(&self.user, None).unwrap().len(),
+            "HEADWAY_SEED={seed} step {step}: a content state vanished from a device"
+        );
+    }
+}
+
+fn server_states(
+    service: &CourseService,
+    user: &str,
+) -> BTreeMap<String, (i64, i64, Option<i64>, Option<i64>)> {
+    service
+        .states_of(user)
+        .unwrap()
+        .into_iter()
+        .map(|row| {
+            let time = |name: &str| {
+                row[name]
+                    .as_str()
+                    .and_then(wire::parse_date)
+                    .map(Timestamp::as_millis)
+            };
+            (
+                row["contentId"].as_str().unwrap().to_string(),
+                (
+                    row["status"].as_i64().unwrap(),
+                    row["progress"].as_i64().unwrap(),
+                    time("lastAccessTime"),
+                    time("lastCompletedTime"),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// One peer exchange through a channel that may drop, duplicate or reorder messages. A broken
+/// exchange is abandoned (as a real transport would), never half-applied.
+fn peer_exchange(rng: &mut Rng, faulty: bool, a: &Device, b: &Device) {
+    let mut initiator = PeerSession::new(&a.user, Role::Initiator);
+    let mut responder = PeerSession::new(&a.user, Role::Responder);
+    let Ok(first) = initiator.start(a.store()) else {
+        return;
+    };
+    let mut to_b = vec![first];
+    for _ in 0..200 {
+        let Some(message) = to_b.pop() else { return };
+        if faulty && rng.chance(5) {
+            return; // dropped: the exchange times out
+        }
+        let mut deliveries = vec![message.clone()];
+        if faulty && rng.chance(5) {
+            deliveries.push(message); // duplicated
+        }
+        let mut replies = Vec::new();
+        for delivery in deliveries {
+            let Ok(wire) = PeerMessage::decode(&delivery.encode()) else {
+                return;
+            };
+            match responder.handle(b.store(), wire) {
+                Ok(r) => replies.extend(r),
+                Err(_) => return,
+            }
+        }
+        if faulty && replies.len() > 1 && rng.chance(50) {
+            replies.reverse(); // reordered
+        }
+        for reply in replies {
+            match initiator.handle(a.store(), reply) {
+                Ok(next) => to_b.extend(next),
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+async fn run(seed: u64) {
+    let mut rng = Rng(seed);
+    let dir = std::env::temp_dir().join(format!("headway-sim-{}-{seed}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let service = CourseService::open(None).unwrap();
+    service
+        .put_batch(BATCH, COURSE, BatchStatus::Ongoing)
+        .unwrap();
+    let network = SimNetwork {
+        rng: Mutex::new(Rng(seed ^ 0xABCD)),
+        faulty: Mutex::new(true),
+        replays: Mutex::new(Vec::new()),
+    };
+    let learners = 1 + rng.below(2) as usize;
+    let device_count = 2 + rng.below(4) as usize;
+    let mut devices: Vec<Device> = (0..device_count)
+        .map(|d| {
+            let path = dir.join(format!("device-{d}.db"));
+            Device {
+                user: format!("learner-{}", d % learners),
+                store: Some(Store::open_with(&path, options()).unwrap()),
+                path,
+                online: true,
+                seen: BTreeMap::new(),
+            }
+        })
+        .collect();
+    let mut recorded: BTreeMap<ContentKey, ContentState> = BTreeMap::new();
+    let mut server_seen: BTreeMap<(String, String), (i64, i64, Option<i64>, Option<i64>)> =
+        BTreeMap::new();
+    let sync_options = SyncOptions::new();
+    let steps = 40 + rng.below(40) as usize;
+    for step in 0..steps {
+        let d = rng.below(device_count as u64) as usize;
+        match rng.below(100) {
+            0..=39 => {
+                let key = ContentKey::new(
+                    devices[d].user.clone(),
+                    COURSE,
+                    BATCH,
+                    format!("do_{}", rng.below(CONTENTS)),
+                )
+                .unwrap();
+                let status = Status::try_from(rng.below(3) as i64).unwrap();
+                let at = Timestamp::from_millis(T0 + rng.below(1_000_000) as i64).unwrap();
+                let update = ProgressUpdate::new(key.clone(), status, rng.below(101) as i64)
+                    .unwrap()
+                    .consumed_at_checked(at, Timestamp::from_millis(NOW).unwrap())
+                    .unwrap();
+                let entry = recorded.entry(key).or_default();
+                *entry = entry.merge(update.state());
+                devices[d].store().record(update).unwrap();
+            }
+            40..=49 => devices[d].online = !devices[d].online,
+            50..=64 => {
+                let adapter = SimAdapter {
+                    service: &service,
+                    network: &network,
+                    online: devices[d].online,
+                };
+                let user = devices[d].user.clone();
+                devices[d]
+                    .store()
+                    .sync(&user, &adapter, &sync_options)
+                    .await
+                    .unwrap();
+            }
+            65..=72 => {
+                let adapter = SimAdapter {
+                    service: &service,
+                    network: &network,
+                    online: devices[d].online,
+                };
+                let user = devices[d].user.clone();
+                if let Ok(states) = adapter.read_states(&user, COURSE, BATCH).await {
+                    devices[d].store().merge_server_states(&states).unwrap();
+                }
+            }
+            73..=84 => {
+                let e = rng.below(device_count as u64) as usize;
+                if e != d && devices[e].user == devices[d].user {
+                    peer_exchange(&mut rng, true, &devices[d], &devices[e]);
+                }
+            }
+            85..=89 => {
+                // A stale copy of an old request arrives now.
+                let replay = {
+                    let mut replays = network.replays.lock().unwrap();
+                    let n = replays.len();
+                    (n > 0).then(|| replays.swap_remove(rng.below(n as u64) as usize))
+                };
+                if let Some(body) = replay {
+                    let user = body["request"]["userId"].as_str().unwrap().to_string();
+                    service.update(Some(&user), &body, NOW);
+                }
+            }
+            90..=95 => {
+                // The process dies and restarts from its file.
+                devices[d].store = None;
+                devices[d].store = Some(Store::open_with(&devices[d].path, options()).unwrap());
+            }
+            _ => {
+                let user = devices[d].user.clone();
+                devices[d].store().compact(&user).unwrap();
+            }
+        }
+        for device in &mut devices {
+            device.check_monotone(seed, step);
+        }
+        for learner in 0..learners {
+            let user = format!("learner-{learner}");
+            for (content, now) in server_states(&service, &user) {
+                let key = (user.clone(), content);
+                if let Some(before) = server_seen.get(&key) {
+                    assert!(
+                        now.0 >= before.0 && now.1 >= before.1 && now.2 >= before.2 && now.3 >= before.3,
+                        "HEADWAY_SEED={seed} step {step}: the server went down for {key:?}: {before:?} -> {now:?}"
+                    );
+                }
+                server_seen.insert(key, now);
+            }
+        }
+    }
+
+    // The network heals; everyone syncs with the server and with each other until quiet.
+    *network.faulty.lock().unwrap() = false;
+    for device in &mut devices {
+        device.online = true;
+    }
+    for _ in 0..3 {
+        for d in 0..device_count {
+            let adapter = SimAdapter {
+                service: &service,
+                network: &network,
+                online: true,
+            };
+            let user = devices[d].user.clone();
+            let report = devices[d]
+                .store()
+                .sync(&user, &adapter, &sync_options)
+                .await
+                .unwrap();
+            assert!(
+                report.rejected.is_empty(),
+                "HEADWAY_SEED={seed}: {report:?}"
+            );
+            let states = adapter.read_states(&user, COURSE, BATCH).await.unwrap();
+            devices[d].store().merge_server_states(&states).unwrap();
+        }
+        for d in 0..device_count {
+            for e in 0..device_count {
+                if d != e && devices[d].user == devices[e].user {
+                    peer_exchange(&mut rng, false, &devices[d], &devices[e]);
+                }
+            }
+        }
+    }
+    for device in &devices {
+        let expected: Vec<ContentItem> = recorded
+            .iter()
+            .filter(|(key, _)| key.user() == device.user)
+            .map(|(key, state)| ContentItem::new(key.clone(), *state))
+            .collect();
+        let items = device.store().items(&device.user, None).unwrap();
+        assert_eq!(
+            items, expected,
+            "HEADWAY_SEED={seed}: a device does not hold the max of everything recorded"
+        );
+        assert!(
+            device.store().pending(&device.user).unwrap().is_empty(),
+            "HEADWAY_SEED={seed}: items still pending"
+        );
+        assert_eq!(
+            device.store().document_items(&device.user).unwrap(),
+            expected,
+            "HEADWAY_SEED={seed}: document and table differ"
+        );
+        let on_server = server_states(&service, &device.user);
+        assert_eq!(
+            on_server.len(),
+            expected.len(),
+            "HEADWAY_SEED={seed}: the server lacks items"
+        );
+        for item in &expected {
+            let state = item.state();
+            let held = on_server[item.key().content()];
+            let want = (
+                i64::from(state.status().code()),
+                i64::from(state.progress().get()),
+                state.last_access_time().map(Timestamp::as_millis),
+                state.last_completed_time().map(Timestamp::as_millis),
+            );
+            assert_eq!(held, want, "HEADWAY_SEED={seed}: the server holds {held:?} for {:?}, the max recorded is {want:?}", item.key());
+        }
+    }
+    drop(devices);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = Progress::COMPLETE;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn devices_and_server_converge_to_the_max_of_everything_recorded() {
+    if let Some(seed) = std::env::var("HEADWAY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        eprintln!("HEADWAY_SEED={seed}");
+        run(seed).await;
+        return;
+    }
+    let seeds: u64 = std::env::var("HEADWAY_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    for seed in 0..seeds {
+        run(seed).await;
+    }
+    eprintln!("{seeds} seeds converged");
+}
