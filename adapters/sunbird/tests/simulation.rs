@@ -271,8 +271,7 @@ async fn run(seed: u64) {
         })
         .collect();
     let mut recorded: BTreeMap<ContentKey, ContentState> = BTreeMap::new();
-    let mut server_seen: BTreeMap<(String, String), (i64, i64, Option<i64>, Option<i64>)> =
-        BTreeMap::new();
+    let mut server_seen: BTreeMap<(String, String), ServerRow> = BTreeMap::new();
     let sync_options = SyncOptions::new();
     let steps = 40 + rng.below(40) as usize;
     for step in 0..steps {
@@ -373,14 +372,14 @@ async fn run(seed: u64) {
         device.online = true;
     }
     for _ in 0..3 {
-        for d in 0..device_count {
+        for device in &devices {
             let adapter = SimAdapter {
                 service: &service,
                 network: &network,
                 online: true,
             };
-            let user = devices[d].user.clone();
-            let report = devices[d]
+            let user = device.user.clone();
+            let report = device
                 .store()
                 .sync(&user, &adapter, &sync_options)
                 .await
@@ -390,7 +389,7 @@ async fn run(seed: u64) {
                 "HEADWAY_SEED={seed}: {report:?}"
             );
             let states = adapter.read_states(&user, COURSE, BATCH).await.unwrap();
-            devices[d].store().merge_server_states(&states).unwrap();
+            device.store().merge_server_states(&states).unwrap();
         }
         for d in 0..device_count {
             for e in 0..device_count {
