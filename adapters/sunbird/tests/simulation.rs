@@ -175,10 +175,10 @@ impl Device {
     }
 }
 
-fn server_states(
-    service: &CourseService,
-    user: &str,
-) -> BTreeMap<String, (i64, i64, Option<i64>, Option<i64>)> {
+/// A server row's status, progress, last access and last completion.
+type ServerRow = (i64, i64, Option<i64>, Option<i64>);
+
+fn server_states(service: &CourseService, user: &str) -> BTreeMap<String, ServerRow> {
     service
         .states_of(user)
         .unwrap()
