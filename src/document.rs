@@ -102,6 +102,28 @@ impl LearnerDocument {
         self.doc.get_heads()
     }
 
+    /// The content items whose registers changes between `before` and the current heads wrote.
+    pub(crate) fn items_written_since(
+        &mut self,
+        before: &[automerge::ChangeHash],
+    ) -> Vec<ContentKey> {
+        let after = self.doc.get_heads();
+        let patches = self.doc.diff(before, &after);
+        let mut keys: Vec<ContentKey> = patches
+            .into_iter()
+            .filter(|patch| patch.obj == ROOT)
+            .filter_map(|patch| match patch.action {
+                automerge::PatchAction::PutMap { key, .. } => {
+                    key_from_register_name(&self.user, &key)
+                }
+                _ => None,
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     /// Every change after `heads` (which must be in the document), committing pending writes.
     pub fn changes_after(&mut self, heads: &[automerge::ChangeHash]) -> Vec<u8> {
         self.doc.save_after(heads)

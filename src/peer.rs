@@ -37,6 +37,9 @@ pub struct Hello {
 /// use headway::PeerMessage;
 /// let message = PeerMessage::Sync(vec![1, 2, 3]);
 /// assert_eq!(PeerMessage::decode(&message.encode())?, message);
+/// let large = PeerMessage::Document(vec![7; 100_000]);
+/// assert!(large.encode().len() < 1_000); // deflated on the wire
+/// assert_eq!(PeerMessage::decode(&large.encode())?, large);
 /// assert!(PeerMessage::decode(b"garbage").is_err());
 /// # Ok::<(), headway::Error>(())
 /// ```
@@ -111,13 +114,57 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Payloads at least this long are deflated: Automerge's sync messages carry changes raw, and a
+/// change holding a thousand content ids shrinks several times.
+const COMPRESS_FROM: usize = 512;
+/// The kind byte's flag for a deflated payload.
+const DEFLATED: u8 = 0x80;
+
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(bytes);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Inflates at most [`MAX_MESSAGE_LEN`] bytes: a hostile payload cannot exhaust memory.
+fn inflate(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = u64::try_from(MAX_MESSAGE_LEN).unwrap_or(u64::MAX) + 1;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(bytes)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| refuse(format!("a compressed payload does not inflate: {e}")))?;
+    if out.len() > MAX_MESSAGE_LEN {
+        return Err(refuse("a compressed payload inflates past the size limit"));
+    }
+    Ok(out)
+}
+
+/// Writes a payload with its kind, deflated when that pays.
+fn put_payload(out: &mut Vec<u8>, kind: u8, bytes: &[u8]) {
+    if bytes.len() >= COMPRESS_FROM {
+        let packed = deflate(bytes);
+        if packed.len() < bytes.len() && !packed.is_empty() {
+            out.push(kind | DEFLATED);
+            put_blob(out, &packed);
+            return;
+        }
+    }
+    out.push(kind);
+    put_blob(out, bytes);
+}
+
 fn put_blob(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
     out.extend_from_slice(bytes);
 }
 
 impl PeerMessage {
-    /// The message as bytes: `HWPS`, a version, a kind, then the fields, lengths big-endian.
+    /// The message as bytes: `HWPS`, a version, a kind, then the fields, lengths big-endian;
+    /// payloads of 512 bytes or more are deflated (the kind's high bit says so).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         out.push(VERSION);
@@ -140,18 +187,9 @@ impl PeerMessage {
                 }
             }
             PeerMessage::NeedDocument => out.push(2),
-            PeerMessage::Document(bytes) => {
-                out.push(3);
-                put_blob(&mut out, bytes);
-            }
-            PeerMessage::Changes(bytes) => {
-                out.push(4);
-                put_blob(&mut out, bytes);
-            }
-            PeerMessage::Sync(bytes) => {
-                out.push(5);
-                put_blob(&mut out, bytes);
-            }
+            PeerMessage::Document(bytes) => put_payload(&mut out, 3, bytes),
+            PeerMessage::Changes(bytes) => put_payload(&mut out, 4, bytes),
+            PeerMessage::Sync(bytes) => put_payload(&mut out, 5, bytes),
             PeerMessage::Idle => out.push(6),
         }
         out
@@ -166,7 +204,18 @@ impl PeerMessage {
         if r.u8()? != VERSION {
             return Err(refuse("unknown peer message version"));
         }
-        let message = match r.u8()? {
+        let kind = r.u8()?;
+        let deflated = kind & DEFLATED != 0 && matches!(kind & !DEFLATED, 3..=5);
+        let payload = |r: &mut Reader<'_>| -> Result<Vec<u8>> {
+            let blob = r.blob()?;
+            if deflated {
+                inflate(&blob)
+            } else {
+                Ok(blob)
+            }
+        };
+        let kind = if deflated { kind & !DEFLATED } else { kind };
+        let message = match kind {
             1 => {
                 let user = r.text()?;
                 let device = r.text()?;
@@ -199,9 +248,9 @@ impl PeerMessage {
                 })
             }
             2 => PeerMessage::NeedDocument,
-            3 => PeerMessage::Document(r.blob()?),
-            4 => PeerMessage::Changes(r.blob()?),
-            5 => PeerMessage::Sync(r.blob()?),
+            3 => PeerMessage::Document(payload(&mut r)?),
+            4 => PeerMessage::Changes(payload(&mut r)?),
+            5 => PeerMessage::Sync(payload(&mut r)?),
             6 => PeerMessage::Idle,
             other => return Err(refuse(format!("unknown peer message kind {other}"))),
         };

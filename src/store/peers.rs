@@ -5,6 +5,7 @@
 
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
+use super::rows;
 use super::write_behind::{epoch_actor, flush_in, OpenDocument};
 use super::{Inner, Store};
 use crate::document::LearnerDocument;
@@ -73,12 +74,14 @@ impl Inner {
     }
 }
 
-/// Appends the changes the document gained since `before` as a chunk, then joins document and
-/// table both ways. Returns the table changes.
+/// Appends the changes the document gained since `before` as a chunk, then raises the table
+/// rows of the content items those changes wrote to the document's join. (Every raised row
+/// was folded into the document before the peer's changes were applied, so the document
+/// already covers the table.) Returns the table changes.
 fn persist_and_reconcile(
     tx: &Transaction<'_>,
     documents: &mut std::collections::HashMap<String, OpenDocument>,
-    device: &[u8; 16],
+    _device: &[u8; 16],
     user: &str,
     before: &[automerge::ChangeHash],
 ) -> Result<Vec<ContentStateChanged>> {
@@ -86,16 +89,44 @@ fn persist_and_reconcile(
         .get_mut(user)
         .ok_or_else(|| refuse("the document is not loaded"))?;
     let gained = open.doc.changes_after(before);
-    if !gained.is_empty() {
-        open.loaded_through += 1;
-        tx.execute(
-            "INSERT INTO doc_chunk (user_id, seq, bytes) VALUES (?1, ?2, ?3)",
-            params![user, open.loaded_through, gained],
-        )
-        .map_err(Error::sqlite("storing a peer's changes"))?;
+    if gained.is_empty() {
+        return Ok(Vec::new());
     }
-    open.reconciled = false;
-    flush_in(tx, documents, device, user).map(|(changes, _)| changes)
+    open.loaded_through += 1;
+    tx.execute(
+        "INSERT INTO doc_chunk (user_id, seq, bytes) VALUES (?1, ?2, ?3)",
+        params![user, open.loaded_through, gained],
+    )
+    .map_err(Error::sqlite("storing a peer's changes"))?;
+    let mut changes = Vec::new();
+    for key in open.doc.items_written_since(before) {
+        let Some(joined) = open.doc.state(&key) else {
+            continue;
+        };
+        let stored = rows::select_one(tx, &key)?;
+        let before_state = stored.as_ref().map(|row| row.state);
+        let after = before_state.map_or(joined, |b| b.merge(&joined));
+        if before_state == Some(after) {
+            continue;
+        }
+        let mut row = stored.unwrap_or_else(|| rows::Row::new(key.clone(), after));
+        row.state = after;
+        // Equal to the document's join unless the row was higher, which the flush before
+        // the peer's changes ruled out; either way the next flush folds what differs.
+        row.in_document = if after == joined {
+            rows::InDocument::Yes
+        } else {
+            rows::InDocument::No
+        };
+        rows::write(tx, &row)?;
+        changes.push(ContentStateChanged {
+            key,
+            before: before_state,
+            after,
+            origin: crate::events::ChangeOrigin::Peer,
+        });
+    }
+    Ok(changes)
 }
 
 impl Store {
@@ -253,16 +284,22 @@ impl Store {
         peer: &str,
         state: &automerge::sync::State,
     ) -> Result<()> {
-        let epoch = self.peer_hello(user)?.epoch;
+        let epoch = self.peer_hello(user)?.epoch.map(|e| e.to_vec());
+        // The heads both sides are known to hold: what a later file export can start from.
+        let shared: Vec<u8> = state.shared_heads.iter().flat_map(|h| h.0).collect();
         let inner = self.lock()?;
         inner
             .conn
             .execute(
-                "INSERT INTO peer (user_id, peer_id, heads, sync_epoch, sync_state)
-                VALUES (?1, ?2, x'', ?3, ?4)
+                "INSERT INTO peer (user_id, peer_id, their_epoch, heads, sync_epoch, sync_state)
+                VALUES (?1, ?2, ?3, ?4, ?3, ?5)
                 ON CONFLICT DO UPDATE SET sync_epoch = excluded.sync_epoch,
-                    sync_state = excluded.sync_state",
-                params![user, peer, epoch.map(|e| e.to_vec()), state.encode()],
+                    sync_state = excluded.sync_state,
+                    their_epoch = CASE WHEN length(excluded.heads) > 0
+                        THEN excluded.their_epoch ELSE their_epoch END,
+                    heads = CASE WHEN length(excluded.heads) > 0
+                        THEN excluded.heads ELSE heads END",
+                params![user, peer, epoch, shared, state.encode()],
             )
             .map_err(Error::sqlite("saving a peer's sync state"))?;
         Ok(())
