@@ -1,43 +1,13 @@
 //! The `headway` binary as scripts use it: exact flags, JSON shapes and exit codes.
 #![cfg(test)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "headway-cli-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn headway(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_headway"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("HEADWAY_DB")
-        .output()
-        .unwrap()
-}
+use support::{headway, TempDir};
 
 fn record(db: &Path, content: &str, status: &str, progress: &str, extra: &[&str]) -> Output {
     let mut args = vec![

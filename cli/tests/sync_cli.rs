@@ -2,47 +2,18 @@
 //! killed with SIGKILL mid-flight that loses nothing.
 #![cfg(test)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use headway::{ContentKey, ProgressUpdate, Status, Store};
 use headway_sunbird::{BatchStatus, Faults, ReferenceServer, ServerConfig};
 use serde_json::Value;
+use support::{headway, TempDir};
 
 const USER: &str = "learner-1";
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "headway-sync-cli-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn headway(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_headway"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn fill(db: &Path, batch: &str, contents: usize, status: Status) {
     let store = Store::open(db).unwrap();
