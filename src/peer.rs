@@ -58,6 +58,10 @@ pub enum PeerMessage {
     Sync(Vec<u8>),
     /// Nothing more to send.
     Idle,
+    /// "Which learners do you hold?" (before exchanges for every learner).
+    ListLearners,
+    /// The learners a device holds.
+    Learners(Vec<String>),
 }
 
 fn refuse(reason: impl Into<String>) -> Error {
@@ -191,6 +195,14 @@ impl PeerMessage {
             PeerMessage::Changes(bytes) => put_payload(&mut out, 4, bytes),
             PeerMessage::Sync(bytes) => put_payload(&mut out, 5, bytes),
             PeerMessage::Idle => out.push(6),
+            PeerMessage::ListLearners => out.push(7),
+            PeerMessage::Learners(users) => {
+                out.push(8);
+                out.extend_from_slice(&u32::try_from(users.len()).unwrap_or(0).to_be_bytes());
+                for user in users {
+                    put_blob(&mut out, user.as_bytes());
+                }
+            }
         }
         out
     }
@@ -252,6 +264,21 @@ impl PeerMessage {
             4 => PeerMessage::Changes(payload(&mut r)?),
             5 => PeerMessage::Sync(payload(&mut r)?),
             6 => PeerMessage::Idle,
+            7 => PeerMessage::ListLearners,
+            8 => {
+                let count = r.u32()?;
+                if count > 100_000 {
+                    return Err(refuse("too many learners"));
+                }
+                let mut users = Vec::with_capacity(count.min(1024));
+                for _ in 0..count {
+                    let user = r.text()?;
+                    crate::content_state::check_id("user", user.clone())
+                        .map_err(|e| refuse(e.to_string()))?;
+                    users.push(user);
+                }
+                PeerMessage::Learners(users)
+            }
             other => return Err(refuse(format!("unknown peer message kind {other}"))),
         };
         if !r.bytes.is_empty() {
@@ -431,6 +458,9 @@ impl PeerSession {
                 Ok(vec![self.next_sync(store)?])
             }
             (Role::Responder, PeerMessage::Idle) => Ok(vec![self.next_sync(store)?]),
+            (_, PeerMessage::ListLearners | PeerMessage::Learners(_)) => Err(refuse(
+                "a learner list belongs before an exchange, not inside one",
+            )),
             (Role::Initiator, PeerMessage::Idle) => {
                 if self.sent_idle {
                     self.finished = true;

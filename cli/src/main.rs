@@ -137,12 +137,38 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// Exits for a command line clap refused: help and version as clap prints them; a usage
+/// error as one line on stderr and exit 2, like every other refused input.
+fn refuse_arguments(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = error.to_string();
+    let reason = rendered
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
+    eprintln!("headway: refused: {reason}");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => return refuse_arguments(e),
+    };
     let db_given = matches.value_source("db") == Some(ValueSource::CommandLine);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => return refuse_arguments(e),
     };
     match run(cli, db_given) {
         Ok(()) => ExitCode::SUCCESS,
@@ -165,11 +191,16 @@ fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
     match cli.command {
         Command::Record(args) => record(&cli.db, args),
         Command::State(args) => {
+            headway::check_id("user", args.user.clone())?;
+            if let Some(course) = &args.course {
+                headway::check_id("course", course.clone())?;
+            }
             let store = Store::open(&cli.db)?;
             let items = store.items(&args.user, args.course.as_deref())?;
             output::print_items(&items, args.json).map_err(Failure::Other)
         }
         Command::Pending(args) => {
+            headway::check_id("user", args.user.clone())?;
             let store = Store::open(&cli.db)?;
             let items = store.pending(&args.user)?;
             output::print_items(&items, args.json).map_err(Failure::Other)

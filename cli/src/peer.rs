@@ -65,9 +65,9 @@ pub struct ServeArgs {
 pub struct ConnectArgs {
     /// The peer's address, e.g. 127.0.0.1:9100.
     addr: String,
-    /// The learner (userId).
+    /// Only this learner (default: every learner either device holds).
     #[arg(long)]
-    user: String,
+    user: Option<String>,
 }
 
 pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
@@ -90,7 +90,7 @@ pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
         PeerCommand::Import(args) => {
             headway::check_id("user", args.user.clone())?;
             let bytes = std::fs::read(&args.file)
-                .with_context(|| format!("reading {}", args.file.display()))?;
+                .map_err(|e| Failure::Input(format!("cannot read {}: {e}", args.file.display())))?;
             let store = Store::open(db)?;
             store.peer_import(&args.user, &bytes).map_err(refused)?;
             println!(
@@ -146,81 +146,129 @@ fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<PeerMessage>> {
 }
 
 fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
-    let store = Store::open(db)?;
+    if let Some(user) = &args.user {
+        headway::check_id("user", user.clone())?;
+    }
+    let store = std::sync::Arc::new(Store::open(db)?);
     let listener =
         TcpListener::bind(&args.addr).with_context(|| format!("binding {}", args.addr))?;
     println!(
         "headway peer sync listening on {}",
         listener.local_addr().map_err(anyhow::Error::from)?
     );
-    let mut served = 0;
-    for stream in listener.incoming() {
-        let mut stream = match stream {
-            Ok(stream) => stream,
-            Err(error) => {
-                eprintln!("headway: peer connection failed: {error}");
-                continue;
+    let mut workers = Vec::new();
+    for (served, stream) in listener.incoming().enumerate() {
+        match stream {
+            Ok(mut stream) => {
+                // One thread per connection: a slow or idle peer never blocks the others.
+                let store = store.clone();
+                let only = args.user.clone();
+                workers.push(std::thread::spawn(move || {
+                    if let Err(error) = answer(&store, &mut stream, only.as_deref()) {
+                        eprintln!("headway: peer exchange abandoned: {error:#}");
+                    }
+                }));
             }
-        };
-        if let Err(error) = answer(&store, &mut stream, args.user.as_deref()) {
-            eprintln!("headway: peer exchange abandoned: {error:#}");
+            Err(error) => eprintln!("headway: peer connection failed: {error}"),
         }
-        served += 1;
-        if args.exchanges.is_some_and(|n| served >= n) {
+        if args.exchanges.is_some_and(|n| served + 1 >= n) {
             break;
         }
+    }
+    for worker in workers {
+        let _ = worker.join();
     }
     Ok(())
 }
 
-/// Answers one connection: every message gets exactly one reply.
+/// Answers one connection: every message gets exactly one reply. A hello starts an exchange
+/// for the learner it names; one connection may carry exchanges for several learners.
 fn answer(store: &Store, stream: &mut TcpStream, only: Option<&str>) -> anyhow::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut session: Option<PeerSession> = None;
     while let Some(message) = read_frame(stream)? {
-        let session = match &mut session {
-            Some(session) => session,
-            None => {
-                let PeerMessage::Hello(hello) = &message else {
-                    anyhow::bail!("the peer did not start with a hello");
-                };
+        let replies = match message {
+            PeerMessage::ListLearners => {
+                let learners = store
+                    .learners()?
+                    .into_iter()
+                    .filter(|u| only.is_none_or(|o| o == u))
+                    .collect();
+                vec![PeerMessage::Learners(learners)]
+            }
+            PeerMessage::Hello(hello) => {
                 if only.is_some_and(|u| u != hello.user) {
                     anyhow::bail!("this device serves only learner {:?}", only.unwrap_or(""));
                 }
-                session.insert(PeerSession::new(&hello.user, Role::Responder))
+                let session = session.insert(PeerSession::new(&hello.user, Role::Responder));
+                session.handle(store, PeerMessage::Hello(hello))?
             }
+            other => match &mut session {
+                Some(session) => session.handle(store, other)?,
+                None => anyhow::bail!("the peer did not start with a hello"),
+            },
         };
-        for reply in session.handle(store, message)? {
+        for reply in replies {
             write_frame(stream, &reply)?;
         }
     }
     Ok(())
 }
 
+/// One request, one reply.
+fn ask(
+    stream: &mut TcpStream,
+    message: &PeerMessage,
+    bytes: &mut usize,
+) -> Result<PeerMessage, Failure> {
+    *bytes += message.encode().len();
+    write_frame(stream, message)?;
+    let reply = read_frame(stream)?
+        .ok_or_else(|| Failure::Unavailable("the peer closed the connection".into()))?;
+    *bytes += reply.encode().len();
+    Ok(reply)
+}
+
 fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
-    headway::check_id("user", args.user.clone())?;
+    if let Some(user) = &args.user {
+        headway::check_id("user", user.clone())?;
+    }
     let store = Store::open(db)?;
     let mut stream = TcpStream::connect(&args.addr)
         .map_err(|e| Failure::Unavailable(format!("cannot connect to {}: {e}", args.addr)))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(anyhow::Error::from)?;
-    let mut session = PeerSession::new(&args.user, Role::Initiator);
-    let mut outgoing = vec![session.start(&store)?];
     let mut bytes = 0usize;
-    while let Some(message) = outgoing.pop() {
-        bytes += message.encode().len();
-        write_frame(&mut stream, &message)?;
-        let reply = read_frame(&mut stream)?
-            .ok_or_else(|| Failure::Unavailable("the peer closed the connection".into()))?;
-        bytes += reply.encode().len();
-        outgoing.extend(session.handle(&store, reply).map_err(refused)?);
+    let learners = match args.user {
+        Some(user) => vec![user],
+        None => {
+            let mut all = store.learners()?;
+            match ask(&mut stream, &PeerMessage::ListLearners, &mut bytes)? {
+                PeerMessage::Learners(theirs) => all.extend(theirs),
+                other => {
+                    return Err(Failure::Input(format!(
+                        "the peer answered {other:?} to a learner list"
+                    )))
+                }
+            }
+            all.sort();
+            all.dedup();
+            all
+        }
+    };
+    for user in &learners {
+        let mut session = PeerSession::new(user, Role::Initiator);
+        let mut outgoing = vec![session.start(&store)?];
+        while let Some(message) = outgoing.pop() {
+            let reply = ask(&mut stream, &message, &mut bytes)?;
+            outgoing.extend(session.handle(&store, reply).map_err(refused)?);
+        }
+        println!(
+            "synced {user}'s progress with device {}",
+            session.peer().unwrap_or("?")
+        );
     }
-    println!(
-        "synced {}'s progress with device {} ({} bytes exchanged)",
-        args.user,
-        session.peer().unwrap_or("?"),
-        bytes
-    );
+    println!("{} learner(s), {bytes} bytes exchanged", learners.len());
     Ok(())
 }

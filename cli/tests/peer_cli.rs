@@ -152,16 +152,7 @@ fn two_processes_converge_over_the_live_transport() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_headway"))
         .arg("--db")
         .arg(&tablet)
-        .args([
-            "peer",
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--user",
-            "u1",
-            "--exchanges",
-            "2",
-        ])
+        .args(["peer", "serve", "--addr", "127.0.0.1:0", "--exchanges", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -177,9 +168,30 @@ fn two_processes_converge_over_the_live_transport() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // A second exchange after more progress on the phone.
+    // A second exchange after more progress on the phone, for every learner either device
+    // holds (the tablet also has a second learner the phone never saw).
     record(&phone, "do_5", "1", "55");
-    let out = headway(&phone, &["peer", "connect", &addr, "--user", "u1"]);
+    let out = headway(
+        &tablet,
+        &[
+            "record",
+            "--user",
+            "u2",
+            "--course",
+            "c",
+            "--batch",
+            "b",
+            "--content",
+            "do_9",
+            "--status",
+            "2",
+            "--progress",
+            "100",
+        ],
+    );
+    assert!(out.status.success());
+    let second = headway(&phone, &["peer", "connect", &addr]);
+    let out = second.clone();
     assert!(
         out.status.success(),
         "{}",
@@ -196,6 +208,14 @@ fn two_processes_converge_over_the_live_transport() {
         .map(|i| i["progress"].as_i64().unwrap())
         .collect();
     assert_eq!(progress, vec![100, 80, 100, 55]);
+    let u2 = headway(&phone, &["state", "--user", "u2", "--json"]);
+    let u2: Value = serde_json::from_slice(&u2.stdout).unwrap();
+    assert_eq!(
+        u2.as_array().map(Vec::len),
+        Some(1),
+        "the second learner did not arrive: {}",
+        String::from_utf8_lossy(&second.stdout)
+    );
 }
 
 #[test]

@@ -394,6 +394,20 @@ fn plan_requests(items: &[Outgoing], chunk: usize) -> Vec<Vec<usize>> {
     requests.into_iter().map(|r| r.indices).collect()
 }
 
+/// Percent-encodes a value for one URL path segment (RFC 3986 unreserved characters stay).
+fn path_segment(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn transport_cause(e: &reqwest::Error) -> RetryCause {
     if e.is_timeout() {
         RetryCause::Timeout
@@ -503,8 +517,10 @@ impl Adapter for SunbirdAdapter {
         &self,
         user: &str,
     ) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> {
+        // The SDK's query, plus the leaf nodes the offline answer counts completions against.
         let path = format!(
-            "user/enrollment/list/{user}?orgdetails=orgName,email&fields=contentType,topic,name,channel,pkgVersion,primaryCategory,trackable&batchDetails=name,endDate,startDate,status,enrollmentType,createdBy,certificates"
+            "user/enrollment/list/{}?orgdetails=orgName,email&fields=contentType,topic,name,channel,pkgVersion,primaryCategory,trackable,leafNodes,leafNodesCount&batchDetails=name,endDate,startDate,status,enrollmentType,createdBy,certificates",
+            path_segment(user)
         );
         let (status, answer) = self
             .fetch(user, |http, url| http.get(url), &path, None)
@@ -574,6 +590,12 @@ mod tests {
             ),
             server: None,
         }
+    }
+
+    #[test]
+    fn user_ids_are_percent_encoded_in_the_list_path() {
+        assert_eq!(path_segment("95e4942d-cbe8"), "95e4942d-cbe8");
+        assert_eq!(path_segment("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
     }
 
     #[test]

@@ -119,6 +119,9 @@ pub fn update_body(user: &str, items: &[&ContentItem]) -> Value {
     json!({ "request": { "userId": user, "contents": contents } })
 }
 
+/// The reason given for an item the server's `result` does not mention.
+pub const NOT_IN_RESULT: &str = "NOT_IN_RESULT";
+
 /// What one answer to a bulk update means.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UpdateAnswer {
@@ -141,9 +144,9 @@ pub enum UpdateAnswer {
 /// Reads the answer to one bulk update of `sent` items.
 ///
 /// An item is acknowledged when `result[contentId] == "SUCCESS"` and its batch is in neither
-/// `NOT_A_ON_GOING_BATCH` nor `BATCH_NOT_EXISTS`; rejected when its batch is in one of them or
-/// `result` holds another value for it (legacy `FAILED`, ...); an item missing from `result`
-/// is not acknowledged. Because Sunbird stores progress 0 for a first write with a status
+/// `NOT_A_ON_GOING_BATCH` nor `BATCH_NOT_EXISTS`; rejected when its batch is in one of them,
+/// when `result` holds another value for it (legacy `FAILED`, ...), or when `result` does not
+/// mention it at all (Sunbird drops such items for good: a blank batch, a foreign user). Because Sunbird stores progress 0 for a first write with a status
 /// below 2, such an item the server never confirmed before comes back as
 /// [`ItemOutcome::HeldLower`], so the sync sends it once more.
 ///
@@ -213,8 +216,12 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
                         detail: format!("result for {} is not a string", key.content()),
                     },
                 },
-                None => ItemOutcome::Retry {
-                    cause: RetryCause::NotInResult,
+                // Sunbird drops such an item without a trace (a blank batch, or a user other than
+                // the token's): resending it changes nothing, so it is kept and reported.
+                None => ItemOutcome::Rejected {
+                    reason: format!(
+                        "{NOT_IN_RESULT}: the server dropped the item (another user's token?)"
+                    ),
                 },
             }
         })
@@ -429,7 +436,7 @@ mod tests {
     }
 
     #[test]
-    fn mixed_result_acknowledges_rejects_and_keeps_missing_pending() {
+    fn mixed_result_acknowledges_and_rejects_item_by_item() {
         let sent = [
             out(item("do_1", "b_ok", Status::Completed, 100), true),
             out(item("do_2", "b_closed", Status::Completed, 100), true),
@@ -457,11 +464,8 @@ mod tests {
                 reason: "BATCH_NOT_EXISTS".into()
             }
         );
-        assert_eq!(
-            outcomes[3],
-            ItemOutcome::Retry {
-                cause: RetryCause::NotInResult
-            }
+        assert!(
+            matches!(&outcomes[3], ItemOutcome::Rejected { reason } if reason.starts_with(NOT_IN_RESULT))
         );
         assert_eq!(
             outcomes[4],

@@ -211,7 +211,7 @@ async fn closed_and_missing_batches_are_rejected_and_kept_without_blocking_other
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_item_missing_from_the_result_stays_pending() {
+async fn an_item_missing_from_the_result_is_not_acknowledged_but_kept_and_reported() {
     // With registered tokens the server drops items of another user without a trace.
     let server = server().await;
     server.add_token("token-of-someone-else", "someone-else");
@@ -224,9 +224,22 @@ async fn an_item_missing_from_the_result_stays_pending() {
     .unwrap();
     let report = store.sync(USER, &other, &SyncOptions::new()).await.unwrap();
     assert_eq!(report.acknowledged, 0);
-    assert_eq!(report.retrying[0].cause, RetryCause::NotInResult);
-    assert_eq!(store.pending(USER).unwrap().len(), 1);
+    assert!(
+        report.rejected[0].reason.starts_with("NOT_IN_RESULT"),
+        "{report:?}"
+    );
+    assert!(!report.server_failed(), "the server answered: the sync ran");
     assert!(server_rows(&server).is_empty());
+    // Kept locally with its reason; sent again once the app fixes the token and asks.
+    assert_eq!(store.items(USER, None).unwrap().len(), 1);
+    assert_eq!(store.rejected(USER).unwrap().len(), 1);
+    assert_eq!(store.resend_rejected(USER).unwrap(), 1);
+    server.add_token("t", USER);
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(report.acknowledged, 1);
 }
 
 /// A provider whose first token has expired; a refresh gives the good one.
