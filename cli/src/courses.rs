@@ -1,14 +1,13 @@
 //! `headway courses`: the learner's enrolled courses with merged progress, online or offline.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use clap::Args;
 use headway::{CoursesSource, EnrolledCourse, Store, SyncOptions};
-use headway_sunbird::{ApiKey, StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
 use serde_json::{json, Value};
 
 use crate::output::bar;
+use crate::server_access;
 use crate::Failure;
 
 #[derive(Args)]
@@ -74,17 +73,8 @@ pub fn run(db: &Path, args: CoursesArgs) -> Result<(), Failure> {
     let store = Store::open(db)?;
     let courses = match (&args.server, args.offline) {
         (Some(server), false) => {
-            let mut config = SunbirdConfig::new(server);
-            if let Some(key) = args.api_key {
-                config = config.api_key(ApiKey::new(key));
-            }
-            let token = UserToken::new(args.user_token.unwrap_or_default());
-            let adapter = SunbirdAdapter::new(config, Arc::new(StaticToken::new(token)))
-                .map_err(|e| Failure::Input(e.to_string()))?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Failure::Other(e.into()))?;
+            let adapter = server_access::adapter(server, 100, args.api_key, args.user_token)?;
+            let runtime = server_access::runtime()?;
             let answer = runtime.block_on(store.refresh_courses(
                 &args.user,
                 &adapter,

@@ -8,6 +8,7 @@ mod demo;
 mod output;
 mod peer;
 mod serve;
+mod server_access;
 mod sync;
 
 use std::path::PathBuf;

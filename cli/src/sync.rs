@@ -1,13 +1,12 @@
 //! `headway sync`: one sync of a learner's pending progress, now.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use clap::Args;
 use headway::{Store, SyncOptions, SyncReport};
-use headway_sunbird::{ApiKey, StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
 use serde_json::json;
 
+use crate::server_access;
 use crate::Failure;
 
 #[derive(Args)]
@@ -60,17 +59,8 @@ pub fn report_json(report: &SyncReport) -> serde_json::Value {
 pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
     headway::check_id("user", args.user.clone())?;
     let store = Store::open(db)?;
-    let mut config = SunbirdConfig::new(&args.server).chunk(args.chunk);
-    if let Some(key) = args.api_key {
-        config = config.api_key(ApiKey::new(key));
-    }
-    let token = UserToken::new(args.user_token.unwrap_or_default());
-    let adapter = SunbirdAdapter::new(config, Arc::new(StaticToken::new(token)))
-        .map_err(|e| Failure::Input(e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Other(e.into()))?;
+    let adapter = server_access::adapter(&args.server, args.chunk, args.api_key, args.user_token)?;
+    let runtime = server_access::runtime()?;
     let report = runtime.block_on(store.sync(&args.user, &adapter, &SyncOptions::new()))?;
     if args.json {
         println!("{}", report_json(&report));
