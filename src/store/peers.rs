@@ -3,11 +3,13 @@
 //!
 //! [`PeerSession`]: crate::PeerSession
 
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::rows;
 use super::write_behind::{epoch_actor, flush_in, OpenDocument};
-use super::{Inner, Store};
+use super::Store;
 use crate::document::LearnerDocument;
 use crate::error::{Error, Result};
 use crate::events::ContentStateChanged;
@@ -34,53 +36,13 @@ fn heads_from(bytes: &[u8]) -> Vec<automerge::ChangeHash> {
         .collect()
 }
 
-impl Inner {
-    /// Runs `step` on the learner's loaded document inside one write transaction; on any error
-    /// the transaction rolls back and the cached document is dropped (it may hold part of
-    /// what failed).
-    fn with_document<T>(
-        &mut self,
-        user: &str,
-        step: impl FnOnce(
-            &Transaction<'_>,
-            &mut std::collections::HashMap<String, OpenDocument>,
-            &[u8; 16],
-        ) -> Result<T>,
-    ) -> Result<T> {
-        let Inner {
-            conn,
-            device,
-            documents,
-            ..
-        } = self;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::sqlite("starting a peer step"))?;
-        let outcome =
-            flush_in(&tx, documents, device, user).and_then(|_| step(&tx, documents, device));
-        match outcome {
-            Ok(value) => match tx.commit() {
-                Ok(()) => Ok(value),
-                Err(e) => {
-                    documents.remove(user);
-                    Err(Error::sqlite("committing a peer step")(e))
-                }
-            },
-            Err(e) => {
-                documents.remove(user);
-                Err(e)
-            }
-        }
-    }
-}
-
 /// Appends the changes the document gained since `before` as a chunk, then raises the table
 /// rows of the content items those changes wrote to the document's join. (Every raised row
 /// was folded into the document before the peer's changes were applied, so the document
 /// already covers the table.) Returns the table changes.
 fn persist_and_reconcile(
     tx: &Transaction<'_>,
-    documents: &mut std::collections::HashMap<String, OpenDocument>,
+    documents: &mut HashMap<String, OpenDocument>,
     _device: &[u8; 16],
     user: &str,
     before: &[automerge::ChangeHash],
@@ -130,11 +92,24 @@ fn persist_and_reconcile(
 }
 
 impl Store {
+    /// Runs `step` on the learner's up-to-date document in one write transaction (see
+    /// `Inner::with_document`), then publishes what bringing it up to date changed.
+    fn on_document<T>(
+        &self,
+        user: &str,
+        step: impl FnOnce(&Transaction<'_>, &mut HashMap<String, OpenDocument>, &[u8; 16]) -> Result<T>,
+    ) -> Result<T> {
+        let mut inner = self.lock()?;
+        let (flushed, _, value) = inner.with_document(user, step)?;
+        drop(inner);
+        self.publish(flushed);
+        Ok(value)
+    }
+
     /// What this device says about its copy of `user`'s document.
     pub(crate) fn peer_hello(&self, user: &str) -> Result<Hello> {
-        let mut inner = self.lock()?;
-        let device = hex(&inner.device);
-        inner.with_document(user, |_, documents, _| {
+        self.on_document(user, |_, documents, device| {
+            let device = hex(device);
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
@@ -171,8 +146,7 @@ impl Store {
 
     /// The learner's whole document.
     pub(crate) fn peer_document(&self, user: &str) -> Result<Vec<u8>> {
-        let mut inner = self.lock()?;
-        inner.with_document(user, |_, documents, _| {
+        self.on_document(user, |_, documents, _| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
@@ -187,8 +161,7 @@ impl Store {
     pub(crate) fn peer_receive_document(&self, user: &str, bytes: &[u8]) -> Result<()> {
         let mut theirs = LearnerDocument::load(user, bytes, None)?;
         let their_epoch = theirs.epoch();
-        let mut inner = self.lock()?;
-        let changes = inner.with_document(user, |tx, documents, device| {
+        let changes = self.on_document(user, |tx, documents, device| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
@@ -227,15 +200,13 @@ impl Store {
             );
             flush_in(tx, documents, device, user).map(|(changes, _)| changes)
         })?;
-        drop(inner);
         self.publish(changes);
         Ok(())
     }
 
     /// Changes of our epoch from a peer's file.
     pub(crate) fn peer_receive_changes(&self, user: &str, bytes: &[u8]) -> Result<()> {
-        let mut inner = self.lock()?;
-        let changes = inner.with_document(user, |tx, documents, device| {
+        let changes = self.on_document(user, |tx, documents, device| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
@@ -247,7 +218,6 @@ impl Store {
             })?;
             persist_and_reconcile(tx, documents, device, user, &before)
         })?;
-        drop(inner);
         self.publish(changes);
         Ok(())
     }
@@ -311,8 +281,7 @@ impl Store {
         user: &str,
         state: &mut automerge::sync::State,
     ) -> Result<Option<Vec<u8>>> {
-        let mut inner = self.lock()?;
-        inner.with_document(user, |_, documents, _| {
+        self.on_document(user, |_, documents, _| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
@@ -328,8 +297,7 @@ impl Store {
         state: &mut automerge::sync::State,
         bytes: &[u8],
     ) -> Result<()> {
-        let mut inner = self.lock()?;
-        let changes = inner.with_document(user, |tx, documents, device| {
+        let changes = self.on_document(user, |tx, documents, device| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
@@ -337,7 +305,6 @@ impl Store {
             open.doc.receive_sync_message(state, bytes)?;
             persist_and_reconcile(tx, documents, device, user, &before)
         })?;
-        drop(inner);
         self.publish(changes);
         Ok(())
     }
@@ -375,8 +342,7 @@ impl Store {
         let body = match known {
             Some((Some(epoch), heads)) if hello.epoch.is_some_and(|e| e[..] == epoch[..]) => {
                 let their_heads = heads_from(&heads);
-                let mut inner = self.lock()?;
-                let changes = inner.with_document(user, |_, documents, _| {
+                let changes = self.on_document(user, |_, documents, _| {
                     let open = documents
                         .get_mut(user)
                         .ok_or_else(|| refuse("the document is not loaded"))?;

@@ -7,6 +7,8 @@
 //! folded in again; folding is a join, so folding twice is harmless.
 
 use automerge::ActorId;
+use std::collections::HashMap;
+
 use rusqlite::{params, Transaction, TransactionBehavior};
 
 use super::rows::{self, InDocument, Rows};
@@ -38,38 +40,52 @@ impl Inner {
     /// Flushes `user`'s raised rows into the document; returns the changes the document
     /// itself brought to the table (none unless another writer raised the document alone).
     pub(super) fn flush(&mut self, user: &str) -> Result<Vec<ContentStateChanged>> {
-        let Inner {
-            conn,
-            device,
-            documents,
-            options,
-            unflushed,
-        } = self;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::sqlite("starting a flush"))?;
-        let outcome = flush_in(&tx, documents, device, user);
-        let (changes, seq) = match outcome {
-            Ok(done) => done,
-            Err(e) => {
-                // The in-memory document may hold a change that was never stored: drop it, so
-                // the next use reloads from the file.
-                documents.remove(user);
-                return Err(e);
-            }
-        };
-        if let Err(e) = tx.commit() {
-            documents.remove(user);
-            return Err(Error::sqlite("committing a flush")(e));
-        }
-        unflushed.remove(user);
-        if seq >= i64::try_from(options.compact_after).unwrap_or(i64::MAX) {
+        let (changes, seq, ()) = self.with_document(user, |_, _, _| Ok(()))?;
+        self.unflushed.remove(user);
+        if seq >= i64::try_from(self.options.compact_after).unwrap_or(i64::MAX) {
             let mut more = changes;
             more.extend(self.compact(user)?);
             self.give_back_free_pages()?;
             return Ok(more);
         }
         Ok(changes)
+    }
+
+    /// Runs `step` on the learner's document, brought up to date first (a flush), inside one
+    /// write transaction. On any error the transaction rolls back and the cached document is
+    /// dropped: it may hold a change that was never stored, and the next use reloads it from
+    /// the file. Returns the flush's table changes, the seq of the last stored chunk, and what
+    /// `step` returned.
+    pub(super) fn with_document<T>(
+        &mut self,
+        user: &str,
+        step: impl FnOnce(&Transaction<'_>, &mut HashMap<String, OpenDocument>, &[u8; 16]) -> Result<T>,
+    ) -> Result<(Vec<ContentStateChanged>, i64, T)> {
+        let Inner {
+            conn,
+            device,
+            documents,
+            ..
+        } = self;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sqlite("starting a write on the document"))?;
+        let outcome = flush_in(&tx, documents, device, user).and_then(|(changes, seq)| {
+            step(&tx, documents, device).map(|value| (changes, seq, value))
+        });
+        match outcome {
+            Ok(done) => match tx.commit() {
+                Ok(()) => Ok(done),
+                Err(e) => {
+                    documents.remove(user);
+                    Err(Error::sqlite("committing a write on the document")(e))
+                }
+            },
+            Err(e) => {
+                documents.remove(user);
+                Err(e)
+            }
+        }
     }
 
     /// Rebases `user`'s document onto a fresh snapshot of the current values, in a new epoch.
