@@ -213,3 +213,21 @@ fn invalid_values_in_a_row_are_reported() {
     let error = open_and_read(&path).expect_err("an invalid row was read");
     assert!(matches!(error, Error::CorruptStore { .. }), "{error:?}");
 }
+
+#[test]
+fn check_integrity_passes_a_sound_store_and_reports_a_truncated_one() {
+    let dir = TempDir::new("integrity");
+    let path = dir.file("p.db");
+    filled_store(&path);
+    Store::open(&path).unwrap().check_integrity().unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let checked = Store::open(&path).and_then(|store| store.check_integrity());
+    let error = checked.expect_err("a truncated store passed the integrity check");
+    assert!(error.is_corruption(), "{error:?}");
+}
