@@ -309,36 +309,57 @@ impl SunbirdAdapter {
                 })
             }
         };
+        match self
+            .fetch(
+                user,
+                |http, url| http.patch(url),
+                "content/state/update",
+                Some(body),
+                traffic,
+            )
+            .await
+        {
+            Ok((status, answer)) => wire::interpret_update(status, &answer, chunk),
+            Err(cause) => UpdateAnswer::Retry(cause),
+        }
+    }
+
+    /// One request with the token refreshed once after a 401/403, and transport failures,
+    /// 429 and 5xx retried with back-off up to `attempts` times. Returns the last answer (a
+    /// 401 after the refresh included), or why there was none.
+    async fn fetch(
+        &self,
+        user: &str,
+        method: impl Fn(&reqwest::Client, String) -> reqwest::RequestBuilder + Send + Sync,
+        path: &str,
+        body: Option<Vec<u8>>,
+        traffic: &mut Traffic,
+    ) -> std::result::Result<(u16, Vec<u8>), RetryCause> {
         let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_base * 16);
         let mut refreshed = false;
         loop {
-            let headers = match self.headers(user, refreshed).await {
-                Ok(headers) => headers,
-                Err(cause) => return UpdateAnswer::Retry(cause),
-            };
-            let request = self
-                .http
-                .patch(self.url("content/state/update"))
-                .headers(headers);
-            let answer = match self.exchange(request, Some(body.clone()), traffic).await {
-                Exchange::Answered { status, body } => wire::interpret_update(status, &body, chunk),
-                Exchange::Failed(cause) => UpdateAnswer::Retry(cause),
-            };
-            match answer {
-                UpdateAnswer::Unauthorized { .. } if !refreshed => {
+            let headers = self.headers(user, refreshed).await?;
+            let request = method(&self.http, self.url(path)).headers(headers);
+            let cause = match self.exchange(request, body.clone(), traffic).await {
+                Exchange::Answered {
+                    status: 401 | 403, ..
+                } if !refreshed => {
                     tracing::info!("token refused; refreshing once");
                     refreshed = true;
+                    continue;
                 }
-                UpdateAnswer::Retry(cause) => {
-                    backoff.record_failure();
-                    if backoff.failures() >= self.config.attempts {
-                        return UpdateAnswer::Retry(cause);
-                    }
-                    tracing::debug!(%cause, attempt = backoff.failures(), "retrying a chunk");
-                    tokio::time::sleep(backoff.delay(traffic.requests as u64)).await;
+                Exchange::Answered { status, .. } if status == 429 || status >= 500 => {
+                    RetryCause::Server { status }
                 }
-                done => return done,
+                Exchange::Answered { status, body } => return Ok((status, body)),
+                Exchange::Failed(cause) => cause,
+            };
+            backoff.record_failure();
+            if backoff.failures() >= self.config.attempts {
+                return Err(cause);
             }
+            tracing::debug!(%cause, attempt = backoff.failures(), "retrying a request");
+            tokio::time::sleep(backoff.delay(traffic.requests as u64)).await;
         }
     }
 }
@@ -506,8 +527,10 @@ impl Adapter for SunbirdAdapter {
                 |http, url| http.post(url),
                 "content/state/read",
                 Some(body),
+                &mut Traffic::default(),
             )
-            .await?;
+            .await
+            .map_err(adapter_error)?;
         check_status(status, &answer)?;
         wire::parse_read(user, &answer)
             .map_err(|detail| adapter_error(RetryCause::Unparsable { detail }))
@@ -523,46 +546,18 @@ impl Adapter for SunbirdAdapter {
             path_segment(user)
         );
         let (status, answer) = self
-            .fetch(user, |http, url| http.get(url), &path, None)
-            .await?;
+            .fetch(
+                user,
+                |http, url| http.get(url),
+                &path,
+                None,
+                &mut Traffic::default(),
+            )
+            .await
+            .map_err(adapter_error)?;
         check_status(status, &answer)?;
         wire::parse_enrollment_list(&answer)
             .map_err(|detail| adapter_error(RetryCause::Unparsable { detail }))
-    }
-}
-
-impl SunbirdAdapter {
-    /// A read request with one token refresh on 401/403 and bounded retries.
-    async fn fetch(
-        &self,
-        user: &str,
-        method: impl Fn(&reqwest::Client, String) -> reqwest::RequestBuilder + Send + Sync,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> std::result::Result<(u16, Vec<u8>), AdapterError> {
-        let mut traffic = Traffic::default();
-        let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_base * 16);
-        let mut refreshed = false;
-        loop {
-            let headers = self.headers(user, refreshed).await.map_err(adapter_error)?;
-            let request = method(&self.http, self.url(path)).headers(headers);
-            let cause = match self.exchange(request, body.clone(), &mut traffic).await {
-                Exchange::Answered {
-                    status: 401 | 403, ..
-                } if !refreshed => {
-                    refreshed = true;
-                    continue;
-                }
-                Exchange::Answered { status, body } if status < 500 => return Ok((status, body)),
-                Exchange::Answered { status, .. } => RetryCause::Server { status },
-                Exchange::Failed(cause) => cause,
-            };
-            backoff.record_failure();
-            if backoff.failures() >= self.config.attempts {
-                return Err(adapter_error(cause));
-            }
-            tokio::time::sleep(backoff.delay(traffic.requests as u64)).await;
-        }
     }
 }
 
