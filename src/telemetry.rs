@@ -185,97 +185,131 @@ pub fn player_event(
     context: &CourseContext,
     current: Option<&ContentState>,
 ) -> Result<PlayerEvent> {
-    let event: Value = serde_json::from_slice(event)
-        .map_err(|e| invalid(format!("the event is not JSON: {e}")))?;
-    let event = event
-        .as_object()
-        .ok_or_else(|| invalid("the event is not a JSON object"))?;
-    let eid = event
-        .get("eid")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("the event has no eid"))?;
-    let pid = event
-        .get("context")
-        .and_then(|c| c.get("pdata"))
-        .and_then(|p| p.get("pid"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("the event has no context.pdata.pid"))?;
-    let content = event
-        .get("object")
-        .and_then(|o| o.get("id"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("the event has no object.id"))?;
-    if let Some(actor) = event.get("actor").and_then(|a| a.get("id")) {
-        let actor = actor
-            .as_str()
-            .ok_or_else(|| invalid("actor.id is not a string"))?;
-        if actor != context.user_id {
-            return Err(invalid(format!(
-                "the event's actor {actor:?} is not the context's learner"
-            )));
+    ParsedEvent::read(event, context)?.decide(context, current)
+}
+
+/// A well-formed player event: everything [`player_event`] checks before it looks at the
+/// content's current state.
+struct ParsedEvent {
+    eid: String,
+    from_player: bool,
+    key: ContentKey,
+    at: Timestamp,
+    summary: Vec<Value>,
+}
+
+impl ParsedEvent {
+    /// Reads and checks every field the trigger uses; a malformed event is an error.
+    fn read(event: &[u8], context: &CourseContext) -> Result<ParsedEvent> {
+        let event: Value = serde_json::from_slice(event)
+            .map_err(|e| invalid(format!("the event is not JSON: {e}")))?;
+        let event = event
+            .as_object()
+            .ok_or_else(|| invalid("the event is not a JSON object"))?;
+        let eid = event
+            .get("eid")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the event has no eid"))?;
+        let pid = event
+            .get("context")
+            .and_then(|c| c.get("pdata"))
+            .and_then(|p| p.get("pid"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the event has no context.pdata.pid"))?;
+        let content = event
+            .get("object")
+            .and_then(|o| o.get("id"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the event has no object.id"))?;
+        if let Some(actor) = event.get("actor").and_then(|a| a.get("id")) {
+            let actor = actor
+                .as_str()
+                .ok_or_else(|| invalid("actor.id is not a string"))?;
+            if actor != context.user_id {
+                return Err(invalid(format!(
+                    "the event's actor {actor:?} is not the context's learner"
+                )));
+            }
         }
-    }
-    let key = ContentKey::new(
-        context.user_id.clone(),
-        context.course_id.clone(),
-        context.batch_id.clone(),
-        content,
-    )?;
-    let at = match event.get("ets") {
-        None | Some(Value::Null) => Timestamp::now(),
-        Some(ets) => {
-            let millis = ets
-                .as_i64()
-                .ok_or_else(|| invalid("ets is not an integer of milliseconds"))?;
-            Timestamp::from_millis(millis)?.not_after_tomorrow(Timestamp::now())?
-        }
-    };
-    let summary = match event.get("edata").and_then(|e| e.get("summary")) {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(entries)) => Some(entries.as_slice()),
-        Some(_) => return Err(invalid("edata.summary is not an array")),
-    };
-    if eid != "START" && eid != "END" {
-        return Ok(PlayerEvent::Ignored(Ignored::NotStartOrEnd {
+        let key = ContentKey::new(
+            context.user_id.clone(),
+            context.course_id.clone(),
+            context.batch_id.clone(),
+            content,
+        )?;
+        let at = match event.get("ets") {
+            None | Some(Value::Null) => Timestamp::now(),
+            Some(ets) => {
+                let millis = ets
+                    .as_i64()
+                    .ok_or_else(|| invalid("ets is not an integer of milliseconds"))?;
+                Timestamp::from_millis(millis)?.not_after_tomorrow(Timestamp::now())?
+            }
+        };
+        let summary = match event.get("edata").and_then(|e| e.get("summary")) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(entries)) => entries.clone(),
+            Some(_) => return Err(invalid("edata.summary is not an array")),
+        };
+        Ok(ParsedEvent {
             eid: eid.to_string(),
-        }));
+            from_player: pid.contains("contentplayer"),
+            key,
+            at,
+            summary,
+        })
     }
-    if !pid.contains("contentplayer") {
-        return Ok(PlayerEvent::Ignored(Ignored::NotFromThePlayer));
-    }
-    if context.batch_status != Some(1) {
-        return Ok(PlayerEvent::Ignored(Ignored::BatchNotOngoing));
-    }
-    if content == context.course_id {
-        return Ok(PlayerEvent::Ignored(Ignored::CourseEnded));
-    }
-    let status = current.map_or(Status::NotStarted, ContentState::status);
-    if eid == "START" {
-        if status != Status::NotStarted {
-            return Ok(PlayerEvent::Ignored(Ignored::AlreadyStarted));
+
+    /// What the event means given where the learner stands on the content now.
+    fn decide(
+        self,
+        context: &CourseContext,
+        current: Option<&ContentState>,
+    ) -> Result<PlayerEvent> {
+        let ignored = |reason| Ok(PlayerEvent::Ignored(reason));
+        if self.eid != "START" && self.eid != "END" {
+            return ignored(Ignored::NotStartOrEnd { eid: self.eid });
         }
-        // Sunbird's SDK sends progress 5 here, which the server discards for a new row.
-        let update = ProgressUpdate::new(key, Status::InProgress, 0)?.consumed_at(at)?;
-        return Ok(PlayerEvent::Update(update));
+        if !self.from_player {
+            return ignored(Ignored::NotFromThePlayer);
+        }
+        if context.batch_status != Some(1) {
+            return ignored(Ignored::BatchNotOngoing);
+        }
+        if self.key.content() == context.course_id {
+            return ignored(Ignored::CourseEnded);
+        }
+        let status = current.map_or(Status::NotStarted, ContentState::status);
+        if self.eid == "START" {
+            if status != Status::NotStarted {
+                return ignored(Ignored::AlreadyStarted);
+            }
+            // Sunbird's SDK sends progress 5 here, which the server discards for a new row.
+            let update =
+                ProgressUpdate::new(self.key, Status::InProgress, 0)?.consumed_at(self.at)?;
+            return Ok(PlayerEvent::Update(update));
+        }
+        if status == Status::Completed {
+            return ignored(Ignored::AlreadyCompleted);
+        }
+        let has_progress = self
+            .summary
+            .iter()
+            .any(|entry| entry.get("progress").is_some_and(|p| truthy(Some(p))));
+        if !has_progress {
+            return ignored(Ignored::NoProgress);
+        }
+        let progress =
+            progress_from_summary(&self.summary, context.mime_type.as_deref().unwrap_or(""));
+        let status = if progress == 100 {
+            Status::Completed
+        } else {
+            Status::InProgress
+        };
+        let update =
+            ProgressUpdate::new(self.key, status, i64::from(progress))?.consumed_at(self.at)?;
+        Ok(PlayerEvent::Update(update))
     }
-    if status == Status::Completed {
-        return Ok(PlayerEvent::Ignored(Ignored::AlreadyCompleted));
-    }
-    let summary = summary.unwrap_or_default();
-    let has_progress = summary
-        .iter()
-        .any(|entry| entry.get("progress").is_some_and(|p| truthy(Some(p))));
-    if !has_progress {
-        return Ok(PlayerEvent::Ignored(Ignored::NoProgress));
-    }
-    let progress = progress_from_summary(summary, context.mime_type.as_deref().unwrap_or(""));
-    let status = if progress == 100 {
-        Status::Completed
-    } else {
-        Status::InProgress
-    };
-    let update = ProgressUpdate::new(key, status, i64::from(progress))?.consumed_at(at)?;
-    Ok(PlayerEvent::Update(update))
 }
 
 /// What [`Store::record_player_event`](crate::Store::record_player_event) did.
@@ -312,15 +346,9 @@ impl crate::store::Store {
         event: &[u8],
         context: &CourseContext,
     ) -> Result<PlayerEventOutcome> {
-        // The key is validated by `player_event`; reading the current state first needs the
-        // content id, which only the event has, so derive once without it to learn the key.
-        let probe = player_event(event, context, None)?;
-        let key = match &probe {
-            PlayerEvent::Update(update) => update.key().clone(),
-            PlayerEvent::Ignored(reason) => return Ok(PlayerEventOutcome::Ignored(reason.clone())),
-        };
-        let current = self.state(&key)?;
-        match player_event(event, context, current.as_ref())? {
+        let parsed = ParsedEvent::read(event, context)?;
+        let current = self.state(&parsed.key)?;
+        match parsed.decide(context, current.as_ref())? {
             PlayerEvent::Update(update) => Ok(PlayerEventOutcome::Recorded(self.record(update)?)),
             PlayerEvent::Ignored(reason) => Ok(PlayerEventOutcome::Ignored(reason)),
         }
