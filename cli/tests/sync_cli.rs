@@ -11,7 +11,7 @@ use std::time::Duration;
 use headway::{ContentKey, ProgressUpdate, Status, Store};
 use headway_sunbird::{BatchStatus, Faults, ReferenceServer, ServerConfig};
 use serde_json::Value;
-use support::{headway, TempDir};
+use support::{headway, headway_async, TempDir};
 
 const USER: &str = "learner-1";
 
@@ -49,23 +49,20 @@ async fn sync_prints_the_report_as_json_and_exits_0_even_with_rejections() {
         .record(ProgressUpdate::new(closed, Status::Completed, 100).unwrap())
         .unwrap();
     let url = server.url().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        headway(
-            &db,
-            &[
-                "sync",
-                "--user",
-                USER,
-                "--server",
-                &url,
-                "--user-token",
-                "t",
-                "--json",
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let out = headway_async(
+        &db,
+        &[
+            "sync",
+            "--user",
+            USER,
+            "--server",
+            &url,
+            "--user-token",
+            "t",
+            "--json",
+        ],
+    )
+    .await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -90,12 +87,7 @@ async fn sync_exits_non_zero_when_the_server_keeps_failing_and_keeps_everything_
     fill(&db, "0130", 5, Status::Completed);
     server.fail_next(1_000, 503);
     let url = server.url().to_string();
-    let db2 = db.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        headway(&db2, &["sync", "--user", USER, "--server", &url, "--json"])
-    })
-    .await
-    .unwrap();
+    let out = headway_async(&db, &["sync", "--user", USER, "--server", &url, "--json"]).await;
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -165,12 +157,7 @@ async fn a_sync_killed_mid_flight_loses_nothing_and_the_next_sync_completes() {
             .unwrap();
     }
     server.set_faults(Faults::default());
-    let db2 = db.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        headway(&db2, &["sync", "--user", USER, "--server", &url, "--json"])
-    })
-    .await
-    .unwrap();
+    let out = headway_async(&db, &["sync", "--user", USER, "--server", &url, "--json"]).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -246,24 +233,20 @@ async fn courses_prints_merged_progress_online_and_offline() {
         .enrol(USER, "do_course", "0130", 1_714_558_530_123)
         .unwrap();
     let url = server.url().to_string();
-    let db2 = db.clone();
-    let online = tokio::task::spawn_blocking(move || {
-        headway(
-            &db2,
-            &[
-                "courses",
-                "--user",
-                USER,
-                "--server",
-                &url,
-                "--user-token",
-                "t",
-                "--json",
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let online = headway_async(
+        &db,
+        &[
+            "courses",
+            "--user",
+            USER,
+            "--server",
+            &url,
+            "--user-token",
+            "t",
+            "--json",
+        ],
+    )
+    .await;
     assert_eq!(
         online.status.code(),
         Some(0),

@@ -106,6 +106,13 @@ impl Store {
         Ok(value)
     }
 
+    /// The epoch of `user`'s document (without counting its changes, as a hello does).
+    fn document_epoch(&self, user: &str) -> Result<Option<[u8; 16]>> {
+        self.on_document(user, |_, documents, _| {
+            Ok(documents.get(user).and_then(|open| open.doc.epoch()))
+        })
+    }
+
     /// What this device says about its copy of `user`'s document.
     pub(crate) fn peer_hello(&self, user: &str) -> Result<Hello> {
         self.on_document(user, |_, documents, device| {
@@ -225,7 +232,7 @@ impl Store {
     /// The persisted Automerge sync state for `peer`, if it belongs to our document's current
     /// epoch; a fresh one otherwise.
     pub(crate) fn peer_sync_state(&self, user: &str, peer: &str) -> Result<automerge::sync::State> {
-        let epoch = self.peer_hello(user)?.epoch;
+        let epoch = self.document_epoch(user)?;
         let inner = self.lock()?;
         type Stored = Option<(Option<Vec<u8>>, Option<Vec<u8>>)>;
         let stored: Stored = inner
@@ -254,7 +261,7 @@ impl Store {
         peer: &str,
         state: &automerge::sync::State,
     ) -> Result<()> {
-        let epoch = self.peer_hello(user)?.epoch.map(|e| e.to_vec());
+        let epoch = self.document_epoch(user)?.map(|e| e.to_vec());
         // The heads both sides are known to hold: what a later file export can start from.
         let shared: Vec<u8> = state.shared_heads.iter().flat_map(|h| h.0).collect();
         let inner = self.lock()?;

@@ -36,7 +36,7 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// A server on `addr` (`127.0.0.1:0` picks a free port), in memory, with no API key and
-    /// no registered token: then any non-empty user token is accepted and the request's user
+    /// no registered token: then any user token (or none) is accepted and the request's user
     /// ids are trusted.
     pub fn new(addr: impl Into<String>) -> ServerConfig {
         ServerConfig {

@@ -17,8 +17,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use headway::{
     Adapter, AdapterError, ContentItem, ContentKey, ContentState, Durability, EnrolledCourse,
-    ItemOutcome, Outgoing, PeerMessage, PeerSession, Progress, ProgressUpdate, PushReport,
-    RetryCause, Role, Status, Store, StoreOptions, SyncOptions, Timestamp,
+    ItemOutcome, Outgoing, PeerMessage, PeerSession, ProgressUpdate, PushReport, RetryCause, Role,
+    Status, Store, StoreOptions, SyncOptions, Timestamp,
 };
 use headway_sunbird::{wire, BatchStatus, CourseService};
 
@@ -439,7 +439,6 @@ async fn run(seed: u64) {
     }
     drop(devices);
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = Progress::COMPLETE;
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -38,3 +38,15 @@ pub fn headway(db: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
+
+/// [`headway`] from async code, on a blocking thread so an in-process server keeps serving.
+pub async fn headway_async(db: &Path, args: &[&str]) -> Output {
+    let db = db.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        headway(&db, &args)
+    })
+    .await
+    .unwrap()
+}

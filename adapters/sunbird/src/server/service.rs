@@ -593,14 +593,7 @@ impl CourseService {
         request: &Map<String, Value>,
         now: i64,
     ) -> Result<Reply> {
-        let text = |name: &str| {
-            request
-                .get(name)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        };
+        let text = |name: &str| trimmed(request.get(name));
         let course = Some(text("courseId"))
             .filter(|c| !c.is_empty())
             .unwrap_or_else(|| text("collectionId"));
@@ -664,14 +657,7 @@ impl CourseService {
     /// `POST /v1/content/state/read`.
     pub fn read(&self, caller: Option<&str>, body: &Value, now: i64) -> Reply {
         let request = body.get("request").cloned().unwrap_or(Value::Null);
-        let text = |name: &str| {
-            request
-                .get(name)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        };
+        let text = |name: &str| trimmed(request.get(name));
         let mut course = text("courseId");
         if course.is_empty() {
             course = text("collectionId");
@@ -959,18 +945,20 @@ fn content_of(item: &Value) -> String {
     }
 }
 
+/// A string field, trimmed; empty when absent or not a string.
+fn trimmed(value: Option<&Value>) -> String {
+    value
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
 fn course_of(item: &Value) -> String {
-    let text = |name: &str| {
-        item.get(name)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim()
-            .to_string()
-    };
     // `courseId` wins when the key is present.
-    match item.get("courseId") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-        _ => text("collectionId"),
+    match trimmed(item.get("courseId")) {
+        course if !course.is_empty() => course,
+        _ => trimmed(item.get("collectionId")),
     }
 }
 
