@@ -97,26 +97,34 @@ impl LearnerDocument {
         self.doc.get_change_by_hash(hash).is_some()
     }
 
+    /// True when the document holds every change named in `heads`.
+    pub(crate) fn has_all(&mut self, heads: &[automerge::ChangeHash]) -> bool {
+        heads.iter().all(|hash| self.has_change(hash))
+    }
+
     /// The heads of the document's history.
     pub fn heads(&mut self) -> Vec<automerge::ChangeHash> {
         self.doc.get_heads()
     }
 
-    /// The content items whose registers changes between `before` and the current heads wrote.
+    /// The content items whose registers the changes after `before` wrote, whoever's value
+    /// Automerge shows as the winner: every put on the root map counts. (A diff of the visible
+    /// state would miss a received value that loses to a local write with a higher Lamport
+    /// counter, and that value would never reach the table.)
     pub(crate) fn items_written_since(
         &mut self,
         before: &[automerge::ChangeHash],
     ) -> Vec<ContentKey> {
-        let after = self.doc.get_heads();
-        let patches = self.doc.diff(before, &after);
-        let mut keys: Vec<ContentKey> = patches
-            .into_iter()
-            .filter(|patch| patch.obj == ROOT)
-            .filter_map(|patch| match patch.action {
-                automerge::PatchAction::PutMap { key, .. } => {
-                    key_from_register_name(&self.user, &key)
-                }
-                _ => None,
+        use automerge::legacy::{Key, ObjectId};
+        let mut keys: Vec<ContentKey> = self
+            .doc
+            .get_changes(before)
+            .iter()
+            .flat_map(|change| change.decode().operations)
+            .filter(|op| op.obj == ObjectId::Root)
+            .filter_map(|op| match &op.key {
+                Key::Map(name) => key_from_register_name(&self.user, name),
+                Key::Seq(_) => None,
             })
             .collect();
         keys.sort();
@@ -172,7 +180,10 @@ impl LearnerDocument {
             Ok(Err(e)) => return Err(bad(format!("sync message refused: {e}"))),
             Err(_) => return Err(bad("a sync message made automerge panic".into())),
         }
-        self.check_learner()
+        // Changes whose dependencies have not arrived yet are normal in the middle of a sync:
+        // automerge keeps them aside and asks the peer for what is missing. Only the learner
+        // is checked here.
+        self.check_learner_name()
     }
 
     /// Loads a document from bytes (a saved document, changes, or both concatenated). Malformed
@@ -237,8 +248,8 @@ impl LearnerDocument {
         })
     }
 
-    /// Refuses a document whose `learner` key names someone else, or that holds changes whose
-    /// dependencies are missing (they would silently not apply).
+    /// Refuses a document that holds changes whose dependencies are missing (they would
+    /// silently not apply), or whose `learner` key names someone else.
     fn check_learner(&mut self) -> Result<()> {
         // Changes waiting for their dependencies are fine in the middle of a sync, but a
         // loaded document must be complete.
@@ -249,6 +260,11 @@ impl LearnerDocument {
                 reason: format!("{} changes are missing their dependencies", missing.len()),
             });
         }
+        self.check_learner_name()
+    }
+
+    /// Refuses a document whose `learner` key names someone else.
+    fn check_learner_name(&mut self) -> Result<()> {
         let names: Vec<String> = self
             .doc
             .get_all(ROOT, LEARNER_KEY)

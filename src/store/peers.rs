@@ -230,9 +230,32 @@ impl Store {
     }
 
     /// The persisted Automerge sync state for `peer`, if it belongs to our document's current
-    /// epoch; a fresh one otherwise.
+    /// epoch and our document holds every change it says both sides share; a fresh one
+    /// otherwise. (A device can leave an epoch and come back to it by adopting an older copy:
+    /// a state saved before then names changes neither side may hold, and the protocol would
+    /// never settle from it.)
     pub(crate) fn peer_sync_state(&self, user: &str, peer: &str) -> Result<automerge::sync::State> {
         let epoch = self.document_epoch(user)?;
+        let state = self.stored_sync_state(user, peer, epoch)?;
+        let usable = self.on_document(user, |_, documents, _| {
+            Ok(documents
+                .get_mut(user)
+                .is_some_and(|open| open.doc.has_all(&state.shared_heads)))
+        })?;
+        Ok(if usable {
+            state
+        } else {
+            automerge::sync::State::new()
+        })
+    }
+
+    /// The sync state saved for `peer` in `epoch`, or a fresh one.
+    fn stored_sync_state(
+        &self,
+        user: &str,
+        peer: &str,
+        epoch: Option<[u8; 16]>,
+    ) -> Result<automerge::sync::State> {
         let inner = self.lock()?;
         type Stored = Option<(Option<Vec<u8>>, Option<Vec<u8>>)>;
         let stored: Stored = inner
