@@ -107,29 +107,61 @@ impl LearnerDocument {
         self.doc.get_heads()
     }
 
-    /// The content items whose registers the changes after `before` wrote, whoever's value
-    /// Automerge shows as the winner: every put on the root map counts. (A diff of the visible
-    /// state would miss a received value that loses to a local write with a higher Lamport
-    /// counter, and that value would never reach the table.)
-    pub(crate) fn items_written_since(
-        &mut self,
-        before: &[automerge::ChangeHash],
-    ) -> Vec<ContentKey> {
-        use automerge::legacy::{Key, ObjectId};
-        let mut keys: Vec<ContentKey> = self
-            .doc
-            .get_changes(before)
-            .iter()
-            .flat_map(|change| change.decode().operations)
-            .filter(|op| op.obj == ObjectId::Root)
-            .filter_map(|op| match &op.key {
-                Key::Map(name) => key_from_register_name(&self.user, name),
-                Key::Seq(_) => None,
-            })
-            .collect();
-        keys.sort();
-        keys.dedup();
-        keys
+    /// The register values written by the changes after `before` (every put on the root
+    /// map, whoever's value Automerge shows as the winner).
+    pub(crate) fn written_since(&mut self, before: &[automerge::ChangeHash]) -> Result<Written> {
+        let changes = self.doc.get_changes(before);
+        self.written_by(&changes)
+    }
+
+    /// The register values `changes` put on the root map, whether or not they win Automerge's
+    /// visible value and whether or not they can apply yet. A diff of the visible state would
+    /// miss a received value that loses to a local write with a higher Lamport counter; a
+    /// change waiting for its dependencies shows nothing at all. Registers are max-wins, so
+    /// every value written is a valid lower bound of the register whatever the causal order.
+    /// A change that names another learner is refused.
+    fn written_by(&self, changes: &[automerge::Change]) -> Result<Written> {
+        use automerge::legacy::{Key, ObjectId, OpType};
+        let mut written = Written::new();
+        for change in changes {
+            let decoded = match catch_unwind(AssertUnwindSafe(|| change.decode())) {
+                Ok(decoded) => decoded,
+                Err(_) => return Err(self.corrupt("a change made automerge panic".into())),
+            };
+            for op in decoded.operations {
+                let (ObjectId::Root, Key::Map(name), OpType::Put(value)) =
+                    (&op.obj, &op.key, &op.action)
+                else {
+                    continue;
+                };
+                if name.as_str() == LEARNER_KEY {
+                    if value.as_str() != Some(self.user.as_str()) {
+                        return Err(self.corrupt(format!(
+                            "a change names learner {:?}",
+                            value.as_str().unwrap_or("?")
+                        )));
+                    }
+                    continue;
+                }
+                let ScalarValue::Bytes(bytes) = value else {
+                    continue;
+                };
+                if let (Some(key), Some(state)) = (
+                    key_from_register_name(&self.user, name),
+                    unpack_bytes(bytes),
+                ) {
+                    written.push((key, state));
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::CorruptDocument {
+            user: self.user.clone(),
+            reason,
+        }
     }
 
     /// Every change after `heads` (which must be in the document), committing pending writes.
@@ -158,13 +190,16 @@ impl LearnerDocument {
         }
     }
 
-    /// Applies a peer's Automerge sync message. Malformed or hostile bytes give a typed error;
-    /// then the document may hold part of them: drop it and reload from storage.
+    /// Applies a peer's Automerge sync message and returns the register values its changes
+    /// wrote (see [`LearnerDocument::written_by`]). Changes whose dependencies have not arrived
+    /// yet are kept aside by automerge, which asks the peer for what is missing; their values
+    /// are returned all the same. Malformed or hostile bytes give a typed error; then the
+    /// document may hold part of them: drop it and reload from storage.
     pub(crate) fn receive_sync_message(
         &mut self,
         state: &mut automerge::sync::State,
         bytes: &[u8],
-    ) -> Result<()> {
+    ) -> Result<Written> {
         use automerge::sync::SyncDoc;
         let bad = |reason: String| Error::PeerMessage { reason };
         let message = match catch_unwind(|| automerge::sync::Message::decode(bytes)) {
@@ -172,6 +207,9 @@ impl LearnerDocument {
             Ok(Err(e)) => return Err(bad(format!("malformed sync message: {e}"))),
             Err(_) => return Err(bad("a sync message made automerge panic".into())),
         };
+        let changes = parse_changes(message.changes.iter())
+            .map_err(|reason| bad(format!("malformed change in a sync message: {reason}")))?;
+        let written = self.written_by(&changes)?;
         let doc = &mut self.doc;
         match catch_unwind(AssertUnwindSafe(|| {
             doc.sync().receive_sync_message(state, message)
@@ -180,10 +218,26 @@ impl LearnerDocument {
             Ok(Err(e)) => return Err(bad(format!("sync message refused: {e}"))),
             Err(_) => return Err(bad("a sync message made automerge panic".into())),
         }
-        // Changes whose dependencies have not arrived yet are normal in the middle of a sync:
-        // automerge keeps them aside and asks the peer for what is missing. Only the learner
-        // is checked here.
-        self.check_learner_name()
+        self.check_learner_name()?;
+        Ok(written)
+    }
+
+    /// Applies a peer's changes (a file export since heads this device was thought to hold)
+    /// and returns the register values they wrote. Changes whose dependencies this document
+    /// lacks (the peer's idea of what it holds was out of date) cannot join the history, but
+    /// their values are returned all the same, so nothing they carry is lost.
+    pub(crate) fn receive_changes(&mut self, bytes: &[u8]) -> Result<Written> {
+        let changes = parse_changes(split_chunks(bytes).map_err(|r| self.corrupt(r))?)
+            .map_err(|reason| self.corrupt(reason))?;
+        let written = self.written_by(&changes)?;
+        let doc = &mut self.doc;
+        match catch_unwind(AssertUnwindSafe(|| doc.apply_changes(changes))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.corrupt(e.to_string())),
+            Err(_) => return Err(self.corrupt("automerge panicked applying changes".into())),
+        }
+        self.check_learner_name()?;
+        Ok(written)
     }
 
     /// Loads a document from bytes (a saved document, changes, or both concatenated). Malformed
@@ -368,9 +422,14 @@ impl LearnerDocument {
         self.doc.save_incremental()
     }
 
-    /// The whole document, history included, committing pending writes.
+    /// The whole document, history included, committing pending writes. Changes still
+    /// waiting for their dependencies (from a peer mid-sync) are left out: a saved document is
+    /// always complete.
     pub fn save(&mut self) -> Vec<u8> {
-        self.doc.save()
+        self.doc.save_with_options(automerge::SaveOptions {
+            deflate: true,
+            retain_orphans: false,
+        })
     }
 
     /// Merges every change of `other` into this document. Registers written on both sides
@@ -390,6 +449,56 @@ impl LearnerDocument {
     pub fn change_count(&mut self) -> usize {
         self.doc.get_changes(&[]).len()
     }
+}
+
+/// Register values written by received changes: (content item, the value one put carried).
+pub(crate) type Written = Vec<(ContentKey, ContentState)>;
+
+/// The magic bytes every Automerge storage chunk starts with.
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+
+/// Splits concatenated Automerge change chunks (magic, checksum, type, LEB128 length, body).
+fn split_chunks(mut bytes: &[u8]) -> std::result::Result<Vec<&[u8]>, String> {
+    let mut chunks = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < 9 || bytes[..4] != CHUNK_MAGIC {
+            return Err("not a sequence of automerge changes".into());
+        }
+        let mut length: u64 = 0;
+        let mut at = 9;
+        for shift in (0..64).step_by(7) {
+            let byte = *bytes.get(at).ok_or("a change's length is truncated")?;
+            at += 1;
+            length |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = usize::try_from(length)
+            .ok()
+            .and_then(|length| at.checked_add(length))
+            .filter(|end| *end <= bytes.len())
+            .ok_or("a change is truncated")?;
+        chunks.push(&bytes[..end]);
+        bytes = &bytes[end..];
+    }
+    Ok(chunks)
+}
+
+/// Parses change chunks; automerge's panics on malformed bytes are caught.
+fn parse_changes<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> std::result::Result<Vec<automerge::Change>, String> {
+    chunks
+        .into_iter()
+        .map(
+            |chunk| match catch_unwind(|| automerge::Change::try_from(chunk)) {
+                Ok(Ok(change)) => Ok(change),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("a change made automerge panic".into()),
+            },
+        )
+        .collect()
 }
 
 fn document_error(e: automerge::AutomergeError) -> Error {

@@ -3,14 +3,15 @@
 //!
 //! [`PeerSession`]: crate::PeerSession
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::rows;
 use super::write_behind::{epoch_actor, flush_in, OpenDocument};
 use super::Store;
-use crate::document::LearnerDocument;
+use crate::content_state::{ContentKey, ContentState};
+use crate::document::{LearnerDocument, Written};
 use crate::error::{Error, Result};
 use crate::events::ContentStateChanged;
 use crate::peer::{Hello, PeerMessage};
@@ -37,34 +38,39 @@ fn heads_from(bytes: &[u8]) -> Vec<automerge::ChangeHash> {
 }
 
 /// Appends the changes the document gained since `before` as a chunk, then raises the table
-/// rows of the content items those changes wrote to the document's join. (Every raised row
-/// was folded into the document before the peer's changes were applied, so the document
-/// already covers the table.) Returns the table changes.
+/// row of every content item the received changes wrote to the join of the row, the
+/// document's value and every received value (`written`: taken from the changes' ops, so a
+/// value that is not Automerge's visible winner, or that waits for its dependencies, still
+/// reaches the table). Every raised row was folded into the document before the peer's changes
+/// arrived, so the document covers the table otherwise. Returns the table changes.
 fn persist_and_reconcile(
     tx: &Transaction<'_>,
     documents: &mut HashMap<String, OpenDocument>,
-    _device: &[u8; 16],
     user: &str,
     before: &[automerge::ChangeHash],
+    written: Written,
 ) -> Result<Vec<ContentStateChanged>> {
     let open = documents
         .get_mut(user)
         .ok_or_else(|| refuse("the document is not loaded"))?;
     let gained = open.doc.changes_after(before);
-    if gained.is_empty() {
-        return Ok(Vec::new());
+    if !gained.is_empty() {
+        open.loaded_through += 1;
+        tx.execute(
+            "INSERT INTO doc_chunk (user_id, seq, bytes) VALUES (?1, ?2, ?3)",
+            params![user, open.loaded_through, gained],
+        )
+        .map_err(Error::sqlite("storing a peer's changes"))?;
     }
-    open.loaded_through += 1;
-    tx.execute(
-        "INSERT INTO doc_chunk (user_id, seq, bytes) VALUES (?1, ?2, ?3)",
-        params![user, open.loaded_through, gained],
-    )
-    .map_err(Error::sqlite("storing a peer's changes"))?;
+    let mut received: BTreeMap<ContentKey, ContentState> = BTreeMap::new();
+    for (key, state) in written {
+        let joined = received.get(&key).map_or(state, |held| held.merge(&state));
+        received.insert(key, joined);
+    }
     let mut changes = Vec::new();
-    for key in open.doc.items_written_since(before) {
-        let Some(joined) = open.doc.state(&key) else {
-            continue;
-        };
+    for (key, value) in received {
+        let in_document = open.doc.state(&key);
+        let joined = in_document.map_or(value, |held| held.merge(&value));
         let stored = rows::select_one(tx, &key)?;
         let before_state = stored.as_ref().map(|row| row.state);
         let after = before_state.map_or(joined, |b| b.merge(&joined));
@@ -73,9 +79,9 @@ fn persist_and_reconcile(
         }
         let mut row = stored.unwrap_or_else(|| rows::Row::new(key.clone(), after));
         row.state = after;
-        // Equal to the document's join unless the row was higher, which the flush before
-        // the peer's changes ruled out; either way the next flush folds what differs.
-        row.in_document = if after == joined {
+        // Folded already when the document holds exactly this; otherwise the next flush
+        // raises the register to it.
+        row.in_document = if in_document == Some(after) {
             rows::InDocument::Yes
         } else {
             rows::InDocument::No
@@ -176,7 +182,8 @@ impl Store {
             let epoch = open.doc.epoch();
             if epoch.is_some() && epoch == their_epoch {
                 open.doc.merge(&mut theirs)?;
-                return persist_and_reconcile(tx, documents, device, user, &before);
+                let written = open.doc.written_since(&before)?;
+                return persist_and_reconcile(tx, documents, user, &before, written);
             }
             // A new local epoch: our actor must never reuse a (actor, seq) of history we drop.
             let counter: i64 = tx
@@ -213,17 +220,16 @@ impl Store {
 
     /// Changes of our epoch from a peer's file.
     pub(crate) fn peer_receive_changes(&self, user: &str, bytes: &[u8]) -> Result<()> {
-        let changes = self.on_document(user, |tx, documents, device| {
+        let changes = self.on_document(user, |tx, documents, _| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
             let before = open.doc.heads();
-            open.doc.load_more(bytes).map_err(|e| {
-                refuse(format!(
-                    "the changes do not apply to this device's document ({e}); export the whole document instead"
-                ))
-            })?;
-            persist_and_reconcile(tx, documents, device, user, &before)
+            let written = open
+                .doc
+                .receive_changes(bytes)
+                .map_err(|e| refuse(format!("the changes do not apply: {e}")))?;
+            persist_and_reconcile(tx, documents, user, &before, written)
         })?;
         self.publish(changes);
         Ok(())
@@ -327,13 +333,13 @@ impl Store {
         state: &mut automerge::sync::State,
         bytes: &[u8],
     ) -> Result<()> {
-        let changes = self.on_document(user, |tx, documents, device| {
+        let changes = self.on_document(user, |tx, documents, _| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
             let before = open.doc.heads();
-            open.doc.receive_sync_message(state, bytes)?;
-            persist_and_reconcile(tx, documents, device, user, &before)
+            let written = open.doc.receive_sync_message(state, bytes)?;
+            persist_and_reconcile(tx, documents, user, &before, written)
         })?;
         self.publish(changes);
         Ok(())
