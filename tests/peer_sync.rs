@@ -326,3 +326,30 @@ fn a_saved_sync_state_for_a_re_entered_epoch_does_not_stop_live_sync() {
         assert_eq!(a.items("u", None).unwrap(), b.items("u", None).unwrap());
     }
 }
+
+/// Issue 9, suspected: a peer naming learners this device never held must not make it create
+/// rows or documents for them.
+#[test]
+fn a_hello_for_a_learner_neither_device_holds_writes_nothing() {
+    let dir = TempDir::new("ghost");
+    let a = Store::open(dir.file("a.db")).unwrap();
+    let b = Store::open(dir.file("b.db")).unwrap();
+    fill(&b, "u", 60, 5);
+    try_exchange(&a, &b, "ghost").unwrap();
+    for (name, path) in [("a", dir.file("a.db")), ("b", dir.file("b.db"))] {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        for table in ["learner", "doc_chunk", "content_state", "peer"] {
+            let rows: i64 = conn
+                .query_row(
+                    &format!("SELECT count(*) FROM {table} WHERE user_id = 'ghost'"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(rows, 0, "{name}: {table}");
+        }
+    }
+    // A learner only one side holds still arrives on the other.
+    try_exchange(&a, &b, "u").unwrap();
+    assert_eq!(a.items("u", None).unwrap(), b.items("u", None).unwrap());
+}

@@ -105,10 +105,27 @@ impl Store {
         user: &str,
         step: impl FnOnce(&Transaction<'_>, &mut HashMap<String, OpenDocument>, &[u8; 16]) -> Result<T>,
     ) -> Result<T> {
+        self.raise_on_document(user, |tx, documents, device| {
+            step(tx, documents, device).map(|value| (value, Vec::new()))
+        })
+    }
+
+    /// [`Store::on_document`] for a step that raises table rows: the flush's changes and the
+    /// step's are published before the store's lock is released, in commit order.
+    fn raise_on_document<T>(
+        &self,
+        user: &str,
+        step: impl FnOnce(
+            &Transaction<'_>,
+            &mut HashMap<String, OpenDocument>,
+            &[u8; 16],
+        ) -> Result<(T, Vec<ContentStateChanged>)>,
+    ) -> Result<T> {
         let mut inner = self.lock()?;
-        let (flushed, _, value) = inner.with_document(user, step)?;
+        let (mut changes, _, (value, raised)) = inner.with_document(user, step)?;
+        changes.extend(raised);
+        self.publish(&inner, changes);
         drop(inner);
-        self.publish(flushed);
         Ok(value)
     }
 
@@ -119,8 +136,19 @@ impl Store {
         })
     }
 
-    /// What this device says about its copy of `user`'s document.
+    /// What this device says about its copy of `user`'s document. A learner this device has
+    /// never held gets a hello with no epoch, and nothing is written: a peer naming learners
+    /// cannot make this device create rows for them unless progress actually arrives.
     pub(crate) fn peer_hello(&self, user: &str) -> Result<Hello> {
+        if !self.holds_learner(user)? {
+            return Ok(Hello {
+                user: user.to_string(),
+                device: hex(&self.lock()?.device),
+                epoch: None,
+                changes: 0,
+                heads: Vec::new(),
+            });
+        }
         self.on_document(user, |_, documents, device| {
             let device = hex(device);
             let open = documents
@@ -135,6 +163,20 @@ impl Store {
                 heads,
             })
         })
+    }
+
+    /// True when this device holds anything of `user`: a content state or a document.
+    fn holds_learner(&self, user: &str) -> Result<bool> {
+        let inner = self.lock()?;
+        inner
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM learner WHERE user_id = ?1)
+                    OR EXISTS (SELECT 1 FROM content_state WHERE user_id = ?1)",
+                params![user],
+                |r| r.get(0),
+            )
+            .map_err(Error::sqlite("looking the learner up"))
     }
 
     /// Records what a peer said it holds.
@@ -174,7 +216,7 @@ impl Store {
     pub(crate) fn peer_receive_document(&self, user: &str, bytes: &[u8]) -> Result<()> {
         let mut theirs = LearnerDocument::load(user, bytes, None)?;
         let their_epoch = theirs.epoch();
-        let changes = self.on_document(user, |tx, documents, device| {
+        self.raise_on_document(user, |tx, documents, device| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
@@ -183,7 +225,8 @@ impl Store {
             if epoch.is_some() && epoch == their_epoch {
                 open.doc.merge(&mut theirs)?;
                 let written = open.doc.written_since(&before)?;
-                return persist_and_reconcile(tx, documents, user, &before, written);
+                return persist_and_reconcile(tx, documents, user, &before, written)
+                    .map(|changes| ((), changes));
             }
             // A new local epoch: our actor must never reuse a (actor, seq) of history we drop.
             let counter: i64 = tx
@@ -212,15 +255,13 @@ impl Store {
                     loaded_through: 0,
                 },
             );
-            flush_in(tx, documents, device, user).map(|(changes, _)| changes)
-        })?;
-        self.publish(changes);
-        Ok(())
+            flush_in(tx, documents, device, user).map(|(changes, _)| ((), changes))
+        })
     }
 
     /// Changes of our epoch from a peer's file.
     pub(crate) fn peer_receive_changes(&self, user: &str, bytes: &[u8]) -> Result<()> {
-        let changes = self.on_document(user, |tx, documents, _| {
+        self.raise_on_document(user, |tx, documents, _| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
@@ -229,10 +270,8 @@ impl Store {
                 .doc
                 .receive_changes(bytes)
                 .map_err(|e| refuse(format!("the changes do not apply: {e}")))?;
-            persist_and_reconcile(tx, documents, user, &before, written)
-        })?;
-        self.publish(changes);
-        Ok(())
+            persist_and_reconcile(tx, documents, user, &before, written).map(|c| ((), c))
+        })
     }
 
     /// The persisted Automerge sync state for `peer`, if it belongs to our document's current
@@ -333,16 +372,14 @@ impl Store {
         state: &mut automerge::sync::State,
         bytes: &[u8],
     ) -> Result<()> {
-        let changes = self.on_document(user, |tx, documents, _| {
+        self.raise_on_document(user, |tx, documents, _| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
             let before = open.doc.heads();
             let written = open.doc.receive_sync_message(state, bytes)?;
-            persist_and_reconcile(tx, documents, user, &before, written)
-        })?;
-        self.publish(changes);
-        Ok(())
+            persist_and_reconcile(tx, documents, user, &before, written).map(|c| ((), c))
+        })
     }
 
     /// A file for a peer device: the changes it lacks if this device knows what `since_peer`

@@ -127,8 +127,8 @@ impl Store {
                 .entry(change.key.user().to_string())
                 .or_default() += 1;
         }
+        self.publish(&inner, changes.clone());
         drop(inner);
-        self.publish(changes.clone());
         Ok(changes)
     }
 

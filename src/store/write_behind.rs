@@ -45,7 +45,7 @@ impl Inner {
         if seq >= i64::try_from(self.options.compact_after).unwrap_or(i64::MAX) {
             let mut more = changes;
             more.extend(self.compact(user)?);
-            self.give_back_free_pages()?;
+            self.give_back_free_pages();
             return Ok(more);
         }
         Ok(changes)
