@@ -150,7 +150,7 @@ impl LearnerDocument {
                     key_from_register_name(&self.user, name),
                     unpack_bytes(bytes),
                 ) {
-                    written.push((key, state));
+                    written.push(ContentItem::new(key, state));
                 }
             }
         }
@@ -222,11 +222,25 @@ impl LearnerDocument {
         Ok(written)
     }
 
-    /// Applies a peer's changes (a file export since heads this device was thought to hold)
-    /// and returns the register values they wrote. Changes whose dependencies this document
-    /// lacks (the peer's idea of what it holds was out of date) cannot join the history, but
-    /// their values are returned all the same, so nothing they carry is lost.
-    pub(crate) fn receive_changes(&mut self, bytes: &[u8]) -> Result<Written> {
+    /// Applies a peer's changes (for example [`LearnerDocument::changes_after`] on another
+    /// device) and returns every register value they wrote, one item per write, whoever's
+    /// value Automerge shows as the winner. Changes whose dependencies this document lacks
+    /// cannot join the history yet, but their values are returned all the same, so a caller
+    /// that joins them into its own state loses nothing they carry.
+    ///
+    /// ```
+    /// use headway::{ContentKey, ContentState, LearnerDocument, Progress, Status};
+    /// let key = ContentKey::new("u", "c", "b", "k")?;
+    /// let mut phone = LearnerDocument::new("u")?;
+    /// let mut tablet = LearnerDocument::load("u", &phone.save(), None)?;
+    /// let before = phone.heads();
+    /// phone.raise(&key, &ContentState::new(Status::Completed, Progress::new(100)?, None, None))?;
+    /// let written = tablet.receive_changes(&phone.changes_after(&before))?;
+    /// assert_eq!(written.len(), 1);
+    /// assert_eq!(tablet.state(&key), phone.state(&key));
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn receive_changes(&mut self, bytes: &[u8]) -> Result<Vec<ContentItem>> {
         let changes = parse_changes(split_chunks(bytes).map_err(|r| self.corrupt(r))?)
             .map_err(|reason| self.corrupt(reason))?;
         let written = self.written_by(&changes)?;
@@ -451,8 +465,8 @@ impl LearnerDocument {
     }
 }
 
-/// Register values written by received changes: (content item, the value one put carried).
-pub(crate) type Written = Vec<(ContentKey, ContentState)>;
+/// Register values written by received changes: one item per put (a key may repeat).
+pub(crate) type Written = Vec<ContentItem>;
 
 /// The magic bytes every Automerge storage chunk starts with.
 const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];

@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use super::rows;
 use super::write_behind::{epoch_actor, flush_in, OpenDocument};
 use super::Store;
-use crate::content_state::{ContentKey, ContentState};
+use crate::content_state::{ContentItem, ContentKey, ContentState};
 use crate::document::{LearnerDocument, Written};
 use crate::error::{Error, Result};
 use crate::events::ContentStateChanged;
@@ -63,7 +63,7 @@ fn persist_and_reconcile(
         .map_err(Error::sqlite("storing a peer's changes"))?;
     }
     let mut received: BTreeMap<ContentKey, ContentState> = BTreeMap::new();
-    for (key, state) in written {
+    for (key, state) in written.into_iter().map(ContentItem::into_parts) {
         let joined = received.get(&key).map_or(state, |held| held.merge(&state));
         received.insert(key, joined);
     }
