@@ -149,19 +149,7 @@ fn two_processes_converge_over_the_live_transport() {
     record(&tablet, "do_2", "1", "20");
     record(&phone, "do_2", "1", "80");
     record(&phone, "do_4", "2", "100");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_headway"))
-        .arg("--db")
-        .arg(&tablet)
-        .args(["peer", "serve", "--addr", "127.0.0.1:0", "--exchanges", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (mut server, addr) = serve(&tablet, &["--exchanges", "2"]);
     let out = headway(&phone, &["peer", "connect", &addr, "--user", "u1"]);
     assert!(
         out.status.success(),

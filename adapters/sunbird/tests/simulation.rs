@@ -245,6 +245,16 @@ fn peer_exchange(rng: &mut Rng, faulty: bool, a: &Device, b: &Device) {
     }
 }
 
+/// A random status, progress and consumption time for `key`.
+fn random_update(rng: &mut Rng, key: &ContentKey) -> ProgressUpdate {
+    let status = Status::try_from(rng.below(3) as i64).unwrap();
+    let at = Timestamp::from_millis(T0 + rng.below(1_000_000) as i64).unwrap();
+    ProgressUpdate::new(key.clone(), status, rng.below(101) as i64)
+        .unwrap()
+        .consumed_at_checked(at, Timestamp::from_millis(NOW).unwrap())
+        .unwrap()
+}
+
 async fn run(seed: u64) {
     let mut rng = Rng(seed);
     let dir = std::env::temp_dir().join(format!("headway-sim-{}-{seed}", std::process::id()));
@@ -287,12 +297,7 @@ async fn run(seed: u64) {
                     format!("do_{}", rng.below(CONTENTS)),
                 )
                 .unwrap();
-                let status = Status::try_from(rng.below(3) as i64).unwrap();
-                let at = Timestamp::from_millis(T0 + rng.below(1_000_000) as i64).unwrap();
-                let update = ProgressUpdate::new(key.clone(), status, rng.below(101) as i64)
-                    .unwrap()
-                    .consumed_at_checked(at, Timestamp::from_millis(NOW).unwrap())
-                    .unwrap();
+                let update = random_update(&mut rng, &key);
                 let entry = recorded.entry(key.clone()).or_default();
                 *entry = entry.merge(update.state());
                 devices[d].store().record(update).unwrap();
@@ -300,12 +305,7 @@ async fn run(seed: u64) {
                 // time, with its own values: concurrent writes to one register.
                 let e = rng.below(device_count as u64) as usize;
                 if e != d && devices[e].user == devices[d].user && rng.chance(40) {
-                    let status = Status::try_from(rng.below(3) as i64).unwrap();
-                    let at = Timestamp::from_millis(T0 + rng.below(1_000_000) as i64).unwrap();
-                    let update = ProgressUpdate::new(key.clone(), status, rng.below(101) as i64)
-                        .unwrap()
-                        .consumed_at_checked(at, Timestamp::from_millis(NOW).unwrap())
-                        .unwrap();
+                    let update = random_update(&mut rng, &key);
                     let entry = recorded.entry(key).or_default();
                     *entry = entry.merge(update.state());
                     devices[e].store().record(update).unwrap();
