@@ -5,9 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use headway::{
     ContentItem, ContentKey, ContentState, EnrolledCourse, ItemOutcome, Outgoing, Progress,
-    RetryCause, Status, Timestamp, UtcDateTime,
+    RetryCause, Status, Timestamp,
 };
 use serde_json::{json, Map, Value};
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
 
 /// Formats a time the way Sunbird's course service wants it: `yyyy-MM-dd HH:mm:ss:SSSZ` in
 /// UTC, e.g. `2024-05-01 10:15:30:123+0000`.
@@ -19,12 +22,16 @@ use serde_json::{json, Map, Value};
 /// # Ok::<(), headway::Error>(())
 /// ```
 pub fn format_date(t: Timestamp) -> String {
-    let u = t.to_utc();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}:{:03}+0000",
-        u.year, u.month, u.day, u.hour, u.minute, u.second, u.millisecond
-    )
+    // Formatting a valid date-time with a fixed description cannot fail.
+    t.to_offset_date_time()
+        .format(SUNBIRD_DATE)
+        .unwrap_or_default()
 }
+
+/// `yyyy-MM-dd HH:mm:ss:SSSZ` (Java's `SimpleDateFormat`), with an RFC 822 zone such as `+0000`.
+const SUNBIRD_DATE: &[FormatItem<'_>] = format_description!(
+    "[year]-[month]-[day] [hour]:[minute]:[second]:[subsecond digits:3][offset_hour sign:mandatory][offset_minute]"
+);
 
 /// Parses Sunbird's `yyyy-MM-dd HH:mm:ss:SSSZ` strictly (a colon before exactly three
 /// millisecond digits, a `±hhmm` zone); anything else is `None`.
@@ -37,42 +44,8 @@ pub fn format_date(t: Timestamp) -> String {
 /// assert!(parse_date("2024-05-01 10:15:30:123+00:00").is_none());
 /// ```
 pub fn parse_date(text: &str) -> Option<Timestamp> {
-    let b = text.as_bytes();
-    if b.len() != 28 || !text.is_ascii() {
-        return None;
-    }
-    let shape_ok = b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b' '
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[19] == b':'
-        && matches!(b[23], b'+' | b'-');
-    let digits_at = [0..4, 5..7, 8..10, 11..13, 14..16, 17..19, 20..23, 24..28];
-    if !shape_ok
-        || !digits_at
-            .iter()
-            .all(|r| b[r.clone()].iter().all(u8::is_ascii_digit))
-    {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| text[r].parse::<u32>().ok();
-    let utc = UtcDateTime {
-        year: i64::from(n(0..4)?),
-        month: n(5..7)?,
-        day: n(8..10)?,
-        hour: n(11..13)?,
-        minute: n(14..16)?,
-        second: n(17..19)?,
-        millisecond: n(20..23)?,
-    };
-    let (zone_h, zone_m) = (i64::from(n(24..26)?), i64::from(n(26..28)?));
-    if zone_h > 23 || zone_m > 59 {
-        return None;
-    }
-    let offset = (zone_h * 60 + zone_m) * 60_000 * if b[23] == b'-' { -1 } else { 1 };
-    let local = Timestamp::from_utc(utc).ok()?;
-    Timestamp::from_millis(local.as_millis() - offset).ok()
+    let at = OffsetDateTime::parse(text, SUNBIRD_DATE).ok()?;
+    Timestamp::from_offset_date_time(at).ok()
 }
 
 /// The body of one bulk update: `{"request":{"userId":U,"contents":[...]}}`, each item with its
@@ -452,6 +425,15 @@ mod tests {
             outcomes[0]
         );
         assert_eq!(outcomes[1], ItemOutcome::Acknowledged);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_timestamp_round_trips_in_sunbird_format(ms in 946_684_800_000i64..=253_402_300_799_999) {
+            let t = Timestamp::from_millis(ms).unwrap();
+            proptest::prop_assert_eq!(parse_date(&format_date(t)), Some(t));
+            proptest::prop_assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()).unwrap(), t);
+        }
     }
 
     #[test]
