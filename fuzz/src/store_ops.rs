@@ -46,6 +46,7 @@ pub fn run(bytes: &[u8]) {
         devices,
         recorded: BTreeMap::new(),
         files: VecDeque::new(),
+        exported: 0,
         live: None,
         trace: String::new(),
     };
@@ -137,9 +138,12 @@ struct Live {
 }
 
 struct ExportedFile {
+    number: usize,
     from: usize,
     whole: bool,
     bytes: Vec<u8>,
+    /// What the sender's table held when it exported the file.
+    held: States,
 }
 
 struct World {
@@ -147,6 +151,7 @@ struct World {
     /// The join of every update recorded on any device.
     recorded: States,
     files: VecDeque<ExportedFile>,
+    exported: usize,
     live: Option<Live>,
     trace: String,
 }
@@ -213,20 +218,25 @@ impl World {
             }
             6 => {
                 let since = (a % 2 == 1).then(|| pick(a / 2, n));
-                self.note(format!("{device}: export (since {since:?})"));
+                self.exported += 1;
+                self.note(format!(
+                    "{device}: export file {} (since {since:?})",
+                    self.exported
+                ));
                 let since_id = since.map(|s| self.devices[s].id.clone());
-                match self.devices[device]
-                    .store()
-                    .peer_export(USER, since_id.as_deref())
-                {
+                let store = self.devices[device].store();
+                match store.peer_export(USER, since_id.as_deref()) {
                     Ok(bytes) => {
                         if self.files.len() == MAX_FILES {
                             self.files.pop_front();
                         }
+                        let held = self.items(device);
                         self.files.push_back(ExportedFile {
+                            number: self.exported,
                             from: device,
                             whole: since.is_none(),
                             bytes,
+                            held,
                         });
                     }
                     Err(e) => self.fail(format!("export failed: {e}")),
@@ -242,18 +252,35 @@ impl World {
                 };
                 let (from, whole) = (self.files[file].from, self.files[file].whole);
                 self.note(format!(
-                    "{device}: import file {file} (from {from}, {})",
+                    "{device}: import file {} (from {from}, {})",
+                    self.files[file].number,
                     if whole { "whole" } else { "since" }
                 ));
                 let result = self.devices[device]
                     .store()
                     .peer_import(USER, &self.files[file].bytes);
-                // A whole document from another device always applies; changes may not (the
-                // receiver may have left that epoch): refused, changing nothing.
-                if let Err(e) = result {
-                    if whole && from != device {
-                        self.fail(format!("importing a whole document failed: {e}"));
+                match result {
+                    // What the sender held reached the receiver's table.
+                    Ok(()) => {
+                        let now = self.items(device);
+                        for (key, held) in &self.files[file].held {
+                            if !now.get(key).is_some_and(|s| s.covers(held)) {
+                                self.fail(format!(
+                                    "device {device}: after importing, {} is {}, below the \
+                                     file's {}",
+                                    key.content(),
+                                    now.get(key).map_or("missing".into(), describe_state),
+                                    describe_state(held)
+                                ));
+                            }
+                        }
                     }
+                    // A whole document from another device always applies; changes may not
+                    // (the receiver may have left that epoch): refused, changing nothing.
+                    Err(e) if whole && from != device => {
+                        self.fail(format!("importing a whole document failed: {e}"))
+                    }
+                    Err(_) => {}
                 }
                 folded.push(device);
             }
@@ -299,31 +326,34 @@ impl World {
     /// No field of any row went below what the device showed before, no row disappeared, and
     /// no state is above everything recorded.
     fn check_never_lower(&mut self, i: usize) {
-        let now = match self.devices[i].store().items(USER, None) {
-            Ok(items) => items
-                .into_iter()
-                .map(|i| i.into_parts())
-                .collect::<States>(),
-            Err(e) => self.fail(format!("device {i}: reading items failed: {e}")),
-        };
+        let now = self.items(i);
         for (key, before) in &self.devices[i].seen {
             if !now.get(key).is_some_and(|s| s.covers(before)) {
                 self.fail(format!(
-                    "device {i}: {} went down from {before:?} to {:?}",
+                    "device {i}: {} went down from {} to {}",
                     key.content(),
-                    now.get(key)
+                    describe_state(before),
+                    now.get(key).map_or("missing".into(), describe_state)
                 ));
             }
         }
         for (key, state) in &now {
             if !self.recorded.get(key).is_some_and(|r| r.covers(state)) {
                 self.fail(format!(
-                    "device {i}: {} holds {state:?}, above everything recorded",
-                    key.content()
+                    "device {i}: {} holds {}, above everything recorded",
+                    key.content(),
+                    describe_state(state)
                 ));
             }
         }
         self.devices[i].seen = now;
+    }
+
+    fn items(&self, i: usize) -> States {
+        match self.devices[i].store().items(USER, None) {
+            Ok(items) => items.into_iter().map(|i| i.into_parts()).collect(),
+            Err(e) => self.fail(format!("device {i}: reading items failed: {e}")),
+        }
     }
 
     /// After a fold (flush, compaction, exchange), the document holds what the table holds.
@@ -429,18 +459,19 @@ fn describe(items: headway::Result<Vec<headway::ContentItem>>) -> String {
 fn describe_states(states: &States) -> String {
     states
         .iter()
-        .map(|(key, s)| {
-            format!(
-                "{}={:?}/{}/{:?}/{:?}",
-                key.content(),
-                s.status(),
-                s.progress().get(),
-                s.last_access_time()
-                    .map(|t| (t.as_millis() - BASE_MILLIS) / 60_000),
-                s.last_completed_time()
-                    .map(|t| (t.as_millis() - BASE_MILLIS) / 60_000)
-            )
-        })
+        .map(|(key, s)| format!("{}={}", key.content(), describe_state(s)))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Status/progress/last access/last completion, times in minutes after the base time.
+fn describe_state(s: &ContentState) -> String {
+    let minutes = |t: Option<Timestamp>| t.map(|t| (t.as_millis() - BASE_MILLIS) / 60_000);
+    format!(
+        "{:?}/{}/{:?}/{:?}",
+        s.status(),
+        s.progress().get(),
+        minutes(s.last_access_time()),
+        minutes(s.last_completed_time())
+    )
 }
