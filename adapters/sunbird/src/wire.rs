@@ -196,15 +196,26 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
         .iter()
         .map(|out| {
             let (key, state) = (out.item.key(), out.item.state());
-            if not_ongoing.contains(key.batch()) {
-                return ItemOutcome::Rejected {
-                    reason: "NOT_A_ON_GOING_BATCH".into(),
-                };
-            }
-            if missing.contains(key.batch()) {
-                return ItemOutcome::Rejected {
-                    reason: "BATCH_NOT_EXISTS".into(),
-                };
+            for (list, reason) in [
+                (&not_ongoing, "NOT_A_ON_GOING_BATCH"),
+                (&missing, "BATCH_NOT_EXISTS"),
+            ] {
+                if list.contains(key.batch()) {
+                    return ItemOutcome::Rejected {
+                        reason: reason.into(),
+                    };
+                }
+                // The server names batches as it stored them (trimmed, say): a listed batch
+                // that matches no batch sent exactly but this one loosely may be this one, and
+                // `result` is keyed by content id only, so a SUCCESS cannot clear it.
+                if let Some(named) = list
+                    .iter()
+                    .find(|named| loosely_same_batch(named, key.batch()))
+                {
+                    return ItemOutcome::Rejected {
+                        reason: format!("{reason}: the server named batch {named:?}"),
+                    };
+                }
             }
             match result.get(key.content()) {
                 Some(Value::String(s)) if s == "SUCCESS" => acknowledged(out, state),
@@ -216,9 +227,10 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
                         detail: format!("result for {} is not a string", key.content()),
                     },
                 },
-                // Sunbird drops such an item without a trace (a blank batch, or a user other than
-                // the token's): resending it changes nothing, so it is kept and reported.
-                None => ItemOutcome::Rejected {
+                // Sunbird drops such an item without a trace (a user other than the token's; a
+                // blank batch cannot be sent): reported, and sent again on the next sync, when
+                // the token may be the right one.
+                None => ItemOutcome::Dropped {
                     reason: format!(
                         "{NOT_IN_RESULT}: the server dropped the item (another user's token?)"
                     ),
@@ -227,6 +239,12 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
         })
         .collect();
     UpdateAnswer::Items(outcomes)
+}
+
+/// True when a batch id the server named and a batch id sent differ only by surrounding white
+/// space or ASCII case.
+fn loosely_same_batch(named: &str, sent: &str) -> bool {
+    named != sent && named.trim().eq_ignore_ascii_case(sent.trim())
 }
 
 /// An acknowledgement, or `HeldLower` when Sunbird's first-write rule stored less than sent.
@@ -420,6 +438,23 @@ mod tests {
     }
 
     #[test]
+    fn an_item_whose_batch_the_answer_names_only_loosely_is_never_acknowledged() {
+        let closed = out(item("do_1", "B-Closed", Status::Completed, 100), true);
+        let open = out(item("do_2", "b-open", Status::Completed, 100), true);
+        let body = br#"{"responseCode":"OK","result":{"do_1":"SUCCESS","do_2":"SUCCESS",
+            "NOT_A_ON_GOING_BATCH":[" b-closed"]}}"#;
+        let UpdateAnswer::Items(outcomes) = interpret_update(200, body, &[&closed, &open]) else {
+            panic!("not per-item outcomes");
+        };
+        assert!(
+            matches!(&outcomes[0], ItemOutcome::Rejected { reason } if reason.starts_with("NOT_A_ON_GOING_BATCH")),
+            "{:?}",
+            outcomes[0]
+        );
+        assert_eq!(outcomes[1], ItemOutcome::Acknowledged);
+    }
+
+    #[test]
     fn dates_round_trip_in_sunbird_format() {
         for ms in [946_684_800_000, 1_714_558_530_123, 1_900_000_000_999] {
             let t = Timestamp::from_millis(ms).unwrap();
@@ -465,7 +500,7 @@ mod tests {
             }
         );
         assert!(
-            matches!(&outcomes[3], ItemOutcome::Rejected { reason } if reason.starts_with(NOT_IN_RESULT))
+            matches!(&outcomes[3], ItemOutcome::Dropped { reason } if reason.starts_with(NOT_IN_RESULT))
         );
         assert_eq!(
             outcomes[4],

@@ -474,3 +474,51 @@ async fn reads_parse_the_servers_states_and_enrolled_courses() {
     assert_eq!(courses[0].leaf_nodes_count, 2);
     assert_eq!(courses[0].fields["courseName"], "Fractions");
 }
+
+/// Issue 9, fault 4: one sync with another user's token must not withhold progress for good.
+/// The dropped item is listed as rejected until the next sync, which sends it again without
+/// the app having to ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_with_a_wrong_token_does_not_withhold_progress_for_good() {
+    let server = server().await;
+    server.add_token("token-of-someone-else", "someone-else");
+    server.add_token("t", USER);
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_1", Status::Completed, 100);
+    let wrong = SunbirdAdapter::new(
+        SunbirdConfig::new(server.url()),
+        Arc::new(StaticToken::new(UserToken::new("token-of-someone-else"))),
+    )
+    .unwrap();
+    let report = store.sync(USER, &wrong, &SyncOptions::new()).await.unwrap();
+    assert_eq!((report.acknowledged, report.rejected.len()), (0, 1));
+    assert_eq!(store.rejected(USER).unwrap().len(), 1);
+    assert!(store.pending(USER).unwrap().is_empty());
+    // The next sync (the token fixed) sends it again, with no resend from the app.
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.acknowledged), (1, 1), "{report:?}");
+    assert!(store.rejected(USER).unwrap().is_empty());
+    assert_converged(&store, &server);
+    // A rejection for good (a closed batch) is not resent by the next sync.
+    server
+        .service()
+        .put_batch("closed-batch", COURSE, BatchStatus::Closed)
+        .unwrap();
+    let closed = ContentKey::new(USER, COURSE, "closed-batch", "do_2").unwrap();
+    store
+        .record(ProgressUpdate::new(closed, Status::Completed, 100).unwrap())
+        .unwrap();
+    let first = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(first.rejected.len(), 1, "{first:?}");
+    let second = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(second.sent, 0, "{second:?}");
+}
