@@ -18,7 +18,7 @@ fn state(bytes: &[u8]) -> ContentState {
     let status = Status::try_from(i64::from(bytes[0] % 3)).expect("0..=2");
     let progress = Progress::new(i64::from(bytes[1] % 101)).expect("0..=100");
     let time = |b: u8| {
-        (b % 4 != 0).then(|| {
+        (!b.is_multiple_of(4)).then(|| {
             Timestamp::from_millis(1_700_000_000_000 + i64::from(b) * 1_000).expect("valid")
         })
     };
