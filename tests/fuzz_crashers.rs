@@ -1,6 +1,11 @@
 //! Every input that ever crashed (or hung) a fuzz target, replayed: each must now give a typed
-//! error or a valid result, never a panic. Files live in `tests/fuzz-crashers/<target>/`.
+//! error or a valid result, never a panic. Files live in `tests/fuzz-crashers/<target>/`. The
+//! store-level target's runner is compiled in from `fuzz/src/store_ops.rs` and replays its
+//! kept inputs and hand-written seeds with every property checked.
 #![cfg(test)]
+
+#[path = "../fuzz/src/store_ops.rs"]
+mod store_ops;
 
 use std::path::PathBuf;
 
@@ -54,7 +59,20 @@ fn every_kept_crasher_now_gives_a_typed_error_or_a_valid_result() {
                 }
                 let _ = PeerMessage::decode(&bytes);
             }
+            // Panics, printing the steps, if any property of the store target breaks.
+            "store_ops" => store_ops::run(&bytes),
             other => panic!("{}: no replay for fuzz target {other}", path.display()),
         }
     }
+}
+
+#[test]
+fn every_store_ops_seed_keeps_every_store_property() {
+    let seeds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/store_ops");
+    let mut count = 0;
+    for file in std::fs::read_dir(&seeds).unwrap() {
+        store_ops::run(&std::fs::read(file.unwrap().path()).unwrap());
+        count += 1;
+    }
+    assert!(count >= 3, "the store_ops seeds are missing");
 }

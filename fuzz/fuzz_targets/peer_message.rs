@@ -17,20 +17,22 @@ fn seeded() -> Store {
     store
 }
 
-fuzz_target!(|bytes: &[u8]| {
-    let store = seeded();
-    let before = store.items("u", None).expect("items");
-    let _ = store.peer_import("u", bytes);
-    if let Ok(message) = PeerMessage::decode(bytes) {
-        let mut session = PeerSession::new("u", Role::Responder);
-        let _ = session.handle(&store, message);
-    }
-    for item in &before {
-        let now = store
-            .state(item.key())
-            .expect("state")
-            .expect("still there");
-        assert!(now.covers(item.state()));
-    }
-    assert!(store.learners().expect("learners").iter().all(|u| u == "u"));
+fuzz_target!(init: headway_fuzz::quiet_caught_panics(), |bytes: &[u8]| {
+    headway_fuzz::abort_on_escaping_panic(|| {
+        let store = seeded();
+        let before = store.items("u", None).expect("items");
+        let _ = store.peer_import("u", bytes);
+        if let Ok(message) = PeerMessage::decode(bytes) {
+            let mut session = PeerSession::new("u", Role::Responder);
+            let _ = session.handle(&store, message);
+        }
+        for item in &before {
+            let now = store
+                .state(item.key())
+                .expect("state")
+                .expect("still there");
+            assert!(now.covers(item.state()));
+        }
+        assert!(store.learners().expect("learners").iter().all(|u| u == "u"));
+    });
 });
