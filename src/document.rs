@@ -273,6 +273,11 @@ impl LearnerDocument {
             user: user.clone(),
             reason,
         };
+        check_chunk_types(
+            bytes,
+            &[CHUNK_DOCUMENT, CHUNK_CHANGE, CHUNK_COMPRESSED_CHANGE],
+        )
+        .map_err(corrupt)?;
         // automerge 0.12 can panic on malformed bytes; this is the one place bytes become a
         // document, so the panic is caught here and becomes a typed error.
         let doc = match catch_unwind(|| AutoCommit::load(bytes)) {
@@ -303,6 +308,11 @@ impl LearnerDocument {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn load_more(&mut self, bytes: &[u8]) -> Result<()> {
+        check_chunk_types(
+            bytes,
+            &[CHUNK_DOCUMENT, CHUNK_CHANGE, CHUNK_COMPRESSED_CHANGE],
+        )
+        .map_err(|reason| self.corrupt(reason))?;
         let doc = &mut self.doc;
         let outcome = catch_unwind(AssertUnwindSafe(|| doc.load_incremental(bytes)));
         let reason = match outcome {
@@ -471,7 +481,27 @@ pub(crate) type Written = Vec<ContentItem>;
 /// The magic bytes every Automerge storage chunk starts with.
 const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
-/// Splits concatenated Automerge change chunks (magic, checksum, type, LEB128 length, body).
+/// Automerge's chunk types: headway writes documents and (compressed) changes, never bundles.
+const CHUNK_DOCUMENT: u8 = 0;
+const CHUNK_CHANGE: u8 = 1;
+const CHUNK_COMPRESSED_CHANGE: u8 = 2;
+
+/// Refuses bytes that are not a sequence of well-framed chunks of the `allowed` types, before
+/// automerge parses them: automerge 0.12 expands a 43-byte "bundle" chunk (type 3) to gigabytes
+/// before any checksum is checked (found by the `load_document` fuzz target).
+fn check_chunk_types(bytes: &[u8], allowed: &[u8]) -> std::result::Result<(), String> {
+    for chunk in split_chunks(bytes)? {
+        let kind = chunk[8];
+        if !allowed.contains(&kind) {
+            return Err(format!(
+                "an automerge chunk of type {kind} where only {allowed:?} belong"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Splits concatenated Automerge chunks (magic, checksum, type, LEB128 length, body).
 fn split_chunks(mut bytes: &[u8]) -> std::result::Result<Vec<&[u8]>, String> {
     let mut chunks = Vec::new();
     while !bytes.is_empty() {
@@ -505,13 +535,14 @@ fn parse_changes<'a>(
 ) -> std::result::Result<Vec<automerge::Change>, String> {
     chunks
         .into_iter()
-        .map(
-            |chunk| match catch_unwind(|| automerge::Change::try_from(chunk)) {
+        .map(|chunk| {
+            check_chunk_types(chunk, &[CHUNK_CHANGE, CHUNK_COMPRESSED_CHANGE])?;
+            match catch_unwind(|| automerge::Change::try_from(chunk)) {
                 Ok(Ok(change)) => Ok(change),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("a change made automerge panic".into()),
-            },
-        )
+            }
+        })
         .collect()
 }
 

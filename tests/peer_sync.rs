@@ -353,3 +353,34 @@ fn a_hello_for_a_learner_neither_device_holds_writes_nothing() {
     try_exchange(&a, &b, "u").unwrap();
     assert_eq!(a.items("u", None).unwrap(), b.items("u", None).unwrap());
 }
+
+/// Found by fuzzing: automerge 0.12 expands a tiny "bundle" chunk to gigabytes before checking
+/// it, and `headway peer import` of a 169-byte file aborted with an allocation failure. Chunks
+/// of any type headway never writes are refused before automerge sees them.
+#[test]
+fn a_peer_file_holding_an_automerge_bundle_chunk_is_refused_and_changes_nothing() {
+    let file = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/peer-file-with-a-bundle-chunk.hwp"),
+    )
+    .unwrap();
+    let dir = TempDir::new("bundle");
+    let phone = Store::open(dir.file("phone.db")).unwrap();
+    fill(&phone, "u", 70, 20);
+    let before = phone.items("u", None).unwrap();
+    let user = match PeerMessage::decode(
+        &file[4..4 + u32::from_be_bytes(file[..4].try_into().unwrap()) as usize],
+    ) {
+        Ok(PeerMessage::Hello(hello)) => hello.user,
+        other => panic!("the fixture starts with {other:?}"),
+    };
+    let error = phone.peer_import(&user, &file).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::PeerMessage { .. } | Error::CorruptDocument { .. }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(phone.items("u", None).unwrap(), before);
+}
