@@ -34,9 +34,20 @@ pub fn quiet_caught_panics() {
 /// escaping panic fails the fuzz run (`tests/fuzzing.rs`).
 pub const PLANTED_PANIC_VAR: &str = "HEADWAY_FUZZ_PLANTED_PANIC";
 
+/// The variable that makes every target panic and catch it, the way headway catches automerge's
+/// panics on malformed bytes: for the test that proves a caught panic does not stop a fuzz run
+/// (headway now refuses every input that made automerge panic before automerge sees it, so
+/// no kept input panics any more).
+pub const PLANTED_CAUGHT_PANIC_VAR: &str = "HEADWAY_FUZZ_PLANTED_CAUGHT_PANIC";
+
 fn planted_panic() -> bool {
     static PLANTED: OnceLock<bool> = OnceLock::new();
     *PLANTED.get_or_init(|| std::env::var_os(PLANTED_PANIC_VAR).is_some())
+}
+
+fn planted_caught_panic() -> bool {
+    static PLANTED: OnceLock<bool> = OnceLock::new();
+    *PLANTED.get_or_init(|| std::env::var_os(PLANTED_CAUGHT_PANIC_VAR).is_some())
 }
 
 /// Runs one input; a panic that escapes it (from headway's API or a failed assertion) prints
@@ -45,6 +56,10 @@ pub fn abort_on_escaping_panic(body: impl FnOnce()) {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if planted_panic() {
             panic!("a planted panic ({PLANTED_PANIC_VAR} is set)");
+        }
+        if planted_caught_panic() {
+            let caught = catch_unwind(|| panic!("a planted caught panic"));
+            debug_assert!(caught.is_err());
         }
         body();
     }));
