@@ -153,6 +153,17 @@ impl Store {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn resend_rejected(&self, user: &str) -> Result<usize> {
+        self.resend_rejected_in(user, None)
+    }
+
+    /// Like [`Store::resend_rejected`], for one course only (`None`: every course).
+    ///
+    /// ```
+    /// let store = headway::Store::open_in_memory()?;
+    /// assert_eq!(store.resend_rejected_in("u", Some("do_course"))?, 0);
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn resend_rejected_in(&self, user: &str, course: Option<&str>) -> Result<usize> {
         let mut inner = self.lock()?;
         let tx = inner
             .conn
@@ -160,6 +171,9 @@ impl Store {
             .map_err(Error::sqlite("starting to clear rejections"))?;
         let mut cleared = 0;
         for mut row in rows::select_learner(&tx, user, Rows::All)? {
+            if course.is_some_and(|c| c != row.key.course()) {
+                continue;
+            }
             if row.rejected.take().is_some() {
                 rows::write(&tx, &row)?;
                 cleared += 1;
