@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::adapter::{Adapter, ItemOutcome, RetryCause};
+use crate::adapter::{Adapter, ItemOutcome, Outgoing, RetryCause};
 use crate::content_state::ContentKey;
 use crate::error::Result;
 use crate::events::{Event, SyncFailed};
@@ -234,7 +234,17 @@ impl Store {
                 },
             );
             outcomes.truncate(outgoing.len());
-            self.apply_outcomes(&outgoing, &outcomes)?;
+            // A retried item's row stays as it is: only the other outcomes are written (offline,
+            // that is none of them, so a failed sync of 10,000 items costs no write).
+            let (answered, answers): (Vec<Outgoing>, Vec<ItemOutcome>) = outgoing
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, outcome)| !matches!(outcome, ItemOutcome::Retry { .. }))
+                .map(|(out, outcome)| (out.clone(), outcome.clone()))
+                .unzip();
+            if !answered.is_empty() {
+                self.apply_outcomes(&answered, &answers)?;
+            }
             report.requests += push.requests;
             report.bytes_sent += push.bytes_sent;
             report.bytes_received += push.bytes_received;

@@ -28,12 +28,19 @@ struct Line {
 }
 
 fn time(field: &str, text: Option<String>) -> Result<Option<Timestamp>, String> {
-    text.map(|t| {
-        Timestamp::parse_rfc3339(&t).map_err(|_| {
-            format!("{field} {t:?} is not an RFC 3339 time (for example 2024-05-01T10:15:30Z)")
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let refuse = |problem: &str| {
+        format!("{field} {text:?} {problem} (accepted: RFC 3339, for example 2024-05-01T10:15:30Z)")
+    };
+    let time = Timestamp::parse_rfc3339(&text).map_err(|_| refuse("is not an RFC 3339 time"))?;
+    time.not_after_tomorrow(Timestamp::now())
+        .map_err(|e| match e {
+            headway::Error::TimestampOutOfRange { problem, .. } => refuse(&format!("is {problem}")),
+            other => refuse(&other.to_string()),
         })
-    })
-    .transpose()
+        .map(Some)
 }
 
 /// One line as an update, or why it is refused.

@@ -233,7 +233,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::Unavailable(reason)) => {
-            eprintln!("headway: unavailable: {reason}");
+            eprintln!("headway: server unavailable: {reason}");
             ExitCode::from(3)
         }
         Err(Failure::Other(error)) if is_closed_stdout(&error) => ExitCode::SUCCESS,

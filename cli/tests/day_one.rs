@@ -593,7 +593,7 @@ fn record_from_round_trips_state_json_and_is_all_or_nothing() {
         ),
         (
             r#"{"userId":"u","courseId":"c","batchId":"b","contentId":"k","status":1,"progress":1,"lastAccessTime":"2999-01-01T00:00:00Z","lastCompletedTime":null}"#,
-            "future",
+            "\"2999-01-01T00:00:00Z\" is more than a day in the future",
         ),
         (
             r#"{"userId":"","courseId":"c","batchId":"b","contentId":"k","status":1,"progress":1}"#,
