@@ -84,11 +84,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Play the offline progress story on a fresh temporary store.
     Demo,
-    /// Print a shell completion script: `headway completions bash > ~/.local/share/bash-completion/completions/headway`.
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
     Completions(CompletionsArgs),
 }
 
 #[derive(Args)]
+#[command(
+    override_usage = "headway record --user U --course C --batch B --content K --status S --progress P [--at TIME]\n       headway record --from FILE|-"
+)]
 struct RecordArgs {
     /// The learner (userId).
     #[arg(long, required_unless_present = "from")]

@@ -906,3 +906,42 @@ async fn a_terminal_shows_a_progress_bar_and_tables_and_a_pipe_shows_neither() {
     );
     server.shutdown().await;
 }
+
+#[test]
+fn logs_come_with_v_or_rust_log_on_stderr_and_never_show_a_secret() {
+    let dir = TempDir::new("logs");
+    let db = dir.0.join("h.db");
+    fill(&db, "0130", 3);
+    let url = format!("http://{}", refused_port());
+    let run = |extra: &[&str], rust_log: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_headway"));
+        command
+            .arg("--db")
+            .arg(&db)
+            .args(["sync", "--user", USER, "--server", &url])
+            .args(extra)
+            .env("HEADWAY_USER_TOKEN", "user-token-secret")
+            .env("HEADWAY_API_KEY", "api-key-secret")
+            .env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        text(&out.stderr)
+    };
+    let plain = run(&[], None);
+    assert_eq!(plain.lines().count(), 1, "{plain}");
+    for logged in [
+        run(&["-v"], None),
+        run(&["-vv"], None),
+        run(&[], Some("headway=debug")),
+    ] {
+        assert!(logged.contains("sync finished"), "{logged}");
+        assert!(!logged.contains("secret"), "{logged}");
+    }
+    assert!(
+        run(&["-vv"], None).contains("pushing"),
+        "-vv shows debug events"
+    );
+}
