@@ -622,3 +622,63 @@ async fn background_sync_backs_off_while_the_server_is_unreachable() {
     assert!((2..=12).contains(&pushes), "{pushes} pushes in 700 ms");
     assert_eq!(store.pending(USER).unwrap().len(), 10);
 }
+
+/// The list answers; every read of content states times out (and is counted).
+struct ReadsTimeOut {
+    inner: SunbirdAdapter,
+    reads: AtomicUsize,
+}
+
+#[async_trait]
+impl headway::Adapter for ReadsTimeOut {
+    async fn push(&self, user: &str, items: &[headway::Outgoing]) -> headway::PushReport {
+        self.inner.push(user, items).await
+    }
+    async fn read_states(
+        &self,
+        _user: &str,
+        _course: &str,
+        _batch: &str,
+    ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        Err(headway::AdapterError::Unavailable {
+            cause: RetryCause::Timeout,
+        })
+    }
+    async fn enrolled_courses(
+        &self,
+        user: &str,
+    ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
+        self.inner.enrolled_courses(user).await
+    }
+}
+
+// Issue 12: a refresh that meets a silent server waits for one timeout, not one per course.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_stops_reading_courses_once_the_server_is_unavailable() {
+    let server = server().await;
+    for c in 0..3 {
+        let course = format!("do_course_{c}");
+        let batch = format!("013{c}");
+        server
+            .service()
+            .put_course(&course, &course, &["do_1".to_string()])
+            .unwrap();
+        server
+            .service()
+            .put_batch(&batch, &course, BatchStatus::Ongoing)
+            .unwrap();
+        server.service().enrol(USER, &course, &batch, c).unwrap();
+    }
+    let store = Store::open_in_memory().unwrap();
+    let adapter = ReadsTimeOut {
+        inner: adapter(&server),
+        reads: AtomicUsize::new(0),
+    };
+    let answer = store
+        .refresh_courses(USER, &adapter, &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(answer.courses.len(), 3, "the list itself still answers");
+    assert_eq!(adapter.reads.load(Ordering::SeqCst), 1);
+}
