@@ -286,9 +286,13 @@ fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
         Command::Serve(args) => serve::run(db_given.then_some(cli.db.as_path()), args),
         Command::Demo => demo::run().map_err(Failure::Other),
         Command::Completions(args) => {
-            let mut command = Cli::command();
+            // Generated in memory first: clap_complete panics when its writer fails, and a
+            // closed stdout must end the command quietly.
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "headway", &mut script);
             let mut out = std::io::stdout().lock();
-            clap_complete::generate(args.shell, &mut command, "headway", &mut out);
+            std::io::Write::write_all(&mut out, &script)?;
+            std::io::Write::flush(&mut out)?;
             Ok(())
         }
     }
