@@ -54,16 +54,16 @@ pub fn status_word(code: u8) -> &'static str {
     }
 }
 
-/// A time for people: RFC 3339 to the second, or `-`.
+/// A time for people: UTC to the second, or `-`.
 fn time_cell(time: Option<Timestamp>) -> String {
     time.map_or_else(
         || "-".to_string(),
         |t| {
-            let mut text = t.to_rfc3339();
-            // 2024-05-01T10:15:30.123Z -> 2024-05-01 10:15:30Z
-            text.replace_range(10..11, " ");
-            text.replace_range(19..23, "");
-            text
+            let u = t.to_utc();
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+                u.year, u.month, u.day, u.hour, u.minute, u.second
+            )
         },
     )
 }
