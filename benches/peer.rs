@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use headway::{
-    ContentKey, Durability, PeerMessage, PeerSession, ProgressUpdate, Role, Status, Store,
-    StoreOptions, Timestamp,
+    ContentKey, Durability, LearnerDocument, PeerMessage, PeerSession, ProgressUpdate, Role,
+    Status, Store, StoreOptions, Timestamp,
 };
 
 type BoxError = Box<dyn std::error::Error>;
@@ -119,14 +119,47 @@ fn main() -> Result<(), BoxError> {
     let delta_file = phone.peer_export(USER, Some(&tablet_id))?;
     let export_time = started.elapsed();
 
+    // A copy of the tablet as it is now, to import the file catch-up into (same device id).
+    let copy_path = dir.join("tablet-copy.db");
+    rusqlite::Connection::open(dir.join("tablet.db"))?
+        .execute("VACUUM INTO ?1", [copy_path.to_string_lossy()])?;
+
     let (live_bytes, live_time) = exchange(&phone, &tablet)?;
     if phone.items(USER, None)? != tablet.items(USER, None)? {
         return Err("the devices did not converge".into());
     }
-    let fresh_tablet = Store::open_in_memory()?;
+    // How received values reach the table. Both ways apply the changes and write the rows
+    // that rose; they differ in how they find those rows: the keys the received changes
+    // wrote (decoding their ops: what the store does), or re-joining every key (reading
+    // every register of the document and every row of the table).
+    let tablet_copy = Store::open_with(
+        &copy_path,
+        StoreOptions::new().durability(Durability::ProcessCrash),
+    )?;
+    let mut after = LearnerDocument::load(USER, &full_doc, None)?;
+    let before_bytes = tablet_copy.save_document(USER)?;
+    let changes = after.changes_after(&LearnerDocument::load(USER, &before_bytes, None)?.heads());
+    let mut apply_only = LearnerDocument::load(USER, &before_bytes, None)?;
     let started = Instant::now();
-    fresh_tablet.peer_import(USER, &delta_file).ok();
-    let _ = started.elapsed();
+    apply_only.load_more(&changes)?;
+    let apply_time = started.elapsed();
+    let mut with_keys = LearnerDocument::load(USER, &before_bytes, None)?;
+    let started = Instant::now();
+    let written = with_keys.receive_changes(&changes)?;
+    let touched_time = started.elapsed();
+    let started = Instant::now();
+    let registers = with_keys.items();
+    let rows = tablet_copy.items(USER, None)?;
+    let rejoin_time = started.elapsed();
+    let started = Instant::now();
+    tablet_copy.peer_import(USER, &delta_file)?;
+    let import_time = started.elapsed();
+    if registers.len() != rows.len()
+        || written.len() < fresh / 2
+        || tablet_copy.items(USER, None)? != phone.items(USER, None)?
+    {
+        return Err("the file catch-up did not converge".into());
+    }
 
     println!("peer sync: {items} items, then {fresh} new updates on one device");
     println!(
@@ -152,6 +185,16 @@ fn main() -> Result<(), BoxError> {
         delta_file.len(),
         export_time.as_secs_f64() * 1e3,
         delta_file.len() as f64 / full_file.len() as f64
+    );
+    println!(
+        "  finding the rows to raise       {:>8.2} ms applying + decoding the received changes ({} puts) vs {:.2} ms applying alone: decoding costs {:.2} ms | {:>8.2} ms reading all {} registers and rows (re-join every key) | whole file import {:.1} ms",
+        touched_time.as_secs_f64() * 1e3,
+        written.len(),
+        apply_time.as_secs_f64() * 1e3,
+        touched_time.saturating_sub(apply_time).as_secs_f64() * 1e3,
+        rejoin_time.as_secs_f64() * 1e3,
+        rows.len(),
+        import_time.as_secs_f64() * 1e3,
     );
     println!(
         "  information limit               {:.3} ({} of {items} items changed, encoded as densely as the document)",

@@ -96,6 +96,15 @@ pub enum ItemOutcome {
         /// The server's reason.
         reason: String,
     },
+    /// The server answered but left the item out without a reason (Sunbird does so for an
+    /// item of another user than the token's). Reported as a rejection and kept out of the
+    /// pending set until the next sync, which sends it again: the cause (a wrong token, say)
+    /// may be gone by then, and a rejection that outlived it would withhold the progress for
+    /// good.
+    Dropped {
+        /// What the adapter knows of why.
+        reason: String,
+    },
     /// Not taken this time; stays pending and is retried.
     Retry {
         /// Why.

@@ -217,6 +217,7 @@ impl ContentKey {
 /// assert!(headway::check_id("user", "learner-1".to_string()).is_ok());
 /// assert!(headway::check_id("user", "   ".to_string()).is_err());
 /// assert!(headway::check_id("user", "a\nb".to_string()).is_err());
+/// assert!(headway::check_id("batch", "b1 ".to_string()).is_err());
 /// ```
 pub fn check_id(field: &'static str, value: String) -> Result<String> {
     let problem = if value.trim().is_empty() {
@@ -225,6 +226,10 @@ pub fn check_id(field: &'static str, value: String) -> Result<String> {
         Some("it is longer than 256 bytes")
     } else if value.chars().any(char::is_control) {
         Some("it holds a control character")
+    } else if value.trim() != value {
+        // Sunbird trims ids: a batch "b1 " would be stored as "b1" and answered under that
+        // name, so the answer could not be matched to the item sent.
+        Some("it starts or ends with white space")
     } else {
         None
     };

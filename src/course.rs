@@ -80,6 +80,21 @@ pub fn derive_course_progress(progress: u32, leaf_nodes_count: u32) -> (u32, u8)
     } else if progress >= leaf_nodes_count {
         (100, 2)
     } else {
-        (progress * 100 / leaf_nodes_count, 1)
+        // Widened: a count near u32::MAX times 100 must not wrap (or panic in a debug build).
+        let percentage = u64::from(progress) * 100 / u64::from(leaf_nodes_count);
+        (u32::try_from(percentage).unwrap_or(100).min(99), 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn course_percentage_of_huge_counts_does_not_wrap() {
+        assert_eq!(derive_course_progress(50_000_000, 60_000_000), (83, 1));
+        assert_eq!(derive_course_progress(u32::MAX - 1, u32::MAX), (99, 1));
+        assert_eq!(derive_course_progress(u32::MAX, u32::MAX), (100, 2));
+        assert_eq!(derive_course_progress(1, u32::MAX), (0, 1));
     }
 }

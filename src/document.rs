@@ -97,31 +97,71 @@ impl LearnerDocument {
         self.doc.get_change_by_hash(hash).is_some()
     }
 
+    /// True when the document holds every change named in `heads`.
+    pub(crate) fn has_all(&mut self, heads: &[automerge::ChangeHash]) -> bool {
+        heads.iter().all(|hash| self.has_change(hash))
+    }
+
     /// The heads of the document's history.
     pub fn heads(&mut self) -> Vec<automerge::ChangeHash> {
         self.doc.get_heads()
     }
 
-    /// The content items whose registers changes between `before` and the current heads wrote.
-    pub(crate) fn items_written_since(
-        &mut self,
-        before: &[automerge::ChangeHash],
-    ) -> Vec<ContentKey> {
-        let after = self.doc.get_heads();
-        let patches = self.doc.diff(before, &after);
-        let mut keys: Vec<ContentKey> = patches
-            .into_iter()
-            .filter(|patch| patch.obj == ROOT)
-            .filter_map(|patch| match patch.action {
-                automerge::PatchAction::PutMap { key, .. } => {
-                    key_from_register_name(&self.user, &key)
+    /// The register values written by the changes after `before` (every put on the root
+    /// map, whoever's value Automerge shows as the winner).
+    pub(crate) fn written_since(&mut self, before: &[automerge::ChangeHash]) -> Result<Written> {
+        let changes = self.doc.get_changes(before);
+        self.written_by(&changes)
+    }
+
+    /// The register values `changes` put on the root map, whether or not they win Automerge's
+    /// visible value and whether or not they can apply yet. A diff of the visible state would
+    /// miss a received value that loses to a local write with a higher Lamport counter; a
+    /// change waiting for its dependencies shows nothing at all. Registers are max-wins, so
+    /// every value written is a valid lower bound of the register whatever the causal order.
+    /// A change that names another learner is refused.
+    fn written_by(&self, changes: &[automerge::Change]) -> Result<Written> {
+        use automerge::legacy::{Key, ObjectId, OpType};
+        let mut written = Written::new();
+        for change in changes {
+            let decoded = match catch_unwind(AssertUnwindSafe(|| change.decode())) {
+                Ok(decoded) => decoded,
+                Err(_) => return Err(self.corrupt("a change made automerge panic".into())),
+            };
+            for op in decoded.operations {
+                let (ObjectId::Root, Key::Map(name), OpType::Put(value)) =
+                    (&op.obj, &op.key, &op.action)
+                else {
+                    continue;
+                };
+                if name.as_str() == LEARNER_KEY {
+                    if value.as_str() != Some(self.user.as_str()) {
+                        return Err(self.corrupt(format!(
+                            "a change names learner {:?}",
+                            value.as_str().unwrap_or("?")
+                        )));
+                    }
+                    continue;
                 }
-                _ => None,
-            })
-            .collect();
-        keys.sort();
-        keys.dedup();
-        keys
+                let ScalarValue::Bytes(bytes) = value else {
+                    continue;
+                };
+                if let (Some(key), Some(state)) = (
+                    key_from_register_name(&self.user, name),
+                    unpack_bytes(bytes),
+                ) {
+                    written.push(ContentItem::new(key, state));
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::CorruptDocument {
+            user: self.user.clone(),
+            reason,
+        }
     }
 
     /// Every change after `heads` (which must be in the document), committing pending writes.
@@ -150,13 +190,16 @@ impl LearnerDocument {
         }
     }
 
-    /// Applies a peer's Automerge sync message. Malformed or hostile bytes give a typed error;
-    /// then the document may hold part of them: drop it and reload from storage.
+    /// Applies a peer's Automerge sync message and returns the register values its changes
+    /// wrote (see [`LearnerDocument::written_by`]). Changes whose dependencies have not arrived
+    /// yet are kept aside by automerge, which asks the peer for what is missing; their values
+    /// are returned all the same. Malformed or hostile bytes give a typed error; then the
+    /// document may hold part of them: drop it and reload from storage.
     pub(crate) fn receive_sync_message(
         &mut self,
         state: &mut automerge::sync::State,
         bytes: &[u8],
-    ) -> Result<()> {
+    ) -> Result<Written> {
         use automerge::sync::SyncDoc;
         let bad = |reason: String| Error::PeerMessage { reason };
         let message = match catch_unwind(|| automerge::sync::Message::decode(bytes)) {
@@ -164,6 +207,9 @@ impl LearnerDocument {
             Ok(Err(e)) => return Err(bad(format!("malformed sync message: {e}"))),
             Err(_) => return Err(bad("a sync message made automerge panic".into())),
         };
+        let changes = parse_changes(message.changes.iter())
+            .map_err(|reason| bad(format!("malformed change in a sync message: {reason}")))?;
+        let written = self.written_by(&changes)?;
         let doc = &mut self.doc;
         match catch_unwind(AssertUnwindSafe(|| {
             doc.sync().receive_sync_message(state, message)
@@ -172,7 +218,40 @@ impl LearnerDocument {
             Ok(Err(e)) => return Err(bad(format!("sync message refused: {e}"))),
             Err(_) => return Err(bad("a sync message made automerge panic".into())),
         }
-        self.check_learner()
+        self.check_learner_name()?;
+        Ok(written)
+    }
+
+    /// Applies a peer's changes (for example [`LearnerDocument::changes_after`] on another
+    /// device) and returns every register value they wrote, one item per write, whoever's
+    /// value Automerge shows as the winner. Changes whose dependencies this document lacks
+    /// cannot join the history yet, but their values are returned all the same, so a caller
+    /// that joins them into its own state loses nothing they carry.
+    ///
+    /// ```
+    /// use headway::{ContentKey, ContentState, LearnerDocument, Progress, Status};
+    /// let key = ContentKey::new("u", "c", "b", "k")?;
+    /// let mut phone = LearnerDocument::new("u")?;
+    /// let mut tablet = LearnerDocument::load("u", &phone.save(), None)?;
+    /// let before = phone.heads();
+    /// phone.raise(&key, &ContentState::new(Status::Completed, Progress::new(100)?, None, None))?;
+    /// let written = tablet.receive_changes(&phone.changes_after(&before))?;
+    /// assert_eq!(written.len(), 1);
+    /// assert_eq!(tablet.state(&key), phone.state(&key));
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn receive_changes(&mut self, bytes: &[u8]) -> Result<Vec<ContentItem>> {
+        let changes = parse_changes(split_chunks(bytes).map_err(|r| self.corrupt(r))?)
+            .map_err(|reason| self.corrupt(reason))?;
+        let written = self.written_by(&changes)?;
+        let doc = &mut self.doc;
+        match catch_unwind(AssertUnwindSafe(|| doc.apply_changes(changes))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.corrupt(e.to_string())),
+            Err(_) => return Err(self.corrupt("automerge panicked applying changes".into())),
+        }
+        self.check_learner_name()?;
+        Ok(written)
     }
 
     /// Loads a document from bytes (a saved document, changes, or both concatenated). Malformed
@@ -237,8 +316,8 @@ impl LearnerDocument {
         })
     }
 
-    /// Refuses a document whose `learner` key names someone else, or that holds changes whose
-    /// dependencies are missing (they would silently not apply).
+    /// Refuses a document that holds changes whose dependencies are missing (they would
+    /// silently not apply), or whose `learner` key names someone else.
     fn check_learner(&mut self) -> Result<()> {
         // Changes waiting for their dependencies are fine in the middle of a sync, but a
         // loaded document must be complete.
@@ -249,6 +328,11 @@ impl LearnerDocument {
                 reason: format!("{} changes are missing their dependencies", missing.len()),
             });
         }
+        self.check_learner_name()
+    }
+
+    /// Refuses a document whose `learner` key names someone else.
+    fn check_learner_name(&mut self) -> Result<()> {
         let names: Vec<String> = self
             .doc
             .get_all(ROOT, LEARNER_KEY)
@@ -352,9 +436,14 @@ impl LearnerDocument {
         self.doc.save_incremental()
     }
 
-    /// The whole document, history included, committing pending writes.
+    /// The whole document, history included, committing pending writes. Changes still
+    /// waiting for their dependencies (from a peer mid-sync) are left out: a saved document is
+    /// always complete.
     pub fn save(&mut self) -> Vec<u8> {
-        self.doc.save()
+        self.doc.save_with_options(automerge::SaveOptions {
+            deflate: true,
+            retain_orphans: false,
+        })
     }
 
     /// Merges every change of `other` into this document. Registers written on both sides
@@ -374,6 +463,56 @@ impl LearnerDocument {
     pub fn change_count(&mut self) -> usize {
         self.doc.get_changes(&[]).len()
     }
+}
+
+/// Register values written by received changes: one item per put (a key may repeat).
+pub(crate) type Written = Vec<ContentItem>;
+
+/// The magic bytes every Automerge storage chunk starts with.
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+
+/// Splits concatenated Automerge change chunks (magic, checksum, type, LEB128 length, body).
+fn split_chunks(mut bytes: &[u8]) -> std::result::Result<Vec<&[u8]>, String> {
+    let mut chunks = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < 9 || bytes[..4] != CHUNK_MAGIC {
+            return Err("not a sequence of automerge changes".into());
+        }
+        let mut length: u64 = 0;
+        let mut at = 9;
+        for shift in (0..64).step_by(7) {
+            let byte = *bytes.get(at).ok_or("a change's length is truncated")?;
+            at += 1;
+            length |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = usize::try_from(length)
+            .ok()
+            .and_then(|length| at.checked_add(length))
+            .filter(|end| *end <= bytes.len())
+            .ok_or("a change is truncated")?;
+        chunks.push(&bytes[..end]);
+        bytes = &bytes[end..];
+    }
+    Ok(chunks)
+}
+
+/// Parses change chunks; automerge's panics on malformed bytes are caught.
+fn parse_changes<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> std::result::Result<Vec<automerge::Change>, String> {
+    chunks
+        .into_iter()
+        .map(
+            |chunk| match catch_unwind(|| automerge::Change::try_from(chunk)) {
+                Ok(Ok(change)) => Ok(change),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("a change made automerge panic".into()),
+            },
+        )
+        .collect()
 }
 
 fn document_error(e: automerge::AutomergeError) -> Error {

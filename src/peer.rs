@@ -62,6 +62,9 @@ pub enum PeerMessage {
     ListLearners,
     /// The learners a device holds.
     Learners(Vec<String>),
+    /// The sender abandons the exchange, and why (sent instead of silently closing, so the
+    /// other side can report the real reason).
+    Refused(String),
 }
 
 fn refuse(reason: impl Into<String>) -> Error {
@@ -111,11 +114,23 @@ impl<'a> Reader<'a> {
 
     fn text(&mut self) -> Result<String> {
         let n = self.u32()?;
-        if n > 4096 {
+        if n > MAX_TEXT_LEN {
             return Err(refuse("a text field is too long"));
         }
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| refuse("a text field is not UTF-8"))
     }
+}
+
+/// The longest text field (an id, a reason) a message may carry.
+const MAX_TEXT_LEN: usize = 4096;
+
+/// `text` cut to at most `max` bytes on a character boundary.
+fn truncate_utf8(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Payloads at least this long are deflated: Automerge's sync messages carry changes raw, and a
@@ -196,6 +211,10 @@ impl PeerMessage {
             PeerMessage::Sync(bytes) => put_payload(&mut out, 5, bytes),
             PeerMessage::Idle => out.push(6),
             PeerMessage::ListLearners => out.push(7),
+            PeerMessage::Refused(reason) => {
+                out.push(9);
+                put_blob(&mut out, truncate_utf8(reason, MAX_TEXT_LEN).as_bytes());
+            }
             PeerMessage::Learners(users) => {
                 out.push(8);
                 out.extend_from_slice(&u32::try_from(users.len()).unwrap_or(0).to_be_bytes());
@@ -279,6 +298,7 @@ impl PeerMessage {
                 }
                 PeerMessage::Learners(users)
             }
+            9 => PeerMessage::Refused(r.text()?),
             other => return Err(refuse(format!("unknown peer message kind {other}"))),
         };
         if !r.bytes.is_empty() {
@@ -420,21 +440,29 @@ impl PeerSession {
                 crate::content_state::check_id("device", hello.device.clone())
                     .map_err(|e| refuse(e.to_string()))?;
                 let ours = store.peer_hello(&self.user)?;
-                store.peer_remember(&self.user, &hello)?;
+                if hello.epoch.is_some() {
+                    store.peer_remember(&self.user, &hello)?;
+                }
                 self.peer = Some(hello.device.clone());
-                match self.role {
-                    Role::Responder => Ok(vec![PeerMessage::Hello(ours)]),
-                    Role::Initiator => {
-                        if ours.epoch.is_some() && ours.epoch == hello.epoch {
-                            Ok(vec![self.next_sync(store)?])
-                        } else if adopts(&ours, &hello) {
-                            Ok(vec![PeerMessage::NeedDocument])
-                        } else {
-                            Ok(vec![PeerMessage::Document(
-                                store.peer_document(&self.user)?,
-                            )])
-                        }
+                if self.role == Role::Responder {
+                    return Ok(vec![PeerMessage::Hello(ours)]);
+                }
+                // A device that does not hold the learner says so with no epoch (and writes
+                // nothing): it only receives.
+                match (ours.epoch, hello.epoch) {
+                    (None, None) => {
+                        self.finished = true;
+                        Ok(Vec::new())
                     }
+                    (None, Some(_)) => Ok(vec![PeerMessage::NeedDocument]),
+                    (Some(_), None) => Ok(vec![PeerMessage::Document(
+                        store.peer_document(&self.user)?,
+                    )]),
+                    (Some(a), Some(b)) if a == b => Ok(vec![self.next_sync(store)?]),
+                    _ if adopts(&ours, &hello) => Ok(vec![PeerMessage::NeedDocument]),
+                    _ => Ok(vec![PeerMessage::Document(
+                        store.peer_document(&self.user)?,
+                    )]),
                 }
             }
             (_, PeerMessage::NeedDocument) => Ok(vec![PeerMessage::Document(
@@ -458,6 +486,10 @@ impl PeerSession {
                 Ok(vec![self.next_sync(store)?])
             }
             (Role::Responder, PeerMessage::Idle) => Ok(vec![self.next_sync(store)?]),
+            (_, PeerMessage::Refused(reason)) => Err(refuse(format!(
+                "the peer refused the exchange: {}",
+                crate::error::shorten(&reason)
+            ))),
             (_, PeerMessage::ListLearners | PeerMessage::Learners(_)) => Err(refuse(
                 "a learner list belongs before an exchange, not inside one",
             )),

@@ -283,18 +283,21 @@ impl Store {
                 }
             }
         }
+        self.publish(&inner, changes.iter().flatten().cloned().chain(extra));
         drop(inner);
-        self.publish(changes.iter().flatten().cloned().chain(extra));
         Ok(changes)
     }
 
-    /// Announces committed content changes, then the course-progress moves they caused.
-    fn publish(&self, changes: impl IntoIterator<Item = ContentStateChanged>) {
+    /// Announces committed content changes, then the course-progress moves they caused. Called
+    /// with the store's lock still held (`inner` proves it), so two threads' events reach every
+    /// subscription in commit order; publishing only queues them on channels, so no app code
+    /// runs under the lock.
+    fn publish(&self, inner: &Inner, changes: impl IntoIterator<Item = ContentStateChanged>) {
         let changes: Vec<ContentStateChanged> = changes.into_iter().collect();
         if changes.is_empty() {
             return;
         }
-        let course_events = self.course_events(&changes).unwrap_or_else(|error| {
+        let course_events = Store::course_events(&inner.conn, &changes).unwrap_or_else(|error| {
             tracing::warn!(%error, "cannot compute course progress events");
             Vec::new()
         });
@@ -405,8 +408,8 @@ impl Store {
     pub fn flush(&self, user: &str) -> Result<()> {
         let mut inner = self.lock()?;
         let extra = inner.flush(user)?;
+        self.publish(&inner, extra);
         drop(inner);
-        self.publish(extra);
         Ok(())
     }
 
@@ -426,9 +429,9 @@ impl Store {
     pub fn compact(&self, user: &str) -> Result<()> {
         let mut inner = self.lock()?;
         let extra = inner.compact(user)?;
-        inner.give_back_free_pages()?;
+        inner.give_back_free_pages();
+        self.publish(&inner, extra);
         drop(inner);
-        self.publish(extra);
         Ok(())
     }
 
@@ -442,8 +445,8 @@ impl Store {
             .get(user)
             .map(|open| open.doc.items())
             .unwrap_or_default();
+        self.publish(&inner, extra);
         drop(inner);
-        self.publish(extra);
         Ok(items)
     }
 
@@ -466,8 +469,8 @@ impl Store {
             .get_mut(user)
             .map(|open| open.doc.save())
             .unwrap_or_default();
+        self.publish(&inner, extra);
         drop(inner);
-        self.publish(extra);
         Ok(bytes)
     }
 
@@ -513,7 +516,16 @@ impl Inner {
         Ok(changes)
     }
 
-    fn give_back_free_pages(&mut self) -> Result<()> {
+    /// Gives the pages a compaction freed back to the file system. Housekeeping only: the
+    /// compaction has committed already, so a failure (another connection reading, say) is
+    /// logged and the next compaction tries again; it never waits for readers.
+    fn give_back_free_pages(&mut self) {
+        if let Err(error) = self.try_give_back_free_pages() {
+            tracing::warn!(%error, "the space a compaction freed stays in the file for now");
+        }
+    }
+
+    fn try_give_back_free_pages(&mut self) -> Result<()> {
         let mut vacuum = self
             .conn
             .prepare("PRAGMA incremental_vacuum")
@@ -522,10 +534,18 @@ impl Inner {
         while rows.next().map_err(Error::sqlite("vacuuming"))?.is_some() {}
         drop(rows);
         drop(vacuum);
+        // A truncating checkpoint waits for readers: try it without the busy timeout.
         self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .busy_timeout(std::time::Duration::ZERO)
             .map_err(Error::sqlite("checkpointing"))?;
-        Ok(())
+        let checkpoint = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(Error::sqlite("checkpointing"));
+        self.conn
+            .busy_timeout(schema::BUSY_TIMEOUT)
+            .map_err(Error::sqlite("restoring the busy timeout"))?;
+        checkpoint
     }
 }
 

@@ -185,6 +185,9 @@ impl Store {
         options: &SyncOptions,
     ) -> Result<SyncReport> {
         let started = Instant::now();
+        // Items the server dropped without a reason last time are sent again: the cause (a
+        // token of another user, say) may have gone since.
+        self.resend_dropped(user)?;
         let mut report = SyncReport::default();
         let mut sent = BTreeSet::new();
         let mut last: BTreeMap<ContentKey, ItemOutcome> = BTreeMap::new();
@@ -257,7 +260,7 @@ impl Store {
         for (key, outcome) in last {
             match outcome {
                 ItemOutcome::Acknowledged => report.acknowledged += 1,
-                ItemOutcome::Rejected { reason } => {
+                ItemOutcome::Rejected { reason } | ItemOutcome::Dropped { reason } => {
                     report.rejected.push(RejectedItem { key, reason });
                 }
                 ItemOutcome::HeldLower { .. } => report.retrying.push(RetryingItem {

@@ -3,6 +3,10 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::error::{shorten, Error, Result};
 
@@ -138,6 +142,36 @@ impl Timestamp {
         Ok(self)
     }
 
+    /// This timestamp as a `time` date-time in UTC (the crate adapters format dates with).
+    ///
+    /// ```
+    /// use headway::Timestamp;
+    /// let t = Timestamp::from_millis(1_714_558_530_123)?.to_offset_date_time();
+    /// assert_eq!((t.year(), u8::from(t.month()), t.millisecond()), (2024, 5, 123));
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn to_offset_date_time(self) -> OffsetDateTime {
+        // Every Timestamp lies in 2000..=9999, which `time` represents without its
+        // large-dates feature, so the conversion cannot fail; the epoch is a harmless fallback.
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// A timestamp from a `time` date-time in any offset; digits past the millisecond are
+    /// dropped, and the range check of [`Timestamp::from_millis`] applies.
+    ///
+    /// ```
+    /// use headway::Timestamp;
+    /// let t = time::macros::datetime!(2024-05-01 15:45:30.123 +05:30);
+    /// assert_eq!(Timestamp::from_offset_date_time(t)?.as_millis(), 1_714_558_530_123);
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn from_offset_date_time(at: OffsetDateTime) -> Result<Timestamp> {
+        let millis = at.unix_timestamp_nanos().div_euclid(1_000_000);
+        let millis = i64::try_from(millis).unwrap_or(i64::MAX);
+        Timestamp::from_millis(millis)
+    }
+
     /// The calendar fields in UTC.
     ///
     /// ```
@@ -146,19 +180,15 @@ impl Timestamp {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn to_utc(self) -> UtcDateTime {
-        let days = self.0.div_euclid(MILLIS_PER_DAY);
-        let in_day = self.0.rem_euclid(MILLIS_PER_DAY);
-        let (year, month, day) = civil_from_days(days);
-        // `in_day` is below 86_400_000, so every field fits in u32.
-        let in_day = in_day as u32;
+        let t = self.to_offset_date_time();
         UtcDateTime {
-            year,
-            month,
-            day,
-            hour: in_day / 3_600_000,
-            minute: in_day / 60_000 % 60,
-            second: in_day / 1_000 % 60,
-            millisecond: in_day % 1_000,
+            year: i64::from(t.year()),
+            month: u32::from(u8::from(t.month())),
+            day: u32::from(t.day()),
+            hour: u32::from(t.hour()),
+            minute: u32::from(t.minute()),
+            second: u32::from(t.second()),
+            millisecond: u32::from(t.millisecond()),
         }
     }
 
@@ -171,11 +201,23 @@ impl Timestamp {
     /// assert!(Timestamp::from_utc(UtcDateTime { year: 2023, ..leap }).is_err());
     /// ```
     pub fn from_utc(utc: UtcDateTime) -> Result<Timestamp> {
-        let millis = Timestamp::from_utc_unchecked(utc).ok_or_else(|| Error::InvalidDate {
+        let refuse = || Error::InvalidDate {
             input: format!("{utc:?}"),
             format: "calendar",
-        })?;
-        Timestamp::from_millis(millis)
+        };
+        let narrow = |v: u32| u8::try_from(v).map_err(|_| refuse());
+        let year = i32::try_from(utc.year).map_err(|_| refuse())?;
+        let month = Month::try_from(narrow(utc.month)?).map_err(|_| refuse())?;
+        let date = Date::from_calendar_date(year, month, narrow(utc.day)?).map_err(|_| refuse())?;
+        let millisecond = u16::try_from(utc.millisecond).map_err(|_| refuse())?;
+        let time = Time::from_hms_milli(
+            narrow(utc.hour)?,
+            narrow(utc.minute)?,
+            narrow(utc.second)?,
+            millisecond,
+        )
+        .map_err(|_| refuse())?;
+        Timestamp::from_offset_date_time(PrimitiveDateTime::new(date, time).assume_utc())
     }
 
     /// Formats as RFC 3339 in UTC with milliseconds: `2024-05-01T10:15:30.123Z`.
@@ -186,20 +228,22 @@ impl Timestamp {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn to_rfc3339(self) -> String {
-        let u = self.to_utc();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            u.year, u.month, u.day, u.hour, u.minute, u.second, u.millisecond
-        )
+        const FORMAT: &[FormatItem<'_>] = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        // Formatting a valid date-time with a fixed description cannot fail.
+        self.to_offset_date_time()
+            .format(FORMAT)
+            .unwrap_or_default()
     }
 
-    /// Parses RFC 3339 (`2024-05-01T10:15:30Z`, `2024-05-01T15:45:30.5+05:30`, ...). Digits
-    /// past the millisecond are dropped.
+    /// Parses RFC 3339 (`2024-05-01T10:15:30Z`, `2024-05-01T15:45:30.5+05:30`, ...), also with
+    /// a space for the `T`. Digits past the millisecond are dropped.
     ///
     /// ```
     /// use headway::Timestamp;
     /// let a = Timestamp::parse_rfc3339("2024-05-01T15:45:30.123+05:30")?;
-    /// let b = Timestamp::parse_rfc3339("2024-05-01T10:15:30.123Z")?;
+    /// let b = Timestamp::parse_rfc3339("2024-05-01 10:15:30.123Z")?;
     /// assert_eq!(a, b);
     /// assert!(Timestamp::parse_rfc3339("yesterday").is_err());
     /// # Ok::<(), headway::Error>(())
@@ -209,87 +253,15 @@ impl Timestamp {
             input: shorten(text),
             format: "RFC 3339",
         };
-        let b = text.as_bytes();
-        if b.len() < 20 || !text.is_ascii() {
-            return Err(refuse());
-        }
-        let num = |range: std::ops::Range<usize>| -> Result<u32> {
-            let part = &text[range];
-            if part.bytes().all(|c| c.is_ascii_digit()) {
-                part.parse().map_err(|_| refuse())
-            } else {
-                Err(refuse())
-            }
+        // RFC 3339 lets applications use a space for the `T` (section 5.6).
+        let normalized = match (text.get(..10), text.get(10..11), text.get(11..)) {
+            (Some(date), Some(" "), Some(rest)) => format!("{date}T{rest}"),
+            _ => text.to_string(),
         };
-        let separators_ok = b[4] == b'-'
-            && b[7] == b'-'
-            && matches!(b[10], b'T' | b't' | b' ')
-            && b[13] == b':'
-            && b[16] == b':';
-        if !separators_ok {
-            return Err(refuse());
-        }
-        let mut utc = UtcDateTime {
-            year: i64::from(num(0..4)?),
-            month: num(5..7)?,
-            day: num(8..10)?,
-            hour: num(11..13)?,
-            minute: num(14..16)?,
-            second: num(17..19)?,
-            millisecond: 0,
-        };
-        let mut rest = &text[19..];
-        if let Some(fraction) = rest.strip_prefix('.') {
-            let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return Err(refuse());
-            }
-            let padded = format!("{:0<3}", &fraction[..digits.min(3)]);
-            utc.millisecond = padded.parse().map_err(|_| refuse())?;
-            rest = &fraction[digits..];
-        }
-        let offset_minutes: i64 = match rest.as_bytes() {
-            [b'Z' | b'z'] => 0,
-            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-                let digit = |c: &u8| {
-                    c.is_ascii_digit()
-                        .then(|| i64::from(c - b'0'))
-                        .ok_or_else(refuse)
-                };
-                let hours = digit(h1)? * 10 + digit(h2)?;
-                let minutes = digit(m1)? * 10 + digit(m2)?;
-                if hours > 23 || minutes > 59 {
-                    return Err(refuse());
-                }
-                let magnitude = hours * 60 + minutes;
-                if *sign == b'-' {
-                    -magnitude
-                } else {
-                    magnitude
-                }
-            }
-            _ => return Err(refuse()),
-        };
-        let local = Timestamp::from_utc_unchecked(utc).ok_or_else(refuse)?;
-        Timestamp::from_millis(local - offset_minutes * 60_000)
-    }
-
-    /// Milliseconds for calendar fields, or `None` for an impossible date; no range check.
-    fn from_utc_unchecked(utc: UtcDateTime) -> Option<i64> {
-        let valid = (1..=12).contains(&utc.month)
-            && utc.day >= 1
-            && utc.day <= days_in_month(utc.year, utc.month)
-            && utc.hour < 24
-            && utc.minute < 60
-            && utc.second < 60
-            && utc.millisecond < 1000
-            && (1..=9999).contains(&utc.year);
-        valid.then(|| {
-            days_from_civil(utc.year, utc.month, utc.day) * MILLIS_PER_DAY
-                + i64::from(utc.hour) * 3_600_000
-                + i64::from(utc.minute) * 60_000
-                + i64::from(utc.second) * 1_000
-                + i64::from(utc.millisecond)
+        let at = OffsetDateTime::parse(&normalized, &Rfc3339).map_err(|_| refuse())?;
+        Timestamp::from_offset_date_time(at).map_err(|e| match e {
+            Error::TimestampOutOfRange { .. } => e,
+            _ => refuse(),
         })
     }
 }
@@ -300,56 +272,17 @@ impl std::fmt::Display for Timestamp {
     }
 }
 
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(year) => 29,
-        2 => 28,
-        _ => 0,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    // Both values are small and positive by construction: day in 1..=31, month in 1..=12.
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn calendar_round_trips_every_day_from_2000_to_2100() {
-        let start = days_from_civil(2000, 1, 1);
-        for day in start..start + 36_600 {
-            let (y, m, d) = civil_from_days(day);
-            assert_eq!(days_from_civil(y, m, d), day);
+        let start = Timestamp::from_millis(EARLIEST_MILLIS).unwrap();
+        for day in 0..36_600 {
+            let t = Timestamp::from_millis(start.as_millis() + day * MILLIS_PER_DAY + 123).unwrap();
+            assert_eq!(Timestamp::from_utc(t.to_utc()).unwrap(), t);
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()).unwrap(), t);
         }
     }
 

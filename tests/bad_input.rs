@@ -167,3 +167,21 @@ fn malformed_dates_are_refused() {
     });
     assert!(matches!(e, Error::InvalidDate { .. }), "{e:?}");
 }
+
+/// Issue 9, fault 3: Sunbird trims ids, so an item in batch "bclosed " would be answered
+/// under "bclosed" and could not be matched. Such ids are refused before anything is stored.
+#[test]
+fn ids_with_leading_or_trailing_white_space_are_refused() {
+    for (user, course, batch, content) in [
+        (" u", "do_course", "b", "k"),
+        ("u", "do_course ", "b", "k"),
+        ("u", "do_course", "bclosed ", "k"),
+        ("u", "do_course", "\u{a0}b", "k"),
+        ("u", "do_course", "b", "k\t"),
+    ] {
+        let e = refused_and_unchanged(|s| {
+            record(s, ContentKey::new(user, course, batch, content), 2, 100)
+        });
+        assert!(matches!(e, Error::InvalidId { .. }), "{e:?}");
+    }
+}

@@ -227,3 +227,129 @@ fn malformed_or_hostile_peer_bytes_change_nothing() {
     }
     assert_eq!(phone.items("u", None).unwrap(), before);
 }
+
+/// Issue 9, fault 1: the scenario from the audit. A's later write of `k` has the higher Lamport
+/// counter, so B's higher value arrives as a conflict, not as Automerge's visible winner. It
+/// must still reach A's table, and a compaction afterwards must keep it.
+fn a_value_that_loses_automerges_winner_arrives(via_live_exchange: bool) {
+    let dir = TempDir::new("conflict");
+    let a = Store::open(dir.file("a.db")).unwrap();
+    let b = Store::open(dir.file("b.db")).unwrap();
+    a.record(update("u", "k", 1, 10, T0)).unwrap();
+    b.peer_import("u", &a.peer_export("u", None).unwrap())
+        .unwrap();
+    for other in ["o1", "o2", "o3", "o4"] {
+        a.record(update("u", other, 1, 5, T0 + 1)).unwrap();
+    }
+    // Flushed apart, so that A's next write of `k` has a higher Lamport counter than B's.
+    a.flush("u").unwrap();
+    a.record(update("u", "k", 1, 30, T0 + 2)).unwrap();
+    a.flush("u").unwrap();
+    b.record(update("u", "k", 1, 60, T0 + 3)).unwrap();
+    if via_live_exchange {
+        exchange(&a, &b, "u");
+    } else {
+        let from_a = a.peer_export("u", None).unwrap();
+        a.peer_import("u", &b.peer_export("u", None).unwrap())
+            .unwrap();
+        b.peer_import("u", &from_a).unwrap();
+    }
+    for (name, store) in [("a", &a), ("b", &b)] {
+        let k = store.state(&support::key("u", "k")).unwrap().unwrap();
+        assert_eq!(k.progress().get(), 60, "{name}'s table");
+        assert_eq!(
+            store.document_items("u").unwrap(),
+            store.items("u", None).unwrap(),
+            "{name}'s document and table"
+        );
+        store.compact("u").unwrap();
+        let k = store.state(&support::key("u", "k")).unwrap().unwrap();
+        assert_eq!(k.progress().get(), 60, "{name} after compaction");
+    }
+}
+
+#[test]
+fn a_peers_higher_value_that_is_not_automerges_winner_reaches_the_table_through_a_file() {
+    a_value_that_loses_automerges_winner_arrives(false);
+}
+
+#[test]
+fn a_peers_higher_value_that_is_not_automerges_winner_reaches_the_table_live() {
+    a_value_that_loses_automerges_winner_arrives(true);
+}
+
+/// Like [`exchange`], but returns the first error instead of panicking, from either side.
+fn try_exchange(initiator_store: &Store, responder_store: &Store, user: &str) -> Result<(), Error> {
+    let mut initiator = PeerSession::new(user, Role::Initiator);
+    let mut responder = PeerSession::new(user, Role::Responder);
+    let mut outgoing = vec![initiator.start(initiator_store)?];
+    while let Some(message) = outgoing.pop() {
+        for reply in responder.handle(responder_store, message)? {
+            outgoing.extend(initiator.handle(initiator_store, reply)?);
+        }
+    }
+    assert!(initiator.is_finished());
+    Ok(())
+}
+
+/// Issue 9, fault 2: A leaves the epoch it shares with B (a compaction), then comes back to it
+/// by adopting C's older copy from a file. The sync state A saved for B names changes A's
+/// document no longer holds; the next live exchange must still settle and converge, started
+/// from either side.
+#[test]
+fn a_saved_sync_state_for_a_re_entered_epoch_does_not_stop_live_sync() {
+    for a_initiates in [true, false] {
+        let dir = TempDir::new("reenter");
+        let a = Store::open(dir.file("a.db")).unwrap();
+        let b = Store::open(dir.file("b.db")).unwrap();
+        let c = Store::open(dir.file("c.db")).unwrap();
+        fill(&a, "u", 30, 40);
+        exchange(&a, &b, "u");
+        c.peer_import("u", &a.peer_export("u", None).unwrap())
+            .unwrap();
+        for round in 0..3 {
+            fill(&a, "u", 31 + round, 10);
+            fill(&b, "u", 41 + round, 10);
+            exchange(&a, &b, "u");
+        }
+        a.compact("u").unwrap();
+        fill(&a, "u", 50, 10);
+        a.peer_import("u", &c.peer_export("u", None).unwrap())
+            .unwrap();
+        fill(&b, "u", 51, 10);
+        let outcome = if a_initiates {
+            try_exchange(&a, &b, "u")
+        } else {
+            try_exchange(&b, &a, "u")
+        };
+        outcome.unwrap_or_else(|e| panic!("a initiates: {a_initiates}: {e}"));
+        assert_eq!(a.items("u", None).unwrap(), b.items("u", None).unwrap());
+    }
+}
+
+/// Issue 9, suspected: a peer naming learners this device never held must not make it create
+/// rows or documents for them.
+#[test]
+fn a_hello_for_a_learner_neither_device_holds_writes_nothing() {
+    let dir = TempDir::new("ghost");
+    let a = Store::open(dir.file("a.db")).unwrap();
+    let b = Store::open(dir.file("b.db")).unwrap();
+    fill(&b, "u", 60, 5);
+    try_exchange(&a, &b, "ghost").unwrap();
+    for (name, path) in [("a", dir.file("a.db")), ("b", dir.file("b.db"))] {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        for table in ["learner", "doc_chunk", "content_state", "peer"] {
+            let rows: i64 = conn
+                .query_row(
+                    &format!("SELECT count(*) FROM {table} WHERE user_id = 'ghost'"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(rows, 0, "{name}: {table}");
+        }
+    }
+    // A learner only one side holds still arrives on the other.
+    try_exchange(&a, &b, "u").unwrap();
+    assert_eq!(a.items("u", None).unwrap(), b.items("u", None).unwrap());
+}

@@ -162,8 +162,12 @@ fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<PeerMessage>> {
         ))
         .into());
     }
-    let mut bytes = vec![0u8; len];
-    stream.read_exact(&mut bytes)?;
+    // Memory follows the bytes that actually arrive, not the length a peer announces.
+    let mut bytes = Vec::with_capacity(len.min(64 * 1024));
+    let read = Read::by_ref(stream)
+        .take(u64::try_from(len)?)
+        .read_to_end(&mut bytes)?;
+    anyhow::ensure!(read == len, "the peer closed the connection mid-message");
     Ok(Some(PeerMessage::decode(&bytes)?))
 }
 
@@ -179,16 +183,32 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
         listener.local_addr().map_err(anyhow::Error::from)?
     )?;
     let mut workers = Vec::new();
+    let connected = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for (served, stream) in listener.incoming().enumerate() {
+        workers.retain(|worker: &std::thread::JoinHandle<()>| !worker.is_finished());
         match stream {
             Ok(mut stream) => {
-                // One thread per connection: a slow or idle peer never blocks the others.
+                use std::sync::atomic::Ordering;
+                if connected.load(Ordering::SeqCst) >= MAX_PEERS {
+                    let busy = format!("this device already serves {MAX_PEERS} peers; try again");
+                    let _ = write_frame(&mut stream, &PeerMessage::Refused(busy));
+                    eprintln!("headway: peer connection refused: {MAX_PEERS} peers connected");
+                    continue;
+                }
+                // One thread per connection, at most MAX_PEERS at once: a slow or idle peer
+                // never blocks the others, and many cannot exhaust memory.
+                connected.fetch_add(1, Ordering::SeqCst);
                 let store = store.clone();
                 let only = args.user.clone();
+                let connected = connected.clone();
                 workers.push(std::thread::spawn(move || {
                     if let Err(error) = answer(&store, &mut stream, only.as_deref()) {
+                        // Say why before closing, so the other side reports the real reason.
+                        let reason = format!("{error:#}");
+                        let _ = write_frame(&mut stream, &PeerMessage::Refused(reason));
                         eprintln!("headway: peer exchange abandoned: {error:#}");
                     }
+                    connected.fetch_sub(1, Ordering::SeqCst);
                 }));
             }
             Err(error) => eprintln!("headway: peer connection failed: {error}"),
@@ -202,6 +222,9 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// The most peers `peer serve` answers at once; more are refused with a reason.
+const MAX_PEERS: usize = 16;
 
 /// Answers one connection: every message gets exactly one reply. A hello starts an exchange
 /// for the learner it names; one connection may carry exchanges for several learners.
@@ -285,6 +308,11 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
             let mut all = store.learners()?;
             match ask(&mut stream, &PeerMessage::ListLearners, &mut bytes)? {
                 PeerMessage::Learners(theirs) => all.extend(theirs),
+                PeerMessage::Refused(reason) => {
+                    return Err(Failure::Input(format!(
+                        "the peer refused the exchange: {reason}"
+                    )))
+                }
                 other => {
                     return Err(Failure::Input(format!(
                         "the peer answered {other:?} to a learner list"

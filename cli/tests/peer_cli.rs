@@ -149,19 +149,7 @@ fn two_processes_converge_over_the_live_transport() {
     record(&tablet, "do_2", "1", "20");
     record(&phone, "do_2", "1", "80");
     record(&phone, "do_4", "2", "100");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_headway"))
-        .arg("--db")
-        .arg(&tablet)
-        .args(["peer", "serve", "--addr", "127.0.0.1:0", "--exchanges", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (mut server, addr) = serve(&tablet, &["--exchanges", "2"]);
     let out = headway(&phone, &["peer", "connect", &addr, "--user", "u1"]);
     assert!(
         out.status.success(),
@@ -228,4 +216,93 @@ fn connecting_to_nobody_exits_3() {
     drop(listener);
     let out = headway(&db, &["peer", "connect", &addr, "--user", "u1"]);
     assert_eq!(out.status.code(), Some(3));
+}
+
+/// Starts `headway peer serve` on a free port with `extra` arguments; returns it and its address.
+fn serve(db: &Path, extra: &[&str]) -> (std::process::Child, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("--db")
+        .arg(db)
+        .args(["peer", "serve", "--addr", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    (server, addr)
+}
+
+/// Reads one frame the way `peer connect` does.
+fn read_frame(stream: &mut std::net::TcpStream) -> headway::PeerMessage {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).unwrap();
+    let mut bytes = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut bytes).unwrap();
+    headway::PeerMessage::decode(&bytes).unwrap()
+}
+
+#[test]
+fn the_connecting_side_reports_why_the_peer_refused() {
+    let dir = TempDir::new("refused");
+    let (tablet, phone) = (dir.0.join("tablet.db"), dir.0.join("phone.db"));
+    record(&phone, "do_1", "2", "100");
+    let (mut server, addr) = serve(&tablet, &["--user", "someone-else", "--exchanges", "1"]);
+    let out = headway(&phone, &["peer", "connect", &addr, "--user", "u1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("serves only learner") && !stderr.contains("closed the connection"),
+        "{stderr}"
+    );
+    server.kill().unwrap();
+    let _ = server.wait();
+}
+
+#[test]
+fn peer_serve_bounds_its_connections_and_survives_hostile_frames() {
+    use std::io::Write;
+    let dir = TempDir::new("bounded");
+    let (tablet, phone) = (dir.0.join("tablet.db"), dir.0.join("phone.db"));
+    record(&phone, "do_1", "2", "100");
+    let (mut server, addr) = serve(&tablet, &[]);
+    // Peers that announce the largest frame and send a few bytes of it, then idle.
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .write_all(&(64u32 * 1024 * 1024).to_be_bytes())
+            .unwrap();
+        stream.write_all(b"HWPS").unwrap();
+        idle.push(stream);
+    }
+    // One more is refused with a reason, not left hanging.
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    extra
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    match read_frame(&mut extra) {
+        headway::PeerMessage::Refused(reason) => assert!(reason.contains("16 peers"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Once they go, a real exchange goes through.
+    drop(idle);
+    let mut synced = None;
+    for _ in 0..50 {
+        let out = headway(&phone, &["peer", "connect", &addr, "--user", "u1"]);
+        if out.status.success() {
+            synced = Some(out);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(synced.is_some(), "the server did not recover");
+    assert_eq!(state(&tablet), state(&phone));
+    server.kill().unwrap();
+    let _ = server.wait();
 }

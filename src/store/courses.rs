@@ -112,7 +112,10 @@ fn is_leaf(
 impl Store {
     /// The course-progress events that committed content changes caused: a course moves only
     /// when one of its leaf nodes became completed.
-    pub(super) fn course_events(&self, changes: &[ContentStateChanged]) -> Result<Vec<Event>> {
+    pub(super) fn course_events(
+        conn: &Connection,
+        changes: &[ContentStateChanged],
+    ) -> Result<Vec<Event>> {
         let completions: Vec<&ContentStateChanged> = changes
             .iter()
             .filter(|c| {
@@ -123,17 +126,10 @@ impl Store {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        let inner = self.lock()?;
         let mut groups: BTreeMap<(String, String, String), u32> = BTreeMap::new();
         for change in completions {
             let key = &change.key;
-            if is_leaf(
-                &inner.conn,
-                key.user(),
-                key.course(),
-                key.batch(),
-                key.content(),
-            )? {
+            if is_leaf(conn, key.user(), key.course(), key.batch(), key.content())? {
                 let group = (
                     key.user().to_string(),
                     key.course().to_string(),
@@ -144,7 +140,7 @@ impl Store {
         }
         let mut events = Vec::new();
         for ((user, course, batch), completed_now) in groups {
-            let Some(after) = figures(&inner.conn, &user, &course, &batch)? else {
+            let Some(after) = figures(conn, &user, &course, &batch)? else {
                 continue;
             };
             let before = Figures {

@@ -3,14 +3,15 @@
 //!
 //! [`PeerSession`]: crate::PeerSession
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::rows;
 use super::write_behind::{epoch_actor, flush_in, OpenDocument};
 use super::Store;
-use crate::document::LearnerDocument;
+use crate::content_state::{ContentItem, ContentKey, ContentState};
+use crate::document::{LearnerDocument, Written};
 use crate::error::{Error, Result};
 use crate::events::ContentStateChanged;
 use crate::peer::{Hello, PeerMessage};
@@ -37,34 +38,39 @@ fn heads_from(bytes: &[u8]) -> Vec<automerge::ChangeHash> {
 }
 
 /// Appends the changes the document gained since `before` as a chunk, then raises the table
-/// rows of the content items those changes wrote to the document's join. (Every raised row
-/// was folded into the document before the peer's changes were applied, so the document
-/// already covers the table.) Returns the table changes.
+/// row of every content item the received changes wrote to the join of the row, the
+/// document's value and every received value (`written`: taken from the changes' ops, so a
+/// value that is not Automerge's visible winner, or that waits for its dependencies, still
+/// reaches the table). Every raised row was folded into the document before the peer's changes
+/// arrived, so the document covers the table otherwise. Returns the table changes.
 fn persist_and_reconcile(
     tx: &Transaction<'_>,
     documents: &mut HashMap<String, OpenDocument>,
-    _device: &[u8; 16],
     user: &str,
     before: &[automerge::ChangeHash],
+    written: Written,
 ) -> Result<Vec<ContentStateChanged>> {
     let open = documents
         .get_mut(user)
         .ok_or_else(|| refuse("the document is not loaded"))?;
     let gained = open.doc.changes_after(before);
-    if gained.is_empty() {
-        return Ok(Vec::new());
+    if !gained.is_empty() {
+        open.loaded_through += 1;
+        tx.execute(
+            "INSERT INTO doc_chunk (user_id, seq, bytes) VALUES (?1, ?2, ?3)",
+            params![user, open.loaded_through, gained],
+        )
+        .map_err(Error::sqlite("storing a peer's changes"))?;
     }
-    open.loaded_through += 1;
-    tx.execute(
-        "INSERT INTO doc_chunk (user_id, seq, bytes) VALUES (?1, ?2, ?3)",
-        params![user, open.loaded_through, gained],
-    )
-    .map_err(Error::sqlite("storing a peer's changes"))?;
+    let mut received: BTreeMap<ContentKey, ContentState> = BTreeMap::new();
+    for (key, state) in written.into_iter().map(ContentItem::into_parts) {
+        let joined = received.get(&key).map_or(state, |held| held.merge(&state));
+        received.insert(key, joined);
+    }
     let mut changes = Vec::new();
-    for key in open.doc.items_written_since(before) {
-        let Some(joined) = open.doc.state(&key) else {
-            continue;
-        };
+    for (key, value) in received {
+        let in_document = open.doc.state(&key);
+        let joined = in_document.map_or(value, |held| held.merge(&value));
         let stored = rows::select_one(tx, &key)?;
         let before_state = stored.as_ref().map(|row| row.state);
         let after = before_state.map_or(joined, |b| b.merge(&joined));
@@ -73,9 +79,9 @@ fn persist_and_reconcile(
         }
         let mut row = stored.unwrap_or_else(|| rows::Row::new(key.clone(), after));
         row.state = after;
-        // Equal to the document's join unless the row was higher, which the flush before
-        // the peer's changes ruled out; either way the next flush folds what differs.
-        row.in_document = if after == joined {
+        // Folded already when the document holds exactly this; otherwise the next flush
+        // raises the register to it.
+        row.in_document = if in_document == Some(after) {
             rows::InDocument::Yes
         } else {
             rows::InDocument::No
@@ -99,10 +105,27 @@ impl Store {
         user: &str,
         step: impl FnOnce(&Transaction<'_>, &mut HashMap<String, OpenDocument>, &[u8; 16]) -> Result<T>,
     ) -> Result<T> {
+        self.raise_on_document(user, |tx, documents, device| {
+            step(tx, documents, device).map(|value| (value, Vec::new()))
+        })
+    }
+
+    /// [`Store::on_document`] for a step that raises table rows: the flush's changes and the
+    /// step's are published before the store's lock is released, in commit order.
+    fn raise_on_document<T>(
+        &self,
+        user: &str,
+        step: impl FnOnce(
+            &Transaction<'_>,
+            &mut HashMap<String, OpenDocument>,
+            &[u8; 16],
+        ) -> Result<(T, Vec<ContentStateChanged>)>,
+    ) -> Result<T> {
         let mut inner = self.lock()?;
-        let (flushed, _, value) = inner.with_document(user, step)?;
+        let (mut changes, _, (value, raised)) = inner.with_document(user, step)?;
+        changes.extend(raised);
+        self.publish(&inner, changes);
         drop(inner);
-        self.publish(flushed);
         Ok(value)
     }
 
@@ -113,8 +136,19 @@ impl Store {
         })
     }
 
-    /// What this device says about its copy of `user`'s document.
+    /// What this device says about its copy of `user`'s document. A learner this device has
+    /// never held gets a hello with no epoch, and nothing is written: a peer naming learners
+    /// cannot make this device create rows for them unless progress actually arrives.
     pub(crate) fn peer_hello(&self, user: &str) -> Result<Hello> {
+        if !self.holds_learner(user)? {
+            return Ok(Hello {
+                user: user.to_string(),
+                device: hex(&self.lock()?.device),
+                epoch: None,
+                changes: 0,
+                heads: Vec::new(),
+            });
+        }
         self.on_document(user, |_, documents, device| {
             let device = hex(device);
             let open = documents
@@ -129,6 +163,20 @@ impl Store {
                 heads,
             })
         })
+    }
+
+    /// True when this device holds anything of `user`: a content state or a document.
+    fn holds_learner(&self, user: &str) -> Result<bool> {
+        let inner = self.lock()?;
+        inner
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM learner WHERE user_id = ?1)
+                    OR EXISTS (SELECT 1 FROM content_state WHERE user_id = ?1)",
+                params![user],
+                |r| r.get(0),
+            )
+            .map_err(Error::sqlite("looking the learner up"))
     }
 
     /// Records what a peer said it holds.
@@ -168,7 +216,7 @@ impl Store {
     pub(crate) fn peer_receive_document(&self, user: &str, bytes: &[u8]) -> Result<()> {
         let mut theirs = LearnerDocument::load(user, bytes, None)?;
         let their_epoch = theirs.epoch();
-        let changes = self.on_document(user, |tx, documents, device| {
+        self.raise_on_document(user, |tx, documents, device| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
@@ -176,7 +224,9 @@ impl Store {
             let epoch = open.doc.epoch();
             if epoch.is_some() && epoch == their_epoch {
                 open.doc.merge(&mut theirs)?;
-                return persist_and_reconcile(tx, documents, device, user, &before);
+                let written = open.doc.written_since(&before)?;
+                return persist_and_reconcile(tx, documents, user, &before, written)
+                    .map(|changes| ((), changes));
             }
             // A new local epoch: our actor must never reuse a (actor, seq) of history we drop.
             let counter: i64 = tx
@@ -205,34 +255,52 @@ impl Store {
                     loaded_through: 0,
                 },
             );
-            flush_in(tx, documents, device, user).map(|(changes, _)| changes)
-        })?;
-        self.publish(changes);
-        Ok(())
+            flush_in(tx, documents, device, user).map(|(changes, _)| ((), changes))
+        })
     }
 
     /// Changes of our epoch from a peer's file.
     pub(crate) fn peer_receive_changes(&self, user: &str, bytes: &[u8]) -> Result<()> {
-        let changes = self.on_document(user, |tx, documents, device| {
+        self.raise_on_document(user, |tx, documents, _| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
             let before = open.doc.heads();
-            open.doc.load_more(bytes).map_err(|e| {
-                refuse(format!(
-                    "the changes do not apply to this device's document ({e}); export the whole document instead"
-                ))
-            })?;
-            persist_and_reconcile(tx, documents, device, user, &before)
-        })?;
-        self.publish(changes);
-        Ok(())
+            let written = open
+                .doc
+                .receive_changes(bytes)
+                .map_err(|e| refuse(format!("the changes do not apply: {e}")))?;
+            persist_and_reconcile(tx, documents, user, &before, written).map(|c| ((), c))
+        })
     }
 
     /// The persisted Automerge sync state for `peer`, if it belongs to our document's current
-    /// epoch; a fresh one otherwise.
+    /// epoch and our document holds every change it says both sides share; a fresh one
+    /// otherwise. (A device can leave an epoch and come back to it by adopting an older copy:
+    /// a state saved before then names changes neither side may hold, and the protocol would
+    /// never settle from it.)
     pub(crate) fn peer_sync_state(&self, user: &str, peer: &str) -> Result<automerge::sync::State> {
         let epoch = self.document_epoch(user)?;
+        let state = self.stored_sync_state(user, peer, epoch)?;
+        let usable = self.on_document(user, |_, documents, _| {
+            Ok(documents
+                .get_mut(user)
+                .is_some_and(|open| open.doc.has_all(&state.shared_heads)))
+        })?;
+        Ok(if usable {
+            state
+        } else {
+            automerge::sync::State::new()
+        })
+    }
+
+    /// The sync state saved for `peer` in `epoch`, or a fresh one.
+    fn stored_sync_state(
+        &self,
+        user: &str,
+        peer: &str,
+        epoch: Option<[u8; 16]>,
+    ) -> Result<automerge::sync::State> {
         let inner = self.lock()?;
         type Stored = Option<(Option<Vec<u8>>, Option<Vec<u8>>)>;
         let stored: Stored = inner
@@ -304,16 +372,14 @@ impl Store {
         state: &mut automerge::sync::State,
         bytes: &[u8],
     ) -> Result<()> {
-        let changes = self.on_document(user, |tx, documents, device| {
+        self.raise_on_document(user, |tx, documents, _| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
             let before = open.doc.heads();
-            open.doc.receive_sync_message(state, bytes)?;
-            persist_and_reconcile(tx, documents, device, user, &before)
-        })?;
-        self.publish(changes);
-        Ok(())
+            let written = open.doc.receive_sync_message(state, bytes)?;
+            persist_and_reconcile(tx, documents, user, &before, written).map(|c| ((), c))
+        })
     }
 
     /// A file for a peer device: the changes it lacks if this device knows what `since_peer`

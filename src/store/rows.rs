@@ -17,11 +17,50 @@ use crate::timestamp::Timestamp;
 const COLUMNS: &str = "course_id, batch_id, content_id, status, progress, last_access,
     last_completed, server_state, rejected_state, rejected_reason, checksum, in_document";
 
-/// A state the server refused for good, and its reason.
+/// A state the server refused, its reason, and how long the refusal holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Rejection {
     pub(crate) state: ContentState,
     pub(crate) reason: String,
+    pub(crate) until: RejectedUntil,
+}
+
+/// How long a rejection keeps an item out of the pending set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RejectedUntil {
+    /// Until the state rises (or the app asks to resend): a refusal for good.
+    StateChanges,
+    /// Until the next sync starts: the server dropped the item without a reason.
+    NextSync,
+}
+
+/// How [`RejectedUntil::NextSync`] is stored: a prefix of `rejected_reason` (no schema change,
+/// and a file written before it reads as refusals for good). Ids and reasons never hold
+/// control characters, so the prefix cannot occur in a reason.
+const NEXT_SYNC_PREFIX: &str = "\u{1e}next-sync\u{1e}";
+
+impl Rejection {
+    fn stored_reason(&self) -> String {
+        match self.until {
+            RejectedUntil::StateChanges => self.reason.clone(),
+            RejectedUntil::NextSync => format!("{NEXT_SYNC_PREFIX}{}", self.reason),
+        }
+    }
+
+    fn from_stored(state: ContentState, stored: String) -> Rejection {
+        match stored.strip_prefix(NEXT_SYNC_PREFIX) {
+            Some(reason) => Rejection {
+                state,
+                reason: reason.to_string(),
+                until: RejectedUntil::NextSync,
+            },
+            None => Rejection {
+                state,
+                reason: stored,
+                until: RejectedUntil::StateChanges,
+            },
+        }
+    }
 }
 
 /// A validated row.
@@ -148,10 +187,7 @@ impl RawRow {
         );
         let server = self.server.as_deref().map(register).transpose()?;
         let rejected = match (self.rejected_state.as_deref(), self.rejected_reason) {
-            (Some(bytes), Some(reason)) => Some(Rejection {
-                state: register(bytes)?,
-                reason,
-            }),
+            (Some(bytes), Some(reason)) => Some(Rejection::from_stored(register(bytes)?, reason)),
             (None, None) => None,
             _ => return Err(corrupt_reason("a rejection lacks its state or reason")),
         };
@@ -300,14 +336,14 @@ pub(crate) fn write(conn: &Connection, row: &Row) -> Result<()> {
     let last_completed = state.last_completed_time().map(Timestamp::as_millis);
     let server = row.server.as_ref().map(pack);
     let rejected_state = row.rejected.as_ref().map(|r| pack(&r.state));
-    let rejected_reason = row.rejected.as_ref().map(|r| r.reason.as_str());
+    let rejected_reason = row.rejected.as_ref().map(Rejection::stored_reason);
     let sum = checksum(
         key.user(),
         [key.course(), key.batch(), key.content()],
         [status, progress],
         [last_access, last_completed],
         [server.as_deref(), rejected_state.as_deref()],
-        rejected_reason,
+        rejected_reason.as_deref(),
     );
     let mut upsert = conn
         .prepare_cached(

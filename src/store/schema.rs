@@ -11,6 +11,9 @@ const APPLICATION_ID: i64 = 0x4857_4159;
 /// The newest schema version this build writes.
 pub(crate) const VERSION: i64 = 3;
 
+/// How long a write waits for another connection's write to finish.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How durable a commit is once `record` returns.
 ///
 /// ```
@@ -32,7 +35,7 @@ pub enum Durability {
 
 /// Sets the connection's pragmas, checks the file and brings its schema up to [`VERSION`].
 pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))
+    conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(Error::sqlite("setting the busy timeout"))?;
     let application_id: i64 = conn
         .query_row("PRAGMA application_id", [], |row| row.get(0))

@@ -3,7 +3,7 @@
 
 use rusqlite::TransactionBehavior;
 
-use super::rows::{self, InDocument, Rejection, Row, Rows};
+use super::rows::{self, InDocument, RejectedUntil, Rejection, Row, Rows};
 use super::Store;
 use crate::adapter::{ItemOutcome, Outgoing};
 use crate::content_state::ContentItem;
@@ -46,6 +46,15 @@ impl Store {
                     row.rejected = Some(Rejection {
                         state: *out.item.state(),
                         reason: reason.clone(),
+                        until: RejectedUntil::StateChanges,
+                    });
+                    None
+                }
+                ItemOutcome::Dropped { reason } => {
+                    row.rejected = Some(Rejection {
+                        state: *out.item.state(),
+                        reason: reason.clone(),
+                        until: RejectedUntil::NextSync,
                     });
                     None
                 }
@@ -118,8 +127,8 @@ impl Store {
                 .entry(change.key.user().to_string())
                 .or_default() += 1;
         }
+        self.publish(&inner, changes.clone());
         drop(inner);
-        self.publish(changes.clone());
         Ok(changes)
     }
 
@@ -153,7 +162,7 @@ impl Store {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn resend_rejected(&self, user: &str) -> Result<usize> {
-        self.resend_rejected_in(user, None)
+        self.clear_rejections(user, None, |_| true)
     }
 
     /// Like [`Store::resend_rejected`], for one course only (`None`: every course).
@@ -164,6 +173,25 @@ impl Store {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn resend_rejected_in(&self, user: &str, course: Option<&str>) -> Result<usize> {
+        self.clear_rejections(user, course, |_| true)
+    }
+
+    /// Makes the items the server dropped without a reason in an earlier sync pending again
+    /// (see [`ItemOutcome::Dropped`]): called as every sync starts.
+    pub(crate) fn resend_dropped(&self, user: &str) -> Result<usize> {
+        self.clear_rejections(user, None, |rejection| {
+            rejection.until == RejectedUntil::NextSync
+        })
+    }
+
+    /// Forgets the learner's rejections (of one course, if given) that `which` selects, in one
+    /// transaction.
+    fn clear_rejections(
+        &self,
+        user: &str,
+        course: Option<&str>,
+        which: impl Fn(&Rejection) -> bool,
+    ) -> Result<usize> {
         let mut inner = self.lock()?;
         let tx = inner
             .conn
@@ -174,7 +202,8 @@ impl Store {
             if course.is_some_and(|c| c != row.key.course()) {
                 continue;
             }
-            if row.rejected.take().is_some() {
+            if row.rejected.as_ref().is_some_and(&which) {
+                row.rejected = None;
                 rows::write(&tx, &row)?;
                 cleared += 1;
             }

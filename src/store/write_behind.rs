@@ -45,7 +45,7 @@ impl Inner {
         if seq >= i64::try_from(self.options.compact_after).unwrap_or(i64::MAX) {
             let mut more = changes;
             more.extend(self.compact(user)?);
-            self.give_back_free_pages()?;
+            self.give_back_free_pages();
             return Ok(more);
         }
         Ok(changes)
@@ -99,6 +99,12 @@ impl Inner {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::sqlite("starting a compaction"))?;
+        // The snapshot is built from the table, so first join the whole document into it
+        // (a full reconcile, as after a load): whatever the document holds, however it got
+        // there, is in the table before the history that carried it is dropped.
+        if let Some(open) = documents.get_mut(user) {
+            open.reconciled = false;
+        }
         let result = flush_in(&tx, documents, device, user)
             .and_then(|(changes, _)| rebase_in(&tx, device, user).map(|open| (changes, open)));
         documents.remove(user);
@@ -250,8 +256,8 @@ pub(super) fn load_document<'d>(
     }
 }
 
-/// Builds the snapshot of a new epoch from the table (which equals the document after a
-/// flush) and replaces the stored chunks with it.
+/// Builds the snapshot of a new epoch from the table (which covers the document after the
+/// full reconcile `compact` runs first) and replaces the stored chunks with it.
 fn rebase_in(tx: &Transaction<'_>, device: &[u8; 16], user: &str) -> Result<OpenDocument> {
     let epoch: i64 = tx
         .query_row(

@@ -5,9 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use headway::{
     ContentItem, ContentKey, ContentState, EnrolledCourse, ItemOutcome, Outgoing, Progress,
-    RetryCause, Status, Timestamp, UtcDateTime,
+    RetryCause, Status, Timestamp,
 };
 use serde_json::{json, Map, Value};
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
 
 /// Formats a time the way Sunbird's course service wants it: `yyyy-MM-dd HH:mm:ss:SSSZ` in
 /// UTC, e.g. `2024-05-01 10:15:30:123+0000`.
@@ -19,12 +22,16 @@ use serde_json::{json, Map, Value};
 /// # Ok::<(), headway::Error>(())
 /// ```
 pub fn format_date(t: Timestamp) -> String {
-    let u = t.to_utc();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}:{:03}+0000",
-        u.year, u.month, u.day, u.hour, u.minute, u.second, u.millisecond
-    )
+    // Formatting a valid date-time with a fixed description cannot fail.
+    t.to_offset_date_time()
+        .format(SUNBIRD_DATE)
+        .unwrap_or_default()
 }
+
+/// `yyyy-MM-dd HH:mm:ss:SSSZ` (Java's `SimpleDateFormat`), with an RFC 822 zone such as `+0000`.
+const SUNBIRD_DATE: &[FormatItem<'_>] = format_description!(
+    "[year]-[month]-[day] [hour]:[minute]:[second]:[subsecond digits:3][offset_hour sign:mandatory][offset_minute]"
+);
 
 /// Parses Sunbird's `yyyy-MM-dd HH:mm:ss:SSSZ` strictly (a colon before exactly three
 /// millisecond digits, a `±hhmm` zone); anything else is `None`.
@@ -37,42 +44,8 @@ pub fn format_date(t: Timestamp) -> String {
 /// assert!(parse_date("2024-05-01 10:15:30:123+00:00").is_none());
 /// ```
 pub fn parse_date(text: &str) -> Option<Timestamp> {
-    let b = text.as_bytes();
-    if b.len() != 28 || !text.is_ascii() {
-        return None;
-    }
-    let shape_ok = b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b' '
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[19] == b':'
-        && matches!(b[23], b'+' | b'-');
-    let digits_at = [0..4, 5..7, 8..10, 11..13, 14..16, 17..19, 20..23, 24..28];
-    if !shape_ok
-        || !digits_at
-            .iter()
-            .all(|r| b[r.clone()].iter().all(u8::is_ascii_digit))
-    {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| text[r].parse::<u32>().ok();
-    let utc = UtcDateTime {
-        year: i64::from(n(0..4)?),
-        month: n(5..7)?,
-        day: n(8..10)?,
-        hour: n(11..13)?,
-        minute: n(14..16)?,
-        second: n(17..19)?,
-        millisecond: n(20..23)?,
-    };
-    let (zone_h, zone_m) = (i64::from(n(24..26)?), i64::from(n(26..28)?));
-    if zone_h > 23 || zone_m > 59 {
-        return None;
-    }
-    let offset = (zone_h * 60 + zone_m) * 60_000 * if b[23] == b'-' { -1 } else { 1 };
-    let local = Timestamp::from_utc(utc).ok()?;
-    Timestamp::from_millis(local.as_millis() - offset).ok()
+    let at = OffsetDateTime::parse(text, SUNBIRD_DATE).ok()?;
+    Timestamp::from_offset_date_time(at).ok()
 }
 
 /// The body of one bulk update: `{"request":{"userId":U,"contents":[...]}}`, each item with its
@@ -196,15 +169,26 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
         .iter()
         .map(|out| {
             let (key, state) = (out.item.key(), out.item.state());
-            if not_ongoing.contains(key.batch()) {
-                return ItemOutcome::Rejected {
-                    reason: "NOT_A_ON_GOING_BATCH".into(),
-                };
-            }
-            if missing.contains(key.batch()) {
-                return ItemOutcome::Rejected {
-                    reason: "BATCH_NOT_EXISTS".into(),
-                };
+            for (list, reason) in [
+                (&not_ongoing, "NOT_A_ON_GOING_BATCH"),
+                (&missing, "BATCH_NOT_EXISTS"),
+            ] {
+                if list.contains(key.batch()) {
+                    return ItemOutcome::Rejected {
+                        reason: reason.into(),
+                    };
+                }
+                // The server names batches as it stored them (trimmed, say): a listed batch
+                // that matches no batch sent exactly but this one loosely may be this one, and
+                // `result` is keyed by content id only, so a SUCCESS cannot clear it.
+                if let Some(named) = list
+                    .iter()
+                    .find(|named| loosely_same_batch(named, key.batch()))
+                {
+                    return ItemOutcome::Rejected {
+                        reason: format!("{reason}: the server named batch {named:?}"),
+                    };
+                }
             }
             match result.get(key.content()) {
                 Some(Value::String(s)) if s == "SUCCESS" => acknowledged(out, state),
@@ -216,9 +200,10 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
                         detail: format!("result for {} is not a string", key.content()),
                     },
                 },
-                // Sunbird drops such an item without a trace (a blank batch, or a user other than
-                // the token's): resending it changes nothing, so it is kept and reported.
-                None => ItemOutcome::Rejected {
+                // Sunbird drops such an item without a trace (a user other than the token's; a
+                // blank batch cannot be sent): reported, and sent again on the next sync, when
+                // the token may be the right one.
+                None => ItemOutcome::Dropped {
                     reason: format!(
                         "{NOT_IN_RESULT}: the server dropped the item (another user's token?)"
                     ),
@@ -227,6 +212,12 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
         })
         .collect();
     UpdateAnswer::Items(outcomes)
+}
+
+/// True when a batch id the server named and a batch id sent differ only by surrounding white
+/// space or ASCII case.
+fn loosely_same_batch(named: &str, sent: &str) -> bool {
+    named != sent && named.trim().eq_ignore_ascii_case(sent.trim())
 }
 
 /// An acknowledgement, or `HeldLower` when Sunbird's first-write rule stored less than sent.
@@ -420,6 +411,32 @@ mod tests {
     }
 
     #[test]
+    fn an_item_whose_batch_the_answer_names_only_loosely_is_never_acknowledged() {
+        let closed = out(item("do_1", "B-Closed", Status::Completed, 100), true);
+        let open = out(item("do_2", "b-open", Status::Completed, 100), true);
+        let body = br#"{"responseCode":"OK","result":{"do_1":"SUCCESS","do_2":"SUCCESS",
+            "NOT_A_ON_GOING_BATCH":[" b-closed"]}}"#;
+        let UpdateAnswer::Items(outcomes) = interpret_update(200, body, &[&closed, &open]) else {
+            panic!("not per-item outcomes");
+        };
+        assert!(
+            matches!(&outcomes[0], ItemOutcome::Rejected { reason } if reason.starts_with("NOT_A_ON_GOING_BATCH")),
+            "{:?}",
+            outcomes[0]
+        );
+        assert_eq!(outcomes[1], ItemOutcome::Acknowledged);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_timestamp_round_trips_in_sunbird_format(ms in 946_684_800_000i64..=253_402_300_799_999) {
+            let t = Timestamp::from_millis(ms).unwrap();
+            proptest::prop_assert_eq!(parse_date(&format_date(t)), Some(t));
+            proptest::prop_assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()).unwrap(), t);
+        }
+    }
+
+    #[test]
     fn dates_round_trip_in_sunbird_format() {
         for ms in [946_684_800_000, 1_714_558_530_123, 1_900_000_000_999] {
             let t = Timestamp::from_millis(ms).unwrap();
@@ -465,7 +482,7 @@ mod tests {
             }
         );
         assert!(
-            matches!(&outcomes[3], ItemOutcome::Rejected { reason } if reason.starts_with(NOT_IN_RESULT))
+            matches!(&outcomes[3], ItemOutcome::Dropped { reason } if reason.starts_with(NOT_IN_RESULT))
         );
         assert_eq!(
             outcomes[4],

@@ -2,7 +2,9 @@
 //! course service's own merge code (in-process, the code `headway serve` runs) and a faulty
 //! network: random records, offline/online flips, syncs, server reads, peer exchanges, lost
 //! requests, lost answers, 5xx, duplicated and replayed requests, dropped, duplicated and
-//! reordered peer messages, crashes and restarts from the store file, compactions. After every
+//! reordered peer messages, file exports and imports, concurrent writes to one content on two
+//! devices, compactions right after peer imports, crashes and restarts from the store file
+//! (stores otherwise stay open across steps, as in an app), compactions. After every
 //! step nothing on any device or the server is lower than before; after the network heals and
 //! everyone syncs, every device and the server hold exactly the max of everything recorded,
 //! and nothing is pending.
@@ -243,6 +245,16 @@ fn peer_exchange(rng: &mut Rng, faulty: bool, a: &Device, b: &Device) {
     }
 }
 
+/// A random status, progress and consumption time for `key`.
+fn random_update(rng: &mut Rng, key: &ContentKey) -> ProgressUpdate {
+    let status = Status::try_from(rng.below(3) as i64).unwrap();
+    let at = Timestamp::from_millis(T0 + rng.below(1_000_000) as i64).unwrap();
+    ProgressUpdate::new(key.clone(), status, rng.below(101) as i64)
+        .unwrap()
+        .consumed_at_checked(at, Timestamp::from_millis(NOW).unwrap())
+        .unwrap()
+}
+
 async fn run(seed: u64) {
     let mut rng = Rng(seed);
     let dir = std::env::temp_dir().join(format!("headway-sim-{}-{seed}", std::process::id()));
@@ -285,15 +297,19 @@ async fn run(seed: u64) {
                     format!("do_{}", rng.below(CONTENTS)),
                 )
                 .unwrap();
-                let status = Status::try_from(rng.below(3) as i64).unwrap();
-                let at = Timestamp::from_millis(T0 + rng.below(1_000_000) as i64).unwrap();
-                let update = ProgressUpdate::new(key.clone(), status, rng.below(101) as i64)
-                    .unwrap()
-                    .consumed_at_checked(at, Timestamp::from_millis(NOW).unwrap())
-                    .unwrap();
-                let entry = recorded.entry(key).or_default();
+                let update = random_update(&mut rng, &key);
+                let entry = recorded.entry(key.clone()).or_default();
                 *entry = entry.merge(update.state());
                 devices[d].store().record(update).unwrap();
+                // Often the learner's other device writes the same content at about the same
+                // time, with its own values: concurrent writes to one register.
+                let e = rng.below(device_count as u64) as usize;
+                if e != d && devices[e].user == devices[d].user && rng.chance(40) {
+                    let update = random_update(&mut rng, &key);
+                    let entry = recorded.entry(key).or_default();
+                    *entry = entry.merge(update.state());
+                    devices[e].store().record(update).unwrap();
+                }
             }
             40..=49 => devices[d].online = !devices[d].online,
             50..=64 => {
@@ -323,7 +339,35 @@ async fn run(seed: u64) {
             73..=84 => {
                 let e = rng.below(device_count as u64) as usize;
                 if e != d && devices[e].user == devices[d].user {
-                    peer_exchange(&mut rng, true, &devices[d], &devices[e]);
+                    let user = devices[d].user.clone();
+                    if rng.chance(60) {
+                        peer_exchange(&mut rng, true, &devices[d], &devices[e]);
+                    } else {
+                        // A file carried from d to e, whole or since what d knows of e.
+                        let peer = devices[e].store().device_id().unwrap();
+                        let since = rng.chance(50).then_some(peer.as_str());
+                        let file = devices[d].store().peer_export(&user, since).unwrap();
+                        let held = devices[d].store().items(&user, None).unwrap();
+                        devices[e].store().peer_import(&user, &file).unwrap();
+                        for item in held {
+                            let now = devices[e].store().state(item.key()).unwrap().unwrap();
+                            assert!(
+                                now.covers(item.state()),
+                                "HEADWAY_SEED={seed} step {step}: a file lost {:?}",
+                                item.key()
+                            );
+                        }
+                    }
+                    // The receiver compacts right after (as BackgroundSync may): whatever the
+                    // exchange brought must survive the rebuild from the table.
+                    if rng.chance(50) {
+                        devices[e].store().compact(&user).unwrap();
+                    }
+                    assert_eq!(
+                        devices[e].store().document_items(&user).unwrap(),
+                        devices[e].store().items(&user, None).unwrap(),
+                        "HEADWAY_SEED={seed} step {step}: document and table differ after a peer exchange"
+                    );
                 }
             }
             85..=89 => {

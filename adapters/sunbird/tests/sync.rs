@@ -682,3 +682,51 @@ async fn a_refresh_stops_reading_courses_once_the_server_is_unavailable() {
     assert_eq!(answer.courses.len(), 3, "the list itself still answers");
     assert_eq!(adapter.reads.load(Ordering::SeqCst), 1);
 }
+
+/// Issue 9, fault 4: one sync with another user's token must not withhold progress for good.
+/// The dropped item is listed as rejected until the next sync, which sends it again without
+/// the app having to ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_with_a_wrong_token_does_not_withhold_progress_for_good() {
+    let server = server().await;
+    server.add_token("token-of-someone-else", "someone-else");
+    server.add_token("t", USER);
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_1", Status::Completed, 100);
+    let wrong = SunbirdAdapter::new(
+        SunbirdConfig::new(server.url()),
+        Arc::new(StaticToken::new(UserToken::new("token-of-someone-else"))),
+    )
+    .unwrap();
+    let report = store.sync(USER, &wrong, &SyncOptions::new()).await.unwrap();
+    assert_eq!((report.acknowledged, report.rejected.len()), (0, 1));
+    assert_eq!(store.rejected(USER).unwrap().len(), 1);
+    assert!(store.pending(USER).unwrap().is_empty());
+    // The next sync (the token fixed) sends it again, with no resend from the app.
+    let report = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.acknowledged), (1, 1), "{report:?}");
+    assert!(store.rejected(USER).unwrap().is_empty());
+    assert_converged(&store, &server);
+    // A rejection for good (a closed batch) is not resent by the next sync.
+    server
+        .service()
+        .put_batch("closed-batch", COURSE, BatchStatus::Closed)
+        .unwrap();
+    let closed = ContentKey::new(USER, COURSE, "closed-batch", "do_2").unwrap();
+    store
+        .record(ProgressUpdate::new(closed, Status::Completed, 100).unwrap())
+        .unwrap();
+    let first = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(first.rejected.len(), 1, "{first:?}");
+    let second = store
+        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(second.sent, 0, "{second:?}");
+}
