@@ -78,7 +78,7 @@ pub use events::{
 };
 pub use peer::{Hello, PeerMessage, PeerSession, Role, MAX_MESSAGE_LEN};
 pub use progress_update::ProgressUpdate;
-pub use store::{CoursesAnswer, CoursesSource, Durability, Store, StoreOptions};
+pub use store::{CoursesAnswer, CoursesSource, Durability, LastSync, Store, StoreOptions};
 pub use sync::{Backoff, RejectedItem, RetryingItem, SyncOptions, SyncReport};
 pub use telemetry::{
     player_event, progress_from_summary, CourseContext, Ignored, PlayerEvent, PlayerEventOutcome,

@@ -65,6 +65,38 @@ impl ProgressUpdate {
         ))
     }
 
+    /// An update that reports a whole state, both times included: what a bulk import of
+    /// exported items uses, so an item round-trips exactly. Times more than a day after the
+    /// system clock's now are refused; a completed status records progress 100.
+    ///
+    /// ```
+    /// use headway::{ContentKey, ContentState, Progress, ProgressUpdate, Status, Timestamp};
+    /// let done = Timestamp::parse_rfc3339("2024-05-01T10:15:30Z")?;
+    /// let seen = Timestamp::parse_rfc3339("2024-05-02T08:00:00Z")?;
+    /// let state = ContentState::new(Status::Completed, Progress::new(100)?, Some(seen), Some(done));
+    /// let update = ProgressUpdate::from_state(ContentKey::new("u", "c", "b", "k")?, state)?;
+    /// assert_eq!(update.state(), &state);
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn from_state(key: ContentKey, state: ContentState) -> Result<ProgressUpdate> {
+        let now = Timestamp::now();
+        for time in [state.last_access_time(), state.last_completed_time()]
+            .into_iter()
+            .flatten()
+        {
+            time.not_after_tomorrow(now)?;
+        }
+        Ok(ProgressUpdate {
+            key,
+            state: ContentState::new(
+                state.status(),
+                state.progress(),
+                state.last_access_time(),
+                state.last_completed_time(),
+            ),
+        })
+    }
+
     fn with_time(key: ContentKey, status: Status, progress: Progress, at: Timestamp) -> Self {
         let completed = (status == Status::Completed).then_some(at);
         ProgressUpdate {

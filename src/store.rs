@@ -7,6 +7,7 @@ mod peers;
 mod rows;
 mod schema;
 mod server_state;
+mod sync_log;
 mod write_behind;
 
 use std::collections::{BTreeSet, HashMap};
@@ -23,6 +24,7 @@ use crate::progress_update::ProgressUpdate;
 pub use courses::{CoursesAnswer, CoursesSource};
 use rows::{InDocument, Row, Rows};
 pub use schema::Durability;
+pub use sync_log::LastSync;
 use write_behind::OpenDocument;
 
 /// How a [`Store`] behaves. Build it with [`StoreOptions::new`] and the by-value setters.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::adapter::{Adapter, ItemOutcome, RetryCause};
+use crate::adapter::{Adapter, ItemOutcome, Outgoing, RetryCause};
 use crate::content_state::ContentKey;
 use crate::error::Result;
 use crate::events::{Event, SyncFailed};
@@ -20,12 +20,16 @@ pub use backoff::Backoff;
 /// How a sync behaves.
 ///
 /// ```
-/// let options = headway::SyncOptions::new().max_rounds(2); // the default
+/// use std::time::Duration;
+/// let options = headway::SyncOptions::new()
+///     .max_rounds(2)                          // the default
+///     .deadline(Duration::from_secs(30));     // default: none (the adapter bounds itself)
 /// # let _ = options;
 /// ```
 #[derive(Clone, Debug)]
 pub struct SyncOptions {
     max_rounds: usize,
+    deadline: Option<Duration>,
 }
 
 impl Default for SyncOptions {
@@ -37,7 +41,19 @@ impl Default for SyncOptions {
 impl SyncOptions {
     /// The defaults: up to 2 rounds.
     pub fn new() -> SyncOptions {
-        SyncOptions { max_rounds: 2 }
+        SyncOptions {
+            max_rounds: 2,
+            deadline: None,
+        }
+    }
+
+    /// One deadline for the whole sync: a push still running when it passes is abandoned,
+    /// its items stay pending (cause: timed out), and no further round starts. Default none,
+    /// because adapters bound their own requests (`SunbirdConfig::deadline` defaults to 30 s).
+    /// Needs a tokio runtime with timers enabled.
+    pub fn deadline(mut self, deadline: Duration) -> SyncOptions {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// How many pushes one sync may make: the first sends everything pending; later ones
@@ -128,7 +144,7 @@ impl Store {
     /// # fn main() -> headway::Result<()> {
     /// let store = Store::open_in_memory()?;
     /// store.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
-    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     /// let report = runtime.block_on(store.sync("u", &Accepting, &SyncOptions::new()))?;
     /// assert_eq!((report.sent, report.acknowledged, report.requests), (1, 1, 1));
     /// assert!(store.pending("u")?.is_empty());
@@ -145,6 +161,7 @@ impl Store {
             .sync_rounds(user, adapter, options)
             .instrument(span)
             .await?;
+        self.note_sync(user, &report);
         let event = if report.server_failed() {
             Event::SyncFailed(SyncFailed {
                 user: user.to_string(),
@@ -185,7 +202,29 @@ impl Store {
                 break;
             }
             tracing::debug!(round, items = outgoing.len(), "pushing");
-            let push = adapter.push(user, &outgoing).await;
+            let push = match options.deadline {
+                None => adapter.push(user, &outgoing).await,
+                Some(deadline) => {
+                    let left = deadline.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match tokio::time::timeout(left, adapter.push(user, &outgoing)).await {
+                        Ok(push) => push,
+                        // Abandoned in flight: the server may have applied some of it, which
+                        // is harmless (its merge is a max); every item stays pending.
+                        Err(_) => {
+                            tracing::warn!("the sync's deadline passed; everything stays pending");
+                            crate::adapter::PushReport::all(
+                                outgoing.len(),
+                                ItemOutcome::Retry {
+                                    cause: RetryCause::Timeout,
+                                },
+                            )
+                        }
+                    }
+                }
+            };
             let mut outcomes = push.outcomes;
             // An adapter that answers for fewer items than it was given leaves the rest
             // pending: an unanswered item is never taken as acknowledged.
@@ -198,7 +237,17 @@ impl Store {
                 },
             );
             outcomes.truncate(outgoing.len());
-            self.apply_outcomes(&outgoing, &outcomes)?;
+            // A retried item's row stays as it is: only the other outcomes are written (offline,
+            // that is none of them, so a failed sync of 10,000 items costs no write).
+            let (answered, answers): (Vec<Outgoing>, Vec<ItemOutcome>) = outgoing
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, outcome)| !matches!(outcome, ItemOutcome::Retry { .. }))
+                .map(|(out, outcome)| (out.clone(), outcome.clone()))
+                .unzip();
+            if !answered.is_empty() {
+                self.apply_outcomes(&answered, &answers)?;
+            }
             report.requests += push.requests;
             report.bytes_sent += push.bytes_sent;
             report.bytes_received += push.bytes_received;

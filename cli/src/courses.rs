@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use clap::Args;
-use headway::{CoursesSource, EnrolledCourse, Store, SyncOptions};
+use headway::{CoursesSource, EnrolledCourse, SyncOptions};
 use serde_json::{json, Value};
 
-use crate::output::bar;
-use crate::server_access;
-use crate::Failure;
+use crate::output::{bar, print_records, Table};
+use crate::server_access::{self, Bounds};
+use crate::{existing_store, open_store, ui, Failure};
 
 #[derive(Args)]
 pub struct CoursesArgs {
@@ -27,7 +27,9 @@ pub struct CoursesArgs {
     /// Answer from the cached list and local progress, without the network.
     #[arg(long)]
     offline: bool,
-    /// Print one JSON array.
+    #[command(flatten)]
+    bounds: Bounds,
+    /// Print one JSON array (piped, one JSON object per line is the default).
     #[arg(long)]
     json: bool,
 }
@@ -68,35 +70,64 @@ pub fn course_line(course: &EnrolledCourse) -> String {
     )
 }
 
+fn name(course: &EnrolledCourse) -> &str {
+    course
+        .fields
+        .get("courseName")
+        .and_then(Value::as_str)
+        .unwrap_or(&course.course_id)
+}
+
+fn table(courses: &[EnrolledCourse]) -> Table {
+    let mut table = Table::new(&["COURSE", "BATCH", "PROGRESS", "CONTENTS", "STATUS"]).shrink(0);
+    for course in courses {
+        table.row(vec![
+            name(course).to_string(),
+            course.batch_id.clone(),
+            bar(u8::try_from(course.completion_percentage.min(100)).unwrap_or(100)),
+            format!(
+                "{}/{}",
+                course.progress.min(course.leaf_nodes_count),
+                course.leaf_nodes_count
+            ),
+            crate::output::status_word(course.status).to_string(),
+        ]);
+    }
+    table
+}
+
 pub fn run(db: &Path, args: CoursesArgs) -> Result<(), Failure> {
     headway::check_id("user", args.user.clone())?;
-    let store = Store::open(db)?;
     let courses = match (&args.server, args.offline) {
         (Some(server), false) => {
-            let adapter = server_access::adapter(server, 100, args.api_key, args.user_token)?;
+            let store = open_store(db)?;
+            let adapter = server_access::adapter(
+                server,
+                100,
+                args.api_key,
+                args.user_token,
+                args.bounds,
+                None,
+            )?;
             let runtime = server_access::runtime()?;
-            let answer = runtime.block_on(store.refresh_courses(
-                &args.user,
-                &adapter,
-                &SyncOptions::new(),
-            ))?;
+            let spinner = ui::spinner(true, format!("refreshing from {server}"));
+            let answer =
+                runtime.block_on(store.refresh_courses(&args.user, &adapter, &SyncOptions::new()));
+            spinner.finish_and_clear();
+            let answer = answer?;
             if let CoursesSource::Cache { cause } = &answer.source {
-                eprintln!("headway: offline answer from the cached list ({cause})");
+                ui::note(&format!(
+                    "offline answer from the cached list ({server}: {cause})"
+                ));
             }
             answer.courses
         }
-        _ => store.courses(&args.user)?,
+        _ => existing_store(db)?.courses(&args.user)?,
     };
-    if args.json {
-        let all: Vec<Value> = courses.iter().map(course_json).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&all).map_err(|e| Failure::Other(e.into()))?
-        );
-    } else {
-        for course in &courses {
-            println!("{}", course_line(course));
-        }
-    }
-    Ok(())
+    let records: Vec<Value> = courses.iter().map(course_json).collect();
+    let empty = format!(
+        "no enrolled courses known for learner {} (refresh with --server URL)",
+        args.user
+    );
+    print_records(&records, args.json, &empty, || table(&courses))
 }

@@ -41,7 +41,7 @@ fn adapter(url: &str) -> anyhow::Result<SunbirdAdapter> {
 
 fn show(store: &Store) -> anyhow::Result<()> {
     for course in store.courses(LEARNER)? {
-        println!("     {}", course_line(&course));
+        say!("     {}", course_line(&course))?;
     }
     Ok(())
 }
@@ -82,15 +82,29 @@ pub fn run() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let dir = temp_dir()?;
-    let result = runtime.block_on(story(&dir));
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let dir = TempFolder(temp_dir()?);
+    // Interrupted, failed, or stdout closed: the folder goes on every path (the guard also
+    // covers a panic).
+    runtime.block_on(async {
+        tokio::select! {
+            told = story(&dir.0) => told,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    })
+}
+
+/// The demo's temporary folder, removed when dropped.
+struct TempFolder(PathBuf);
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    println!("headway demo: course progress that moves offline and never goes backwards\n");
+    say!("headway demo: course progress that moves offline and never goes backwards\n")?;
     // The course list's progress lags a minute behind updates, as Sunbird's does.
     let lag = Lag {
         progress_ms: 60_000,
@@ -107,11 +121,11 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     let now = Timestamp::now().as_millis();
     service.enrol(LEARNER, "do_fractions", BATCH_FRACTIONS, now)?;
     service.enrol(LEARNER, "do_plants", BATCH_PLANTS, now + 1)?;
-    println!(
+    say!(
         "A reference course service (Sunbird's endpoints and rules) runs on {}.",
         server.url()
-    );
-    println!("{LEARNER} is enrolled in two courses and uses a phone and a tablet.\n");
+    )?;
+    say!("{LEARNER} is enrolled in two courses and uses a phone and a tablet.\n")?;
 
     let phone = Store::open(dir.join("phone.db"))?;
     let tablet = Store::open(dir.join("tablet.db"))?;
@@ -125,7 +139,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     };
     let options = SyncOptions::new();
 
-    println!("1. The phone is online and loads the learner's courses.");
+    say!("1. The phone is online and loads the learner's courses.")?;
     let answer = phone.refresh_courses(LEARNER, &online, &options).await?;
     ensure!(
         answer.source == CoursesSource::Server,
@@ -133,10 +147,8 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     );
     show(&phone)?;
 
-    println!("\n2. The phone goes offline. The learner finishes two Fractions videos and reads a");
-    println!(
-        "   Photosynthesis PDF to the end; the player's END events are recorded on the phone."
-    );
+    say!("\n2. The phone goes offline. The learner finishes two Fractions videos and reads a")?;
+    say!("   Photosynthesis PDF to the end; the player's END events are recorded on the phone.")?;
     let video = context("do_fractions", BATCH_FRACTIONS, "video/mp4");
     let pdf = context("do_plants", BATCH_PLANTS, "application/pdf");
     let watched = r#"[{"progress":100},{"totallength":312},{"visitedlength":312},{"visitedcontentend":true}]"#;
@@ -156,7 +168,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
         .refresh_courses(LEARNER, &unreachable, &options)
         .await?;
     if let CoursesSource::Cache { cause } = &offline.source {
-        println!("   (the refresh cannot reach the server: {cause}; the cached list answers)");
+        say!("   (the refresh cannot reach the server: {cause}; the cached list answers)")?;
     }
     show(&phone)?;
     let percentages = by_course(&offline.courses);
@@ -164,30 +176,30 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
         percentages == [("do_fractions", 50), ("do_plants", 33)],
         "offline progress bars did not move: {percentages:?}"
     );
-    println!(
+    say!(
         "   {} content states wait for the network; none can be lost.",
         phone.pending(LEARNER)?.len()
-    );
+    )?;
 
-    println!("\n3. The network is back: one bulk request carries all of them.");
+    say!("\n3. The network is back: one bulk request carries all of them.")?;
     let report = phone.sync(LEARNER, &online, &options).await?;
-    println!(
+    say!(
         "   sync: sent {}, acknowledged {}, rejected {}, in {} request(s)",
         report.sent,
         report.acknowledged,
         report.rejected.len(),
         report.requests
-    );
+    )?;
     ensure!(
         report.acknowledged == 3 && report.requests == 1,
         "the bulk sync did not go through"
     );
 
-    println!("\n4. The tablet refreshes. The server's course list still lags (its progress job");
-    println!("   runs later), but the tablet reads the content states and merges them in.");
+    say!("\n4. The tablet refreshes. The server's course list still lags (its progress job")?;
+    say!("   runs later), but the tablet reads the content states and merges them in.")?;
     let listed = online.enrolled_courses(LEARNER).await?;
     for course in &listed {
-        println!(
+        say!(
             "     server's list: {:<14} {:>3}%",
             course
                 .fields
@@ -195,7 +207,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
                 .and_then(|v| v.as_str())
                 .unwrap_or(&course.course_id),
             course.completion_percentage
-        );
+        )?;
     }
     let answer = tablet.refresh_courses(LEARNER, &online, &options).await?;
     show(&tablet)?;
@@ -205,8 +217,8 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
         "the tablet did not see the phone's progress: {on_tablet:?}"
     );
 
-    println!("\n5. A stale update arrives late on the tablet: an old session's 20% on a video the");
-    println!("   learner finished. Nothing rolls back, on the tablet or on the server.");
+    say!("\n5. A stale update arrives late on the tablet: an old session's 20% on a video the")?;
+    say!("   learner finished. Nothing rolls back, on the tablet or on the server.")?;
     let old = Timestamp::from_millis(Timestamp::now().as_millis() - 86_400_000)?;
     let key = ContentKey::new(LEARNER, "do_fractions", BATCH_FRACTIONS, &fractions[0])?;
     let stale = ProgressUpdate::new(key.clone(), Status::InProgress, 20)?.consumed_at(old)?;
@@ -226,16 +238,16 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
         held == Some(Status::Completed),
         "the server rolled back: {held:?}"
     );
-    println!(
+    say!(
         "     tablet: {} is still completed; server: still completed.",
         fractions[0]
-    );
+    )?;
     show(&tablet)?;
 
     server.shutdown().await;
-    println!(
+    say!(
         "\nDone in {:.2} s: nothing lost, nothing rolled back.",
         started.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
 }

@@ -1,17 +1,33 @@
 //! The `headway` command: record, inspect and demonstrate a learner's offline course progress.
 //!
-//! Exit codes: 0 success; 2 refused input (nothing was stored); 3 the server was unreachable
-//! or kept failing (nothing pending was lost); 1 any other failure.
+//! Exit codes: 0 success (a closed stdout ends a command quietly with 0 too); 2 refused input
+//! or usage (nothing was stored); 3 the server or peer was unreachable or kept failing (nothing
+//! pending was lost); 1 any other failure.
+
+/// Writes one line to stdout; a closed pipe is an error the caller passes up (`?`), so the
+/// command ends quietly instead of panicking like `println!`.
+macro_rules! say {
+    () => {
+        crate::output::say(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        crate::output::say(format_args!($($arg)*))
+    };
+}
 
 mod courses;
 mod demo;
+mod import;
 mod output;
 mod peer;
+mod rejected;
 mod serve;
 mod server_access;
+mod status;
 mod sync;
+mod ui;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
@@ -30,24 +46,37 @@ struct Cli {
         default_value = "./headway.db"
     )]
     db: PathBuf,
+    /// No progress bars and no notes on stderr (errors still show).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// More log output on stderr: -v info (with `serve`, one line per request), -vv debug.
+    /// `RUST_LOG` (for example `RUST_LOG=headway=debug`) overrides it.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Record one progress update; exits 0 only once it is durable.
+    /// Record one progress update, or many from a JSON Lines file; exits 0 only once durable.
     Record(RecordArgs),
     /// Print a learner's content states.
     State(StateArgs),
     /// Print the items a sync would send now.
     Pending(PendingArgs),
+    /// Print the items the server refused for good, with its reasons.
+    Rejected(rejected::RejectedArgs),
+    /// Make the items the server refused pending again (after a batch reopened, say).
+    Resend(rejected::ResendArgs),
     /// Fold pending history and rebase a learner's document onto a snapshot.
     Compact(CompactArgs),
     /// Print the learner's enrolled courses with progress (refreshed from the server if given).
     Courses(courses::CoursesArgs),
     /// Send a learner's pending progress to the course service now, in bulk.
     Sync(sync::SyncArgs),
+    /// An overview of the store: learners, items, pending, rejected, last sync, size, device.
+    Status(status::StatusArgs),
     /// Sync a learner's progress with another device: through a file or live over TCP.
     #[command(subcommand)]
     Peer(peer::PeerCommand),
@@ -55,31 +84,44 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Play the offline progress story on a fresh temporary store.
     Demo,
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completions(CompletionsArgs),
 }
 
 #[derive(Args)]
+#[command(
+    override_usage = "headway record --user U --course C --batch B --content K --status S --progress P [--at TIME]\n       headway record --from FILE|-"
+)]
 struct RecordArgs {
     /// The learner (userId).
-    #[arg(long)]
-    user: String,
+    #[arg(long, required_unless_present = "from")]
+    user: Option<String>,
     /// The course (courseId).
-    #[arg(long)]
-    course: String,
+    #[arg(long, required_unless_present = "from")]
+    course: Option<String>,
     /// The batch (batchId).
-    #[arg(long)]
-    batch: String,
+    #[arg(long, required_unless_present = "from")]
+    batch: Option<String>,
     /// The content item (contentId).
-    #[arg(long)]
-    content: String,
+    #[arg(long, required_unless_present = "from")]
+    content: Option<String>,
     /// 0 not started, 1 in progress, 2 completed.
-    #[arg(long, allow_hyphen_values = true)]
-    status: i64,
+    #[arg(long, allow_hyphen_values = true, required_unless_present = "from")]
+    status: Option<i64>,
     /// 0..=100.
-    #[arg(long, allow_hyphen_values = true)]
-    progress: i64,
-    /// When the learner consumed the content (RFC 3339); default now.
+    #[arg(long, allow_hyphen_values = true, required_unless_present = "from")]
+    progress: Option<i64>,
+    /// When the learner consumed the content (RFC 3339, e.g. 2024-05-01T10:15:30Z); default now.
     #[arg(long)]
     at: Option<String>,
+    /// Record every item of a JSON Lines file (`-` for stdin), in the shape `state --json`
+    /// prints: all or nothing.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["user", "course", "batch", "content", "status", "progress", "at"]
+    )]
+    from: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -90,7 +132,7 @@ struct StateArgs {
     /// Only this course.
     #[arg(long)]
     course: Option<String>,
-    /// Print one JSON array instead of one JSON object per line.
+    /// Print one JSON array (piped, one JSON object per line is the default).
     #[arg(long)]
     json: bool,
 }
@@ -100,7 +142,7 @@ struct PendingArgs {
     /// The learner (userId).
     #[arg(long)]
     user: String,
-    /// Print one JSON array instead of one JSON object per line.
+    /// Print one JSON array (piped, one JSON object per line is the default).
     #[arg(long)]
     json: bool,
 }
@@ -112,13 +154,19 @@ struct CompactArgs {
     user: String,
 }
 
+#[derive(Args)]
+struct CompletionsArgs {
+    /// The shell.
+    shell: clap_complete::Shell,
+}
+
 /// A failure and the exit code it maps to.
 pub(crate) enum Failure {
     /// Refused input: exit 2, nothing stored.
     Input(String),
-    /// The server was unreachable or kept failing: exit 3, nothing pending lost.
+    /// The server or peer was unreachable or kept failing: exit 3, nothing pending lost.
     Unavailable(String),
-    /// Anything else: exit 1.
+    /// Anything else: exit 1 (or a quiet 0 when stdout was closed).
     Other(anyhow::Error),
 }
 
@@ -138,26 +186,35 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-/// Exits for a command line clap refused: help and version as clap prints them; a usage
-/// error as one line on stderr and exit 2, like every other refused input.
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::Other(e.into())
+    }
+}
+
+/// True when the failure is stdout closing under us (`headway state | head -1`).
+fn is_closed_stdout(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Exits for a command line clap refused: help and version as clap prints them (exit 0); a
+/// usage error with clap's whole message (what is missing, did-you-mean) and exit 2, like
+/// every other refused input.
 fn refuse_arguments(error: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
+    let _ = error.print();
     if matches!(
         error.kind(),
         ErrorKind::DisplayHelp
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
-        let _ = error.print();
         return ExitCode::SUCCESS;
     }
-    let rendered = error.to_string();
-    let reason = rendered
-        .lines()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ");
-    eprintln!("headway: refused: {reason}");
     ExitCode::from(2)
 }
 
@@ -171,6 +228,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return refuse_arguments(e),
     };
+    ui::init(cli.quiet, cli.verbose);
     match run(cli, db_given) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(reason)) => {
@@ -181,6 +239,7 @@ fn main() -> ExitCode {
             eprintln!("headway: server unavailable: {reason}");
             ExitCode::from(3)
         }
+        Err(Failure::Other(error)) if is_closed_stdout(&error) => ExitCode::SUCCESS,
         Err(Failure::Other(error)) => {
             eprintln!("headway: error: {error:#}");
             ExitCode::from(1)
@@ -190,64 +249,157 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
     match cli.command {
-        Command::Record(args) => record(&cli.db, args),
+        Command::Record(args) => match args.from {
+            Some(from) => import::run(&cli.db, &from),
+            None => record(&cli.db, args),
+        },
         Command::State(args) => {
             headway::check_id("user", args.user.clone())?;
             if let Some(course) = &args.course {
                 headway::check_id("course", course.clone())?;
             }
-            let store = Store::open(&cli.db)?;
+            let store = existing_store(&cli.db)?;
             let items = store.items(&args.user, args.course.as_deref())?;
-            output::print_items(&items, args.json).map_err(Failure::Other)
+            let empty = match &args.course {
+                Some(course) => format!(
+                    "no progress recorded for learner {} in course {course}",
+                    args.user
+                ),
+                None => format!("no progress recorded for learner {}", args.user),
+            };
+            output::print_items(&items, args.json, &empty)
         }
         Command::Pending(args) => {
             headway::check_id("user", args.user.clone())?;
-            let store = Store::open(&cli.db)?;
+            let store = existing_store(&cli.db)?;
             let items = store.pending(&args.user)?;
-            output::print_items(&items, args.json).map_err(Failure::Other)
+            let empty = format!("nothing pending for learner {}", args.user);
+            output::print_items(&items, args.json, &empty)
         }
-        Command::Compact(args) => {
-            let store = Store::open(&cli.db)?;
-            store.compact(&args.user)?;
-            println!("compacted the document of {}", args.user);
-            Ok(())
-        }
+        Command::Rejected(args) => rejected::list(&cli.db, args),
+        Command::Resend(args) => rejected::resend(&cli.db, args),
+        Command::Compact(args) => compact(&cli.db, &args.user),
         Command::Sync(args) => sync::run(&cli.db, args),
         Command::Courses(args) => courses::run(&cli.db, args),
+        Command::Status(args) => status::run(&cli.db, args),
         Command::Peer(command) => peer::run(&cli.db, command),
-        Command::Serve(args) => {
-            serve::run(db_given.then_some(cli.db.as_path()), args).map_err(Failure::Other)
-        }
+        Command::Serve(args) => serve::run(db_given.then_some(cli.db.as_path()), args),
         Command::Demo => demo::run().map_err(Failure::Other),
+        Command::Completions(args) => {
+            // Generated in memory first: clap_complete panics when its writer fails, and a
+            // closed stdout must end the command quietly.
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "headway", &mut script);
+            let mut out = std::io::stdout().lock();
+            std::io::Write::write_all(&mut out, &script)?;
+            std::io::Write::flush(&mut out)?;
+            Ok(())
+        }
     }
 }
 
-fn record(db: &PathBuf, args: RecordArgs) -> Result<(), Failure> {
-    // Every argument is checked before the store is opened: refused input touches nothing.
-    let key = ContentKey::new(args.user, args.course, args.batch, args.content)?;
-    let status = Status::try_from(args.status)?;
-    let mut update = ProgressUpdate::new(key, status, args.progress)?;
-    if let Some(at) = args.at {
-        update = update.consumed_at(Timestamp::parse_rfc3339(&at)?)?;
+/// Opens the store for a read command: a missing file is refused (exit 2) and nothing is
+/// created, so a mistyped `--db` never answers from an empty store.
+pub(crate) fn existing_store(db: &Path) -> Result<Store, Failure> {
+    if !db.exists() {
+        return Err(Failure::Input(match missing_parent(db) {
+            Some(parent) => format!(
+                "no store at {} (the directory {} does not exist)",
+                db.display(),
+                parent.display()
+            ),
+            None => format!("no store at {}", db.display()),
+        }));
     }
-    let store = Store::open(db)?;
+    Ok(Store::open(db)?)
+}
+
+/// Opens (or creates) the store for a command that writes: a missing directory is named.
+pub(crate) fn open_store(db: &Path) -> Result<Store, Failure> {
+    if let Some(parent) = missing_parent(db) {
+        return Err(Failure::Input(format!(
+            "cannot create a store at {}: the directory {} does not exist",
+            db.display(),
+            parent.display()
+        )));
+    }
+    Ok(Store::open(db)?)
+}
+
+/// The store's directory, if it does not exist.
+fn missing_parent(db: &Path) -> Option<&Path> {
+    db.parent()
+        .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+}
+
+/// What a refused time says: the text as typed and an example of the accepted format.
+pub(crate) fn refused_time(flag: &str, typed: &str, error: &headway::Error) -> Failure {
+    let problem = match error {
+        headway::Error::TimestampOutOfRange { problem, .. } => format!("is {problem}"),
+        _ => "is not an RFC 3339 time".to_string(),
+    };
+    Failure::Input(format!(
+        "{flag} {typed:?} {problem} (accepted: RFC 3339, for example 2024-05-01T10:15:30Z or 2024-05-01T15:45:30+05:30)"
+    ))
+}
+
+fn record(db: &Path, args: RecordArgs) -> Result<(), Failure> {
+    let missing = |flag: &str| Failure::Input(format!("{flag} is required without --from"));
+    // Every argument is checked before the store is opened: refused input touches nothing.
+    let key = ContentKey::new(
+        args.user.ok_or_else(|| missing("--user"))?,
+        args.course.ok_or_else(|| missing("--course"))?,
+        args.batch.ok_or_else(|| missing("--batch"))?,
+        args.content.ok_or_else(|| missing("--content"))?,
+    )?;
+    let status = Status::try_from(args.status.ok_or_else(|| missing("--status"))?)?;
+    let mut update = ProgressUpdate::new(
+        key,
+        status,
+        args.progress.ok_or_else(|| missing("--progress"))?,
+    )?;
+    if let Some(at) = args.at {
+        let time = Timestamp::parse_rfc3339(&at).map_err(|e| refused_time("--at", &at, &e))?;
+        update = update
+            .consumed_at(time)
+            .map_err(|e| refused_time("--at", &at, &e))?;
+    }
+    let store = open_store(db)?;
     let key = update.key().clone();
     match store.record(update)? {
-        Some(change) => println!(
+        Some(change) => say!(
             "recorded {}: status {} progress {}",
             key.content(),
             change.after.status().code(),
             change.after.progress().get()
-        ),
+        )?,
         None => {
             let kept = store.state(&key)?.unwrap_or_default();
-            println!(
+            say!(
                 "unchanged {}: the stored state is not lower (status {} progress {})",
                 key.content(),
                 kept.status().code(),
                 kept.progress().get()
-            );
+            )?;
         }
     }
+    Ok(())
+}
+
+fn compact(db: &Path, user: &str) -> Result<(), Failure> {
+    headway::check_id("user", user.to_string())?;
+    let store = existing_store(db)?;
+    if !store.learners()?.iter().any(|u| u == user) {
+        say!("nothing to compact: no progress recorded for learner {user}")?;
+        return Ok(());
+    }
+    let items = store.items(user, None)?.len();
+    let spinner = ui::spinner(
+        items >= ui::LARGE,
+        format!("compacting {items} items of {user}"),
+    );
+    store.compact(user)?;
+    spinner.finish_and_clear();
+    say!("compacted the document of {user} ({items} items)")?;
     Ok(())
 }

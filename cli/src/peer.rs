@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use headway::{PeerMessage, PeerSession, Role, Store, MAX_MESSAGE_LEN};
 
-use crate::Failure;
+use crate::{existing_store, open_store, ui, Failure};
 
 #[derive(Subcommand)]
 pub enum PeerCommand {
@@ -74,36 +74,39 @@ pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
     match command {
         PeerCommand::Export(args) => {
             headway::check_id("user", args.user.clone())?;
-            let store = Store::open(db)?;
+            let store = existing_store(db)?;
             let file = store.peer_export(&args.user, args.since_peer.as_deref())?;
             std::fs::write(&args.out, &file)
                 .with_context(|| format!("writing {}", args.out.display()))?;
-            println!(
+            say!(
                 "exported {} bytes of {}'s progress from device {} to {}",
                 file.len(),
                 args.user,
                 store.device_id()?,
                 args.out.display()
-            );
+            )?;
             Ok(())
         }
         PeerCommand::Import(args) => {
             headway::check_id("user", args.user.clone())?;
             let bytes = std::fs::read(&args.file)
                 .map_err(|e| Failure::Input(format!("cannot read {}: {e}", args.file.display())))?;
-            let store = Store::open(db)?;
-            store.peer_import(&args.user, &bytes).map_err(refused)?;
-            println!(
+            let store = open_store(db)?;
+            let spinner = ui::spinner(true, format!("merging {}'s progress", args.user));
+            let imported = store.peer_import(&args.user, &bytes).map_err(refused);
+            spinner.finish_and_clear();
+            imported?;
+            say!(
                 "imported {}'s progress from {}",
                 args.user,
                 args.file.display()
-            );
+            )?;
             Ok(())
         }
         PeerCommand::Serve(args) => serve(db, args),
         PeerCommand::Connect(args) => connect(db, args),
         PeerCommand::Id => {
-            println!("{}", Store::open(db)?.device_id()?);
+            say!("{}", open_store(db)?.device_id()?)?;
             Ok(())
         }
     }
@@ -127,7 +130,20 @@ fn write_frame(stream: &mut TcpStream, message: &PeerMessage) -> anyhow::Result<
     Ok(())
 }
 
-/// One frame, or `None` at a clean end of stream.
+/// Why bytes on a peer connection are not a headway peer's.
+#[derive(Debug)]
+struct NotAPeer(String);
+
+impl std::fmt::Display for NotAPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not a headway peer: {}", self.0)
+    }
+}
+
+impl std::error::Error for NotAPeer {}
+
+/// One frame, or `None` at a clean end of stream. A length prefix that is an HTTP answer or
+/// larger than any message means the other side is not a headway peer.
 fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<PeerMessage>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len) {
@@ -135,11 +151,17 @@ fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<PeerMessage>> {
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.into()),
     }
+    if &len == b"HTTP" {
+        return Err(NotAPeer("it answered like an HTTP server".into()).into());
+    }
     let len = usize::try_from(u32::from_be_bytes(len))?;
-    anyhow::ensure!(
-        len <= MAX_MESSAGE_LEN,
-        "a peer frame of {len} bytes is too large"
-    );
+    if len > MAX_MESSAGE_LEN {
+        return Err(NotAPeer(format!(
+            "its first bytes {:?} are no headway frame",
+            String::from_utf8_lossy(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes())
+        ))
+        .into());
+    }
     // Memory follows the bytes that actually arrive, not the length a peer announces.
     let mut bytes = Vec::with_capacity(len.min(64 * 1024));
     let read = Read::by_ref(stream)
@@ -153,13 +175,13 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     if let Some(user) = &args.user {
         headway::check_id("user", user.clone())?;
     }
-    let store = std::sync::Arc::new(Store::open(db)?);
-    let listener =
-        TcpListener::bind(&args.addr).with_context(|| format!("binding {}", args.addr))?;
-    println!(
+    let store = std::sync::Arc::new(open_store(db)?);
+    let listener = TcpListener::bind(&args.addr)
+        .map_err(|e| Failure::Input(format!("--addr {:?}: cannot listen there: {e}", args.addr)))?;
+    say!(
         "headway peer sync listening on {}",
         listener.local_addr().map_err(anyhow::Error::from)?
-    );
+    )?;
     let mut workers = Vec::new();
     let connected = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for (served, stream) in listener.incoming().enumerate() {
@@ -246,8 +268,25 @@ fn ask(
 ) -> Result<PeerMessage, Failure> {
     *bytes += message.encode().len();
     write_frame(stream, message)?;
-    let reply = read_frame(stream)?
-        .ok_or_else(|| Failure::Unavailable("the peer closed the connection".into()))?;
+    let reply = match read_frame(stream) {
+        Ok(Some(reply)) => reply,
+        Ok(None) => {
+            return Err(Failure::Unavailable(
+                "the peer closed the connection".into(),
+            ))
+        }
+        Err(e) => match e.downcast::<NotAPeer>() {
+            Ok(NotAPeer(why)) => {
+                return Err(Failure::Input(format!(
+                    "{} is not a headway peer: {why}",
+                    stream
+                        .peer_addr()
+                        .map_or_else(|_| "the address".to_string(), |a| a.to_string())
+                )))
+            }
+            Err(other) => return Err(other.into()),
+        },
+    };
     *bytes += reply.encode().len();
     Ok(reply)
 }
@@ -256,7 +295,7 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
     if let Some(user) = &args.user {
         headway::check_id("user", user.clone())?;
     }
-    let store = Store::open(db)?;
+    let store = open_store(db)?;
     let mut stream = TcpStream::connect(&args.addr)
         .map_err(|e| Failure::Unavailable(format!("cannot connect to {}: {e}", args.addr)))?;
     stream
@@ -285,18 +324,27 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
             all
         }
     };
+    let bar = if learners.len() > 1 {
+        ui::bar(learners.len(), "exchanging")
+    } else {
+        ui::spinner(true, format!("exchanging with {}", args.addr))
+    };
     for user in &learners {
+        bar.inc(1);
         let mut session = PeerSession::new(user, Role::Initiator);
         let mut outgoing = vec![session.start(&store)?];
         while let Some(message) = outgoing.pop() {
             let reply = ask(&mut stream, &message, &mut bytes)?;
             outgoing.extend(session.handle(&store, reply).map_err(refused)?);
         }
-        println!(
-            "synced {user}'s progress with device {}",
-            session.peer().unwrap_or("?")
-        );
+        bar.suspend(|| {
+            say!(
+                "synced {user}'s progress with device {}",
+                session.peer().unwrap_or("?")
+            )
+        })?;
     }
-    println!("{} learner(s), {bytes} bytes exchanged", learners.len());
+    bar.finish_and_clear();
+    say!("{} learner(s), {bytes} bytes exchanged", learners.len())?;
     Ok(())
 }

@@ -1,13 +1,18 @@
-//! `headway sync`: one sync of a learner's pending progress, now.
+//! `headway sync`: one sync of a learner's pending progress, now. Offline it returns at once:
+//! the first request that cannot connect ends the sync, everything stays pending, exit 3.
 
 use std::path::Path;
 
 use clap::Args;
-use headway::{Store, SyncOptions, SyncReport};
+use headway::{SyncOptions, SyncReport};
+use headway_sunbird::PushProgress;
 use serde_json::json;
 
-use crate::server_access;
-use crate::Failure;
+use crate::server_access::{self, Bounds};
+use crate::{open_store, ui, Failure};
+
+/// At most this many rejected or retrying items are listed for people.
+const LISTED: usize = 10;
 
 #[derive(Args)]
 pub struct SyncArgs {
@@ -24,8 +29,10 @@ pub struct SyncArgs {
     #[arg(long, env = "HEADWAY_USER_TOKEN", hide_env_values = true)]
     user_token: Option<String>,
     /// Items per update request.
-    #[arg(long, default_value_t = 100)]
-    chunk: usize,
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    chunk: u32,
+    #[command(flatten)]
+    bounds: Bounds,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -56,16 +63,49 @@ pub fn report_json(report: &SyncReport) -> serde_json::Value {
     })
 }
 
+/// Why a sync reached nothing, in one line naming the server.
+pub fn unavailable(server: &str, report: &SyncReport) -> Failure {
+    let cause = report
+        .retrying
+        .first()
+        .map_or_else(|| "no answer".to_string(), |r| r.cause.to_string());
+    Failure::Unavailable(format!(
+        "no answer from {server} ({cause}); {} item(s) stay pending",
+        report.retrying.len()
+    ))
+}
+
 pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
     headway::check_id("user", args.user.clone())?;
-    let store = Store::open(db)?;
-    let adapter = server_access::adapter(&args.server, args.chunk, args.api_key, args.user_token)?;
-    let runtime = server_access::runtime()?;
-    let report = runtime.block_on(store.sync(&args.user, &adapter, &SyncOptions::new()))?;
-    if args.json {
-        println!("{}", report_json(&report));
+    let store = open_store(db)?;
+    let chunk = args.chunk as usize;
+    let pending = store.pending(&args.user)?.len();
+    let bar = if pending > chunk {
+        ui::bar(pending, &format!("syncing {}", args.user))
     } else {
-        println!(
+        indicatif::ProgressBar::hidden()
+    };
+    let follow = bar.clone();
+    let progress = PushProgress::new(move |done, total| {
+        follow.set_length(total as u64);
+        follow.set_position(done as u64);
+    });
+    let adapter = server_access::adapter(
+        &args.server,
+        chunk,
+        args.api_key,
+        args.user_token,
+        args.bounds,
+        Some(progress),
+    )?;
+    let runtime = server_access::runtime()?;
+    let report = runtime.block_on(store.sync(&args.user, &adapter, &SyncOptions::new()));
+    bar.finish_and_clear();
+    let report = report?;
+    if args.json {
+        say!("{}", report_json(&report))?;
+    } else if !report.server_failed() {
+        say!(
             "sync of {}: sent {}, acknowledged {}, rejected {}, retrying {} ({} requests, {} ms)",
             args.user,
             report.sent,
@@ -74,33 +114,40 @@ pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
             report.retrying.len(),
             report.requests,
             report.duration.as_millis()
-        );
-        for r in &report.rejected {
-            println!(
+        )?;
+        for r in report.rejected.iter().take(LISTED) {
+            say!(
                 "  rejected {} (batch {}): {}",
                 r.key.content(),
                 r.key.batch(),
                 r.reason
-            );
+            )?;
         }
-        for r in &report.retrying {
-            println!(
+        if report.rejected.len() > LISTED {
+            say!(
+                "  ... and {} more rejected (headway rejected --user {})",
+                report.rejected.len() - LISTED,
+                args.user
+            )?;
+        }
+        for r in report.retrying.iter().take(LISTED) {
+            say!(
                 "  retrying {} (batch {}): {}",
                 r.key.content(),
                 r.key.batch(),
                 r.cause
-            );
+            )?;
+        }
+        if report.retrying.len() > LISTED {
+            say!(
+                "  ... and {} more retrying (headway pending --user {})",
+                report.retrying.len() - LISTED,
+                args.user
+            )?;
         }
     }
     if report.server_failed() {
-        let cause = report
-            .retrying
-            .first()
-            .map_or_else(|| "no answer".to_string(), |r| r.cause.to_string());
-        return Err(Failure::Unavailable(format!(
-            "{cause}; {} items stay pending",
-            report.retrying.len()
-        )));
+        return Err(unavailable(&args.server, &report));
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 
 use super::Store;
-use crate::adapter::Adapter;
+use crate::adapter::{Adapter, AdapterError};
 use crate::content_state::Status;
 use crate::course::{derive_course_progress, EnrolledCourse};
 use crate::error::{Error, Result};
@@ -451,6 +451,10 @@ impl Store {
                 }
                 Err(error) => {
                     tracing::warn!(%error, course = %course.course_id, "cannot read the server's content states");
+                    // Unreachable or timed out: the other courses would wait just as long.
+                    if matches!(error, AdapterError::Unavailable { .. }) {
+                        break;
+                    }
                 }
             }
         }

@@ -162,17 +162,36 @@ impl Store {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn resend_rejected(&self, user: &str) -> Result<usize> {
-        self.clear_rejections(user, |_| true)
+        self.clear_rejections(user, None, |_| true)
+    }
+
+    /// Like [`Store::resend_rejected`], for one course only (`None`: every course).
+    ///
+    /// ```
+    /// let store = headway::Store::open_in_memory()?;
+    /// assert_eq!(store.resend_rejected_in("u", Some("do_course"))?, 0);
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn resend_rejected_in(&self, user: &str, course: Option<&str>) -> Result<usize> {
+        self.clear_rejections(user, course, |_| true)
     }
 
     /// Makes the items the server dropped without a reason in an earlier sync pending again
     /// (see [`ItemOutcome::Dropped`]): called as every sync starts.
     pub(crate) fn resend_dropped(&self, user: &str) -> Result<usize> {
-        self.clear_rejections(user, |rejection| rejection.until == RejectedUntil::NextSync)
+        self.clear_rejections(user, None, |rejection| {
+            rejection.until == RejectedUntil::NextSync
+        })
     }
 
-    /// Forgets the learner's rejections that `which` selects, in one transaction.
-    fn clear_rejections(&self, user: &str, which: impl Fn(&Rejection) -> bool) -> Result<usize> {
+    /// Forgets the learner's rejections (of one course, if given) that `which` selects, in one
+    /// transaction.
+    fn clear_rejections(
+        &self,
+        user: &str,
+        course: Option<&str>,
+        which: impl Fn(&Rejection) -> bool,
+    ) -> Result<usize> {
         let mut inner = self.lock()?;
         let tx = inner
             .conn
@@ -180,6 +199,9 @@ impl Store {
             .map_err(Error::sqlite("starting to clear rejections"))?;
         let mut cleared = 0;
         for mut row in rows::select_learner(&tx, user, Rows::All)? {
+            if course.is_some_and(|c| c != row.key.course()) {
+                continue;
+            }
             if row.rejected.as_ref().is_some_and(&which) {
                 row.rejected = None;
                 rows::write(&tx, &row)?;

@@ -2,7 +2,7 @@
 //! bounded retries, and bisection of a chunk the server refuses with 400.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use headway::{
@@ -94,16 +94,61 @@ impl TokenProvider for StaticToken {
     }
 }
 
+/// What a push or read does when the course service cannot be reached.
+///
+/// ```
+/// use headway_sunbird::{SunbirdConfig, WhenUnreachable};
+/// let config = SunbirdConfig::new("http://127.0.0.1:9000").when_unreachable(WhenUnreachable::StopAtOnce);
+/// # let _ = config;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WhenUnreachable {
+    /// A request that cannot connect (refused, no route, DNS failure) or times out ends the
+    /// call at once: no retry, no further chunk; every item not yet answered stays pending.
+    /// Offline, a sync returns in milliseconds. The default.
+    #[default]
+    StopAtOnce,
+    /// Every chunk is tried, each up to `attempts` times with back-off (the behaviour before
+    /// fail-fast; kept for comparison in the benchmark).
+    TryEveryRequest,
+}
+
+/// Called after each answered (or abandoned) update request with the items done so far and
+/// the items of the whole push: what the CLI's progress bar follows.
+#[derive(Clone)]
+pub struct PushProgress(Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl PushProgress {
+    /// Wraps a callback `(done, total)`.
+    ///
+    /// ```
+    /// let progress = headway_sunbird::PushProgress::new(|done, total| eprintln!("{done}/{total}"));
+    /// # let _ = progress;
+    /// ```
+    pub fn new(callback: impl Fn(usize, usize) + Send + Sync + 'static) -> PushProgress {
+        PushProgress(Arc::new(callback))
+    }
+}
+
+impl std::fmt::Debug for PushProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PushProgress(..)")
+    }
+}
+
 /// Where the course service is and how to talk to it.
 ///
 /// ```
 /// use std::time::Duration;
-/// use headway_sunbird::{ApiKey, SunbirdConfig};
+/// use headway_sunbird::{ApiKey, SunbirdConfig, WhenUnreachable};
 /// let config = SunbirdConfig::new("http://127.0.0.1:9000")
 ///     .api_key(ApiKey::new("k"))
 ///     .chunk(100)                         // items per request, the default
-///     .timeout(Duration::from_secs(15))   // per request, the default
-///     .attempts(3);                       // tries per request on 5xx or network errors
+///     .timeout(Duration::from_secs(10))   // per request, the default
+///     .deadline(Duration::from_secs(30))  // per push or read, the default
+///     .when_unreachable(WhenUnreachable::StopAtOnce) // the default
+///     .attempts(3);                       // tries per request on 5xx
 /// # let _ = config;
 /// ```
 #[derive(Clone, Debug)]
@@ -112,8 +157,11 @@ pub struct SunbirdConfig {
     api_key: Option<ApiKey>,
     chunk: usize,
     timeout: Duration,
+    deadline: Duration,
+    when_unreachable: WhenUnreachable,
     attempts: u32,
     retry_base: Duration,
+    progress: Option<PushProgress>,
 }
 
 impl SunbirdConfig {
@@ -124,9 +172,12 @@ impl SunbirdConfig {
             base_url: base_url.into().trim_end_matches('/').to_string(),
             api_key: None,
             chunk: 100,
-            timeout: Duration::from_secs(15),
+            timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(30),
+            when_unreachable: WhenUnreachable::StopAtOnce,
             attempts: 3,
             retry_base: Duration::from_millis(200),
+            progress: None,
         }
     }
 
@@ -142,14 +193,29 @@ impl SunbirdConfig {
         self
     }
 
-    /// The timeout of one request. Default 15 s.
+    /// The timeout of one request, connecting included. Default 10 s.
     pub fn timeout(mut self, timeout: Duration) -> SunbirdConfig {
         self.timeout = timeout;
         self
     }
 
-    /// How many times one request is tried on a 5xx, a timeout or a network error before its
-    /// items are reported as retrying. Default 3; at least 1.
+    /// One deadline for a whole push (every chunk, retry and back-off) or read: once it
+    /// passes, no request starts and the items not yet answered stay pending. Default 30 s.
+    pub fn deadline(mut self, deadline: Duration) -> SunbirdConfig {
+        self.deadline = deadline;
+        self
+    }
+
+    /// What happens when a request cannot connect or times out. Default
+    /// [`WhenUnreachable::StopAtOnce`].
+    pub fn when_unreachable(mut self, policy: WhenUnreachable) -> SunbirdConfig {
+        self.when_unreachable = policy;
+        self
+    }
+
+    /// How many times one request is tried on a 5xx or 429 (and, with
+    /// [`WhenUnreachable::TryEveryRequest`], on a network error or timeout) before its items
+    /// are reported as retrying. Default 3; at least 1.
     pub fn attempts(mut self, attempts: u32) -> SunbirdConfig {
         self.attempts = attempts.max(1);
         self
@@ -159,6 +225,21 @@ impl SunbirdConfig {
     pub fn retry_base(mut self, delay: Duration) -> SunbirdConfig {
         self.retry_base = delay;
         self
+    }
+
+    /// Called after each update request with `(items done, items in the push)`. Default none.
+    pub fn on_progress(mut self, progress: PushProgress) -> SunbirdConfig {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// `scheme://host:port` of the service, what an unreachable-server message names.
+    fn address(&self) -> &str {
+        let after_scheme = self.base_url.find("://").map_or(0, |i| i + 3);
+        let end = self.base_url[after_scheme..]
+            .find('/')
+            .map_or(self.base_url.len(), |i| i + after_scheme);
+        &self.base_url[..end]
     }
 }
 
@@ -190,12 +271,40 @@ impl std::fmt::Debug for SunbirdAdapter {
     }
 }
 
-/// Counters of one push.
-#[derive(Default)]
+/// Counters and bounds of one push or read.
 struct Traffic {
     requests: usize,
     bytes_sent: u64,
     bytes_received: u64,
+    /// No request starts after this.
+    deadline: Instant,
+    /// Set when the service proved unreachable and the call stops at once.
+    halted: Option<RetryCause>,
+}
+
+impl Traffic {
+    fn new(config: &SunbirdConfig) -> Traffic {
+        Traffic {
+            requests: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            deadline: Instant::now() + config.deadline,
+            halted: None,
+        }
+    }
+
+    /// Time left before the deadline.
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Why no further request may start, if none may.
+    fn stopped(&self) -> Option<RetryCause> {
+        if let Some(cause) = &self.halted {
+            return Some(cause.clone());
+        }
+        self.left().is_zero().then_some(RetryCause::Timeout)
+    }
 }
 
 /// One HTTP exchange's result, before interpretation.
@@ -223,6 +332,24 @@ impl SunbirdAdapter {
             config,
             tokens,
         })
+    }
+
+    /// What kind of transport failure `e` was, naming the service's address for a failed
+    /// connection; never the URL's path, query or headers.
+    fn transport_cause(&self, e: &reqwest::Error) -> RetryCause {
+        if e.is_timeout() {
+            return RetryCause::Timeout;
+        }
+        let detail = if e.is_connect() {
+            format!("{CANNOT_CONNECT} {}", self.config.address())
+        } else if e.is_body() || e.is_decode() {
+            "the connection closed while reading the answer".to_string()
+        } else if e.is_request() {
+            "the request failed".to_string()
+        } else {
+            "transport error".to_string()
+        };
+        RetryCause::Network { detail }
     }
 
     fn url(&self, path: &str) -> String {
@@ -273,9 +400,10 @@ impl SunbirdAdapter {
             }
             None => request,
         };
+        let request = request.timeout(self.config.timeout.min(traffic.left()));
         let response = match request.send().await {
             Ok(response) => response,
-            Err(e) => return Exchange::Failed(transport_cause(&e)),
+            Err(e) => return Exchange::Failed(self.transport_cause(&e)),
         };
         let status = response.status().as_u16();
         match response.bytes().await {
@@ -288,7 +416,7 @@ impl SunbirdAdapter {
             }
             // The server may have applied the update and then dropped the connection: the
             // items stay pending, and resending them is harmless (the server's merge is a max).
-            Err(e) => Exchange::Failed(transport_cause(&e)),
+            Err(e) => Exchange::Failed(self.transport_cause(&e)),
         }
     }
 
@@ -338,6 +466,9 @@ impl SunbirdAdapter {
         let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_base * 16);
         let mut refreshed = false;
         loop {
+            if let Some(cause) = traffic.stopped() {
+                return Err(cause);
+            }
             let headers = self.headers(user, refreshed).await?;
             let request = method(&self.http, self.url(path)).headers(headers);
             let cause = match self.exchange(request, body.clone(), traffic).await {
@@ -352,14 +483,23 @@ impl SunbirdAdapter {
                     RetryCause::Server { status }
                 }
                 Exchange::Answered { status, body } => return Ok((status, body)),
-                Exchange::Failed(cause) => cause,
+                Exchange::Failed(cause) => {
+                    let unreachable = matches!(cause, RetryCause::Timeout)
+                        || matches!(&cause, RetryCause::Network { detail } if detail.starts_with(CANNOT_CONNECT));
+                    if unreachable && self.config.when_unreachable == WhenUnreachable::StopAtOnce {
+                        tracing::info!(%cause, "the course service is unreachable; stopping at once");
+                        traffic.halted = Some(cause.clone());
+                        return Err(cause);
+                    }
+                    cause
+                }
             };
             backoff.record_failure();
             if backoff.failures() >= self.config.attempts {
                 return Err(cause);
             }
             tracing::debug!(%cause, attempt = backoff.failures(), "retrying a request");
-            tokio::time::sleep(backoff.delay(traffic.requests as u64)).await;
+            tokio::time::sleep(backoff.delay(traffic.requests as u64).min(traffic.left())).await;
         }
     }
 }
@@ -429,25 +569,8 @@ fn path_segment(value: &str) -> String {
         .collect()
 }
 
-fn transport_cause(e: &reqwest::Error) -> RetryCause {
-    if e.is_timeout() {
-        RetryCause::Timeout
-    } else {
-        // Never the URL's query or headers: only what kind of failure it was.
-        let kind = if e.is_connect() {
-            "cannot connect"
-        } else if e.is_body() || e.is_decode() {
-            "the connection closed while reading the answer"
-        } else if e.is_request() {
-            "the request failed"
-        } else {
-            "transport error"
-        };
-        RetryCause::Network {
-            detail: kind.to_string(),
-        }
-    }
-}
+/// How a failed connection's cause starts: what tells it from a broken answer.
+const CANNOT_CONNECT: &str = "cannot connect to";
 
 fn adapter_error(cause: RetryCause) -> AdapterError {
     AdapterError::Unavailable { cause }
@@ -456,13 +579,25 @@ fn adapter_error(cause: RetryCause) -> AdapterError {
 #[async_trait]
 impl Adapter for SunbirdAdapter {
     async fn push(&self, user: &str, items: &[Outgoing]) -> PushReport {
-        let mut traffic = Traffic::default();
+        let mut traffic = Traffic::new(&self.config);
         let mut outcomes: Vec<Option<ItemOutcome>> = vec![None; items.len()];
+        let mut done = 0;
         for request in plan_requests(items, self.config.chunk) {
             // Bisection without recursion: a stack of index ranges still to send.
             let mut stack = vec![request];
             while let Some(indices) = stack.pop() {
+                if let Some(cause) = traffic.stopped() {
+                    // Unreachable or out of time: nothing more is sent, everything stays
+                    // pending.
+                    for &i in &indices {
+                        outcomes[i] = Some(ItemOutcome::Retry {
+                            cause: cause.clone(),
+                        });
+                    }
+                    continue;
+                }
                 let chunk: Vec<&Outgoing> = indices.iter().map(|&i| &items[i]).collect();
+                let answered_before = outcomes.iter().filter(|o| o.is_some()).count();
                 match self.send_chunk(user, &chunk, &mut traffic).await {
                     UpdateAnswer::Items(answers) => {
                         for (&i, outcome) in indices.iter().zip(answers) {
@@ -492,6 +627,10 @@ impl Adapter for SunbirdAdapter {
                             });
                         }
                     }
+                }
+                if let Some(progress) = &self.config.progress {
+                    done += outcomes.iter().filter(|o| o.is_some()).count() - answered_before;
+                    (progress.0)(done, items.len());
                 }
             }
         }
@@ -527,7 +666,7 @@ impl Adapter for SunbirdAdapter {
                 |http, url| http.post(url),
                 "content/state/read",
                 Some(body),
-                &mut Traffic::default(),
+                &mut Traffic::new(&self.config),
             )
             .await
             .map_err(adapter_error)?;
@@ -551,7 +690,7 @@ impl Adapter for SunbirdAdapter {
                 |http, url| http.get(url),
                 &path,
                 None,
-                &mut Traffic::default(),
+                &mut Traffic::new(&self.config),
             )
             .await
             .map_err(adapter_error)?;

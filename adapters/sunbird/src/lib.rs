@@ -9,10 +9,13 @@ mod error;
 mod server;
 pub mod wire;
 
-pub use client::{ApiKey, StaticToken, SunbirdAdapter, SunbirdConfig, TokenProvider, UserToken};
+pub use client::{
+    ApiKey, PushProgress, StaticToken, SunbirdAdapter, SunbirdConfig, TokenProvider, UserToken,
+    WhenUnreachable,
+};
 pub use error::{Error, Result};
 #[cfg(feature = "server")]
 pub use server::{
-    BatchStatus, CourseService, Faults, Lag, ReferenceServer, Reply, ServerConfig, Stats,
-    UnknownBatches,
+    BatchStatus, CourseService, Faults, Lag, ReferenceServer, Reply, Seed, SeedBatch, SeedCourse,
+    SeedEnrolment, ServerConfig, Stats, UnknownBatches,
 };

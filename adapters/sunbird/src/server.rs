@@ -26,6 +26,7 @@ pub use service::{BatchStatus, CourseService, Lag, Reply, UnknownBatches};
 /// ```
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
+    seed: Option<Seed>,
     addr: String,
     db: Option<PathBuf>,
     api_key: Option<String>,
@@ -40,6 +41,7 @@ impl ServerConfig {
     /// ids are trusted.
     pub fn new(addr: impl Into<String>) -> ServerConfig {
         ServerConfig {
+            seed: None,
             addr: addr.into(),
             db: None,
             api_key: None,
@@ -75,10 +77,131 @@ impl ServerConfig {
         self
     }
 
+    /// Courses, batches, enrolments and tokens to set up before serving.
+    pub fn seed(mut self, seed: Seed) -> ServerConfig {
+        for (token, user) in &seed.tokens {
+            self.tokens.push((token.clone(), user.clone()));
+        }
+        self.seed = Some(seed);
+        self
+    }
+
     /// How far the enrollment list lags behind updates.
     pub fn lag(mut self, lag: Lag) -> ServerConfig {
         self.lag = lag;
         self
+    }
+}
+
+/// What a service starts with (`headway serve --seed FILE`): courses with their leaf nodes,
+/// batches, enrolments and user tokens.
+///
+/// ```
+/// let seed = headway_sunbird::Seed::from_json(r#"{
+///   "courses": [{"courseId": "do_course", "name": "Fractions", "leafNodes": ["do_1", "do_2"]}],
+///   "batches": [{"batchId": "0130", "courseId": "do_course", "status": 1}],
+///   "enrolments": [{"userId": "asha", "courseId": "do_course", "batchId": "0130"}],
+///   "tokens": {"token-of-asha": "asha"}
+/// }"#)?;
+/// assert_eq!(seed.courses.len(), 1);
+/// # Ok::<(), headway_sunbird::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Seed {
+    /// Courses and their leaf nodes.
+    pub courses: Vec<SeedCourse>,
+    /// Batches: 0 upcoming, 1 ongoing, 2 closed.
+    pub batches: Vec<SeedBatch>,
+    /// Which learner is enrolled in which course batch.
+    pub enrolments: Vec<SeedEnrolment>,
+    /// User tokens and the learner each stands for (then only these tokens pass).
+    pub tokens: std::collections::BTreeMap<String, String>,
+}
+
+/// A course of a [`Seed`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedCourse {
+    /// The course id.
+    pub course_id: String,
+    /// Its name (default: the id).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The contents that count towards completion.
+    #[serde(default)]
+    pub leaf_nodes: Vec<String>,
+}
+
+/// A batch of a [`Seed`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedBatch {
+    /// The batch id.
+    pub batch_id: String,
+    /// Its course.
+    pub course_id: String,
+    /// 0 upcoming, 1 ongoing (the default), 2 closed.
+    #[serde(default = "ongoing")]
+    pub status: u8,
+}
+
+fn ongoing() -> u8 {
+    1
+}
+
+/// An enrolment of a [`Seed`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedEnrolment {
+    /// The learner.
+    pub user_id: String,
+    /// The course.
+    pub course_id: String,
+    /// The batch.
+    pub batch_id: String,
+}
+
+impl Seed {
+    /// Parses a seed file's JSON, refusing unknown fields and batch statuses outside 0..=2.
+    pub fn from_json(text: &str) -> Result<Seed> {
+        let seed: Seed = serde_json::from_str(text).map_err(|e| Error::InvalidConfig {
+            reason: format!("the seed does not parse: {e}"),
+        })?;
+        if let Some(batch) = seed.batches.iter().find(|b| b.status > 2) {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "batch {:?} has status {}: 0 upcoming, 1 ongoing or 2 closed",
+                    batch.batch_id, batch.status
+                ),
+            });
+        }
+        Ok(seed)
+    }
+
+    fn apply(&self, service: &CourseService) -> Result<()> {
+        for course in &self.courses {
+            let name = course.name.as_deref().unwrap_or(&course.course_id);
+            service.put_course(&course.course_id, name, &course.leaf_nodes)?;
+        }
+        for batch in &self.batches {
+            let status = match batch.status {
+                0 => BatchStatus::Upcoming,
+                1 => BatchStatus::Ongoing,
+                _ => BatchStatus::Closed,
+            };
+            service.put_batch(&batch.batch_id, &batch.course_id, status)?;
+        }
+        let now = headway::Timestamp::now().as_millis();
+        for enrolment in &self.enrolments {
+            service.enrol(
+                &enrolment.user_id,
+                &enrolment.course_id,
+                &enrolment.batch_id,
+                now,
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -179,6 +302,9 @@ impl ReferenceServer {
         let service = CourseService::open(config.db.as_deref())?;
         service.set_lag(config.lag);
         service.set_unknown_batches(config.unknown_batches);
+        if let Some(seed) = &config.seed {
+            seed.apply(&service)?;
+        }
         let tokens = config
             .tokens
             .into_iter()

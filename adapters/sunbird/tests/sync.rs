@@ -475,6 +475,214 @@ async fn reads_parse_the_servers_states_and_enrolled_courses() {
     assert_eq!(courses[0].fields["courseName"], "Fractions");
 }
 
+/// A port on 127.0.0.1 nothing listens on.
+fn refused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+/// A listener that accepts and never answers.
+fn silent_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+fn many(store: &Store, count: usize) {
+    let updates = (0..count)
+        .map(|i| ProgressUpdate::new(key(&format!("do_{i:04}")), Status::Completed, 100).unwrap())
+        .collect();
+    store.record_batch(updates).unwrap();
+}
+
+// Issue 12: offline, a sync returns at once instead of trying every chunk with retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_ends_the_push_at_once_unless_told_to_try_every_request() {
+    let store = Store::open_in_memory().unwrap();
+    many(&store, 250);
+    let url = refused_url();
+    let tokens = || Arc::new(StaticToken::new(UserToken::new("t")));
+    let fast = SunbirdAdapter::new(SunbirdConfig::new(&url), tokens()).unwrap();
+    let report = store.sync(USER, &fast, &SyncOptions::new()).await.unwrap();
+    assert_eq!((report.requests, report.retrying.len()), (1, 250));
+    let cause = report.retrying[0].cause.to_string();
+    assert!(cause.contains(url.trim_start_matches("http://")), "{cause}");
+    let every = SunbirdAdapter::new(
+        SunbirdConfig::new(&url)
+            .when_unreachable(headway_sunbird::WhenUnreachable::TryEveryRequest)
+            .attempts(2)
+            .retry_base(Duration::from_millis(1)),
+        tokens(),
+    )
+    .unwrap();
+    let report = store.sync(USER, &every, &SyncOptions::new()).await.unwrap();
+    assert_eq!((report.requests, report.retrying.len()), (6, 250));
+    assert_eq!(store.pending(USER).unwrap().len(), 250);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_is_bounded_by_the_request_timeout_and_the_engine_deadline() {
+    let store = Store::open_in_memory().unwrap();
+    many(&store, 250);
+    let url = silent_url();
+    let tokens = || Arc::new(StaticToken::new(UserToken::new("t")));
+    // The adapter's own bound: one request times out, no further chunk is tried.
+    let adapter = SunbirdAdapter::new(
+        SunbirdConfig::new(&url).timeout(Duration::from_millis(200)),
+        tokens(),
+    )
+    .unwrap();
+    let report = store
+        .sync(USER, &adapter, &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(report.requests, 1);
+    assert!(report
+        .retrying
+        .iter()
+        .all(|r| r.cause == RetryCause::Timeout));
+    // The engine's deadline abandons a push the adapter would wait on far longer.
+    let patient = SunbirdAdapter::new(SunbirdConfig::new(&url), tokens()).unwrap();
+    let options = SyncOptions::new().deadline(Duration::from_millis(200));
+    let report = store.sync(USER, &patient, &options).await.unwrap();
+    assert_eq!((report.requests, report.retrying.len()), (0, 250));
+    assert!(report
+        .retrying
+        .iter()
+        .all(|r| r.cause == RetryCause::Timeout));
+    assert_eq!(store.pending(USER).unwrap().len(), 250);
+    assert!(store
+        .last_sync(USER)
+        .unwrap()
+        .unwrap()
+        .outcome
+        .starts_with("server unavailable"));
+}
+
+/// Counts pushes through another adapter.
+struct Counting {
+    inner: SunbirdAdapter,
+    pushes: AtomicUsize,
+}
+
+#[async_trait]
+impl headway::Adapter for Counting {
+    async fn push(&self, user: &str, items: &[headway::Outgoing]) -> headway::PushReport {
+        self.pushes.fetch_add(1, Ordering::SeqCst);
+        self.inner.push(user, items).await
+    }
+    async fn read_states(
+        &self,
+        user: &str,
+        course: &str,
+        batch: &str,
+    ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
+        self.inner.read_states(user, course, batch).await
+    }
+    async fn enrolled_courses(
+        &self,
+        user: &str,
+    ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
+        self.inner.enrolled_courses(user).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_sync_backs_off_while_the_server_is_unreachable() {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    many(&store, 10);
+    let counting = Arc::new(Counting {
+        inner: SunbirdAdapter::new(
+            SunbirdConfig::new(refused_url()),
+            Arc::new(StaticToken::new(UserToken::new("t"))),
+        )
+        .unwrap(),
+        pushes: AtomicUsize::new(0),
+    });
+    let background = headway::BackgroundSync::start(
+        store.clone(),
+        counting.clone(),
+        vec![USER.to_string()],
+        headway::BackgroundOptions::new()
+            .debounce(Duration::from_millis(20))
+            .backoff(Duration::from_millis(50), Duration::from_millis(200)),
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    background.stop().await;
+    let pushes = counting.pushes.load(Ordering::SeqCst);
+    // 50, 100, 200, 200 ms... apart: a handful, not one per 20 ms tick.
+    assert!((2..=12).contains(&pushes), "{pushes} pushes in 700 ms");
+    assert_eq!(store.pending(USER).unwrap().len(), 10);
+}
+
+/// The list answers; every read of content states times out (and is counted).
+struct ReadsTimeOut {
+    inner: SunbirdAdapter,
+    reads: AtomicUsize,
+}
+
+#[async_trait]
+impl headway::Adapter for ReadsTimeOut {
+    async fn push(&self, user: &str, items: &[headway::Outgoing]) -> headway::PushReport {
+        self.inner.push(user, items).await
+    }
+    async fn read_states(
+        &self,
+        _user: &str,
+        _course: &str,
+        _batch: &str,
+    ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        Err(headway::AdapterError::Unavailable {
+            cause: RetryCause::Timeout,
+        })
+    }
+    async fn enrolled_courses(
+        &self,
+        user: &str,
+    ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
+        self.inner.enrolled_courses(user).await
+    }
+}
+
+// Issue 12: a refresh that meets a silent server waits for one timeout, not one per course.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_stops_reading_courses_once_the_server_is_unavailable() {
+    let server = server().await;
+    for c in 0..3 {
+        let course = format!("do_course_{c}");
+        let batch = format!("013{c}");
+        server
+            .service()
+            .put_course(&course, &course, &["do_1".to_string()])
+            .unwrap();
+        server
+            .service()
+            .put_batch(&batch, &course, BatchStatus::Ongoing)
+            .unwrap();
+        server.service().enrol(USER, &course, &batch, c).unwrap();
+    }
+    let store = Store::open_in_memory().unwrap();
+    let adapter = ReadsTimeOut {
+        inner: adapter(&server),
+        reads: AtomicUsize::new(0),
+    };
+    let answer = store
+        .refresh_courses(USER, &adapter, &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(answer.courses.len(), 3, "the list itself still answers");
+    assert_eq!(adapter.reads.load(Ordering::SeqCst), 1);
+}
+
 /// Issue 9, fault 4: one sync with another user's token must not withhold progress for good.
 /// The dropped item is listed as rejected until the next sync, which sends it again without
 /// the app having to ask.

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
@@ -20,6 +22,16 @@ use super::{Faults, Shared};
 type App = Arc<Shared>;
 
 pub(crate) fn router(shared: App) -> Router {
+    let admin = Router::new()
+        .route("/admin/course", post(admin_course))
+        .route("/admin/batch", post(admin_batch))
+        .route("/admin/enrol", post(admin_enrol))
+        .route("/admin/token", post(admin_token))
+        .route("/admin/faults", post(admin_faults))
+        .route("/admin/lag", post(admin_lag))
+        .route("/admin/stats", get(admin_stats))
+        .route("/admin/states/{user}", get(admin_states))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), require_key));
     Router::new()
         .route("/api/course/v1/content/state/update", patch(update))
         .route("/v1/content/state/update", patch(update))
@@ -29,15 +41,47 @@ pub(crate) fn router(shared: App) -> Router {
         .route("/api/course/v1/user/enrollment/list/{user}", get(list))
         .route("/v1/user/courses/list/{user}", get(list))
         .route("/api/course/v1/enrol", post(enrol))
-        .route("/admin/course", post(admin_course))
-        .route("/admin/batch", post(admin_batch))
-        .route("/admin/enrol", post(admin_enrol))
-        .route("/admin/token", post(admin_token))
-        .route("/admin/faults", post(admin_faults))
-        .route("/admin/lag", post(admin_lag))
-        .route("/admin/stats", get(admin_stats))
-        .route("/admin/states/{user}", get(admin_states))
+        .merge(admin)
+        .layer(middleware::from_fn(log_request))
         .with_state(shared)
+}
+
+/// One line per request at `info`: method, path (never the query or a header, so no token or
+/// key), status and time. `headway serve -v` shows them.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        "{method} {path} {} {} ms",
+        response.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    response
+}
+
+/// `/admin/*` asks for the API key too, when the service has one.
+async fn require_key(
+    State(app): State<App>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(key) = &app.api_key {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if given != format!("Bearer {key}") {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "the admin endpoints need Authorization: Bearer <api key>"})),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 fn now() -> i64 {

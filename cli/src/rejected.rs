@@ -1,0 +1,75 @@
+//! `headway rejected` and `headway resend`: the items the server refused for good, and making
+//! them pending again (issue 9, point 4).
+
+use std::path::Path;
+
+use clap::Args;
+use serde_json::{json, Value};
+
+use crate::output::{items_table, print_records};
+use crate::{existing_store, Failure};
+
+#[derive(Args)]
+pub struct RejectedArgs {
+    /// The learner (userId).
+    #[arg(long)]
+    user: String,
+    /// Print one JSON array (piped, one JSON object per line is the default).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct ResendArgs {
+    /// The learner (userId).
+    #[arg(long)]
+    user: String,
+    /// Only this course.
+    #[arg(long)]
+    course: Option<String>,
+}
+
+pub fn list(db: &Path, args: RejectedArgs) -> Result<(), Failure> {
+    headway::check_id("user", args.user.clone())?;
+    let store = existing_store(db)?;
+    let rejected = store.rejected(&args.user)?;
+    let records: Vec<Value> = rejected
+        .iter()
+        .map(|(item, reason)| {
+            let (key, state) = (item.key(), item.state());
+            json!({
+                "userId": key.user(),
+                "courseId": key.course(),
+                "batchId": key.batch(),
+                "contentId": key.content(),
+                "status": state.status().code(),
+                "progress": state.progress().get(),
+                "reason": reason,
+            })
+        })
+        .collect();
+    let empty = format!("nothing rejected for learner {}", args.user);
+    print_records(&records, args.json, &empty, || {
+        let items: Vec<_> = rejected.iter().map(|(item, _)| item.clone()).collect();
+        let reasons = rejected.iter().map(|(_, reason)| reason.clone()).collect();
+        items_table(&items, &[("REASON", reasons)])
+    })
+}
+
+pub fn resend(db: &Path, args: ResendArgs) -> Result<(), Failure> {
+    headway::check_id("user", args.user.clone())?;
+    if let Some(course) = &args.course {
+        headway::check_id("course", course.clone())?;
+    }
+    let store = existing_store(db)?;
+    let count = store.resend_rejected_in(&args.user, args.course.as_deref())?;
+    let scope = args
+        .course
+        .as_ref()
+        .map_or_else(String::new, |c| format!(" in course {c}"));
+    say!(
+        "{count} rejected item(s) of {}{scope} are pending again; the next sync sends them",
+        args.user
+    )?;
+    Ok(())
+}

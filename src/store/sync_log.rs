@@ -1,0 +1,113 @@
+//! The outcome of each learner's last sync, kept in `meta` (one row per learner) so that
+//! `headway status` and the app can say when progress last reached the server.
+
+use rusqlite::OptionalExtension;
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::sync::SyncReport;
+use crate::timestamp::Timestamp;
+
+/// How a learner's last sync ended, as [`Store::last_sync`] reports it.
+///
+/// ```
+/// let store = headway::Store::open_in_memory()?;
+/// assert_eq!(store.last_sync("learner-1")?, None); // never synced
+/// # Ok::<(), headway::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastSync {
+    /// When the sync ended (the device's clock).
+    pub at: Timestamp,
+    /// `complete` (nothing stays pending), `partial` (some items stay pending or were
+    /// refused), or `server unavailable: <cause>` (nothing reached the server).
+    pub outcome: String,
+    /// Items sent.
+    pub sent: usize,
+    /// Items the server acknowledged.
+    pub acknowledged: usize,
+}
+
+fn meta_name(user: &str) -> String {
+    format!("last_sync:{user}")
+}
+
+impl Store {
+    /// Keeps how this sync of `user` ended. A failure to write it is logged, never returned:
+    /// the sync itself is already committed.
+    pub(crate) fn note_sync(&self, user: &str, report: &SyncReport) {
+        let outcome = if report.server_failed() {
+            let cause = report
+                .retrying
+                .first()
+                .map_or_else(|| "no answer".to_string(), |r| r.cause.to_string());
+            format!("server unavailable: {cause}")
+        } else if report.is_complete() && report.rejected.is_empty() {
+            "complete".to_string()
+        } else {
+            "partial".to_string()
+        };
+        let value = serde_json::json!({
+            "at": Timestamp::now().as_millis(),
+            "outcome": outcome,
+            "sent": report.sent,
+            "acknowledged": report.acknowledged,
+        });
+        let written = self.lock().and_then(|inner| {
+            inner
+                .conn
+                .execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)",
+                    rusqlite::params![meta_name(user), value.to_string().into_bytes()],
+                )
+                .map_err(Error::sqlite("keeping the last sync's outcome"))
+        });
+        if let Err(error) = written {
+            tracing::warn!(%error, "cannot keep the last sync's outcome");
+        }
+    }
+
+    /// How the last sync of `user` on this device ended, or `None` if it never synced.
+    ///
+    /// ```
+    /// let store = headway::Store::open_in_memory()?;
+    /// assert!(store.last_sync("u")?.is_none());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn last_sync(&self, user: &str) -> Result<Option<LastSync>> {
+        let inner = self.lock()?;
+        let stored: Option<Vec<u8>> = inner
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE name = ?1",
+                [meta_name(user)],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(Error::sqlite("reading the last sync's outcome"))?;
+        let Some(bytes) = stored else {
+            return Ok(None);
+        };
+        let corrupt = |what: &str| Error::CorruptStore {
+            reason: format!("the last sync of {user:?} is unreadable: {what}"),
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(&e.to_string()))?;
+        let number = |name: &str| value.get(name).and_then(serde_json::Value::as_u64);
+        let at = value
+            .get("at")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| corrupt("no time"))?;
+        Ok(Some(LastSync {
+            at: Timestamp::from_millis(at)?,
+            outcome: value
+                .get("outcome")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("unknown")
+                .to_string(),
+            sent: usize::try_from(number("sent").unwrap_or(0)).unwrap_or(usize::MAX),
+            acknowledged: usize::try_from(number("acknowledged").unwrap_or(0))
+                .unwrap_or(usize::MAX),
+        }))
+    }
+}
