@@ -30,24 +30,30 @@ fn profile_dir() -> PathBuf {
 }
 
 /// Builds the `headway` binary and `uniffi-bindgen` next to the library this test was built
-/// with (a no-op when `cargo test --workspace` already built them).
+/// with. Under the README's command (`cargo test --workspace --all-features`) the same
+/// workspace-wide build reuses everything already compiled and only links `uniffi-bindgen`.
 fn artifacts() -> &'static Artifacts {
     static BUILT: OnceLock<Artifacts> = OnceLock::new();
     BUILT.get_or_init(|| {
+        let dir = profile_dir();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        build
             .current_dir(repo())
-            .args(["build", "-p", "headway-cli", "-p", "headway-uniffi-bindgen"])
-            .status()
-            .expect("cargo runs");
+            .args(["build", "--workspace", "--all-features", "--bins"]);
+        if dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
         assert!(
             status.success(),
             "building headway and uniffi-bindgen failed"
         );
-        let dir = profile_dir();
         let found = Artifacts {
             headway: dir.join("headway"),
-            library: dir.join("libheadway_ffi.so"),
+            // Cargo builds every crate type of the library for this test, but leaves them in
+            // deps/ (only `cargo build` copies them up).
+            library: dir.join("deps").join("libheadway_ffi.so"),
             bindgen: dir.join("uniffi-bindgen"),
         };
         for path in [&found.headway, &found.library, &found.bindgen] {
