@@ -29,26 +29,13 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the `headway` binary and `uniffi-bindgen` next to the library this test was built
-/// with. Under the README's command (`cargo test --workspace --all-features`) the same
-/// workspace-wide build reuses everything already compiled and only links `uniffi-bindgen`.
+/// The `headway` binary and `uniffi-bindgen` of this build. Under the README's command
+/// (`cargo test --workspace --all-features`) both were just built for their own packages'
+/// tests; when this test runs alone and one is missing, cargo builds it.
 fn artifacts() -> &'static Artifacts {
     static BUILT: OnceLock<Artifacts> = OnceLock::new();
     BUILT.get_or_init(|| {
         let dir = profile_dir();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(repo())
-            .args(["build", "--workspace", "--all-features", "--bins"]);
-        if dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(
-            status.success(),
-            "building headway and uniffi-bindgen failed"
-        );
         let found = Artifacts {
             headway: dir.join("headway"),
             // Cargo builds every crate type of the library for this test, but leaves them in
@@ -56,6 +43,25 @@ fn artifacts() -> &'static Artifacts {
             library: dir.join("deps").join("libheadway_ffi.so"),
             bindgen: dir.join("uniffi-bindgen"),
         };
+        if !found.headway.exists() || !found.bindgen.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.current_dir(repo()).args([
+                "build",
+                "-p",
+                "headway-cli",
+                "-p",
+                "headway-uniffi-bindgen",
+            ]);
+            if dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(
+                status.success(),
+                "building headway and uniffi-bindgen failed"
+            );
+        }
         for path in [&found.headway, &found.library, &found.bindgen] {
             assert!(path.exists(), "{} was not built", path.display());
         }

@@ -617,12 +617,13 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
  * let dir = std::env::temp_dir().join(format!("headway-ffi-doc-{}", std::process::id()));
  * std::fs::create_dir_all(&dir).unwrap();
  * let store = Store::new(dir.join("progress.db").display().to_string(), None)?;
- * let update = |progress| ProgressUpdate {
+ * let update = |progress, consumed_at_ms| ProgressUpdate {
  * user_id: "learner-1".into(), course_id: "do_course".into(), batch_id: "0130".into(),
- * content_id: "do_video".into(), status: Status::InProgress, progress, consumed_at_ms: None,
+ * content_id: "do_video".into(), status: Status::InProgress, progress, consumed_at_ms,
  * };
- * assert!(store.record(update(60))?);
- * assert!(!store.record(update(20))?); // stale: changes nothing
+ * assert!(store.record(update(60, None))?);
+ * let earlier = Some(1_700_000_000_000); // an old session's update arrives late
+ * assert!(!store.record(update(20, earlier))?); // stale: changes nothing
  * assert_eq!(store.state("learner-1".into(), None)?[0].progress, 60);
  * # drop(store); std::fs::remove_dir_all(&dir).unwrap();
  * # Ok::<(), headway_ffi::HeadwayError>(())
@@ -748,12 +749,13 @@ public protocol StoreProtocol: AnyObject, Sendable {
  * let dir = std::env::temp_dir().join(format!("headway-ffi-doc-{}", std::process::id()));
  * std::fs::create_dir_all(&dir).unwrap();
  * let store = Store::new(dir.join("progress.db").display().to_string(), None)?;
- * let update = |progress| ProgressUpdate {
+ * let update = |progress, consumed_at_ms| ProgressUpdate {
  * user_id: "learner-1".into(), course_id: "do_course".into(), batch_id: "0130".into(),
- * content_id: "do_video".into(), status: Status::InProgress, progress, consumed_at_ms: None,
+ * content_id: "do_video".into(), status: Status::InProgress, progress, consumed_at_ms,
  * };
- * assert!(store.record(update(60))?);
- * assert!(!store.record(update(20))?); // stale: changes nothing
+ * assert!(store.record(update(60, None))?);
+ * let earlier = Some(1_700_000_000_000); // an old session's update arrives late
+ * assert!(!store.record(update(20, earlier))?); // stale: changes nothing
  * assert_eq!(store.state("learner-1".into(), None)?[0].progress, 60);
  * # drop(store); std::fs::remove_dir_all(&dir).unwrap();
  * # Ok::<(), headway_ffi::HeadwayError>(())
