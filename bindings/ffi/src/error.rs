@@ -1,0 +1,115 @@
+//! The facade's one error type: the library's error classes, each carrying its message.
+
+use std::any::Any;
+
+/// Everything a call into headway can fail with. Each variant carries the library's message;
+/// when an input is refused, or bytes from a peer are refused, nothing was changed.
+///
+/// ```
+/// use headway_ffi::{HeadwayError, ProgressUpdate, Status, Store};
+/// let store = Store::open_in_memory()?;
+/// let update = ProgressUpdate {
+///     user_id: "learner-1".into(), course_id: "do_course".into(), batch_id: "0130".into(),
+///     content_id: "do_video".into(), status: Status::InProgress, progress: 101, consumed_at_ms: None,
+/// };
+/// assert!(matches!(store.record(update), Err(HeadwayError::InvalidInput { .. })));
+/// # Ok::<(), HeadwayError>(())
+/// ```
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+#[uniffi(flat_error)]
+pub enum HeadwayError {
+    /// Refused input (a status, progress, id, time or player event out of bounds); nothing was
+    /// recorded.
+    #[error("{message}")]
+    InvalidInput {
+        /// What was refused and why.
+        message: String,
+    },
+    /// The store file is damaged, or is not a headway store; it was left untouched.
+    #[error("{message}")]
+    CorruptStore {
+        /// What is damaged.
+        message: String,
+    },
+    /// The store file could not be opened (a missing directory, no permission), or was
+    /// written by a newer headway.
+    #[error("{message}")]
+    StoreUnavailable {
+        /// Why.
+        message: String,
+    },
+    /// The server could not be reached or kept failing; everything pending stays pending.
+    #[error("{message}")]
+    ServerUnavailable {
+        /// The first cause and how many items stay pending.
+        message: String,
+    },
+    /// A file or message from a peer device was malformed, hostile or for another learner;
+    /// nothing was changed.
+    #[error("{message}")]
+    RefusedPeerData {
+        /// What is wrong with it.
+        message: String,
+    },
+    /// SQLite or Automerge failed for another reason (disk full, locked for too long, ...).
+    #[error("{message}")]
+    Storage {
+        /// What failed.
+        message: String,
+    },
+    /// A bug: headway panicked. The panic was caught at the boundary; report it.
+    #[error("{message}")]
+    Internal {
+        /// The panic's message.
+        message: String,
+    },
+}
+
+impl From<headway::Error> for HeadwayError {
+    fn from(error: headway::Error) -> HeadwayError {
+        let message = error.to_string();
+        if error.is_invalid_input() {
+            return HeadwayError::InvalidInput { message };
+        }
+        if error.is_corruption() {
+            return HeadwayError::CorruptStore { message };
+        }
+        match error {
+            headway::Error::PeerMessage { .. } => HeadwayError::RefusedPeerData { message },
+            headway::Error::StoreOpen { .. } | headway::Error::StoreTooNew { .. } => {
+                HeadwayError::StoreUnavailable { message }
+            }
+            _ => HeadwayError::Storage { message },
+        }
+    }
+}
+
+impl From<headway_sunbird::Error> for HeadwayError {
+    fn from(error: headway_sunbird::Error) -> HeadwayError {
+        let message = error.to_string();
+        match error {
+            headway_sunbird::Error::InvalidConfig { .. } => HeadwayError::InvalidInput { message },
+            _ => HeadwayError::ServerUnavailable { message },
+        }
+    }
+}
+
+impl HeadwayError {
+    /// The error a caught panic becomes.
+    pub(crate) fn from_panic(payload: Box<dyn Any + Send>) -> HeadwayError {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        HeadwayError::Internal {
+            message: format!("headway panicked: {what}"),
+        }
+    }
+}
+
+/// Runs `call`, turning a panic into [`HeadwayError::Internal`]: no panic crosses the boundary.
+pub(crate) fn guard<T>(call: impl FnOnce() -> Result<T, HeadwayError>) -> Result<T, HeadwayError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+        .unwrap_or_else(|payload| Err(HeadwayError::from_panic(payload)))
+}

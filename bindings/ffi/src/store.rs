@@ -1,0 +1,403 @@
+//! [`Store`]: a device's store of learners' progress, as the app sees it.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use headway::{BackgroundOptions, BackgroundSync, ChangeOrigin, PlayerEventOutcome, StoreOptions};
+
+use crate::error::{guard, HeadwayError};
+use crate::events::{deliver, EventListener};
+use crate::server::SunbirdServer;
+use crate::types::{
+    ContentItem, CourseContext, Durability, EnrolledCourse, ProgressUpdate, RejectedItem,
+    SyncReport,
+};
+
+/// The runtime network calls and the background sync run on: built on first use, two worker
+/// threads, kept for the life of the process.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, HeadwayError> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("headway-net")
+        .enable_all()
+        .build()
+        .map_err(|e| HeadwayError::Internal {
+            message: format!("cannot start headway's runtime: {e}"),
+        })?;
+    Ok(RUNTIME.get_or_init(|| built))
+}
+
+/// Runs `work` on headway's runtime and waits for it without blocking the caller's executor;
+/// a panic in it becomes [`HeadwayError::Internal`].
+async fn on_runtime<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, HeadwayError>> + Send + 'static,
+) -> Result<T, HeadwayError> {
+    match runtime()?.spawn(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(HeadwayError::from_panic(e.into_panic())),
+        Err(e) => Err(HeadwayError::Internal {
+            message: format!("headway's task stopped: {e}"),
+        }),
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A device's durable store of learners' course progress, in one SQLite file. Local calls
+/// block (they are fast); `sync` and `refresh_courses` are async. Progress never goes down:
+/// an update below what is stored changes nothing.
+///
+/// ```
+/// use headway_ffi::{ProgressUpdate, Status, Store};
+/// let dir = std::env::temp_dir().join(format!("headway-ffi-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let store = Store::new(dir.join("progress.db").display().to_string(), None)?;
+/// let update = |progress, consumed_at_ms| ProgressUpdate {
+///     user_id: "learner-1".into(), course_id: "do_course".into(), batch_id: "0130".into(),
+///     content_id: "do_video".into(), status: Status::InProgress, progress, consumed_at_ms,
+/// };
+/// assert!(store.record(update(60, None))?);
+/// let earlier = Some(1_700_000_000_000); // an old session's update arrives late
+/// assert!(!store.record(update(20, earlier))?); // stale: changes nothing
+/// assert_eq!(store.state("learner-1".into(), None)?[0].progress, 60);
+/// # drop(store); std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), headway_ffi::HeadwayError>(())
+/// ```
+#[derive(uniffi::Object)]
+pub struct Store {
+    store: Arc<headway::Store>,
+    listeners: Mutex<Vec<Arc<AtomicBool>>>,
+    background: Mutex<Option<BackgroundSync>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Ok(listeners) = self.listeners.lock() {
+            for stop in listeners.iter() {
+                stop.store(true, Ordering::Release);
+            }
+        }
+        // Dropping a background sync tells its task to stop.
+        if let Ok(mut background) = self.background.lock() {
+            background.take();
+        }
+    }
+}
+
+impl Store {
+    fn wrap(store: headway::Store) -> Arc<Store> {
+        Arc::new(Store {
+            store: Arc::new(store),
+            listeners: Mutex::new(Vec::new()),
+            background: Mutex::new(None),
+        })
+    }
+
+    /// A store that lives in memory only: for Rust tests and examples.
+    ///
+    /// ```
+    /// let store = headway_ffi::Store::open_in_memory()?;
+    /// assert!(store.state("learner-1".into(), None)?.is_empty());
+    /// # Ok::<(), headway_ffi::HeadwayError>(())
+    /// ```
+    pub fn open_in_memory() -> Result<Arc<Store>, HeadwayError> {
+        guard(|| Ok(Store::wrap(headway::Store::open_in_memory()?)))
+    }
+}
+
+#[uniffi::export]
+impl Store {
+    /// Opens (or creates) the store file at `path`. A file that is not a headway store, is
+    /// damaged or was written by a newer headway is refused with a typed error and left
+    /// untouched. `durability` defaults to `PowerLoss`; `ProcessCrash` is faster.
+    #[uniffi::constructor(default(durability))]
+    pub fn new(path: String, durability: Option<Durability>) -> Result<Arc<Store>, HeadwayError> {
+        guard(|| {
+            let options = StoreOptions::new().durability(durability.unwrap_or_default().into());
+            Ok(Store::wrap(headway::Store::open_with(path, options)?))
+        })
+    }
+
+    /// Records one progress update; returns once it is durable. True when it raised the stored
+    /// state, false when the update was stale (nothing changed). Refused input raises
+    /// `InvalidInput` and records nothing.
+    pub fn record(&self, update: ProgressUpdate) -> Result<bool, HeadwayError> {
+        guard(|| {
+            let update = headway::ProgressUpdate::try_from(update)?;
+            Ok(self.store.record(update)?.is_some())
+        })
+    }
+
+    /// The learner's content items, of one course or of all, ordered by course, batch and
+    /// content.
+    pub fn state(
+        &self,
+        user_id: String,
+        course_id: Option<String>,
+    ) -> Result<Vec<ContentItem>, HeadwayError> {
+        guard(|| {
+            let items = self.store.items(&user_id, course_id.as_deref())?;
+            Ok(items.iter().map(ContentItem::from).collect())
+        })
+    }
+
+    /// The items the next sync would send: those the server is not known to hold, leaving
+    /// out states it rejected (until they change).
+    pub fn pending(&self, user_id: String) -> Result<Vec<ContentItem>, HeadwayError> {
+        guard(|| {
+            Ok(self
+                .store
+                .pending(&user_id)?
+                .iter()
+                .map(ContentItem::from)
+                .collect())
+        })
+    }
+
+    /// The learner's enrolled courses, offline: the last list the server gave with the
+    /// device's completions merged in, never lower than what the server or the device knows.
+    /// Empty until a `refresh_courses` reached the server once.
+    pub fn courses(&self, user_id: String) -> Result<Vec<EnrolledCourse>, HeadwayError> {
+        guard(|| {
+            Ok(self
+                .store
+                .courses(&user_id)?
+                .iter()
+                .map(EnrolledCourse::from)
+                .collect())
+        })
+    }
+
+    /// Records what a content player START or END event (telemetry v3 JSON) means in the
+    /// course context. Returns the item after the change, or `None` when the event changed
+    /// nothing (not a START/END of the player, a batch not ongoing, already completed, ...).
+    /// A malformed event raises `InvalidInput` and records nothing.
+    pub fn record_player_event(
+        &self,
+        event_json: String,
+        context: CourseContext,
+    ) -> Result<Option<ContentItem>, HeadwayError> {
+        guard(|| {
+            let context = headway::CourseContext::from(context);
+            match self
+                .store
+                .record_player_event(event_json.as_bytes(), &context)?
+            {
+                PlayerEventOutcome::Recorded(Some(change)) => {
+                    Ok(Some(ContentItem::new(&change.key, &change.after)))
+                }
+                _ => Ok(None),
+            }
+        })
+    }
+
+    /// Calls `listener` for every change from now on, in commit order, on a headway thread.
+    /// The listener lives as long as the store.
+    pub fn subscribe(&self, listener: Box<dyn EventListener>) -> Result<(), HeadwayError> {
+        guard(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            deliver(&self.store, listener, stop.clone())?;
+            self.listeners
+                .lock()
+                .map_err(|_| HeadwayError::Internal {
+                    message: "listener list poisoned".into(),
+                })?
+                .push(stop);
+            Ok(())
+        })
+    }
+
+    /// This device's id, which another device passes to `peer_export` as `since_peer` to get
+    /// only what it lacks.
+    pub fn device_id(&self) -> Result<String, HeadwayError> {
+        guard(|| Ok(self.store.device_id()?))
+    }
+
+    /// A file for another device of the learner (a USB stick between a school server and a
+    /// phone): only what it lacks if this device has met `since_peer` before, else everything.
+    pub fn peer_export(
+        &self,
+        user_id: String,
+        since_peer: Option<String>,
+    ) -> Result<Vec<u8>, HeadwayError> {
+        guard(|| Ok(self.store.peer_export(&user_id, since_peer.as_deref())?))
+    }
+
+    /// Imports another device's file; returns how many content items it raised. A malformed
+    /// or hostile file, or one for another learner, raises `RefusedPeerData` and changes
+    /// nothing.
+    pub fn peer_import(&self, user_id: String, data: Vec<u8>) -> Result<u32, HeadwayError> {
+        guard(|| {
+            // The library announces each raised item as a change from a peer, before it
+            // returns: count them.
+            let changes = self.store.subscribe();
+            self.store.peer_import(&user_id, &data)?;
+            let raised: BTreeSet<headway::ContentKey> = changes
+                .drain()
+                .into_iter()
+                .filter_map(|event| match event {
+                    headway::Event::ContentStateChanged(change)
+                        if change.origin == ChangeOrigin::Peer && change.key.user() == user_id =>
+                    {
+                        Some(change.key)
+                    }
+                    _ => None,
+                })
+                .collect();
+            Ok(count(raised.len()))
+        })
+    }
+
+    /// Sends the learner's pending progress to the server in bulk (100 items per request).
+    /// An item leaves the pending set only once the server holds it; a refused item is kept
+    /// and reported in `rejected`. Raises `ServerUnavailable` when nothing reached the
+    /// server; everything stays pending then.
+    pub async fn sync(
+        &self,
+        user_id: String,
+        server: SunbirdServer,
+    ) -> Result<SyncReport, HeadwayError> {
+        let store = self.store.clone();
+        on_runtime(async move {
+            let adapter = server.adapter()?;
+            let report = store
+                .sync(&user_id, &adapter, &headway::SyncOptions::new())
+                .await?;
+            if report.server_failed() {
+                let cause = report
+                    .retrying
+                    .first()
+                    .map_or_else(|| "the server failed".into(), |r| r.cause.to_string());
+                return Err(HeadwayError::ServerUnavailable {
+                    message: format!("{cause}; {} item(s) stay pending", report.retrying.len()),
+                });
+            }
+            Ok(SyncReport::new(&report, &store))
+        })
+        .await
+    }
+
+    /// The online refresh of enrolled courses: syncs first, then reads the server's list and
+    /// its content states (how another device's progress arrives), caches the list and
+    /// answers with local progress merged in. When the server cannot be reached, the cached
+    /// list answers (as `courses` does) and a `SyncFailed` event says why.
+    pub async fn refresh_courses(
+        &self,
+        user_id: String,
+        server: SunbirdServer,
+    ) -> Result<Vec<EnrolledCourse>, HeadwayError> {
+        let store = self.store.clone();
+        on_runtime(async move {
+            let adapter = server.adapter()?;
+            let answer = store
+                .refresh_courses(&user_id, &adapter, &headway::SyncOptions::new())
+                .await?;
+            Ok(answer.courses.iter().map(EnrolledCourse::from).collect())
+        })
+        .await
+    }
+
+    /// Starts syncing the learner's progress in the background: shortly after each record,
+    /// backing off while the server fails. Replaces a background sync already running.
+    pub fn start_background_sync(
+        &self,
+        user_id: String,
+        server: SunbirdServer,
+    ) -> Result<(), HeadwayError> {
+        guard(|| {
+            let adapter = Arc::new(server.adapter()?);
+            let runtime = runtime()?;
+            let _entered = runtime.enter();
+            let started = BackgroundSync::start(
+                self.store.clone(),
+                adapter,
+                vec![user_id],
+                BackgroundOptions::new(),
+            );
+            // The one it replaces is dropped, which stops it.
+            self.background_slot()?.replace(started);
+            Ok(())
+        })
+    }
+
+    /// The network came back: the background sync syncs at once, forgetting its back-off.
+    pub fn network_up(&self) -> Result<(), HeadwayError> {
+        guard(|| {
+            if let Some(background) = self.background_slot()?.as_ref() {
+                background.network_up();
+            }
+            Ok(())
+        })
+    }
+
+    /// The app came back to the foreground: the background sync syncs at once.
+    pub fn app_resumed(&self) -> Result<(), HeadwayError> {
+        guard(|| {
+            if let Some(background) = self.background_slot()?.as_ref() {
+                background.app_resumed();
+            }
+            Ok(())
+        })
+    }
+
+    /// Stops the background sync after the sync in flight, if any, finished.
+    pub fn stop_background_sync(&self) -> Result<(), HeadwayError> {
+        guard(|| {
+            let Some(background) = self.background_slot()?.take() else {
+                return Ok(());
+            };
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Called from headway's own runtime (a token provider, say): it cannot wait
+                // here; dropping it tells it to stop.
+                drop(background);
+            } else {
+                runtime()?.block_on(background.stop());
+            }
+            Ok(())
+        })
+    }
+
+    /// The items whose current state the server refused for good, with the reasons.
+    pub fn rejected(&self, user_id: String) -> Result<Vec<RejectedItem>, HeadwayError> {
+        guard(|| {
+            Ok(self
+                .store
+                .rejected(&user_id)?
+                .iter()
+                .map(|(item, reason)| RejectedItem {
+                    item: item.into(),
+                    reason: reason.clone(),
+                })
+                .collect())
+        })
+    }
+
+    /// Forgets the learner's rejections so the next sync sends those items again (after the
+    /// batch reopened, say). Returns how many were forgotten.
+    pub fn resend_rejected(&self, user_id: String) -> Result<u32, HeadwayError> {
+        guard(|| Ok(count(self.store.resend_rejected(&user_id)?)))
+    }
+}
+
+impl Store {
+    fn background_slot(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, Option<BackgroundSync>>, HeadwayError> {
+        self.background.lock().map_err(|_| HeadwayError::Internal {
+            message: "background sync slot poisoned".into(),
+        })
+    }
+}
