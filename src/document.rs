@@ -111,50 +111,71 @@ impl LearnerDocument {
     /// map, whoever's value Automerge shows as the winner).
     pub(crate) fn written_since(&mut self, before: &[automerge::ChangeHash]) -> Result<Written> {
         let changes = self.doc.get_changes(before);
-        self.written_by(&changes)
+        self.written_by(&changes).map(|(written, _)| written)
     }
 
-    /// The register values `changes` put on the root map, whether or not they win Automerge's
-    /// visible value and whether or not they can apply yet. A diff of the visible state would
-    /// miss a received value that loses to a local write with a higher Lamport counter; a
-    /// change waiting for its dependencies shows nothing at all. Registers are max-wins, so
-    /// every value written is a valid lower bound of the register whatever the causal order.
-    /// A change that names another learner is refused.
-    fn written_by(&self, changes: &[automerge::Change]) -> Result<Written> {
+    /// What `changes` wrote on the root map: every register value they put, whether or not it
+    /// wins Automerge's visible value and whether or not the change can apply yet (a diff of
+    /// the visible state would miss a received value that loses to a local write with a
+    /// higher Lamport counter; a change waiting for its dependencies shows nothing at all), and
+    /// every register they touched in any way (a delete or a value that is not a register:
+    /// the store writes its own value back over those). Registers are max-wins, so every
+    /// value written is a valid lower bound whatever the causal order. A change that names
+    /// another learner is refused. The flag says whether the changes belong to another epoch
+    /// (they rewrite the document's epoch), so they must not join this document's history.
+    fn written_by(&self, changes: &[automerge::Change]) -> Result<(Written, bool)> {
         use automerge::legacy::{Key, ObjectId, OpType};
-        let mut written = Written::new();
+        let mut written = Written::default();
+        let mut foreign_epoch = false;
+        let ours = self.epoch();
         for change in changes {
             let decoded = match catch_unwind(AssertUnwindSafe(|| change.decode())) {
                 Ok(decoded) => decoded,
                 Err(_) => return Err(self.corrupt("a change made automerge panic".into())),
             };
             for op in decoded.operations {
-                let (ObjectId::Root, Key::Map(name), OpType::Put(value)) =
-                    (&op.obj, &op.key, &op.action)
-                else {
+                // Registers live on the root map; nothing else in the document is read.
+                let (ObjectId::Root, Key::Map(name)) = (&op.obj, &op.key) else {
                     continue;
                 };
-                if name.as_str() == LEARNER_KEY {
-                    if value.as_str() != Some(self.user.as_str()) {
-                        return Err(self.corrupt(format!(
-                            "a change names learner {:?}",
-                            value.as_str().unwrap_or("?")
-                        )));
+                let value = match &op.action {
+                    OpType::Put(value) => Some(value),
+                    _ => None,
+                };
+                match name.as_str() {
+                    LEARNER_KEY => {
+                        let named = value.and_then(|v| v.as_str());
+                        if named != Some(self.user.as_str()) {
+                            return Err(self.corrupt(format!(
+                                "a change names learner {:?}",
+                                named.unwrap_or("?")
+                            )));
+                        }
                     }
-                    continue;
-                }
-                let ScalarValue::Bytes(bytes) = value else {
-                    continue;
-                };
-                if let (Some(key), Some(state)) = (
-                    key_from_register_name(&self.user, name),
-                    unpack_bytes(bytes),
-                ) {
-                    written.push(ContentItem::new(key, state));
+                    EPOCH_KEY => {
+                        let epoch = match value {
+                            Some(ScalarValue::Bytes(b)) => <[u8; 16]>::try_from(b.as_slice()).ok(),
+                            _ => None,
+                        };
+                        foreign_epoch |= epoch.is_none() || epoch != ours;
+                    }
+                    register => {
+                        let Some(key) = key_from_register_name(&self.user, register) else {
+                            continue;
+                        };
+                        let state = match value {
+                            Some(ScalarValue::Bytes(bytes)) => unpack_bytes(bytes),
+                            _ => None,
+                        };
+                        if let Some(state) = state {
+                            written.values.push(ContentItem::new(key.clone(), state));
+                        }
+                        written.touched.push(key);
+                    }
                 }
             }
         }
-        Ok(written)
+        Ok((written, foreign_epoch))
     }
 
     fn corrupt(&self, reason: String) -> Error {
@@ -209,7 +230,12 @@ impl LearnerDocument {
         };
         let changes = parse_changes(message.changes.iter())
             .map_err(|reason| bad(format!("malformed change in a sync message: {reason}")))?;
-        let written = self.written_by(&changes)?;
+        let (written, foreign_epoch) = self.written_by(&changes)?;
+        if foreign_epoch {
+            return Err(bad(
+                "the peer sent changes of another epoch; the next exchange starts afresh".into(),
+            ));
+        }
         let doc = &mut self.doc;
         match catch_unwind(AssertUnwindSafe(|| {
             doc.sync().receive_sync_message(state, message)
@@ -241,9 +267,20 @@ impl LearnerDocument {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn receive_changes(&mut self, bytes: &[u8]) -> Result<Vec<ContentItem>> {
+        self.receive(bytes).map(|written| written.values)
+    }
+
+    /// [`LearnerDocument::receive_changes`] for the store: also the registers the changes
+    /// touched. Changes of another epoch (an old file from before a compaction, say) do not
+    /// join this document's history at all; their values are returned all the same.
+    pub(crate) fn receive(&mut self, bytes: &[u8]) -> Result<Written> {
         let changes = parse_changes(split_chunks(bytes).map_err(|r| self.corrupt(r))?)
             .map_err(|reason| self.corrupt(reason))?;
-        let written = self.written_by(&changes)?;
+        let (mut written, foreign_epoch) = self.written_by(&changes)?;
+        if foreign_epoch {
+            written.touched.clear();
+            return Ok(written);
+        }
         let doc = &mut self.doc;
         match catch_unwind(AssertUnwindSafe(|| doc.apply_changes(changes))) {
             Ok(Ok(())) => {}
@@ -290,7 +327,7 @@ impl LearnerDocument {
             None => doc,
         };
         let mut loaded = LearnerDocument { user, doc };
-        loaded.check_learner()?;
+        loaded.check_learner(&[])?;
         Ok(loaded)
     }
 
@@ -313,10 +350,13 @@ impl LearnerDocument {
             &[CHUNK_DOCUMENT, CHUNK_CHANGE, CHUNK_COMPRESSED_CHANGE],
         )
         .map_err(|reason| self.corrupt(reason))?;
+        // Changes a peer sent mid-sync may be waiting for their dependencies already; only
+        // what these bytes leave incomplete is a fault of theirs.
+        let waiting = self.doc.get_missing_deps(&[]);
         let doc = &mut self.doc;
         let outcome = catch_unwind(AssertUnwindSafe(|| doc.load_incremental(bytes)));
         let reason = match outcome {
-            Ok(Ok(_)) => return self.check_learner(),
+            Ok(Ok(_)) => return self.check_learner(&waiting),
             Ok(Err(e)) => e.to_string(),
             Err(_) => "automerge panicked while loading changes".into(),
         };
@@ -327,11 +367,17 @@ impl LearnerDocument {
     }
 
     /// Refuses a document that holds changes whose dependencies are missing (they would
-    /// silently not apply), or whose `learner` key names someone else.
-    fn check_learner(&mut self) -> Result<()> {
+    /// silently not apply), other than those in `waiting` (missing before, from a peer
+    /// mid-sync), or whose `learner` key names someone else.
+    fn check_learner(&mut self, waiting: &[automerge::ChangeHash]) -> Result<()> {
         // Changes waiting for their dependencies are fine in the middle of a sync, but a
         // loaded document must be complete.
-        let missing = self.doc.get_missing_deps(&[]);
+        let missing: Vec<_> = self
+            .doc
+            .get_missing_deps(&[])
+            .into_iter()
+            .filter(|hash| !waiting.contains(hash))
+            .collect();
         if !missing.is_empty() {
             return Err(Error::CorruptDocument {
                 user: self.user.clone(),
@@ -475,8 +521,13 @@ impl LearnerDocument {
     }
 }
 
-/// Register values written by received changes: one item per put (a key may repeat).
-pub(crate) type Written = Vec<ContentItem>;
+/// What received changes wrote: each register value put (a key may repeat) and each register
+/// touched in any way.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    pub(crate) values: Vec<ContentItem>,
+    pub(crate) touched: Vec<ContentKey>,
+}
 
 /// The magic bytes every Automerge storage chunk starts with.
 const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];

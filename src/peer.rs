@@ -9,7 +9,7 @@
 //! from a peer are untrusted: every message is checked, and a bad one changes nothing.
 
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{InEpoch, Store};
 
 const MAGIC: &[u8; 4] = b"HWPS";
 const VERSION: u8 = 1;
@@ -347,6 +347,10 @@ pub struct PeerSession {
     role: Role,
     peer: Option<String>,
     state: Option<automerge::sync::State>,
+    /// The epoch the exchange agreed on (our document's at the hello, or the one adopted): a
+    /// compaction mid-exchange moves the document to a new epoch, and the protocol then starts
+    /// again from a hello.
+    epoch: Option<[u8; 16]>,
     sent_idle: bool,
     finished: bool,
     rounds: usize,
@@ -360,6 +364,7 @@ impl PeerSession {
             role,
             peer: None,
             state: None,
+            epoch: None,
             sent_idle: false,
             finished: false,
             rounds: 0,
@@ -393,6 +398,16 @@ impl PeerSession {
         self.state.as_mut().ok_or_else(|| refuse("no sync state"))
     }
 
+    /// Starts the exchange again from a hello, as after a compaction mid-exchange: both sides
+    /// renegotiate epochs (merge, adopt or sync) with fresh sync states.
+    fn restart(&mut self, store: &Store) -> Result<Vec<PeerMessage>> {
+        let hello = store.peer_hello(&self.user)?;
+        self.state = None;
+        self.epoch = hello.epoch;
+        self.sent_idle = false;
+        Ok(vec![PeerMessage::Hello(hello)])
+    }
+
     fn save_state(&mut self, store: &Store) -> Result<()> {
         if let (Some(peer), Some(state)) = (self.peer.clone(), self.state.as_ref()) {
             store.peer_save_sync_state(&self.user, &peer, state)?;
@@ -400,12 +415,16 @@ impl PeerSession {
         Ok(())
     }
 
-    fn next_sync(&mut self, store: &Store) -> Result<PeerMessage> {
+    fn next_sync(&mut self, store: &Store) -> Result<Vec<PeerMessage>> {
         let user = self.user.clone();
+        let epoch = self.epoch;
         let state = self.state(store)?;
-        let message = store.peer_generate(&user, state)?;
+        let message = match store.peer_generate(&user, state, epoch)? {
+            InEpoch::Done(message) => message,
+            InEpoch::Moved => return self.restart(store),
+        };
         self.save_state(store)?;
-        Ok(match message {
+        Ok(vec![match message {
             Some(bytes) => {
                 self.sent_idle = false;
                 PeerMessage::Sync(bytes)
@@ -414,7 +433,7 @@ impl PeerSession {
                 self.sent_idle = true;
                 PeerMessage::Idle
             }
-        })
+        }])
     }
 
     /// Handles one message from the peer and returns the messages to send back (none once the
@@ -444,6 +463,10 @@ impl PeerSession {
                     store.peer_remember(&self.user, &hello)?;
                 }
                 self.peer = Some(hello.device.clone());
+                // A new negotiation: a fresh sync state, tied to the epoch our hello named.
+                self.state = None;
+                self.epoch = ours.epoch;
+                self.sent_idle = false;
                 if self.role == Role::Responder {
                     return Ok(vec![PeerMessage::Hello(ours)]);
                 }
@@ -458,7 +481,7 @@ impl PeerSession {
                     (Some(_), None) => Ok(vec![PeerMessage::Document(
                         store.peer_document(&self.user)?,
                     )]),
-                    (Some(a), Some(b)) if a == b => Ok(vec![self.next_sync(store)?]),
+                    (Some(a), Some(b)) if a == b => self.next_sync(store),
                     _ if adopts(&ours, &hello) => Ok(vec![PeerMessage::NeedDocument]),
                     _ => Ok(vec![PeerMessage::Document(
                         store.peer_document(&self.user)?,
@@ -472,20 +495,24 @@ impl PeerSession {
                 store.peer_receive_document(&self.user, &bytes)?;
                 // The document may have changed epoch: start the protocol afresh.
                 self.state = Some(automerge::sync::State::new());
-                Ok(vec![self.next_sync(store)?])
+                self.epoch = store.document_epoch(&self.user)?;
+                self.next_sync(store)
             }
             (_, PeerMessage::Changes(bytes)) => {
                 store.peer_receive_changes(&self.user, &bytes)?;
-                Ok(vec![self.next_sync(store)?])
+                self.next_sync(store)
             }
             (_, PeerMessage::Sync(bytes)) => {
                 let user = self.user.clone();
+                let epoch = self.epoch;
                 let state = self.state(store)?;
-                store.peer_receive(&user, state, &bytes)?;
+                if let InEpoch::Moved = store.peer_receive(&user, state, &bytes, epoch)? {
+                    return self.restart(store);
+                }
                 self.save_state(store)?;
-                Ok(vec![self.next_sync(store)?])
+                self.next_sync(store)
             }
-            (Role::Responder, PeerMessage::Idle) => Ok(vec![self.next_sync(store)?]),
+            (Role::Responder, PeerMessage::Idle) => self.next_sync(store),
             (_, PeerMessage::Refused(reason)) => Err(refuse(format!(
                 "the peer refused the exchange: {}",
                 crate::error::shorten(&reason)
@@ -498,7 +525,7 @@ impl PeerSession {
                     self.finished = true;
                     return Ok(Vec::new());
                 }
-                Ok(vec![self.next_sync(store)?])
+                self.next_sync(store)
             }
         }
     }

@@ -22,6 +22,7 @@ use crate::events::{ChangeOrigin, ContentStateChanged, Event, EventHub, Subscrip
 use crate::progress_update::ProgressUpdate;
 
 pub use courses::{CoursesAnswer, CoursesSource};
+pub(crate) use peers::InEpoch;
 use rows::{InDocument, Row, Rows};
 pub use schema::Durability;
 pub use sync_log::LastSync;

@@ -63,6 +63,15 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// A course's leaf count: the server's, or when the list gave none, the leaves the app supplied.
+fn leaf_count(listed: u32, supplied: u32) -> u32 {
+    if listed == 0 {
+        supplied
+    } else {
+        listed
+    }
+}
+
 fn figures(conn: &Connection, user: &str, course: &str, batch: &str) -> Result<Option<Figures>> {
     let cached: Option<(u32, u32)> = conn
         .prepare_cached(
@@ -76,17 +85,17 @@ fn figures(conn: &Connection, user: &str, course: &str, batch: &str) -> Result<O
     let Some((server_progress, leaf_nodes_count)) = cached else {
         return Ok(None);
     };
-    let local_completed: u32 = conn
+    let (local_completed, leaves): (u32, u32) = conn
         .prepare_cached(
-            "SELECT count(*) FROM course_leaf
-            WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3 AND status >= 2",
+            "SELECT count(*) FILTER (WHERE status >= 2), count(*) FROM course_leaf
+            WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3",
         )
         .map_err(Error::sqlite("counting completed leaves"))?
-        .query_row(params![user, course, batch], |r| r.get(0))
+        .query_row(params![user, course, batch], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(Error::sqlite("counting completed leaves"))?;
     Ok(Some(Figures {
         server_progress,
-        leaf_nodes_count,
+        leaf_nodes_count: leaf_count(leaf_nodes_count, leaves),
         local_completed,
     }))
 }
@@ -248,10 +257,8 @@ impl Store {
             let local_completed = course_leaves
                 .as_ref()
                 .map_or(0, |l| count(l.iter().filter(|(_, s)| *s >= 2).count()));
-            let leaf_nodes_count = match (&course_leaves, leaf_nodes_count) {
-                (Some(l), 0) => count(l.len()),
-                (_, n) => n,
-            };
+            let supplied = course_leaves.as_ref().map_or(0, |l| count(l.len()));
+            let leaf_nodes_count = leaf_count(leaf_nodes_count, supplied);
             let figures = Figures {
                 server_progress,
                 leaf_nodes_count,

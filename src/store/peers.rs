@@ -63,9 +63,22 @@ fn persist_and_reconcile(
         .map_err(Error::sqlite("storing a peer's changes"))?;
     }
     let mut received: BTreeMap<ContentKey, ContentState> = BTreeMap::new();
-    for (key, state) in written.into_iter().map(ContentItem::into_parts) {
+    for (key, state) in written.values.into_iter().map(ContentItem::into_parts) {
         let joined = received.get(&key).map_or(state, |held| held.merge(&state));
         received.insert(key, joined);
+    }
+    // A register the changes touched without a value (a delete, something that is not a
+    // register) must not stay hidden: the next flush writes the row's value back over it.
+    for key in written.touched {
+        if received.contains_key(&key) {
+            continue;
+        }
+        if let Some(mut row) = rows::select_one(tx, &key)? {
+            if open.doc.state(&key) != Some(row.state) && row.in_document == rows::InDocument::Yes {
+                row.in_document = rows::InDocument::No;
+                rows::write(tx, &row)?;
+            }
+        }
     }
     let mut changes = Vec::new();
     for (key, value) in received {
@@ -95,6 +108,16 @@ fn persist_and_reconcile(
         });
     }
     Ok(changes)
+}
+
+/// What a step of the sync protocol did, checked in the same transaction as the step: our
+/// document may have moved to a new epoch (a compaction) since the exchange agreed on one, and
+/// then the step does nothing and the exchange starts again from a hello.
+pub(crate) enum InEpoch<T> {
+    /// The document was still in the agreed epoch; the step ran.
+    Done(T),
+    /// The document left the agreed epoch; nothing was done.
+    Moved,
 }
 
 impl Store {
@@ -130,7 +153,7 @@ impl Store {
     }
 
     /// The epoch of `user`'s document (without counting its changes, as a hello does).
-    fn document_epoch(&self, user: &str) -> Result<Option<[u8; 16]>> {
+    pub(crate) fn document_epoch(&self, user: &str) -> Result<Option<[u8; 16]>> {
         self.on_document(user, |_, documents, _| {
             Ok(documents.get(user).and_then(|open| open.doc.epoch()))
         })
@@ -268,7 +291,7 @@ impl Store {
             let before = open.doc.heads();
             let written = open
                 .doc
-                .receive_changes(bytes)
+                .receive(bytes)
                 .map_err(|e| refuse(format!("the changes do not apply: {e}")))?;
             persist_and_reconcile(tx, documents, user, &before, written).map(|c| ((), c))
         })
@@ -355,30 +378,39 @@ impl Store {
         &self,
         user: &str,
         state: &mut automerge::sync::State,
-    ) -> Result<Option<Vec<u8>>> {
+        epoch: Option<[u8; 16]>,
+    ) -> Result<InEpoch<Option<Vec<u8>>>> {
         self.on_document(user, |_, documents, _| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
-            open.doc.generate_sync_message(state)
+            if open.doc.epoch() != epoch {
+                return Ok(InEpoch::Moved);
+            }
+            open.doc.generate_sync_message(state).map(InEpoch::Done)
         })
     }
 
     /// Applies a peer's Automerge sync message, stores what it brought, and joins it into the
-    /// table (events with origin `Peer`).
+    /// table (events with origin `Peer`), if our document is still in `epoch`.
     pub(crate) fn peer_receive(
         &self,
         user: &str,
         state: &mut automerge::sync::State,
         bytes: &[u8],
-    ) -> Result<()> {
+        epoch: Option<[u8; 16]>,
+    ) -> Result<InEpoch<()>> {
         self.raise_on_document(user, |tx, documents, _| {
             let open = documents
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
+            if open.doc.epoch() != epoch {
+                return Ok((InEpoch::Moved, Vec::new()));
+            }
             let before = open.doc.heads();
             let written = open.doc.receive_sync_message(state, bytes)?;
-            persist_and_reconcile(tx, documents, user, &before, written).map(|c| ((), c))
+            persist_and_reconcile(tx, documents, user, &before, written)
+                .map(|c| (InEpoch::Done(()), c))
         })
     }
 
