@@ -255,3 +255,22 @@ fn the_demo_tells_the_story_and_exits_0() {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
 }
+
+#[test]
+fn a_missing_command_is_a_usage_error_with_exit_2() {
+    for args in [&[][..], &["peer"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_headway"))
+            .args(args)
+            .env_remove("HEADWAY_DB")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("Usage: headway"), "{stderr}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+}
