@@ -91,10 +91,16 @@ pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
             headway::check_id("user", args.user.clone())?;
             let bytes = std::fs::read(&args.file)
                 .map_err(|e| Failure::Input(format!("cannot read {}: {e}", args.file.display())))?;
+            let created = !db.exists();
             let store = open_store(db)?;
             let spinner = ui::spinner(true, format!("merging {}'s progress", args.user));
             let imported = store.peer_import(&args.user, &bytes).map_err(refused);
             spinner.finish_and_clear();
+            if created && matches!(imported, Err(Failure::Input(_))) {
+                // A refused file creates nothing: the store this command made goes again.
+                drop(store);
+                remove_new_store(db);
+            }
             imported?;
             say!(
                 "imported {}'s progress from {}",
@@ -109,6 +115,15 @@ pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
             say!("{}", open_store(db)?.device_id()?)?;
             Ok(())
         }
+    }
+}
+
+/// Removes a store file this command created (and SQLite's companions), best effort.
+fn remove_new_store(db: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -175,9 +190,10 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     if let Some(user) = &args.user {
         headway::check_id("user", user.clone())?;
     }
-    let store = std::sync::Arc::new(open_store(db)?);
+    // Listening first: an --addr that cannot be listened on creates no store.
     let listener = TcpListener::bind(&args.addr)
         .map_err(|e| Failure::Input(format!("--addr {:?}: cannot listen there: {e}", args.addr)))?;
+    let store = std::sync::Arc::new(open_store(db)?);
     say!(
         "headway peer sync listening on {}",
         listener.local_addr().map_err(anyhow::Error::from)?
