@@ -100,7 +100,7 @@ pub fn run(db: &Path, args: CoursesArgs) -> Result<(), Failure> {
     headway::check_id("user", args.user.clone())?;
     let courses = match (&args.server, args.offline) {
         (Some(server), false) => {
-            let store = open_store(db)?;
+            // A refused --server is refused before the store is touched: nothing created.
             let adapter = server_access::adapter(
                 server,
                 100,
@@ -109,6 +109,7 @@ pub fn run(db: &Path, args: CoursesArgs) -> Result<(), Failure> {
                 args.bounds,
                 None,
             )?;
+            let store = open_store(db)?;
             let runtime = server_access::runtime()?;
             let spinner = ui::spinner(true, format!("refreshing from {server}"));
             let answer =

@@ -201,17 +201,16 @@ fn is_closed_stdout(error: &anyhow::Error) -> bool {
     })
 }
 
-/// Exits for a command line clap refused: help and version as clap prints them (exit 0); a
-/// usage error with clap's whole message (what is missing, did-you-mean) and exit 2, like
-/// every other refused input.
+/// Exits for a command line clap refused: help and version asked for as clap prints them
+/// (exit 0); a usage error with clap's whole message (what is missing, did-you-mean) and exit
+/// 2, like every other refused input. A missing command (`headway`, `headway peer`) is a usage
+/// error too: clap prints the help in place of the error and exits 2, and so do we.
 fn refuse_arguments(error: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     let _ = error.print();
     if matches!(
         error.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
     ) {
         return ExitCode::SUCCESS;
     }

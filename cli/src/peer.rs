@@ -91,10 +91,16 @@ pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
             headway::check_id("user", args.user.clone())?;
             let bytes = std::fs::read(&args.file)
                 .map_err(|e| Failure::Input(format!("cannot read {}: {e}", args.file.display())))?;
+            let created = !db.exists();
             let store = open_store(db)?;
             let spinner = ui::spinner(true, format!("merging {}'s progress", args.user));
             let imported = store.peer_import(&args.user, &bytes).map_err(refused);
             spinner.finish_and_clear();
+            if created && matches!(imported, Err(Failure::Input(_))) {
+                // A refused file creates nothing: the store this command made goes again.
+                drop(store);
+                remove_new_store(db);
+            }
             imported?;
             say!(
                 "imported {}'s progress from {}",
@@ -109,6 +115,15 @@ pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
             say!("{}", open_store(db)?.device_id()?)?;
             Ok(())
         }
+    }
+}
+
+/// Removes a store file this command created (and SQLite's companions), best effort.
+fn remove_new_store(db: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -167,7 +182,7 @@ fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<PeerMessage>> {
     let read = Read::by_ref(stream)
         .take(u64::try_from(len)?)
         .read_to_end(&mut bytes)?;
-    anyhow::ensure!(read == len, "the peer closed the connection mid-message");
+    anyhow::ensure!(read == len, "it closed the connection mid-message");
     Ok(Some(PeerMessage::decode(&bytes)?))
 }
 
@@ -175,9 +190,10 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     if let Some(user) = &args.user {
         headway::check_id("user", user.clone())?;
     }
-    let store = std::sync::Arc::new(open_store(db)?);
+    // Listening first: an --addr that cannot be listened on creates no store.
     let listener = TcpListener::bind(&args.addr)
         .map_err(|e| Failure::Input(format!("--addr {:?}: cannot listen there: {e}", args.addr)))?;
+    let store = std::sync::Arc::new(open_store(db)?);
     say!(
         "headway peer sync listening on {}",
         listener.local_addr().map_err(anyhow::Error::from)?
@@ -223,13 +239,16 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// How long either side of a live exchange waits for the other's next message.
+const PEER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The most peers `peer serve` answers at once; more are refused with a reason.
 const MAX_PEERS: usize = 16;
 
 /// Answers one connection: every message gets exactly one reply. A hello starts an exchange
 /// for the learner it names; one connection may carry exchanges for several learners.
 fn answer(store: &Store, stream: &mut TcpStream, only: Option<&str>) -> anyhow::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(PEER_TIMEOUT))?;
     let mut session: Option<PeerSession> = None;
     while let Some(message) = read_frame(stream)? {
         let replies = match message {
@@ -260,35 +279,58 @@ fn answer(store: &Store, stream: &mut TcpStream, only: Option<&str>) -> anyhow::
     Ok(())
 }
 
-/// One request, one reply.
+/// One request, one reply, with the peer at `peer` (its address as the user gave it: once a
+/// connection is reset the socket no longer knows it).
 fn ask(
     stream: &mut TcpStream,
+    peer: &str,
     message: &PeerMessage,
     bytes: &mut usize,
 ) -> Result<PeerMessage, Failure> {
     *bytes += message.encode().len();
-    write_frame(stream, message)?;
+    write_frame(stream, message).map_err(|e| peer_failure(peer, e))?;
     let reply = match read_frame(stream) {
         Ok(Some(reply)) => reply,
         Ok(None) => {
-            return Err(Failure::Unavailable(
-                "the peer closed the connection".into(),
-            ))
+            return Err(Failure::Unavailable(format!(
+                "the peer {peer} closed the connection"
+            )))
         }
-        Err(e) => match e.downcast::<NotAPeer>() {
-            Ok(NotAPeer(why)) => {
-                return Err(Failure::Input(format!(
-                    "{} is not a headway peer: {why}",
-                    stream
-                        .peer_addr()
-                        .map_or_else(|_| "the address".to_string(), |a| a.to_string())
-                )))
-            }
-            Err(other) => return Err(other.into()),
-        },
+        Err(e) => return Err(peer_failure(peer, e)),
     };
     *bytes += reply.encode().len();
     Ok(reply)
+}
+
+/// How a failed exchange with a live peer exits: bytes that are not a headway peer's or a
+/// refused message are refused input (2, nothing changed); a peer that stops answering, resets
+/// the connection or closes it mid-message is unavailable (3, never a bare OS error with exit
+/// 1, and never a write error taken for a closed stdout).
+fn peer_failure(peer: &str, error: anyhow::Error) -> Failure {
+    let error = match error.downcast::<NotAPeer>() {
+        Ok(NotAPeer(why)) => return Failure::Input(format!("{peer} is not a headway peer: {why}")),
+        Err(error) => error,
+    };
+    let error = match error.downcast::<headway::Error>() {
+        Ok(e) => return refused(e),
+        Err(error) => error,
+    };
+    let timed_out = error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        })
+    });
+    if timed_out {
+        Failure::Unavailable(format!(
+            "the peer {peer} did not answer within {} s",
+            PEER_TIMEOUT.as_secs()
+        ))
+    } else {
+        Failure::Unavailable(format!("the peer {peer}: {error:#}"))
+    }
 }
 
 fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
@@ -299,14 +341,19 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
     let mut stream = TcpStream::connect(&args.addr)
         .map_err(|e| Failure::Unavailable(format!("cannot connect to {}: {e}", args.addr)))?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(PEER_TIMEOUT))
         .map_err(anyhow::Error::from)?;
     let mut bytes = 0usize;
     let learners = match args.user {
         Some(user) => vec![user],
         None => {
             let mut all = store.learners()?;
-            match ask(&mut stream, &PeerMessage::ListLearners, &mut bytes)? {
+            match ask(
+                &mut stream,
+                &args.addr,
+                &PeerMessage::ListLearners,
+                &mut bytes,
+            )? {
                 PeerMessage::Learners(theirs) => all.extend(theirs),
                 PeerMessage::Refused(reason) => {
                     return Err(Failure::Input(format!(
@@ -334,7 +381,7 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
         let mut session = PeerSession::new(user, Role::Initiator);
         let mut outgoing = vec![session.start(&store)?];
         while let Some(message) = outgoing.pop() {
-            let reply = ask(&mut stream, &message, &mut bytes)?;
+            let reply = ask(&mut stream, &args.addr, &message, &mut bytes)?;
             outgoing.extend(session.handle(&store, reply).map_err(refused)?);
         }
         bar.suspend(|| {

@@ -2,10 +2,12 @@
 //! the first request that cannot connect ends the sync, everything stays pending, exit 3.
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use clap::Args;
 use headway::{SyncOptions, SyncReport};
 use headway_sunbird::PushProgress;
+use indicatif::ProgressBar;
 use serde_json::json;
 
 use crate::server_access::{self, Bounds};
@@ -77,18 +79,16 @@ pub fn unavailable(server: &str, report: &SyncReport) -> Failure {
 
 pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
     headway::check_id("user", args.user.clone())?;
-    let store = open_store(db)?;
     let chunk = args.chunk as usize;
-    let pending = store.pending(&args.user)?.len();
-    let bar = if pending > chunk {
-        ui::bar(pending, &format!("syncing {}", args.user))
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let follow = bar.clone();
+    // The bar is drawn once the store says how much is pending; the adapter (which refuses a
+    // bad --server) is built first, so refused flags never create the store.
+    let shown = Arc::new(OnceLock::<ProgressBar>::new());
+    let follow = shown.clone();
     let progress = PushProgress::new(move |done, total| {
-        follow.set_length(total as u64);
-        follow.set_position(done as u64);
+        if let Some(bar) = follow.get() {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
     });
     let adapter = server_access::adapter(
         &args.server,
@@ -98,6 +98,14 @@ pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
         args.bounds,
         Some(progress),
     )?;
+    let store = open_store(db)?;
+    let pending = store.pending(&args.user)?.len();
+    let bar = if pending > chunk {
+        ui::bar(pending, &format!("syncing {}", args.user))
+    } else {
+        ProgressBar::hidden()
+    };
+    let _ = shown.set(bar.clone());
     let runtime = server_access::runtime()?;
     let report = runtime.block_on(store.sync(&args.user, &adapter, &SyncOptions::new()));
     bar.finish_and_clear();

@@ -255,3 +255,49 @@ fn the_demo_tells_the_story_and_exits_0() {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
 }
+
+#[test]
+fn a_missing_command_is_a_usage_error_with_exit_2() {
+    for args in [&[][..], &["peer"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_headway"))
+            .args(args)
+            .env_remove("HEADWAY_DB")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("Usage: headway"), "{stderr}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+}
+
+#[test]
+fn refused_flags_of_networked_and_peer_commands_create_no_store() {
+    let dir = TempDir::new("refused-nothing-created");
+    let junk = dir.0.join("junk.hwp");
+    std::fs::write(&junk, b"not a peer file").unwrap();
+    let junk = junk.to_str().unwrap();
+    let cases: [&[&str]; 4] = [
+        &["sync", "--user", "u1", "--server", "ftp://example.org"],
+        &["courses", "--user", "u1", "--server", "ftp://example.org"],
+        &["peer", "serve", "--addr", "not-an-address"],
+        &["peer", "import", "--user", "u1", junk],
+    ];
+    for (i, args) in cases.into_iter().enumerate() {
+        let db = dir.0.join(format!("h{i}.db"));
+        let out = headway(&db, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("headway: refused: "), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with(&format!("h{i}.db")))
+            .collect();
+        assert!(left.is_empty(), "{args:?} created {left:?}");
+    }
+}

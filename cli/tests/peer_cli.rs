@@ -306,3 +306,76 @@ fn peer_serve_bounds_its_connections_and_survives_hostile_frames() {
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+/// The first frame a peer sends, read whole.
+fn skip_frame(stream: &mut std::net::TcpStream) {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).unwrap();
+    let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut frame).unwrap();
+}
+
+/// A fake peer on 127.0.0.1 that does `then` with the first connection.
+fn fake_peer(then: fn(&mut std::net::TcpStream)) -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let worker = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        then(&mut stream);
+    });
+    (addr, worker)
+}
+
+#[test]
+fn peer_connect_refuses_a_garbled_reply_with_exit_2() {
+    use std::io::Write;
+    let dir = TempDir::new("garbled");
+    let phone = dir.0.join("phone.db");
+    record(&phone, "do_1", "2", "100");
+    let before = state(&phone);
+    let (addr, worker) = fake_peer(|stream| {
+        skip_frame(stream);
+        stream.write_all(&5u32.to_be_bytes()).unwrap();
+        stream.write_all(b"junk!").unwrap();
+    });
+    let out = headway(&phone, &["peer", "connect", &addr, "--user", "u1"]);
+    worker.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("headway: refused: "), "{stderr}");
+    assert_eq!(state(&phone), before);
+}
+
+#[test]
+fn peer_connect_to_a_peer_that_goes_away_mid_exchange_exits_3_naming_it() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("gone");
+    let phone = dir.0.join("phone.db");
+    record(&phone, "do_1", "2", "100");
+    let before = state(&phone);
+    let hang_ups: [fn(&mut std::net::TcpStream); 2] = [
+        // Announces a frame, sends part of it, hangs up.
+        |stream| {
+            skip_frame(stream);
+            stream.write_all(&100u32.to_be_bytes()).unwrap();
+            stream.write_all(b"abc").unwrap();
+        },
+        // Hangs up with the request unread (the kernel resets the connection).
+        |stream| {
+            let mut len = [0u8; 4];
+            stream.read_exact(&mut len).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        },
+    ];
+    for then in hang_ups {
+        let (addr, worker) = fake_peer(then);
+        let out = headway(&phone, &["peer", "connect", &addr, "--user", "u1"]);
+        worker.join().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains(&addr), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert_eq!(state(&phone), before);
+    }
+}
