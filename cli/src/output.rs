@@ -31,18 +31,31 @@ fn width() -> usize {
 /// One content item as JSON: `userId, courseId, batchId, contentId, status, progress,
 /// lastAccessTime, lastCompletedTime`, times as RFC 3339 UTC strings or null.
 pub fn item_json(item: &ContentItem) -> Value {
-    let key = item.key();
     let state = item.state();
-    json!({
-        "userId": key.user(),
-        "courseId": key.course(),
-        "batchId": key.batch(),
-        "contentId": key.content(),
-        "status": state.status().code(),
-        "progress": state.progress().get(),
-        "lastAccessTime": state.last_access_time().map(Timestamp::to_rfc3339),
-        "lastCompletedTime": state.last_completed_time().map(Timestamp::to_rfc3339),
-    })
+    let mut fields = item_fields(item);
+    fields.insert(
+        "lastAccessTime".into(),
+        json!(state.last_access_time().map(Timestamp::to_rfc3339)),
+    );
+    fields.insert(
+        "lastCompletedTime".into(),
+        json!(state.last_completed_time().map(Timestamp::to_rfc3339)),
+    );
+    Value::Object(fields)
+}
+
+/// The ids, status and progress of a content item: `userId, courseId, batchId, contentId,
+/// status, progress`, the fields every item listing starts with.
+pub fn item_fields(item: &ContentItem) -> serde_json::Map<String, Value> {
+    let (key, state) = (item.key(), item.state());
+    let mut fields = serde_json::Map::new();
+    fields.insert("userId".into(), json!(key.user()));
+    fields.insert("courseId".into(), json!(key.course()));
+    fields.insert("batchId".into(), json!(key.batch()));
+    fields.insert("contentId".into(), json!(key.content()));
+    fields.insert("status".into(), json!(state.status().code()));
+    fields.insert("progress".into(), json!(state.progress().get()));
+    fields
 }
 
 /// A status for people.

@@ -36,16 +36,9 @@ pub fn list(db: &Path, args: RejectedArgs) -> Result<(), Failure> {
     let records: Vec<Value> = rejected
         .iter()
         .map(|(item, reason)| {
-            let (key, state) = (item.key(), item.state());
-            json!({
-                "userId": key.user(),
-                "courseId": key.course(),
-                "batchId": key.batch(),
-                "contentId": key.content(),
-                "status": state.status().code(),
-                "progress": state.progress().get(),
-                "reason": reason,
-            })
+            let mut fields = crate::output::item_fields(item);
+            fields.insert("reason".into(), json!(reason));
+            Value::Object(fields)
         })
         .collect();
     let empty = format!("nothing rejected for learner {}", args.user);
