@@ -10,29 +10,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
-use headway::{ContentItem, ContentKey, ContentState, PeerMessage, PeerSession, Role, Store};
-use support::{update, Rng, TempDir};
+use headway::{PeerMessage, PeerSession, Role, Store};
+use support::{covers, snapshot, update, Rng, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 const USER: &str = "u";
-
-type Snapshot = BTreeMap<ContentKey, ContentState>;
-
-fn snapshot(items: Vec<ContentItem>) -> Snapshot {
-    items.into_iter().map(ContentItem::into_parts).collect()
-}
-
-fn covers(upper: &Snapshot, lower: &Snapshot) -> Result<(), String> {
-    for (key, state) in lower {
-        match upper.get(key) {
-            Some(held) if held.covers(state) => {}
-            other => return Err(format!("{key:?}: holds {other:?}, should cover {state:?}")),
-        }
-    }
-    Ok(())
-}
 
 /// Something the app does on `store` (or through `other`, a second handle on its file).
 fn busy(rng: &mut Rng, store: &Store, other: &Store, contents: &[String]) -> Result<(), String> {

@@ -12,35 +12,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use headway::{
-    ContentItem, ContentKey, ContentState, Durability, PeerMessage, PeerSession, Role, Store,
-    StoreOptions,
-};
-use support::{update, Rng, TempDir};
+use headway::{Durability, PeerMessage, PeerSession, Role, Store, StoreOptions};
+use support::{covers, snapshot, update, Rng, Snapshot, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 const USER: &str = "u";
-
-/// Each key's joined state.
-type Snapshot = BTreeMap<ContentKey, ContentState>;
-
-fn snapshot(items: Vec<ContentItem>) -> Snapshot {
-    items.into_iter().map(ContentItem::into_parts).collect()
-}
-
-/// True when every state in `lower` is covered by `upper`'s state for the same key.
-fn covers(upper: &Snapshot, lower: &Snapshot) -> Result<(), String> {
-    for (key, state) in lower {
-        match upper.get(key) {
-            Some(held) if held.covers(state) => {}
-            other => return Err(format!("{key:?}: holds {other:?}, should cover {state:?}")),
-        }
-    }
-    Ok(())
-}
 
 struct Device {
     path: PathBuf,

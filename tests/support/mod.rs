@@ -82,3 +82,25 @@ pub fn test_seed() -> u64 {
     eprintln!("HEADWAY_SEED={seed}");
     seed
 }
+
+/// Each content item's joined state, as one device holds it.
+pub type Snapshot = std::collections::BTreeMap<headway::ContentKey, headway::ContentState>;
+
+/// A device's items as a [`Snapshot`].
+pub fn snapshot(items: Vec<headway::ContentItem>) -> Snapshot {
+    items
+        .into_iter()
+        .map(headway::ContentItem::into_parts)
+        .collect()
+}
+
+/// Ok when every state in `lower` is covered by `upper`'s state for the same key.
+pub fn covers(upper: &Snapshot, lower: &Snapshot) -> Result<(), String> {
+    for (key, state) in lower {
+        match upper.get(key) {
+            Some(held) if held.covers(state) => {}
+            other => return Err(format!("{key:?}: holds {other:?}, should cover {state:?}")),
+        }
+    }
+    Ok(())
+}
