@@ -22,9 +22,10 @@ pub use service::{BatchStatus, CourseService, Lag, Reply, UnknownBatches};
 /// let config = headway_sunbird::ServerConfig::new("127.0.0.1:0")
 ///     .api_key("gateway-key")
 ///     .token("token-of-asha", "asha");
-/// # let _ = config;
+/// let shown = format!("{config:?}"); // Debug never shows a secret
+/// assert!(!shown.contains("gateway-key") && !shown.contains("token-of-asha"));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerConfig {
     seed: Option<Seed>,
     addr: String,
@@ -33,6 +34,21 @@ pub struct ServerConfig {
     tokens: Vec<(String, String)>,
     lag: Lag,
     unknown_batches: UnknownBatches,
+}
+
+/// Shows where the server listens and what it holds, never the API key or the tokens.
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("addr", &self.addr)
+            .field("db", &self.db)
+            .field("seeded", &self.seed.is_some())
+            .field("api_key", &self.api_key.as_ref().map(|_| ".."))
+            .field("tokens", &self.tokens.len())
+            .field("lag", &self.lag)
+            .field("unknown_batches", &self.unknown_batches)
+            .finish()
+    }
 }
 
 impl ServerConfig {
