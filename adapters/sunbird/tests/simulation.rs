@@ -22,7 +22,8 @@ use headway::{
     ItemOutcome, Outgoing, PeerMessage, PeerSession, ProgressUpdate, PushReport, RetryCause, Role,
     Status, Store, StoreOptions, SyncOptions, Timestamp,
 };
-use headway_sunbird::{wire, BatchStatus, CourseService};
+use headway_sunbird::wire;
+use headway_sunbird_server::{BatchStatus, CourseService};
 
 const COURSE: &str = "do_course";
 const BATCH: &str = "0130000000000000001";

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::wire::{format_date, parse_date};
+use headway_sunbird::wire::{format_date, parse_date};
 
 /// An HTTP status and a JSON body.
 #[derive(Clone, Debug, PartialEq)]
