@@ -1,10 +1,13 @@
 //! headway's adapter for Sunbird-Lern's course service: bulk content-state updates with
 //! per-item outcomes, token refresh, bounded retries and bisection of refused chunks; reads of
-//! content states and enrolled courses. The reference course service
+//! content states and enrolled courses. The client logic is a sans-IO state machine
+//! ([`protocol`]) that [`SunbirdAdapter`] drives with reqwest and the simulation drives
+//! against the service's own code. The reference course service
 //! that `headway serve` runs lives in its own crate, `headway-sunbird-server`.
 
 mod client;
 mod error;
+pub mod protocol;
 pub mod wire;
 
 pub use client::{
