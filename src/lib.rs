@@ -63,6 +63,8 @@ mod progress_update;
 mod store;
 mod sync;
 mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod timestamp;
 
 pub use adapter::{Adapter, AdapterError, ItemOutcome, Outgoing, PushReport, RetryCause};

@@ -10,10 +10,8 @@ use headway::{
     Adapter, ContentKey, CourseContext, CoursesSource, PlayerEventOutcome, ProgressUpdate, Status,
     Store, SyncOptions, Timestamp,
 };
-use headway_sunbird::{
-    BatchStatus, Lag, ReferenceServer, ServerConfig, StaticToken, SunbirdAdapter, SunbirdConfig,
-    UserToken,
-};
+use headway_sunbird::{StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
+use headway_sunbird_server::{BatchStatus, Lag, ReferenceServer, ServerConfig};
 
 use crate::courses::course_line;
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use headway_sunbird::{Lag, ReferenceServer, Seed, ServerConfig, UnknownBatches};
+use headway_sunbird_server::{Lag, ReferenceServer, Seed, ServerConfig, UnknownBatches};
 
 use crate::Failure;
 
@@ -100,7 +100,7 @@ pub fn run(db: Option<&Path>, args: ServeArgs) -> Result<(), Failure> {
         .build()?;
     runtime.block_on(async {
         let server = ReferenceServer::start(config).await.map_err(|e| match e {
-            headway_sunbird::Error::Server { reason } => Failure::Input(reason),
+            headway_sunbird_server::Error::Server { reason } => Failure::Input(reason),
             other => Failure::Other(other.into()),
         })?;
         say!(

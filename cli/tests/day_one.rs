@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use headway_sunbird::{BatchStatus, Faults, ReferenceServer, ServerConfig};
+use headway_sunbird_server::{BatchStatus, Faults, ReferenceServer, ServerConfig};
 use serde_json::Value;
 use support::{headway, headway_async, TempDir};
 

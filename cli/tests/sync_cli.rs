@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use headway::{ContentKey, ProgressUpdate, Status, Store};
-use headway_sunbird::{BatchStatus, Faults, ReferenceServer, ServerConfig};
+use headway_sunbird_server::{BatchStatus, Faults, ReferenceServer, ServerConfig};
 use serde_json::Value;
 use support::{headway, headway_async, TempDir};
 

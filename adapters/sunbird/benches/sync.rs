@@ -10,10 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use headway::{ContentItem, ContentKey, ProgressUpdate, Status, Store, SyncOptions};
-use headway_sunbird::{
-    wire, BatchStatus, ReferenceServer, ServerConfig, StaticToken, SunbirdAdapter, SunbirdConfig,
-    UserToken,
-};
+use headway_sunbird::{wire, StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
+use headway_sunbird_server::{BatchStatus, ReferenceServer, ServerConfig};
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -36,9 +34,9 @@ fn items(count: usize, status: Status) -> Result<Vec<ProgressUpdate>, BoxError> 
 
 async fn fresh_server(courses: usize, rtt_ms: u64) -> Result<ReferenceServer, BoxError> {
     let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0")).await?;
-    server.set_faults(headway_sunbird::Faults {
+    server.set_faults(headway_sunbird_server::Faults {
         delay_ms: rtt_ms,
-        ..headway_sunbird::Faults::default()
+        ..headway_sunbird_server::Faults::default()
     });
     for c in 0..courses {
         let course = format!("do_11305961646828748{c:06}");

@@ -1,18 +1,20 @@
-//! The adapter itself: bulk `PATCH .../content/state/update` in chunks, with token refresh,
-//! bounded retries, and bisection of a chunk the server refuses with 400.
+//! The adapter itself: a thin reqwest driver of the sans-IO client in `protocol.rs`, which
+//! plans the bulk `PATCH .../content/state/update` requests, reads the answers, refreshes the
+//! token, retries, bisects and runs the second round. Here: headers, sockets, sleeps, the
+//! clock and the progress callback.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use headway::{
-    Adapter, AdapterError, Backoff, ContentItem, EnrolledCourse, ItemOutcome, Outgoing, PushReport,
-    RetryCause,
+    Adapter, AdapterError, ContentItem, EnrolledCourse, Outgoing, PushReport, RetryCause,
 };
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 use crate::error::{Error, Result};
-use crate::wire::{self, UpdateAnswer};
+use crate::protocol::{Answer, Machine, Method, Read, Request, Step, TokenUse, UpdatePush};
+use crate::wire;
 
 /// The app's gateway key, sent as `Authorization: Bearer <key>`. Its `Debug` hides it.
 ///
@@ -155,12 +157,12 @@ impl std::fmt::Debug for PushProgress {
 pub struct SunbirdConfig {
     base_url: String,
     api_key: Option<ApiKey>,
-    chunk: usize,
-    timeout: Duration,
-    deadline: Duration,
-    when_unreachable: WhenUnreachable,
-    attempts: u32,
-    retry_base: Duration,
+    pub(crate) chunk: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) deadline: Duration,
+    pub(crate) when_unreachable: WhenUnreachable,
+    pub(crate) attempts: u32,
+    pub(crate) retry_base: Duration,
     progress: Option<PushProgress>,
 }
 
@@ -271,48 +273,6 @@ impl std::fmt::Debug for SunbirdAdapter {
     }
 }
 
-/// Counters and bounds of one push or read.
-struct Traffic {
-    requests: usize,
-    bytes_sent: u64,
-    bytes_received: u64,
-    /// No request starts after this.
-    deadline: Instant,
-    /// Set when the service proved unreachable and the call stops at once.
-    halted: Option<RetryCause>,
-}
-
-impl Traffic {
-    fn new(config: &SunbirdConfig) -> Traffic {
-        Traffic {
-            requests: 0,
-            bytes_sent: 0,
-            bytes_received: 0,
-            deadline: Instant::now() + config.deadline,
-            halted: None,
-        }
-    }
-
-    /// Time left before the deadline.
-    fn left(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    /// Why no further request may start, if none may.
-    fn stopped(&self) -> Option<RetryCause> {
-        if let Some(cause) = &self.halted {
-            return Some(cause.clone());
-        }
-        self.left().is_zero().then_some(RetryCause::Timeout)
-    }
-}
-
-/// One HTTP exchange's result, before interpretation.
-enum Exchange {
-    Answered { status: u16, body: Vec<u8> },
-    Failed(RetryCause),
-}
-
 impl SunbirdAdapter {
     /// An adapter for `config`, asking `tokens` for user tokens.
     pub fn new(config: SunbirdConfig, tokens: Arc<dyn TokenProvider>) -> Result<SunbirdAdapter> {
@@ -336,39 +296,36 @@ impl SunbirdAdapter {
 
     /// What kind of transport failure `e` was, naming the service's address for a failed
     /// connection; never the URL's path, query or headers.
-    fn transport_cause(&self, e: &reqwest::Error) -> RetryCause {
+    fn transport_error(&self, e: &reqwest::Error) -> Error {
         if e.is_timeout() {
-            return RetryCause::Timeout;
+            return Error::TimedOut;
         }
-        let detail = if e.is_connect() {
-            format!("{CANNOT_CONNECT} {}", self.config.address())
-        } else if e.is_body() || e.is_decode() {
-            "the connection closed while reading the answer".to_string()
+        if e.is_connect() {
+            return Error::CannotConnect {
+                address: self.config.address().to_string(),
+            };
+        }
+        let detail = if e.is_body() || e.is_decode() {
+            "the connection closed while reading the answer"
         } else if e.is_request() {
-            "the request failed".to_string()
+            "the request failed"
         } else {
-            "transport error".to_string()
+            "transport error"
         };
-        RetryCause::Network { detail }
+        Error::Transport {
+            detail: detail.to_string(),
+        }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/course/v1/{path}", self.config.base_url)
-    }
-
-    async fn headers(&self, user: &str, fresh: bool) -> std::result::Result<HeaderMap, RetryCause> {
-        let token = if fresh {
-            self.tokens.refresh(user).await
-        } else {
-            self.tokens.token(user).await
+    async fn headers(&self, user: &str, token: TokenUse) -> Result<HeaderMap> {
+        let token = match token {
+            TokenUse::Current => self.tokens.token(user).await?,
+            TokenUse::Refreshed => self.tokens.refresh(user).await?,
         };
-        let token = token.map_err(|e| RetryCause::Network {
-            detail: e.to_string(),
-        })?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let invalid = |what: &str| RetryCause::Network {
-            detail: format!("the {what} is not a valid header value"),
+        let invalid = |what: &str| Error::InvalidHeader {
+            what: what.to_string(),
         };
         if !token.0.is_empty() {
             let mut user_token =
@@ -385,268 +342,67 @@ impl SunbirdAdapter {
         Ok(headers)
     }
 
-    /// One request, with no retry.
-    async fn exchange(
-        &self,
-        request: reqwest::RequestBuilder,
-        body: Option<Vec<u8>>,
-        traffic: &mut Traffic,
-    ) -> Exchange {
-        traffic.requests += 1;
-        let request = match body {
-            Some(body) => {
-                traffic.bytes_sent += body.len() as u64;
-                request.body(body)
-            }
-            None => request,
+    /// Sends one request the machine asked for; no retry here.
+    async fn send(&self, user: &str, request: Request) -> Answer {
+        let headers = match self.headers(user, request.token).await {
+            Ok(headers) => headers,
+            Err(e) => return Answer::NotSent(e),
         };
-        let request = request.timeout(self.config.timeout.min(traffic.left()));
-        let response = match request.send().await {
+        let url = format!("{}/api/course/v1/{}", self.config.base_url, request.path);
+        let builder = match request.method {
+            Method::Get => self.http.get(url),
+            Method::Post => self.http.post(url),
+            Method::Patch => self.http.patch(url),
+        }
+        .headers(headers)
+        .timeout(request.timeout);
+        let builder = match request.body {
+            Some(body) => builder.body(body),
+            None => builder,
+        };
+        let response = match builder.send().await {
             Ok(response) => response,
-            Err(e) => return Exchange::Failed(self.transport_cause(&e)),
+            Err(e) => return Answer::Failed(self.transport_error(&e)),
         };
         let status = response.status().as_u16();
         match response.bytes().await {
-            Ok(bytes) => {
-                traffic.bytes_received += bytes.len() as u64;
-                Exchange::Answered {
-                    status,
-                    body: bytes.to_vec(),
-                }
-            }
+            Ok(bytes) => Answer::Answered {
+                status,
+                body: bytes.to_vec(),
+            },
             // The server may have applied the update and then dropped the connection: the
             // items stay pending, and resending them is harmless (the server's merge is a max).
-            Err(e) => Exchange::Failed(self.transport_cause(&e)),
+            Err(e) => Answer::Failed(self.transport_error(&e)),
         }
     }
 
-    /// Sends one chunk until it is answered item by item, refreshing the token once and
-    /// retrying transient failures with back-off. A 400 is returned as is, for bisection.
-    async fn send_chunk(
-        &self,
-        user: &str,
-        chunk: &[&Outgoing],
-        traffic: &mut Traffic,
-    ) -> UpdateAnswer {
-        let items: Vec<&ContentItem> = chunk.iter().map(|o| &o.item).collect();
-        let body = match serde_json::to_vec(&wire::update_body(user, &items)) {
-            Ok(body) => body,
-            Err(e) => {
-                return UpdateAnswer::Retry(RetryCause::Unparsable {
-                    detail: e.to_string(),
-                })
-            }
-        };
-        match self
-            .fetch(
-                user,
-                |http, url| http.patch(url),
-                "content/state/update",
-                Some(body),
-                traffic,
-            )
-            .await
-        {
-            Ok((status, answer)) => wire::interpret_update(status, &answer, chunk),
-            Err(cause) => UpdateAnswer::Retry(cause),
-        }
-    }
-
-    /// One request with the token refreshed once after a 401/403, and transport failures,
-    /// 429 and 5xx retried with back-off up to `attempts` times. Returns the last answer (a
-    /// 401 after the refresh included), or why there was none.
-    async fn fetch(
-        &self,
-        user: &str,
-        method: impl Fn(&reqwest::Client, String) -> reqwest::RequestBuilder + Send + Sync,
-        path: &str,
-        body: Option<Vec<u8>>,
-        traffic: &mut Traffic,
-    ) -> std::result::Result<(u16, Vec<u8>), RetryCause> {
-        let mut backoff = Backoff::new(self.config.retry_base, self.config.retry_base * 16);
-        let mut refreshed = false;
+    /// Runs `machine` to its end over HTTP: sends what it asks, sleeps its back-offs, and
+    /// reports its progress.
+    async fn drive<M: Machine + Send>(&self, user: &str, mut machine: M) -> M::Output {
         loop {
-            if let Some(cause) = traffic.stopped() {
-                return Err(cause);
+            let step = machine.poll(Instant::now());
+            if let (Some(progress), Some((done, total))) =
+                (&self.config.progress, machine.take_progress())
+            {
+                (progress.0)(done, total);
             }
-            let headers = self.headers(user, refreshed).await?;
-            let request = method(&self.http, self.url(path)).headers(headers);
-            let cause = match self.exchange(request, body.clone(), traffic).await {
-                Exchange::Answered {
-                    status: 401 | 403, ..
-                } if !refreshed => {
-                    tracing::info!("token refused; refreshing once");
-                    refreshed = true;
-                    continue;
+            match step {
+                Step::Send(request) => {
+                    let answer = self.send(user, request).await;
+                    machine.answer(Instant::now(), answer);
                 }
-                Exchange::Answered { status, .. } if status == 429 || status >= 500 => {
-                    RetryCause::Server { status }
-                }
-                Exchange::Answered { status, body } => return Ok((status, body)),
-                Exchange::Failed(cause) => {
-                    let unreachable = matches!(cause, RetryCause::Timeout)
-                        || matches!(&cause, RetryCause::Network { detail } if detail.starts_with(CANNOT_CONNECT));
-                    if unreachable && self.config.when_unreachable == WhenUnreachable::StopAtOnce {
-                        tracing::info!(%cause, "the course service is unreachable; stopping at once");
-                        traffic.halted = Some(cause.clone());
-                        return Err(cause);
-                    }
-                    cause
-                }
-            };
-            backoff.record_failure();
-            if backoff.failures() >= self.config.attempts {
-                return Err(cause);
+                Step::Wait(pause) => tokio::time::sleep(pause).await,
+                Step::Done(output) => return output,
             }
-            tracing::debug!(%cause, attempt = backoff.failures(), "retrying a request");
-            tokio::time::sleep(backoff.delay(traffic.requests as u64).min(traffic.left())).await;
         }
     }
-}
-
-/// Splits items into requests of at most `chunk` items such that no request holds two items
-/// for one (batch, content) and every batch in a request belongs to one course (Sunbird reads
-/// a batch's stored rows with the first item's course). Returns item indices per request.
-fn plan_requests(items: &[Outgoing], chunk: usize) -> Vec<Vec<usize>> {
-    use std::collections::{HashMap, HashSet};
-    struct Request<'a> {
-        indices: Vec<usize>,
-        course_of_batch: HashMap<&'a str, &'a str>,
-        contents: HashSet<(&'a str, &'a str)>,
-    }
-    let mut requests: Vec<Request<'_>> = Vec::new();
-    let mut open_from = 0;
-    for (index, out) in items.iter().enumerate() {
-        let key = out.item.key();
-        let fits = |r: &Request<'_>| {
-            r.indices.len() < chunk
-                && r.course_of_batch
-                    .get(key.batch())
-                    .is_none_or(|course| *course == key.course())
-                && !r.contents.contains(&(key.batch(), key.content()))
-        };
-        let slot = requests[open_from..]
-            .iter()
-            .position(fits)
-            .map(|p| p + open_from);
-        let request = match slot {
-            Some(i) => &mut requests[i],
-            None => {
-                requests.push(Request {
-                    indices: Vec::new(),
-                    course_of_batch: HashMap::new(),
-                    contents: HashSet::new(),
-                });
-                let last = requests.len() - 1;
-                &mut requests[last]
-            }
-        };
-        request.indices.push(index);
-        request.course_of_batch.insert(key.batch(), key.course());
-        request.contents.insert((key.batch(), key.content()));
-        // Full requests are never looked at again.
-        while requests
-            .get(open_from)
-            .is_some_and(|r| r.indices.len() >= chunk)
-        {
-            open_from += 1;
-        }
-    }
-    requests.into_iter().map(|r| r.indices).collect()
-}
-
-/// Percent-encodes a value for one URL path segment (RFC 3986 unreserved characters stay).
-fn path_segment(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// How a failed connection's cause starts: what tells it from a broken answer.
-const CANNOT_CONNECT: &str = "cannot connect to";
-
-fn adapter_error(cause: RetryCause) -> AdapterError {
-    AdapterError::Unavailable { cause }
 }
 
 #[async_trait]
 impl Adapter for SunbirdAdapter {
     async fn push(&self, user: &str, items: &[Outgoing]) -> PushReport {
-        let mut traffic = Traffic::new(&self.config);
-        let mut outcomes: Vec<Option<ItemOutcome>> = vec![None; items.len()];
-        let mut done = 0;
-        for request in plan_requests(items, self.config.chunk) {
-            // Bisection without recursion: a stack of index ranges still to send.
-            let mut stack = vec![request];
-            while let Some(indices) = stack.pop() {
-                if let Some(cause) = traffic.stopped() {
-                    // Unreachable or out of time: nothing more is sent, everything stays
-                    // pending.
-                    for &i in &indices {
-                        outcomes[i] = Some(ItemOutcome::Retry {
-                            cause: cause.clone(),
-                        });
-                    }
-                    continue;
-                }
-                let chunk: Vec<&Outgoing> = indices.iter().map(|&i| &items[i]).collect();
-                let answered_before = outcomes.iter().filter(|o| o.is_some()).count();
-                match self.send_chunk(user, &chunk, &mut traffic).await {
-                    UpdateAnswer::Items(answers) => {
-                        for (&i, outcome) in indices.iter().zip(answers) {
-                            outcomes[i] = Some(outcome);
-                        }
-                    }
-                    UpdateAnswer::ClientError { reason } if indices.len() == 1 => {
-                        tracing::warn!(%reason, "the server refused an item");
-                        outcomes[indices[0]] = Some(ItemOutcome::Rejected { reason });
-                    }
-                    UpdateAnswer::ClientError { .. } => {
-                        let (left, right) = indices.split_at(indices.len() / 2);
-                        stack.push(right.to_vec());
-                        stack.push(left.to_vec());
-                    }
-                    UpdateAnswer::Unauthorized { status } => {
-                        for &i in &indices {
-                            outcomes[i] = Some(ItemOutcome::Retry {
-                                cause: RetryCause::Unauthorized { status },
-                            });
-                        }
-                    }
-                    UpdateAnswer::Retry(cause) => {
-                        for &i in &indices {
-                            outcomes[i] = Some(ItemOutcome::Retry {
-                                cause: cause.clone(),
-                            });
-                        }
-                    }
-                }
-                if let Some(progress) = &self.config.progress {
-                    done += outcomes.iter().filter(|o| o.is_some()).count() - answered_before;
-                    (progress.0)(done, items.len());
-                }
-            }
-        }
-        PushReport {
-            outcomes: outcomes
-                .into_iter()
-                .map(|o| {
-                    o.unwrap_or(ItemOutcome::Retry {
-                        cause: RetryCause::NotInResult,
-                    })
-                })
-                .collect(),
-            requests: traffic.requests,
-            bytes_sent: traffic.bytes_sent,
-            bytes_received: traffic.bytes_received,
-        }
+        let push = UpdatePush::new(&self.config, user, items, Instant::now());
+        self.drive(user, push).await
     }
 
     async fn read_states(
@@ -655,105 +411,21 @@ impl Adapter for SunbirdAdapter {
         course: &str,
         batch: &str,
     ) -> std::result::Result<Vec<ContentItem>, AdapterError> {
-        let body = serde_json::to_vec(&wire::read_body(user, course, batch)).map_err(|e| {
-            adapter_error(RetryCause::Unparsable {
-                detail: e.to_string(),
-            })
-        })?;
-        let (status, answer) = self
-            .fetch(
-                user,
-                |http, url| http.post(url),
-                "content/state/read",
-                Some(body),
-                &mut Traffic::new(&self.config),
-            )
-            .await
-            .map_err(adapter_error)?;
-        check_status(status, &answer)?;
-        wire::parse_read(user, &answer)
-            .map_err(|detail| adapter_error(RetryCause::Unparsable { detail }))
+        let read = Read::states(&self.config, user, course, batch, Instant::now());
+        let answer = self.drive(user, read).await?;
+        wire::parse_read(user, &answer).map_err(|detail| AdapterError::Unavailable {
+            cause: RetryCause::Unparsable { detail },
+        })
     }
 
     async fn enrolled_courses(
         &self,
         user: &str,
     ) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> {
-        // The SDK's query, plus the leaf nodes the offline answer counts completions against.
-        let path = format!(
-            "user/enrollment/list/{}?orgdetails=orgName,email&fields=contentType,topic,name,channel,pkgVersion,primaryCategory,trackable,leafNodes,leafNodesCount&batchDetails=name,endDate,startDate,status,enrollmentType,createdBy,certificates",
-            path_segment(user)
-        );
-        let (status, answer) = self
-            .fetch(
-                user,
-                |http, url| http.get(url),
-                &path,
-                None,
-                &mut Traffic::new(&self.config),
-            )
-            .await
-            .map_err(adapter_error)?;
-        check_status(status, &answer)?;
-        wire::parse_enrollment_list(&answer)
-            .map_err(|detail| adapter_error(RetryCause::Unparsable { detail }))
-    }
-}
-
-fn check_status(status: u16, body: &[u8]) -> std::result::Result<(), AdapterError> {
-    match status {
-        200..=299 => Ok(()),
-        401 | 403 => Err(adapter_error(RetryCause::Unauthorized { status })),
-        _ => Err(AdapterError::Refused {
-            status,
-            reason: wire::error_reason(body).unwrap_or_else(|| format!("HTTP {status}")),
-        }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use headway::{ContentKey, ContentState};
-
-    fn out(course: &str, batch: &str, content: &str) -> Outgoing {
-        Outgoing {
-            item: ContentItem::new(
-                ContentKey::new("u", course, batch, content).unwrap(),
-                ContentState::default(),
-            ),
-            server: None,
-        }
-    }
-
-    #[test]
-    fn user_ids_are_percent_encoded_in_the_list_path() {
-        assert_eq!(path_segment("95e4942d-cbe8"), "95e4942d-cbe8");
-        assert_eq!(path_segment("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
-    }
-
-    #[test]
-    fn requests_hold_at_most_chunk_items_and_one_course_per_batch() {
-        let mut items: Vec<Outgoing> = (0..250)
-            .map(|i| out("c1", "b1", &format!("k{i}")))
-            .collect();
-        items.push(out("c2", "b1", "k0")); // same batch under another course: another request
-        let plan = plan_requests(&items, 100);
-        assert_eq!(
-            plan.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![100, 100, 50, 1]
-        );
-        assert_eq!(plan[3], vec![250]);
-        for request in &plan {
-            let courses: std::collections::HashSet<&str> = request
-                .iter()
-                .map(|&i| items[i].item.key().course())
-                .collect();
-            assert_eq!(
-                courses.len(),
-                1,
-                "a request mixed two courses for one batch"
-            );
-        }
+        let read = Read::enrolled_courses(&self.config, user, Instant::now());
+        let answer = self.drive(user, read).await?;
+        wire::parse_enrollment_list(&answer).map_err(|detail| AdapterError::Unavailable {
+            cause: RetryCause::Unparsable { detail },
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! The one error type of the Sunbird adapter crate.
 
-/// What can go wrong in the Sunbird adapter outside a push (which reports per item instead).
+/// What can go wrong in the Sunbird adapter. A push reports per item instead; its requests'
+/// transport failures reach the client's state machine as these variants.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -24,17 +25,27 @@ pub enum Error {
         /// What reqwest said.
         reason: String,
     },
-    /// The reference server failed to start or serve.
-    #[error("reference server: {reason}")]
-    Server {
-        /// What went wrong.
-        reason: String,
+    /// A token or the API key is not a valid HTTP header value; nothing was sent.
+    #[error("the {what} is not a valid header value")]
+    InvalidHeader {
+        /// `user token` or `API key`.
+        what: String,
     },
-    /// The reference server's store failed.
-    #[error("reference server store: {reason}")]
-    ServerStore {
-        /// What SQLite said.
-        reason: String,
+    /// The course service could not be reached (connection refused, no route, DNS failure).
+    #[error("cannot connect to {address}")]
+    CannotConnect {
+        /// `scheme://host:port` of the service (never a path, query or header).
+        address: String,
+    },
+    /// No answer within the request's timeout.
+    #[error("timed out")]
+    TimedOut,
+    /// The exchange broke after connecting (the connection closed while reading the answer,
+    /// say).
+    #[error("{detail}")]
+    Transport {
+        /// What happened.
+        detail: String,
     },
 }
 

@@ -1,12 +1,13 @@
 //! headway's adapter for Sunbird-Lern's course service: bulk content-state updates with
 //! per-item outcomes, token refresh, bounded retries and bisection of refused chunks; reads of
-//! content states and enrolled courses. With the `server` feature, also the reference course
-//! service that `headway serve` runs for tests, benchmarks and the demo.
+//! content states and enrolled courses. The client logic is a sans-IO state machine
+//! ([`protocol`]) that [`SunbirdAdapter`] drives with reqwest and the simulation drives
+//! against the service's own code. The reference course service
+//! that `headway serve` runs lives in its own crate, `headway-sunbird-server`.
 
 mod client;
 mod error;
-#[cfg(feature = "server")]
-mod server;
+pub mod protocol;
 pub mod wire;
 
 pub use client::{
@@ -14,8 +15,3 @@ pub use client::{
     WhenUnreachable,
 };
 pub use error::{Error, Result};
-#[cfg(feature = "server")]
-pub use server::{
-    BatchStatus, CourseService, Faults, Lag, ReferenceServer, Reply, Seed, SeedBatch, SeedCourse,
-    SeedEnrolment, ServerConfig, Stats, UnknownBatches,
-};

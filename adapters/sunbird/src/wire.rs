@@ -1,5 +1,7 @@
 //! Sunbird's JSON and date strings, and what each answer means for each item sent. Pure
-//! functions, no IO: the client and the fuzz targets share them.
+//! functions, no IO: the client and the fuzz targets share them. Bodies are (de)serialized
+//! through typed structs; a field of an unexpected type reads as absent ([`Lenient`]), as
+//! Sunbird's answers drift in type between versions.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,7 +9,8 @@ use headway::{
     ContentItem, ContentKey, ContentState, EnrolledCourse, ItemOutcome, Outgoing, Progress,
     RetryCause, Status, Timestamp,
 };
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
@@ -49,9 +52,8 @@ pub fn parse_date(text: &str) -> Option<Timestamp> {
 }
 
 /// The body of one bulk update: `{"request":{"userId":U,"contents":[...]}}`, each item with its
-/// own `userId` too. Fields without a
-/// value are left out rather than sent as null (Sunbird copies nulls over stored values), and
-/// `lastCompletedTime` goes only with status 2.
+/// own `userId` too. Fields without a value are left out rather than sent as null (Sunbird
+/// copies nulls over stored values), and `lastCompletedTime` goes only with status 2.
 ///
 /// ```
 /// use headway::{ContentItem, ContentKey, ContentState, Progress, Status};
@@ -59,37 +61,172 @@ pub fn parse_date(text: &str) -> Option<Timestamp> {
 ///     ContentKey::new("u1", "do_c", "0130", "do_1")?,
 ///     ContentState::new(Status::InProgress, Progress::new(40)?, None, None),
 /// );
-/// let body = headway_sunbird::wire::update_body("u1", &[&item]);
+/// let body = serde_json::to_value(headway_sunbird::wire::update_body("u1", &[&item]))?;
 /// assert_eq!(body["request"]["contents"][0]["progress"], 40);
 /// assert!(body["request"]["contents"][0].get("lastAccessTime").is_none());
-/// # Ok::<(), headway::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn update_body(user: &str, items: &[&ContentItem]) -> Value {
-    let contents: Vec<Value> = items
+pub fn update_body<'a>(user: &'a str, items: &[&'a ContentItem]) -> UpdateRequest<'a> {
+    let contents = items
         .iter()
         .map(|item| {
             let (key, state) = (item.key(), item.state());
-            let mut content = Map::new();
-            // The item's own userId: with a token of another learner the server drops the item
-            // (it stays pending) instead of crediting the progress to the wrong account.
-            content.insert("userId".into(), json!(key.user()));
-            content.insert("contentId".into(), json!(key.content()));
-            content.insert("courseId".into(), json!(key.course()));
-            content.insert("batchId".into(), json!(key.batch()));
-            content.insert("status".into(), json!(state.status().code()));
-            content.insert("progress".into(), json!(state.progress().get()));
-            if let Some(t) = state.last_access_time() {
-                content.insert("lastAccessTime".into(), json!(format_date(t)));
+            ContentUpdate {
+                // The item's own userId: with a token of another learner the server drops the
+                // item (it stays pending) instead of crediting the progress to the wrong
+                // account.
+                user_id: key.user(),
+                content_id: key.content(),
+                course_id: key.course(),
+                batch_id: key.batch(),
+                status: state.status().code(),
+                progress: state.progress().get(),
+                last_access_time: state.last_access_time().map(format_date),
+                last_completed_time: state
+                    .last_completed_time()
+                    .filter(|_| state.status() == Status::Completed)
+                    .map(format_date),
             }
-            if state.status() == Status::Completed {
-                if let Some(t) = state.last_completed_time() {
-                    content.insert("lastCompletedTime".into(), json!(format_date(t)));
-                }
-            }
-            Value::Object(content)
         })
         .collect();
-    json!({ "request": { "userId": user, "contents": contents } })
+    UpdateRequest {
+        request: UpdateContents {
+            user_id: user,
+            contents,
+        },
+    }
+}
+
+/// The body of one bulk update (see [`update_body`]); serialize it to send it.
+///
+/// ```
+/// let body = headway_sunbird::wire::update_body("u1", &[]);
+/// assert_eq!(serde_json::to_string(&body)?, r#"{"request":{"userId":"u1","contents":[]}}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Serialize)]
+pub struct UpdateRequest<'a> {
+    request: UpdateContents<'a>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateContents<'a> {
+    user_id: &'a str,
+    contents: Vec<ContentUpdate<'a>>,
+}
+
+/// One item of an update, in Sunbird's field order.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContentUpdate<'a> {
+    user_id: &'a str,
+    content_id: &'a str,
+    course_id: &'a str,
+    batch_id: &'a str,
+    status: u8,
+    progress: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_access_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_completed_time: Option<String>,
+}
+
+/// A JSON value read as `T`, or as absent when it has another type (or is missing, with
+/// `#[serde(default)]`): how every field of Sunbird's answers is read.
+///
+/// ```
+/// use headway_sunbird::wire::Lenient;
+/// let n: Lenient<i64> = serde_json::from_str("2")?;
+/// let s: Lenient<i64> = serde_json::from_str(r#""2""#)?;
+/// assert_eq!((n.0, s.0), (Some(2), None));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lenient<T>(pub Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Lenient<T> {
+        Lenient(None)
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Lenient<T>, D::Error> {
+        // Any JSON is accepted (a syntax error is still an error); what does not fit `T` reads
+        // as absent.
+        let value = Value::deserialize(deserializer)?;
+        Ok(Lenient(serde_json::from_value(value).ok()))
+    }
+}
+
+/// The answer to an update: only `result` is read.
+#[derive(Deserialize)]
+struct UpdateEnvelope {
+    #[serde(default)]
+    result: Lenient<BTreeMap<String, ResultEntry>>,
+}
+
+/// One value of an update's `result` map.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ResultEntry {
+    /// `"SUCCESS"`, or a legacy per-item value (`FAILED`, ...).
+    Text(String),
+    /// A rejection list of batch ids; entries that are not strings are ignored.
+    List(Vec<Lenient<String>>),
+    /// Anything else.
+    Other(serde::de::IgnoredAny),
+}
+
+/// An error answer: only `params.err` and `params.errmsg` are read.
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    #[serde(default)]
+    params: Lenient<ErrorParams>,
+}
+
+#[derive(Deserialize)]
+struct ErrorParams {
+    #[serde(default)]
+    err: Lenient<String>,
+    #[serde(default)]
+    errmsg: Lenient<String>,
+}
+
+/// The answer to a content-state read: `result.contentList`.
+#[derive(Deserialize)]
+struct ReadEnvelope {
+    #[serde(default)]
+    result: Lenient<ReadResult>,
+}
+
+#[derive(Deserialize)]
+struct ReadResult {
+    #[serde(default, rename = "contentList")]
+    content_list: Lenient<Vec<Lenient<ReadRow>>>,
+}
+
+/// One row of a content-state read.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadRow {
+    #[serde(default)]
+    content_id: Lenient<String>,
+    #[serde(default)]
+    course_id: Lenient<String>,
+    #[serde(default)]
+    collection_id: Lenient<String>,
+    #[serde(default)]
+    batch_id: Lenient<String>,
+    #[serde(default)]
+    status: Lenient<i64>,
+    #[serde(default)]
+    progress: Lenient<i64>,
+    #[serde(default)]
+    last_access_time: Lenient<String>,
+    #[serde(default)]
+    last_completed_time: Lenient<String>,
 }
 
 /// The reason given for an item the server's `result` does not mention.
@@ -150,18 +287,19 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
             detail: detail.to_string(),
         })
     };
-    let Ok(envelope) = serde_json::from_slice::<Value>(body) else {
+    let Ok(envelope) = serde_json::from_slice::<Lenient<UpdateEnvelope>>(body) else {
         return unparsable("the body is not JSON");
     };
-    let Some(result) = envelope.get("result").and_then(Value::as_object) else {
+    let Some(result) = envelope.0.and_then(|e| e.result.0) else {
         return unparsable("no result object");
     };
     let listed = |name: &str| -> BTreeSet<&str> {
-        result
-            .get(name)
-            .and_then(Value::as_array)
-            .map(|batches| batches.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default()
+        match result.get(name) {
+            Some(ResultEntry::List(batches)) => {
+                batches.iter().filter_map(|b| b.0.as_deref()).collect()
+            }
+            _ => BTreeSet::new(),
+        }
     };
     let not_ongoing = listed("NOT_A_ON_GOING_BATCH");
     let missing = listed("BATCH_NOT_EXISTS");
@@ -191,11 +329,11 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
                 }
             }
             match result.get(key.content()) {
-                Some(Value::String(s)) if s == "SUCCESS" => acknowledged(out, state),
-                Some(Value::String(other)) => ItemOutcome::Rejected {
+                Some(ResultEntry::Text(s)) if s == "SUCCESS" => acknowledged(out, state),
+                Some(ResultEntry::Text(other)) => ItemOutcome::Rejected {
                     reason: other.clone(),
                 },
-                Some(_) => ItemOutcome::Retry {
+                Some(ResultEntry::List(_) | ResultEntry::Other(_)) => ItemOutcome::Retry {
                     cause: RetryCause::Unparsable {
                         detail: format!("result for {} is not a string", key.content()),
                     },
@@ -236,10 +374,10 @@ fn acknowledged(out: &Outgoing, state: &ContentState) -> ItemOutcome {
 
 /// `params.err: params.errmsg` from an error envelope.
 pub fn error_reason(body: &[u8]) -> Option<String> {
-    let envelope: Value = serde_json::from_slice(body).ok()?;
-    let params = envelope.get("params")?;
-    let err = params.get("err").and_then(Value::as_str).unwrap_or("");
-    let msg = params.get("errmsg").and_then(Value::as_str).unwrap_or("");
+    let envelope: Lenient<ErrorEnvelope> = serde_json::from_slice(body).ok()?;
+    let params = envelope.0?.params.0?;
+    let err = params.err.0.as_deref().unwrap_or("");
+    let msg = params.errmsg.0.as_deref().unwrap_or("");
     match (err.is_empty(), msg.is_empty()) {
         (true, true) => None,
         (false, true) => Some(err.to_string()),
@@ -249,49 +387,79 @@ pub fn error_reason(body: &[u8]) -> Option<String> {
 }
 
 /// The body of a content-state read for one course batch.
-pub fn read_body(user: &str, course: &str, batch: &str) -> Value {
-    json!({ "request": { "userId": user, "courseId": course, "batchId": batch } })
+///
+/// ```
+/// let body = headway_sunbird::wire::read_body("u1", "do_c", "b1");
+/// assert_eq!(
+///     serde_json::to_string(&body)?,
+///     r#"{"request":{"userId":"u1","courseId":"do_c","batchId":"b1"}}"#
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn read_body<'a>(user: &'a str, course: &'a str, batch: &'a str) -> ReadRequest<'a> {
+    ReadRequest {
+        request: ReadFilter {
+            user_id: user,
+            course_id: course,
+            batch_id: batch,
+        },
+    }
+}
+
+/// The body of a content-state read (see [`read_body`]); serialize it to send it.
+///
+/// ```
+/// let body = headway_sunbird::wire::read_body("u1", "do_c", "b1");
+/// assert!(serde_json::to_vec(&body).is_ok());
+/// ```
+#[derive(Clone, Debug, Serialize)]
+pub struct ReadRequest<'a> {
+    request: ReadFilter<'a>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadFilter<'a> {
+    user_id: &'a str,
+    course_id: &'a str,
+    batch_id: &'a str,
 }
 
 /// Reads `result.contentList` of a content-state read into content items of `user`. Rows with
 /// missing ids are skipped; a status above 2 reads as completed, and dates that do not parse
 /// read as unknown.
 pub fn parse_read(user: &str, body: &[u8]) -> Result<Vec<ContentItem>, String> {
-    let envelope: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let envelope: Lenient<ReadEnvelope> =
+        serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let list = envelope
-        .pointer("/result/contentList")
-        .and_then(Value::as_array)
+        .0
+        .and_then(|e| e.result.0)
+        .and_then(|r| r.content_list.0)
         .ok_or("no result.contentList")?;
     let mut items = Vec::new();
-    for row in list {
-        let text = |name: &str| row.get(name).and_then(Value::as_str);
-        let course = text("courseId").or_else(|| text("collectionId"));
-        let (Some(content), Some(course), Some(batch)) =
-            (text("contentId"), course, text("batchId"))
+    for row in list.into_iter().filter_map(|row| row.0) {
+        let course = row.course_id.0.or(row.collection_id.0);
+        let (Some(content), Some(course), Some(batch)) = (row.content_id.0, course, row.batch_id.0)
         else {
             continue;
         };
         let Ok(key) = ContentKey::new(user, course, batch, content) else {
             continue;
         };
-        let status = match row.get("status").and_then(Value::as_i64).unwrap_or(0) {
+        let status = match row.status.0.unwrap_or(0) {
             s if s >= 2 => Status::Completed,
             1 => Status::InProgress,
             _ => Status::NotStarted,
         };
-        let progress = row
-            .get("progress")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            .clamp(0, 100);
-        let progress = Progress::new(progress).map_err(|e| e.to_string())?;
-        let date = |name: &str| text(name).and_then(parse_date);
+        let progress =
+            Progress::new(row.progress.0.unwrap_or(0).clamp(0, 100)).map_err(|e| e.to_string())?;
+        let date = |text: Option<String>| text.as_deref().and_then(parse_date);
         let completed = if status == Status::Completed {
-            date("lastCompletedTime")
+            date(row.last_completed_time.0)
         } else {
             None
         };
-        let state = ContentState::new(status, progress, date("lastAccessTime"), completed);
+        let state = ContentState::new(status, progress, date(row.last_access_time.0), completed);
         items.push(ContentItem::new(key, state));
     }
     Ok(items)
@@ -525,6 +693,60 @@ mod tests {
             interpret_update(200, b"<html>", &[&sent]),
             UpdateAnswer::Retry(_)
         ));
+    }
+
+    #[test]
+    fn fields_of_an_unexpected_type_read_as_absent_never_as_an_acknowledgement() {
+        let sent = out(item("do_1", "b1", Status::Completed, 100), true);
+        let other = out(item("do_2", "b2", Status::Completed, 100), true);
+        // A rejection list with a number in it still names b1; a non-string result is no
+        // acknowledgement.
+        let body =
+            br#"{"result":{"do_1":"SUCCESS","do_2":{"ok":true},"NOT_A_ON_GOING_BATCH":[7,"b1"]}}"#;
+        let UpdateAnswer::Items(outcomes) = interpret_update(200, body, &[&sent, &other]) else {
+            panic!("not per item")
+        };
+        assert!(
+            matches!(&outcomes[0], ItemOutcome::Rejected { reason } if reason == "NOT_A_ON_GOING_BATCH")
+        );
+        assert!(matches!(
+            &outcomes[1],
+            ItemOutcome::Retry {
+                cause: RetryCause::Unparsable { .. }
+            }
+        ));
+        for (body, detail) in [
+            (&b"{oops"[..], "the body is not JSON"),
+            (b"[1,2]", "no result object"),
+            (br#"{"result":[]}"#, "no result object"),
+        ] {
+            assert_eq!(
+                interpret_update(200, body, &[&sent]),
+                UpdateAnswer::Retry(RetryCause::Unparsable {
+                    detail: detail.into()
+                })
+            );
+        }
+        // A read: rows that are not objects are skipped, `collectionId` stands in for
+        // `courseId`, a status of another type reads as 0, a progress out of range is clamped.
+        let read = br#"{"result":{"contentList":[5,{"contentId":"do_1","collectionId":"c",
+            "batchId":"b","status":"2","progress":250},{"contentId":"do_2","courseId":7,
+            "batchId":"b","status":2}]}}"#;
+        let items = parse_read("u1", read).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].key().course(), "c");
+        assert_eq!(items[0].state().status(), Status::NotStarted);
+        assert_eq!(items[0].state().progress().get(), 100);
+        assert_eq!(
+            parse_read("u1", br#"{"result":{}}"#),
+            Err("no result.contentList".into())
+        );
+        assert!(parse_read("u1", b"not json").is_err());
+        assert_eq!(
+            error_reason(br#"{"params":{"err":5,"errmsg":"Date format error."}}"#),
+            Some("Date format error.".into())
+        );
+        assert_eq!(error_reason(br#"{"params":"x"}"#), None);
     }
 
     #[test]

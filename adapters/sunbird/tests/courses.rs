@@ -12,10 +12,8 @@ use headway::{
     ChangeOrigin, ContentKey, CoursesSource, EnrolledCourse, Event, ProgressUpdate, Status, Store,
     SyncOptions,
 };
-use headway_sunbird::{
-    BatchStatus, Lag, ReferenceServer, ServerConfig, StaticToken, SunbirdAdapter, SunbirdConfig,
-    UserToken,
-};
+use headway_sunbird::{StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
+use headway_sunbird_server::{BatchStatus, Lag, ReferenceServer, ServerConfig};
 
 const USER: &str = "learner-1";
 const COURSE: &str = "do_course";
@@ -293,7 +291,7 @@ async fn background_sync_backs_off_while_the_server_fails_and_restarts_when_the_
     );
     // The server recovers; the app says the network is back: the sync runs at once, without
     // waiting for another record.
-    server.set_faults(headway_sunbird::Faults::default());
+    server.set_faults(headway_sunbird_server::Faults::default());
     background.network_up();
     for _ in 0..100 {
         if store.pending(USER).unwrap().is_empty() {

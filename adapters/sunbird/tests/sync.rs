@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use headway::{ContentKey, ProgressUpdate, RetryCause, Status, Store, SyncOptions};
-use headway_sunbird::{
-    BatchStatus, Faults, ReferenceServer, ServerConfig, StaticToken, SunbirdAdapter, SunbirdConfig,
-    TokenProvider, UserToken,
-};
+use headway_sunbird::{StaticToken, SunbirdAdapter, SunbirdConfig, TokenProvider, UserToken};
+use headway_sunbird_server::{BatchStatus, Faults, ReferenceServer, ServerConfig};
 use serde_json::Value;
 
 const USER: &str = "learner-1";

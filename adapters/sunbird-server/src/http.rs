@@ -16,8 +16,8 @@ use headway::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::service::{self, BatchStatus, Lag, Reply};
-use super::{Faults, Shared};
+use crate::service::{self, BatchStatus, Lag, Reply};
+use crate::{Faults, Shared};
 
 type App = Arc<Shared>;
 

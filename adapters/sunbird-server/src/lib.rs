@@ -1,10 +1,12 @@
 //! The reference course service behind `headway serve`: Sunbird's update, read and list
-//! endpoints over HTTP with the real server's semantics (see `server/service.rs`), token
+//! endpoints over HTTP with the real server's semantics (see `service.rs`), token
 //! checks, and fault injection for tests (fail the next N requests, close the connection after
-//! applying, delay, refuse a chosen content with 400).
+//! applying, delay, refuse a chosen content with 400). Its own crate, so that an app linking
+//! the Sunbird client (`headway-sunbird`) compiles neither axum nor a second SQLite stack.
 
+mod error;
 mod http;
-pub mod service;
+mod service;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -13,13 +15,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+pub use error::{Error, Result};
 pub use service::{BatchStatus, CourseService, Lag, Reply, UnknownBatches};
 
 /// How to start a [`ReferenceServer`].
 ///
 /// ```
-/// let config = headway_sunbird::ServerConfig::new("127.0.0.1:0")
+/// let config = headway_sunbird_server::ServerConfig::new("127.0.0.1:0")
 ///     .api_key("gateway-key")
 ///     .token("token-of-asha", "asha");
 /// let shown = format!("{config:?}"); // Debug never shows a secret
@@ -113,14 +115,14 @@ impl ServerConfig {
 /// batches, enrolments and user tokens.
 ///
 /// ```
-/// let seed = headway_sunbird::Seed::from_json(r#"{
+/// let seed = headway_sunbird_server::Seed::from_json(r#"{
 ///   "courses": [{"courseId": "do_course", "name": "Fractions", "leafNodes": ["do_1", "do_2"]}],
 ///   "batches": [{"batchId": "0130", "courseId": "do_course", "status": 1}],
 ///   "enrolments": [{"userId": "asha", "courseId": "do_course", "batchId": "0130"}],
 ///   "tokens": {"token-of-asha": "asha"}
 /// }"#)?;
 /// assert_eq!(seed.courses.len(), 1);
-/// # Ok::<(), headway_sunbird::Error>(())
+/// # Ok::<(), headway_sunbird_server::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -288,7 +290,7 @@ impl Shared {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use headway_sunbird::{BatchStatus, ReferenceServer, ServerConfig};
+/// use headway_sunbird_server::{BatchStatus, ReferenceServer, ServerConfig};
 /// let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0")).await?;
 /// server.service().put_course("do_course", "Fractions", &["do_1".into()])?;
 /// server.service().put_batch("0130", "do_course", BatchStatus::Ongoing)?;

@@ -1,0 +1,211 @@
+//! The adapter conformance suite (`headway::testing`) run against the Sunbird adapter talking
+//! to the reference course service over 127.0.0.1, one test per behaviour; and against
+//! deliberately broken adapters, each of which the suite must fail.
+#![cfg(test)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use headway::testing::{checks, Harness};
+use headway::{
+    Adapter, AdapterError, ContentItem, EnrolledCourse, ItemOutcome, Outgoing, PushReport,
+};
+use headway_sunbird::{StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
+use headway_sunbird_server::{BatchStatus, Faults, ReferenceServer, ServerConfig};
+
+const LEARNER: &str = "learner-1";
+const COURSE: &str = "do_course";
+const OPEN: &str = "batch-open";
+const CLOSED: &str = "batch-closed";
+
+/// The reference course service on a free port, and an adapter (perhaps a broken one) that
+/// talks to it.
+struct SunbirdHarness {
+    server: ReferenceServer,
+    adapter: Box<dyn Adapter>,
+}
+
+#[async_trait]
+impl Harness for SunbirdHarness {
+    fn adapter(&self) -> &dyn Adapter {
+        self.adapter.as_ref()
+    }
+    fn learner(&self) -> &str {
+        LEARNER
+    }
+    fn open_batch(&self) -> (&str, &str) {
+        (COURSE, OPEN)
+    }
+    fn refused_batch(&self) -> (&str, &str) {
+        (COURSE, CLOSED)
+    }
+    async fn break_server(&self) {
+        self.server.set_faults(Faults {
+            fail_next: u32::MAX,
+            fail_status: 503,
+            ..Faults::default()
+        });
+    }
+    async fn heal_server(&self) {
+        self.server.set_faults(Faults::default());
+    }
+    fn update_requests(&self) -> u64 {
+        self.server.stats().update_requests
+    }
+}
+
+/// How a deliberately broken adapter breaks the contract.
+#[derive(Clone, Copy)]
+enum Breakage {
+    /// Reports every item acknowledged and sends nothing.
+    AcknowledgesWithoutSending,
+    /// Turns the server's rejections into acknowledgements.
+    AcknowledgesRejections,
+    /// Sends one request per item.
+    OneRequestPerItem,
+    /// Reads nothing back from the server.
+    ReadsNothing,
+}
+
+/// The real Sunbird adapter with one promise broken.
+struct Broken {
+    inner: SunbirdAdapter,
+    breakage: Breakage,
+}
+
+#[async_trait]
+impl Adapter for Broken {
+    async fn push(&self, user: &str, items: &[Outgoing]) -> PushReport {
+        match self.breakage {
+            Breakage::AcknowledgesWithoutSending => {
+                PushReport::all(items.len(), ItemOutcome::Acknowledged)
+            }
+            Breakage::AcknowledgesRejections => {
+                let mut report = self.inner.push(user, items).await;
+                for outcome in &mut report.outcomes {
+                    if matches!(outcome, ItemOutcome::Rejected { .. }) {
+                        *outcome = ItemOutcome::Acknowledged;
+                    }
+                }
+                report
+            }
+            Breakage::OneRequestPerItem => {
+                let mut report = PushReport::default();
+                for item in items {
+                    let one = self.inner.push(user, std::slice::from_ref(item)).await;
+                    report.outcomes.extend(one.outcomes);
+                    report.requests += one.requests;
+                }
+                report
+            }
+            Breakage::ReadsNothing => self.inner.push(user, items).await,
+        }
+    }
+
+    async fn read_states(
+        &self,
+        user: &str,
+        course: &str,
+        batch: &str,
+    ) -> Result<Vec<ContentItem>, AdapterError> {
+        match self.breakage {
+            Breakage::ReadsNothing => Ok(Vec::new()),
+            _ => self.inner.read_states(user, course, batch).await,
+        }
+    }
+
+    async fn enrolled_courses(&self, user: &str) -> Result<Vec<EnrolledCourse>, AdapterError> {
+        self.inner.enrolled_courses(user).await
+    }
+}
+
+async fn started() -> (ReferenceServer, SunbirdAdapter) {
+    let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0"))
+        .await
+        .unwrap();
+    let service = server.service();
+    service
+        .put_batch(OPEN, COURSE, BatchStatus::Ongoing)
+        .unwrap();
+    service
+        .put_batch(CLOSED, COURSE, BatchStatus::Closed)
+        .unwrap();
+    let config = SunbirdConfig::new(server.url()).retry_base(Duration::from_millis(5));
+    let tokens = Arc::new(StaticToken::new(UserToken::new("")));
+    let adapter = SunbirdAdapter::new(config, tokens).unwrap();
+    (server, adapter)
+}
+
+async fn harness() -> SunbirdHarness {
+    let (server, adapter) = started().await;
+    SunbirdHarness {
+        server,
+        adapter: Box::new(adapter),
+    }
+}
+
+async fn broken(breakage: Breakage) -> SunbirdHarness {
+    let (server, inner) = started().await;
+    SunbirdHarness {
+        server,
+        adapter: Box::new(Broken { inner, breakage }),
+    }
+}
+
+headway::adapter_conformance_tests!(sunbird_against_reference_server, harness().await);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_fails_an_adapter_that_acknowledges_what_it_never_sent() {
+    let h = broken(Breakage::AcknowledgesWithoutSending).await;
+    let violation = checks::acknowledged_items_are_held_by_the_server(&h)
+        .await
+        .unwrap_err();
+    assert_eq!(violation.check, "acknowledged items are held by the server");
+    let violation = checks::a_fault_leaves_every_item_pending(&h)
+        .await
+        .unwrap_err();
+    assert_eq!(violation.check, "a fault leaves every item pending");
+    assert!(checks::all(&h).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_fails_an_adapter_that_turns_rejections_into_acknowledgements() {
+    let h = broken(Breakage::AcknowledgesRejections).await;
+    let violation = checks::a_rejected_item_is_reported_and_never_acknowledged(&h)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation.check,
+        "a rejected item is reported and never acknowledged"
+    );
+    assert!(checks::all(&h).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_fails_an_adapter_that_sends_one_request_per_item() {
+    let h = broken(Breakage::OneRequestPerItem).await;
+    let violation = checks::a_bulk_push_takes_far_fewer_requests_than_items(&h)
+        .await
+        .unwrap_err();
+    assert_eq!(violation.detail, "200 items took 200 requests");
+    assert!(checks::all(&h).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_fails_an_adapter_that_reads_nothing_back() {
+    let h = broken(Breakage::ReadsNothing).await;
+    let violation = checks::merging_the_servers_states_never_lowers_anything(&h)
+        .await
+        .unwrap_err();
+    assert!(
+        violation.detail.contains("did not raise the store"),
+        "{violation}"
+    );
+    assert!(checks::all(&h).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_sunbird_adapter_passes_every_check_on_one_server() {
+    checks::all(&harness().await).await.unwrap();
+}
