@@ -84,7 +84,7 @@ pub enum Event {
     /// A cached course's completion percentage moved.
     CourseProgressChanged(CourseProgressChanged),
     /// A sync reached the server; the report says what became of each item.
-    SyncFinished(crate::sync::SyncReport),
+    SyncFinished(crate::sync_report::SyncReport),
     /// A sync could not reach the server; everything pending stays pending.
     SyncFailed(SyncFailed),
 }

@@ -60,8 +60,10 @@ mod error;
 mod events;
 mod peer;
 mod progress_update;
+mod refresh;
 mod store;
 mod sync;
+mod sync_report;
 mod telemetry;
 mod timestamp;
 
@@ -78,8 +80,10 @@ pub use events::{
 };
 pub use peer::{Hello, PeerMessage, PeerSession, Role, MAX_MESSAGE_LEN};
 pub use progress_update::ProgressUpdate;
-pub use store::{CoursesAnswer, CoursesSource, Durability, LastSync, Store, StoreOptions};
-pub use sync::{Backoff, RejectedItem, RetryingItem, SyncOptions, SyncReport};
+pub use refresh::{CoursesAnswer, CoursesSource};
+pub use store::{Durability, LastSync, Store, StoreOptions};
+pub use sync::{Backoff, SyncOptions};
+pub use sync_report::{RejectedItem, RetryingItem, SyncReport};
 pub use telemetry::{
     player_event, progress_from_summary, CourseContext, Ignored, PlayerEvent, PlayerEventOutcome,
 };
