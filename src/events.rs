@@ -74,8 +74,8 @@ pub struct SyncFailed {
     pub pending: usize,
 }
 
-/// Something the app may want to react to. This replaces Sunbird's
-/// `COURSE_STATUS_UPDATED_SUCCESSFULLY` broadcast: each kind says what changed.
+/// Something the app may want to react to; each kind says what changed (instead of one
+/// "course status updated" broadcast).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {

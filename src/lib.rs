@@ -64,7 +64,6 @@ mod refresh;
 mod store;
 mod sync;
 mod sync_report;
-mod telemetry;
 mod timestamp;
 
 pub use adapter::{Adapter, AdapterError, ItemOutcome, Outgoing, PushReport, RetryCause};
@@ -84,9 +83,6 @@ pub use refresh::{CoursesAnswer, CoursesSource};
 pub use store::{Durability, LastSync, Store, StoreOptions};
 pub use sync::{Backoff, SyncOptions};
 pub use sync_report::{RejectedItem, RetryingItem, SyncReport};
-pub use telemetry::{
-    player_event, progress_from_summary, CourseContext, Ignored, PlayerEvent, PlayerEventOutcome,
-};
 pub use timestamp::{Timestamp, UtcDateTime};
 
 #[cfg(doctest)]

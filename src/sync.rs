@@ -54,7 +54,7 @@ impl SyncOptions {
 
     /// One deadline for the whole sync: a push still running when it passes is abandoned,
     /// its items stay pending (cause: timed out), and no further round starts. Default none,
-    /// because adapters bound their own requests (`SunbirdConfig::deadline` defaults to 30 s).
+    /// because adapters bound their own requests.
     /// Needs a tokio runtime with timers enabled.
     pub fn deadline(mut self, deadline: Duration) -> SyncOptions {
         self.deadline = Some(deadline);
@@ -62,8 +62,8 @@ impl SyncOptions {
     }
 
     /// How many pushes one sync may make: the first sends everything pending; later ones
-    /// resend only items the server took but holds lower than sent (Sunbird's first write
-    /// with status 1 stores progress 0). Default 2; at least 1.
+    /// resend only items the server took but holds lower than sent (a server may store a
+    /// first write lower, see [`ItemOutcome::HeldLower`]). Default 2; at least 1.
     pub fn max_rounds(mut self, rounds: usize) -> SyncOptions {
         self.max_rounds = rounds.max(1);
         self

@@ -7,12 +7,11 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context};
 use headway::{
-    Adapter, ContentKey, CourseContext, CoursesSource, PlayerEventOutcome, ProgressUpdate, Status,
-    Store, SyncOptions, Timestamp,
+    Adapter, ContentKey, CoursesSource, ProgressUpdate, Status, Store, SyncOptions, Timestamp,
 };
 use headway_sunbird::{
-    BatchStatus, Lag, ReferenceServer, ServerConfig, StaticToken, SunbirdAdapter, SunbirdConfig,
-    UserToken,
+    BatchStatus, CourseContext, Lag, PlayerEventOutcome, RecordPlayerEvent, ReferenceServer,
+    ServerConfig, StaticToken, SunbirdAdapter, SunbirdConfig, UserToken,
 };
 
 use crate::courses::course_line;

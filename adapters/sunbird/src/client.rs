@@ -616,7 +616,7 @@ impl Adapter for SunbirdAdapter {
                     UpdateAnswer::Unauthorized { status } => {
                         for &i in &indices {
                             outcomes[i] = Some(ItemOutcome::Retry {
-                                cause: RetryCause::Unauthorized { status },
+                                cause: RetryCause::CredentialsRefused { status },
                             });
                         }
                     }
@@ -696,6 +696,7 @@ impl Adapter for SunbirdAdapter {
             .map_err(adapter_error)?;
         check_status(status, &answer)?;
         wire::parse_enrollment_list(&answer)
+            .map(crate::enrollment::for_the_core)
             .map_err(|detail| adapter_error(RetryCause::Unparsable { detail }))
     }
 }
@@ -703,7 +704,7 @@ impl Adapter for SunbirdAdapter {
 fn check_status(status: u16, body: &[u8]) -> std::result::Result<(), AdapterError> {
     match status {
         200..=299 => Ok(()),
-        401 | 403 => Err(adapter_error(RetryCause::Unauthorized { status })),
+        401 | 403 => Err(adapter_error(RetryCause::CredentialsRefused { status })),
         _ => Err(AdapterError::Refused {
             status,
             reason: wire::error_reason(body).unwrap_or_else(|| format!("HTTP {status}")),

@@ -4,7 +4,9 @@
 //! service that `headway serve` runs for tests, benchmarks and the demo.
 
 mod client;
+mod enrollment;
 mod error;
+mod player_event;
 #[cfg(feature = "server")]
 mod server;
 pub mod wire;
@@ -14,6 +16,10 @@ pub use client::{
     WhenUnreachable,
 };
 pub use error::{Error, Result};
+pub use player_event::{
+    player_event, progress_from_summary, CourseContext, Ignored, PlayerEvent, PlayerEventOutcome,
+    RecordPlayerEvent,
+};
 #[cfg(feature = "server")]
 pub use server::{
     BatchStatus, CourseService, Faults, Lag, ReferenceServer, Reply, Seed, SeedBatch, SeedCourse,
