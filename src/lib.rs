@@ -76,6 +76,7 @@ pub use document::LearnerDocument;
 pub use error::{Error, Result};
 pub use events::{
     ChangeOrigin, ContentStateChanged, CourseProgressChanged, Event, Subscription, SyncFailed,
+    SUBSCRIPTION_CAPACITY,
 };
 pub use peer::{Hello, PeerMessage, PeerSession, Role, MAX_MESSAGE_LEN};
 pub use progress_update::ProgressUpdate;

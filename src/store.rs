@@ -502,9 +502,23 @@ impl Store {
     }
 
     /// Subscribes to change events: every content state that goes up from now on, from a
-    /// local record or a merge, is delivered once, in commit order.
+    /// local record or a merge, is delivered once, in commit order, unless the subscriber
+    /// falls more than [`SUBSCRIPTION_CAPACITY`](crate::SUBSCRIPTION_CAPACITY) events behind
+    /// (then it reads [`Event::Lagged`](crate::Event::Lagged)).
     pub fn subscribe(&self) -> Subscription {
-        self.events.subscribe()
+        self.events.subscribe(crate::events::SUBSCRIPTION_CAPACITY)
+    }
+
+    /// [`Store::subscribe`] with a queue of `capacity` events (at least 1).
+    ///
+    /// ```
+    /// let store = headway::Store::open_in_memory()?;
+    /// let events = store.subscribe_with_capacity(100);
+    /// assert!(events.try_next().is_none());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn subscribe_with_capacity(&self, capacity: usize) -> Subscription {
+        self.events.subscribe(capacity)
     }
 }
 
