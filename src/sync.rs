@@ -106,14 +106,13 @@ impl Store {
     ) -> Result<SyncReport> {
         let span = tracing::info_span!("sync", user = %user);
         let report = run(self, user, adapter, options).instrument(span).await?;
-        let (owner, kept, at) = (user.to_string(), report.clone(), Timestamp::now());
+        let (owner, at) = (user.to_string(), Timestamp::now());
         self.off_executor(move |store| {
-            store.note_sync(&owner, &kept, at);
-            store.publish_event(sync_event(&owner, &kept));
-            Ok(())
+            store.note_sync(&owner, &report, at);
+            store.publish_event(sync_event(&owner, &report));
+            Ok(report)
         })
-        .await?;
-        Ok(report)
+        .await
     }
 }
 
