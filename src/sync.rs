@@ -297,3 +297,79 @@ impl Rounds {
         self.report
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content_state::{ContentItem, ContentState, Progress, Status};
+
+    fn pending(content: &str, progress: i64) -> Outgoing {
+        let key = ContentKey::new("u", "c", "b", content).unwrap();
+        let state = ContentState::new(
+            Status::InProgress,
+            Progress::new(progress).unwrap(),
+            None,
+            None,
+        );
+        Outgoing {
+            item: ContentItem::new(key, state),
+            server: None,
+        }
+    }
+
+    #[test]
+    fn a_second_round_resends_only_what_the_server_holds_lower_and_unanswered_items_stay_pending() {
+        let mut rounds = Rounds::new(2);
+        let first = rounds
+            .next(vec![pending("a", 10), pending("b", 20), pending("c", 30)])
+            .unwrap();
+        let held = ContentState::new(Status::InProgress, Progress::new(0).unwrap(), None, None);
+        // The adapter answers for two of three items: the third is never acknowledged.
+        let push = PushReport {
+            outcomes: vec![ItemOutcome::Acknowledged, ItemOutcome::HeldLower { held }],
+            requests: 1,
+            ..PushReport::default()
+        };
+        let (answered, answers) = rounds.answer(&first, push);
+        assert_eq!(answered.len(), 2, "the retried item's row is not written");
+        assert_eq!(answers[1], ItemOutcome::HeldLower { held });
+        // Everything is still pending as far as the store says; the second round takes only
+        // the item held lower.
+        let second = rounds
+            .next(vec![pending("b", 20), pending("c", 30)])
+            .unwrap();
+        assert_eq!(second, vec![pending("b", 20)]);
+        rounds.answer(
+            &second,
+            PushReport {
+                requests: 1,
+                ..PushReport::all(1, ItemOutcome::Acknowledged)
+            },
+        );
+        assert_eq!(
+            rounds.next(vec![pending("c", 30)]),
+            None,
+            "two rounds at most"
+        );
+        let report = rounds.finish(Duration::from_millis(5));
+        assert_eq!(
+            (report.sent, report.acknowledged, report.requests),
+            (3, 2, 2)
+        );
+        assert_eq!(report.retrying.len(), 1);
+        assert_eq!(report.retrying[0].key.content(), "c");
+        assert!(matches!(
+            report.retrying[0].cause,
+            RetryCause::Unparsable { .. }
+        ));
+        assert_eq!(report.duration, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn nothing_pending_means_no_round() {
+        let mut rounds = Rounds::new(2);
+        assert_eq!(rounds.next(Vec::new()), None);
+        let report = rounds.finish(Duration::ZERO);
+        assert_eq!(report, SyncReport::default());
+    }
+}

@@ -164,19 +164,15 @@ fn apply_outcomes_in(
         let held = match outcome {
             ItemOutcome::Acknowledged => Some(*out.item.state()),
             ItemOutcome::HeldLower { held } => Some(*held),
-            ItemOutcome::Rejected { reason } => {
+            ItemOutcome::Rejected { reason } | ItemOutcome::Dropped { reason } => {
+                let until = match outcome {
+                    ItemOutcome::Dropped { .. } => RejectedUntil::NextSync,
+                    _ => RejectedUntil::StateChanges,
+                };
                 row.rejected = Some(Rejection {
                     state: *out.item.state(),
                     reason: reason.clone(),
-                    until: RejectedUntil::StateChanges,
-                });
-                None
-            }
-            ItemOutcome::Dropped { reason } => {
-                row.rejected = Some(Rejection {
-                    state: *out.item.state(),
-                    reason: reason.clone(),
-                    until: RejectedUntil::NextSync,
+                    until,
                 });
                 None
             }
