@@ -144,6 +144,16 @@ impl<'k> Raise<'k> {
 /// announce, or `None` when the state did not rise. Nothing is ever lowered.
 pub(crate) fn raise(conn: &Connection, raise: Raise<'_>) -> Result<Option<ContentStateChanged>> {
     let stored = select_one(conn, raise.key)?;
+    raise_read(conn, stored, raise)
+}
+
+/// [`raise`] for a caller that has just read the row (`stored`, `None` when there is none) in
+/// the same transaction: a flush folding thousands of rows reads each once.
+pub(crate) fn raise_read(
+    conn: &Connection,
+    stored: Option<Row>,
+    raise: Raise<'_>,
+) -> Result<Option<ContentStateChanged>> {
     let before = stored.as_ref().map(|row| row.state);
     let after = before.map_or(raise.state, |b| b.merge(&raise.state));
     let mut row = stored.unwrap_or_else(|| Row::new(raise.key.clone(), after));

@@ -138,18 +138,19 @@ pub(super) fn flush_in(
         }
         if joined != row.state {
             // The document held more than the table for this key: raise the table to match.
-            let raise =
-                Raise::new(&row.key, joined, ChangeOrigin::Peer).document_holds(Some(joined));
-            changes.extend(rows::raise(tx, raise)?);
+            let key = row.key.clone();
+            let raise = Raise::new(&key, joined, ChangeOrigin::Peer).document_holds(Some(joined));
+            changes.extend(rows::raise_read(tx, Some(row), raise)?);
         }
     }
     if !open.reconciled {
         for item in open.doc.items() {
             if !in_table.contains(item.key()) {
+                // No row in the table (every row was read above).
                 let state = *item.state();
                 let raise =
                     Raise::new(item.key(), state, ChangeOrigin::Peer).document_holds(Some(state));
-                changes.extend(rows::raise(tx, raise)?);
+                changes.extend(rows::raise_read(tx, None, raise)?);
             }
         }
         open.reconciled = true;
