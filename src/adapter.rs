@@ -58,8 +58,8 @@ pub enum RetryCause {
         detail: String,
     },
     /// The credentials were refused even after a refresh.
-    #[error("unauthorized ({status})")]
-    Unauthorized {
+    #[error("credentials refused ({status})")]
+    CredentialsRefused {
         /// The HTTP status, 401 or 403.
         status: u16,
     },
@@ -76,7 +76,7 @@ pub enum RetryCause {
 ///
 /// ```
 /// use headway::ItemOutcome;
-/// let outcome = ItemOutcome::Rejected { reason: "NOT_A_ON_GOING_BATCH".into() };
+/// let outcome = ItemOutcome::Rejected { reason: "the batch is closed".into() };
 /// assert!(!outcome.is_acknowledged());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub enum ItemOutcome {
     /// The server holds this state or a higher one.
     Acknowledged,
     /// The server took the item but holds at least `held` only, which is below what was sent
-    /// (Sunbird stores progress 0 for a first write with status 1). The item stays pending.
+    /// (a server may store progress 0 for a first write that is not a completion). The item stays pending.
     HeldLower {
         /// What the server holds at least.
         held: ContentState,
@@ -96,8 +96,8 @@ pub enum ItemOutcome {
         /// The server's reason.
         reason: String,
     },
-    /// The server answered but left the item out without a reason (Sunbird does so for an
-    /// item of another user than the token's). Reported as a rejection and kept out of the
+    /// The server answered but left the item out without a reason (a server may do so for
+    /// an item of another user than the token's). Reported as a rejection and kept out of the
     /// pending set until the next sync, which sends it again: the cause (a wrong token, say)
     /// may be gone by then, and a rejection that outlived it would withhold the progress for
     /// good.

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::adapter::Adapter;
-use crate::events::{ChangeOrigin, Event};
+use crate::events::{ChangeOrigin, ContentStateChanged, Event};
 use crate::store::Store;
 use crate::sync::{Backoff, SyncOptions};
 
@@ -174,6 +174,70 @@ impl Drop for BackgroundSync {
     }
 }
 
+/// When the background task syncs next: the task's decisions, apart from any IO. Time is
+/// passed in (`now`), and the back-off's jitter comes from the seed in the options.
+#[derive(Debug)]
+struct Schedule {
+    next_sync: Instant,
+    backoff: Backoff,
+    attempt: u64,
+    seed: u64,
+    debounce: Duration,
+    interval: Duration,
+}
+
+impl Schedule {
+    /// Something may be pending from before the app started: the first sync is due at once.
+    fn new(options: &BackgroundOptions, now: Instant) -> Schedule {
+        Schedule {
+            next_sync: now,
+            backoff: Backoff::new(options.backoff_base, options.backoff_max),
+            attempt: 0,
+            seed: options.seed,
+            debounce: options.debounce,
+            interval: options.interval,
+        }
+    }
+
+    /// The app asked to sync now (network up, app resumed): forget the back-off.
+    fn sync_now(&mut self, now: Instant) {
+        self.backoff.reset();
+        self.next_sync = now;
+    }
+
+    /// The learner recorded progress: sync after the debounce. While backing off, the
+    /// back-off's own timer retries and new records ride along.
+    fn recorded(&mut self, now: Instant) {
+        if self.backoff.failures() == 0 {
+            self.next_sync = self.next_sync.min(now + self.debounce);
+        }
+    }
+
+    fn is_due(&self, now: Instant) -> bool {
+        self.next_sync <= now
+    }
+
+    /// A round of syncs ended at `now`: retry after the back-off if one failed, else look
+    /// again after the interval.
+    fn finished(&mut self, failed: bool, now: Instant) {
+        self.attempt += 1;
+        self.next_sync = if failed {
+            self.backoff.record_failure();
+            now + self.backoff.delay(self.seed.wrapping_add(self.attempt))
+        } else {
+            self.backoff.reset();
+            now + self.interval
+        };
+    }
+}
+
+/// What woke the task.
+enum Wake {
+    Command(Option<Command>),
+    Event(Event),
+    Due,
+}
+
 async fn run(
     store: Arc<Store>,
     adapter: Arc<dyn Adapter>,
@@ -182,72 +246,144 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let events = store.subscribe();
-    let mut backoff = Backoff::new(options.backoff_base, options.backoff_max);
-    // How often to look at the learner's new records.
-    let tick = options
-        .debounce
-        .min(options.interval)
-        .max(Duration::from_millis(20));
-    // Something may be pending from before the app started: sync at once.
-    let mut next_sync = Instant::now();
-    let mut attempt: u64 = 0;
+    let mut schedule = Schedule::new(&options, Instant::now());
     loop {
-        let wake = next_sync.min(Instant::now() + tick);
-        let command = tokio::select! {
-            command = commands.recv() => Some(command),
-            () = tokio::time::sleep_until(wake) => None,
+        // Sleeps until a command, an event or the next sync: no polling.
+        let wake = tokio::select! {
+            command = commands.recv() => Wake::Command(command),
+            event = events.next() => Wake::Event(event),
+            () = tokio::time::sleep_until(schedule.next_sync) => Wake::Due,
         };
-        match command {
-            Some(None | Some(Command::Stop)) => break,
-            Some(Some(Command::SyncNow)) => {
-                backoff.reset();
-                next_sync = Instant::now();
+        match wake {
+            Wake::Command(None | Some(Command::Stop)) => break,
+            Wake::Command(Some(Command::SyncNow)) => schedule.sync_now(Instant::now()),
+            Wake::Event(event) => {
+                // Everything waiting is looked at now: a batch of records wakes the task once.
+                if std::iter::once(event)
+                    .chain(events.drain())
+                    .any(|e| is_a_record(&e))
+                {
+                    schedule.recorded(Instant::now());
+                }
             }
-            None => {}
+            Wake::Due => {}
         }
-        let recorded = events.drain().iter().any(|event| {
-            matches!(event, Event::ContentStateChanged(c) if c.origin == ChangeOrigin::Local)
-        });
-        // While backing off, the back-off's own timer retries: new records ride along.
-        if recorded && backoff.failures() == 0 {
-            next_sync = next_sync.min(Instant::now() + options.debounce);
-        }
-        if next_sync > Instant::now() {
+        if !schedule.is_due(Instant::now()) {
             continue;
         }
-        let mut failed = false;
-        for user in &users {
-            match store.pending(user) {
-                Ok(pending) if pending.is_empty() => continue,
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "background sync cannot read pending items");
-                    failed = true;
-                    continue;
-                }
-            }
-            match store.sync(user, adapter.as_ref(), &options.sync).await {
-                Ok(report) if report.is_complete() => {}
-                Ok(_) => failed = true,
-                Err(error) => {
-                    tracing::warn!(%error, "background sync failed");
-                    failed = true;
-                }
+        let failed = sync_all(&store, adapter.as_ref(), &users, &options.sync).await;
+        schedule.finished(failed, Instant::now());
+    }
+}
+
+/// True for a local record, or a lag marker (the missed events may have held records).
+fn is_a_record(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::ContentStateChanged(ContentStateChanged {
+            origin: ChangeOrigin::Local,
+            ..
+        }) | Event::Lagged { .. }
+    )
+}
+
+/// Syncs every learner with something pending, then brings their documents up to date (so
+/// `record` never pays for Automerge); the store's work runs off the executor. Returns true
+/// if a sync failed or left items pending.
+async fn sync_all(
+    store: &Store,
+    adapter: &dyn Adapter,
+    users: &[String],
+    options: &SyncOptions,
+) -> bool {
+    let mut failed = false;
+    for user in users {
+        let owner = user.clone();
+        match store.off_executor(move |store| store.pending(&owner)).await {
+            Ok(pending) if pending.is_empty() => continue,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "background sync cannot read pending items");
+                failed = true;
+                continue;
             }
         }
-        // Bring the documents up to date while idle, so `record` never pays for Automerge.
-        for user in &users {
-            if let Err(error) = store.flush(user) {
-                tracing::warn!(%error, "background flush failed");
+        match store.sync(user, adapter, options).await {
+            Ok(report) if report.is_complete() => {}
+            Ok(_) => failed = true,
+            Err(error) => {
+                tracing::warn!(%error, "background sync failed");
+                failed = true;
             }
         }
-        attempt += 1;
-        next_sync = if failed {
-            backoff.record_failure();
-            Instant::now() + backoff.delay(options.seed.wrapping_add(attempt))
-        } else {
-            backoff.reset();
-            Instant::now() + options.interval
+    }
+    let owners = users.to_vec();
+    let flushed = store
+        .off_executor(move |store| {
+            for user in &owners {
+                if let Err(error) = store.flush(user) {
+                    tracing::warn!(%error, "background flush failed");
+                }
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(error) = flushed {
+        tracing::warn!(%error, "background flush failed");
+    }
+    failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> BackgroundOptions {
+        BackgroundOptions::new()
+            .debounce(Duration::from_secs(1))
+            .interval(Duration::from_secs(300))
+            .backoff(Duration::from_secs(2), Duration::from_secs(60))
+            .seed(7)
+    }
+
+    #[test]
+    fn the_schedule_syncs_at_once_then_after_records_and_backs_off_on_failure() {
+        let start = Instant::now();
+        let mut schedule = Schedule::new(&options(), start);
+        assert!(
+            schedule.is_due(start),
+            "pending work from before the app started"
+        );
+        schedule.finished(false, start);
+        assert!(!schedule.is_due(start + Duration::from_secs(299)));
+        assert!(schedule.is_due(start + Duration::from_secs(300)));
+        schedule.recorded(start + Duration::from_secs(10));
+        assert!(!schedule.is_due(start + Duration::from_millis(10_999)));
+        assert!(schedule.is_due(start + Duration::from_secs(11)));
+        // A failure backs off (2 s with jitter: between 1 and 2 s); a record meanwhile does
+        // not bring the retry forward, and network-up does.
+        let failed_at = start + Duration::from_secs(20);
+        schedule.finished(true, failed_at);
+        assert!(!schedule.is_due(failed_at + Duration::from_millis(999)));
+        assert!(schedule.is_due(failed_at + Duration::from_secs(2)));
+        schedule.recorded(failed_at);
+        assert!(!schedule.is_due(failed_at + Duration::from_millis(999)));
+        schedule.sync_now(failed_at);
+        assert!(schedule.is_due(failed_at));
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_retry_times() {
+        let start = Instant::now();
+        let retries = |seed: u64| {
+            let mut schedule = Schedule::new(&options().seed(seed), start);
+            (0..5)
+                .map(|_| {
+                    schedule.finished(true, start);
+                    schedule.next_sync - start
+                })
+                .collect::<Vec<_>>()
         };
+        assert_eq!(retries(3), retries(3));
     }
 }

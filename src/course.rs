@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// One enrolled course. `progress` counts the completed leaf nodes (contents) of the course,
-/// not a percentage; `completion_percentage` and `status` follow from it and
-/// `leaf_nodes_count`, the way Sunbird derives them.
+/// One enrolled course: a course is a set of leaf contents, and its progress is how many of
+/// them are completed. `progress` counts the completed leaf nodes, not a percentage;
+/// `completion_percentage` and `status` follow from it and `leaf_nodes_count`
+/// ([`derive_course_progress`]). The server's other fields are kept for the app in `fields`.
 ///
 /// ```
 /// use headway::EnrolledCourse;
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrolledCourse {
-    /// The course (Sunbird `courseId`).
+    /// The course.
     pub course_id: String,
     /// The batch the learner is enrolled in.
     pub batch_id: String,
@@ -34,8 +35,9 @@ pub struct EnrolledCourse {
     pub leaf_nodes: Option<Vec<String>>,
     /// The batch's status (1 ongoing), when the server listed it.
     pub batch_status: Option<i64>,
-    /// Every field as the server sent it, including those headway does not model, so the app
-    /// can show them.
+    /// The server's fields as it sent them, including those headway does not model, so the
+    /// app can show them (an adapter may leave out what it models elsewhere, such as the leaf
+    /// list already in `leaf_nodes`).
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -66,7 +68,7 @@ impl EnrolledCourse {
     }
 }
 
-/// Sunbird's derivation: 0 completed → (0, status 0); at or above the leaf count → (100,
+/// A course's percentage and status from its completed-leaf count: 0 completed → (0, status 0); at or above the leaf count → (100,
 /// status 2); otherwise (progress * 100 / count, status 1).
 ///
 /// ```

@@ -104,6 +104,9 @@ pub enum Error {
     /// The store's lock was poisoned by a panic in another thread.
     #[error("store lock poisoned by a panic in another thread")]
     Poisoned,
+    /// The async runtime shut down before the store's work could start; nothing was written.
+    #[error("the async runtime shut down before the store's work started; nothing was written")]
+    RuntimeShutDown,
 }
 
 /// The result type of the core crate.

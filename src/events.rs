@@ -1,9 +1,9 @@
 //! What headway tells the app: every content state that changed, and where the change came
 //! from.
 
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use crate::content_state::{ContentKey, ContentState};
 
@@ -74,8 +74,8 @@ pub struct SyncFailed {
     pub pending: usize,
 }
 
-/// Something the app may want to react to. This replaces Sunbird's
-/// `COURSE_STATUS_UPDATED_SUCCESSFULLY` broadcast: each kind says what changed.
+/// Something the app may want to react to; each kind says what changed (instead of one
+/// "course status updated" broadcast).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
@@ -84,27 +84,71 @@ pub enum Event {
     /// A cached course's completion percentage moved.
     CourseProgressChanged(CourseProgressChanged),
     /// A sync reached the server; the report says what became of each item.
-    SyncFinished(crate::sync::SyncReport),
+    SyncFinished(crate::sync_report::SyncReport),
     /// A sync could not reach the server; everything pending stays pending.
     SyncFailed(SyncFailed),
+    /// This subscription fell behind: its queue was full, so the `missed` oldest events were
+    /// dropped to make room. The events after this marker are the newest, in commit order;
+    /// an app that needs the whole picture re-reads the store.
+    Lagged {
+        /// How many events were dropped.
+        missed: u64,
+    },
 }
 
+/// How many events a subscription holds before the oldest make way for new ones (see
+/// [`Event::Lagged`]): at most some megabytes for a subscriber that never reads.
+pub const SUBSCRIPTION_CAPACITY: usize = 16_384;
+
 /// The receiving end of [`Store::subscribe`](crate::Store::subscribe). Events arrive in the
-/// order their changes were committed; none is dropped while the subscription lives.
+/// order their changes were committed. The queue is bounded ([`SUBSCRIPTION_CAPACITY`]): a
+/// subscriber that falls behind loses the oldest events and then reads one
+/// [`Event::Lagged`] saying how many, before the newest; memory never grows without bound.
+///
+/// ```
+/// use headway::{ContentKey, Event, ProgressUpdate, Status, Store};
+/// let store = Store::open_in_memory()?;
+/// let events = store.subscribe_with_capacity(2);
+/// for progress in [10, 20, 30] {
+///     store.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::InProgress, progress)?)?;
+/// }
+/// assert_eq!(events.try_next(), Some(Event::Lagged { missed: 1 }));
+/// assert_eq!(events.drain().len(), 2); // the two newest
+/// # Ok::<(), headway::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Subscription {
-    receiver: Receiver<Event>,
+    queue: Arc<Queue>,
 }
 
 impl Subscription {
     /// The next event if one is waiting.
     pub fn try_next(&self) -> Option<Event> {
-        self.receiver.try_recv().ok()
+        self.queue.waiting().ok()?.pop()
     }
 
     /// The next event, waiting at most `timeout`.
     pub fn next_timeout(&self, timeout: Duration) -> Option<Event> {
-        self.receiver.recv_timeout(timeout).ok()
+        let deadline = Instant::now() + timeout;
+        let mut waiting = self.queue.waiting().ok()?;
+        loop {
+            if let Some(event) = waiting.pop() {
+                return Some(event);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            waiting = self.queue.arrived.wait_timeout(waiting, left).ok()?.0;
+        }
+    }
+
+    /// The next event, waiting for it without blocking a thread (for async code).
+    pub async fn next(&self) -> Event {
+        loop {
+            if let Some(event) = self.try_next() {
+                return event;
+            }
+            // A publish between `try_next` and here leaves a permit: this returns at once.
+            self.queue.notify.notified().await;
+        }
     }
 
     /// Every event waiting now.
@@ -113,32 +157,91 @@ impl Subscription {
     }
 }
 
+/// One subscription's bounded queue.
+#[derive(Debug)]
+struct Queue {
+    waiting: Mutex<Waiting>,
+    /// Wakes `next_timeout`.
+    arrived: Condvar,
+    /// Wakes `next`.
+    notify: tokio::sync::Notify,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    events: VecDeque<Event>,
+    missed: u64,
+}
+
+impl Waiting {
+    /// The lag marker first, if events were dropped, then the oldest event kept.
+    fn pop(&mut self) -> Option<Event> {
+        if self.missed > 0 {
+            let missed = std::mem::take(&mut self.missed);
+            return Some(Event::Lagged { missed });
+        }
+        self.events.pop_front()
+    }
+}
+
+impl Queue {
+    fn waiting(&self) -> Result<MutexGuard<'_, Waiting>, ()> {
+        self.waiting.lock().map_err(|_| ())
+    }
+
+    fn push(&self, events: &[Event]) {
+        let Ok(mut waiting) = self.waiting() else {
+            return;
+        };
+        for event in events {
+            if waiting.events.len() >= self.capacity {
+                waiting.events.pop_front();
+                waiting.missed += 1;
+            }
+            waiting.events.push_back(event.clone());
+        }
+        drop(waiting);
+        self.arrived.notify_all();
+        self.notify.notify_one();
+    }
+}
+
 /// Fans events out to every live subscription.
 #[derive(Debug, Default)]
 pub(crate) struct EventHub {
-    senders: Mutex<Vec<Sender<Event>>>,
+    queues: Mutex<Vec<Weak<Queue>>>,
 }
 
 impl EventHub {
-    pub(crate) fn subscribe(&self) -> Subscription {
-        let (sender, receiver) = mpsc::channel();
-        if let Ok(mut senders) = self.senders.lock() {
-            senders.push(sender);
+    pub(crate) fn subscribe(&self, capacity: usize) -> Subscription {
+        let queue = Arc::new(Queue {
+            waiting: Mutex::new(Waiting::default()),
+            arrived: Condvar::new(),
+            notify: tokio::sync::Notify::new(),
+            capacity: capacity.max(1),
+        });
+        if let Ok(mut queues) = self.queues.lock() {
+            queues.push(Arc::downgrade(&queue));
         }
-        Subscription { receiver }
+        Subscription { queue }
     }
 
-    /// Sends each event to every subscriber, forgetting subscribers that went away.
+    /// Queues the events on every live subscription, forgetting those that went away.
     pub(crate) fn publish(&self, events: impl IntoIterator<Item = Event>) {
         let events: Vec<Event> = events.into_iter().collect();
         if events.is_empty() {
             return;
         }
-        let Ok(mut senders) = self.senders.lock() else {
+        let Ok(mut queues) = self.queues.lock() else {
             return;
         };
-        for event in events {
-            senders.retain(|sender| sender.send(event.clone()).is_ok());
-        }
+        queues.retain(|queue| match queue.upgrade() {
+            Some(queue) => {
+                queue.push(&events);
+                true
+            }
+            None => false,
+        });
     }
 }

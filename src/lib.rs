@@ -60,9 +60,10 @@ mod error;
 mod events;
 mod peer;
 mod progress_update;
+mod refresh;
 mod store;
 mod sync;
-mod telemetry;
+mod sync_report;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timestamp;
@@ -77,14 +78,14 @@ pub use document::LearnerDocument;
 pub use error::{Error, Result};
 pub use events::{
     ChangeOrigin, ContentStateChanged, CourseProgressChanged, Event, Subscription, SyncFailed,
+    SUBSCRIPTION_CAPACITY,
 };
 pub use peer::{Hello, PeerMessage, PeerSession, Role, MAX_MESSAGE_LEN};
 pub use progress_update::ProgressUpdate;
-pub use store::{CoursesAnswer, CoursesSource, Durability, LastSync, Store, StoreOptions};
-pub use sync::{Backoff, RejectedItem, RetryingItem, SyncOptions, SyncReport};
-pub use telemetry::{
-    player_event, progress_from_summary, CourseContext, Ignored, PlayerEvent, PlayerEventOutcome,
-};
+pub use refresh::{CoursesAnswer, CoursesSource};
+pub use store::{Durability, LastSync, Store, StoreOptions};
+pub use sync::{Backoff, SyncOptions};
+pub use sync_report::{RejectedItem, RetryingItem, SyncReport};
 pub use timestamp::{Timestamp, UtcDateTime};
 
 #[cfg(doctest)]

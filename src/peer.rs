@@ -11,6 +11,23 @@
 use crate::error::{Error, Result};
 use crate::store::{InEpoch, Store};
 
+/// What this device says about its copy of `user`'s document.
+fn our_hello(store: &Store, user: &str) -> Result<Hello> {
+    let summary = store.document_summary(user)?;
+    Ok(Hello {
+        user: user.to_string(),
+        device: summary.device,
+        epoch: summary.epoch,
+        changes: summary.changes,
+        heads: summary.heads,
+    })
+}
+
+/// Keeps what a peer's hello says it holds.
+fn remember(store: &Store, user: &str, hello: &Hello) -> Result<()> {
+    store.remember_peer(user, &hello.device, hello.epoch, &hello.heads)
+}
+
 const MAGIC: &[u8; 4] = b"HWPS";
 const VERSION: u8 = 1;
 /// The largest message accepted: a learner's whole document is far smaller.
@@ -383,7 +400,7 @@ impl PeerSession {
 
     /// The initiator's first message.
     pub fn start(&mut self, store: &Store) -> Result<PeerMessage> {
-        Ok(PeerMessage::Hello(store.peer_hello(&self.user)?))
+        Ok(PeerMessage::Hello(our_hello(store, &self.user)?))
     }
 
     /// The sync state for this peer: the persisted one on first use.
@@ -401,7 +418,7 @@ impl PeerSession {
     /// Starts the exchange again from a hello, as after a compaction mid-exchange: both sides
     /// renegotiate epochs (merge, adopt or sync) with fresh sync states.
     fn restart(&mut self, store: &Store) -> Result<Vec<PeerMessage>> {
-        let hello = store.peer_hello(&self.user)?;
+        let hello = our_hello(store, &self.user)?;
         self.state = None;
         self.epoch = hello.epoch;
         self.sent_idle = false;
@@ -458,9 +475,9 @@ impl PeerSession {
                 }
                 crate::content_state::check_id("device", hello.device.clone())
                     .map_err(|e| refuse(e.to_string()))?;
-                let ours = store.peer_hello(&self.user)?;
+                let ours = our_hello(store, &self.user)?;
                 if hello.epoch.is_some() {
-                    store.peer_remember(&self.user, &hello)?;
+                    remember(store, &self.user, &hello)?;
                 }
                 self.peer = Some(hello.device.clone());
                 // A new negotiation: a fresh sync state, tied to the epoch our hello named.
@@ -547,4 +564,84 @@ impl std::fmt::Debug for PeerSession {
 pub(crate) fn adopts(ours: &Hello, theirs: &Hello) -> bool {
     (ours.changes, std::cmp::Reverse(ours.epoch))
         > (theirs.changes, std::cmp::Reverse(theirs.epoch))
+}
+
+impl Store {
+    /// A file for a peer device: the changes it lacks if this device knows what `since_peer`
+    /// holds in the same epoch, else the whole document.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// let (school, phone) = (Store::open_in_memory()?, Store::open_in_memory()?);
+    /// school.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
+    /// let file = school.peer_export("u", None)?;
+    /// phone.peer_import("u", &file)?;
+    /// assert_eq!(phone.items("u", None)?, school.items("u", None)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_export(&self, user: &str, since_peer: Option<&str>) -> Result<Vec<u8>> {
+        let hello = our_hello(self, user)?;
+        let known = match since_peer {
+            Some(peer) => self.what_peer_holds(user, peer)?,
+            None => None,
+        };
+        let body = match known {
+            Some((Some(epoch), heads)) if hello.epoch == Some(epoch) => {
+                PeerMessage::Changes(self.changes_for_peer(user, &heads)?)
+            }
+            _ => PeerMessage::Document(self.peer_document(user)?),
+        };
+        let mut file = PeerMessage::Hello(hello).encode();
+        let body = body.encode();
+        file.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+        file.extend_from_slice(&body);
+        let mut framed = u32::try_from(file.len() - body.len() - 4)
+            .unwrap_or(0)
+            .to_be_bytes()
+            .to_vec();
+        framed.extend_from_slice(&file);
+        Ok(framed)
+    }
+
+    /// Imports a peer's file (see [`Store::peer_export`]): refused whole, changing nothing, if
+    /// it is malformed, for another learner, or does not apply.
+    pub fn peer_import(&self, user: &str, file: &[u8]) -> Result<()> {
+        let mut messages = Vec::new();
+        let mut rest = file;
+        while !rest.is_empty() {
+            if rest.len() < 4 {
+                return Err(refuse("the file is truncated"));
+            }
+            let len = usize::try_from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]))
+                .map_err(|_| refuse("length"))?;
+            let body = rest
+                .get(4..4 + len)
+                .ok_or_else(|| refuse("the file is truncated"))?;
+            messages.push(PeerMessage::decode(body)?);
+            rest = &rest[4 + len..];
+            if messages.len() > 2 {
+                return Err(refuse("the file holds more than a hello and a body"));
+            }
+        }
+        let [PeerMessage::Hello(hello), body] = messages.as_slice() else {
+            return Err(refuse(
+                "the file is not a hello followed by a document or changes",
+            ));
+        };
+        if hello.user != user {
+            return Err(refuse(format!(
+                "the file holds learner {:?}'s progress, not {user:?}'s",
+                crate::error::shorten(&hello.user)
+            )));
+        }
+        crate::content_state::check_id("device", hello.device.clone())
+            .map_err(|e| refuse(e.to_string()))?;
+        match body {
+            PeerMessage::Document(bytes) => self.peer_receive_document(user, bytes)?,
+            PeerMessage::Changes(bytes) => self.peer_receive_changes(user, bytes)?,
+            _ => return Err(refuse("the file's body is neither a document nor changes")),
+        }
+        remember(self, user, hello)
+    }
 }

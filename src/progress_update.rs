@@ -25,7 +25,7 @@ pub struct ProgressUpdate {
 
 impl ProgressUpdate {
     /// An update consumed now. `progress` must be in 0..=100; a completed status records
-    /// progress 100 whatever was given (as Sunbird's server does).
+    /// progress 100 whatever was given.
     pub fn new(key: ContentKey, status: Status, progress: i64) -> Result<ProgressUpdate> {
         let progress = Progress::new(progress)?;
         Ok(ProgressUpdate::with_time(

@@ -12,18 +12,17 @@ mod write_behind;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::content_state::{ContentItem, ContentKey, ContentState};
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged, Event, EventHub, Subscription};
 use crate::progress_update::ProgressUpdate;
 
-pub use courses::{CoursesAnswer, CoursesSource};
 pub(crate) use peers::InEpoch;
-use rows::{InDocument, Row, Rows};
+use rows::{Raise, Row, Rows};
 pub use schema::Durability;
 pub use sync_log::LastSync;
 use write_behind::OpenDocument;
@@ -104,8 +103,8 @@ impl StoreOptions {
 /// # Ok(()) }
 /// ```
 pub struct Store {
-    inner: Mutex<Inner>,
-    events: EventHub,
+    inner: Arc<Mutex<Inner>>,
+    events: Arc<EventHub>,
 }
 
 impl std::fmt::Debug for Store {
@@ -171,15 +170,42 @@ impl Store {
         schema::prepare(&mut conn, options.durability)?;
         let device = schema::device_id(&conn)?;
         Ok(Store {
-            inner: Mutex::new(Inner {
+            inner: Arc::new(Mutex::new(Inner {
                 conn,
                 device,
                 options,
                 documents: HashMap::new(),
                 unflushed: HashMap::new(),
-            }),
-            events: EventHub::default(),
+            })),
+            events: Arc::new(EventHub::default()),
         })
+    }
+
+    /// Another handle on this store, for work that must own one (a blocking task).
+    fn handle(&self) -> Store {
+        Store {
+            inner: Arc::clone(&self.inner),
+            events: Arc::clone(&self.events),
+        }
+    }
+
+    /// Runs store work (SQLite, Automerge, fsyncs) off the async executor: on tokio's blocking
+    /// pool inside a tokio runtime, in place elsewhere. The async entry points (the sync
+    /// engine, the courses refresh, the background task) call the store only through here, so
+    /// an app's executor threads never wait on the disk.
+    pub(crate) async fn off_executor<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.handle();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return work(&store);
+        };
+        match runtime.spawn_blocking(move || work(&store)).await {
+            Ok(done) => done,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(Error::RuntimeShutDown),
+        }
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
@@ -476,9 +502,23 @@ impl Store {
     }
 
     /// Subscribes to change events: every content state that goes up from now on, from a
-    /// local record or a merge, is delivered once, in commit order.
+    /// local record or a merge, is delivered once, in commit order, unless the subscriber
+    /// falls more than [`SUBSCRIPTION_CAPACITY`](crate::SUBSCRIPTION_CAPACITY) events behind
+    /// (then it reads [`Event::Lagged`](crate::Event::Lagged)).
     pub fn subscribe(&self) -> Subscription {
-        self.events.subscribe()
+        self.events.subscribe(crate::events::SUBSCRIPTION_CAPACITY)
+    }
+
+    /// [`Store::subscribe`] with a queue of `capacity` events (at least 1).
+    ///
+    /// ```
+    /// let store = headway::Store::open_in_memory()?;
+    /// let events = store.subscribe_with_capacity(100);
+    /// assert!(events.try_next().is_none());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn subscribe_with_capacity(&self, capacity: usize) -> Subscription {
+        self.events.subscribe(capacity)
     }
 }
 
@@ -489,32 +529,11 @@ impl Inner {
         raises: impl Iterator<Item = (&'a ContentKey, &'a ContentState)>,
         origin: ChangeOrigin,
     ) -> Result<Vec<Option<ContentStateChanged>>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::sqlite("starting a record"))?;
-        let mut changes = Vec::new();
-        for (key, state) in raises {
-            let stored = rows::select_one(&tx, key)?;
-            let before = stored.as_ref().map(|row| row.state);
-            let after = before.map_or(*state, |b| b.merge(state));
-            if before == Some(after) {
-                changes.push(None);
-                continue;
-            }
-            let mut row = stored.unwrap_or_else(|| Row::new(key.clone(), after));
-            row.state = after;
-            row.in_document = InDocument::No;
-            rows::write(&tx, &row)?;
-            changes.push(Some(ContentStateChanged {
-                key: key.clone(),
-                before,
-                after,
-                origin,
-            }));
-        }
-        tx.commit().map_err(Error::sqlite("committing a record"))?;
-        Ok(changes)
+        write_transaction(&mut self.conn, "recording", |tx| {
+            raises
+                .map(|(key, state)| rows::raise(tx, Raise::new(key, *state, origin)))
+                .collect()
+        })
     }
 
     /// Gives the pages a compaction freed back to the file system. Housekeeping only: the
@@ -548,6 +567,23 @@ impl Inner {
             .map_err(Error::sqlite("restoring the busy timeout"))?;
         checkpoint
     }
+}
+
+/// Runs `body` in one write transaction (taken at once, `BEGIN IMMEDIATE`, so it never fails
+/// half-way for want of the write lock): committed when `body` returns `Ok`, rolled back when it
+/// returns an error (the transaction is dropped). `step` names the work in errors. Every write
+/// of the store goes through here.
+pub(crate) fn write_transaction<T>(
+    conn: &mut Connection,
+    step: &'static str,
+    body: impl FnOnce(&Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Error::sqlite(step))?;
+    let value = body(&tx)?;
+    tx.commit().map_err(Error::sqlite(step))?;
+    Ok(value)
 }
 
 /// Refuses a non-empty file that does not start with SQLite's magic string before SQLite sees

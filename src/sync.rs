@@ -1,19 +1,24 @@
-//! The sync engine: hands a learner's pending states to an [`Adapter`] in bulk, stores what
-//! the server acknowledged, and reports every item's fate in a [`SyncReport`]. It does no IO of
-//! its own: the adapter talks to the server.
+//! The sync engine: hands a learner's pending states to an [`Adapter`] in bulk, has the store
+//! keep what the server acknowledged, and reports every item's fate in a [`SyncReport`]. It does
+//! no IO of its own: the adapter talks to the server, and the store's work runs off the async
+//! executor ([`Store::off_executor`]). The decisions (what each round sends, which answers are
+//! stored, the report) are [`Rounds`], which reads no clock; the driver reads it.
 
 mod backoff;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::adapter::{Adapter, ItemOutcome, Outgoing, RetryCause};
+use crate::adapter::{Adapter, ItemOutcome, Outgoing, PushReport, RetryCause};
 use crate::content_state::ContentKey;
 use crate::error::Result;
 use crate::events::{Event, SyncFailed};
 use crate::store::Store;
+use crate::sync_report::{RejectedItem, RetryingItem, SyncReport};
+use crate::timestamp::Timestamp;
 
 pub use backoff::Backoff;
 
@@ -49,7 +54,7 @@ impl SyncOptions {
 
     /// One deadline for the whole sync: a push still running when it passes is abandoned,
     /// its items stay pending (cause: timed out), and no further round starts. Default none,
-    /// because adapters bound their own requests (`SunbirdConfig::deadline` defaults to 30 s).
+    /// because adapters bound their own requests.
     /// Needs a tokio runtime with timers enabled.
     pub fn deadline(mut self, deadline: Duration) -> SyncOptions {
         self.deadline = Some(deadline);
@@ -57,68 +62,11 @@ impl SyncOptions {
     }
 
     /// How many pushes one sync may make: the first sends everything pending; later ones
-    /// resend only items the server took but holds lower than sent (Sunbird's first write
-    /// with status 1 stores progress 0). Default 2; at least 1.
+    /// resend only items the server took but holds lower than sent (a server may store a
+    /// first write lower, see [`ItemOutcome::HeldLower`]). Default 2; at least 1.
     pub fn max_rounds(mut self, rounds: usize) -> SyncOptions {
         self.max_rounds = rounds.max(1);
         self
-    }
-}
-
-/// An item the server refused for good, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RejectedItem {
-    /// Which content item.
-    pub key: ContentKey,
-    /// The server's reason.
-    pub reason: String,
-}
-
-/// An item that stays pending, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetryingItem {
-    /// Which content item.
-    pub key: ContentKey,
-    /// Why it was not acknowledged.
-    pub cause: RetryCause,
-}
-
-/// What one sync did.
-///
-/// ```
-/// let report = headway::SyncReport::default();
-/// assert!(report.is_complete());
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SyncReport {
-    /// Distinct items sent.
-    pub sent: usize,
-    /// Items the server now holds (at the state sent or higher).
-    pub acknowledged: usize,
-    /// Items refused for good.
-    pub rejected: Vec<RejectedItem>,
-    /// Items that stay pending for a later sync.
-    pub retrying: Vec<RetryingItem>,
-    /// Requests made.
-    pub requests: usize,
-    /// Bytes sent.
-    pub bytes_sent: u64,
-    /// Bytes received.
-    pub bytes_received: u64,
-    /// How long the sync took.
-    pub duration: Duration,
-}
-
-impl SyncReport {
-    /// True when nothing stays pending for a retry.
-    pub fn is_complete(&self) -> bool {
-        self.retrying.is_empty()
-    }
-
-    /// True when items were sent and none reached the server: it was unreachable or kept
-    /// failing.
-    pub fn server_failed(&self) -> bool {
-        self.sent > 0 && self.acknowledged == 0 && self.rejected.is_empty()
     }
 }
 
@@ -157,128 +105,271 @@ impl Store {
         options: &SyncOptions,
     ) -> Result<SyncReport> {
         let span = tracing::info_span!("sync", user = %user);
-        let report = self
-            .sync_rounds(user, adapter, options)
-            .instrument(span)
+        let report = run(self, user, adapter, options).instrument(span).await?;
+        let (owner, at) = (user.to_string(), Timestamp::now());
+        self.off_executor(move |store| {
+            store.note_sync(&owner, &report, at);
+            store.publish_event(sync_event(&owner, &report));
+            Ok(report)
+        })
+        .await
+    }
+}
+
+/// What the app hears when a sync ends: it failed when nothing reached the server.
+fn sync_event(user: &str, report: &SyncReport) -> Event {
+    if report.server_failed() {
+        Event::SyncFailed(SyncFailed {
+            user: user.to_string(),
+            cause: report
+                .retrying
+                .first()
+                .map_or_else(String::new, |r| r.cause.to_string()),
+            pending: report.retrying.len(),
+        })
+    } else {
+        Event::SyncFinished(report.clone())
+    }
+}
+
+/// Drives one sync: reads the pending items, pushes, stores the answers, round after round as
+/// [`Rounds`] decides. Reads the clock for the deadline and the report's duration only.
+async fn run(
+    store: &Store,
+    user: &str,
+    adapter: &dyn Adapter,
+    options: &SyncOptions,
+) -> Result<SyncReport> {
+    let started = Instant::now();
+    // Items the server dropped without a reason last time are sent again: the cause (a token
+    // of another user, say) may have gone since.
+    let owner = user.to_string();
+    store
+        .off_executor(move |store| store.resend_dropped(&owner))
+        .await?;
+    let mut rounds = Rounds::new(options.max_rounds);
+    loop {
+        let owner = user.to_string();
+        let pending = store
+            .off_executor(move |store| store.outgoing(&owner))
             .await?;
-        self.note_sync(user, &report);
-        let event = if report.server_failed() {
-            Event::SyncFailed(SyncFailed {
-                user: user.to_string(),
-                cause: report
-                    .retrying
-                    .first()
-                    .map_or_else(String::new, |r| r.cause.to_string()),
-                pending: report.retrying.len(),
-            })
-        } else {
-            Event::SyncFinished(report.clone())
+        let Some(outgoing) = rounds.next(pending) else {
+            break;
         };
-        self.publish_event(event);
-        Ok(report)
+        tracing::debug!(round = rounds.round, items = outgoing.len(), "pushing");
+        let push = match options.deadline {
+            None => adapter.push(user, &outgoing).await,
+            Some(deadline) => {
+                let left = deadline.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout(left, adapter.push(user, &outgoing)).await {
+                    Ok(push) => push,
+                    // Abandoned in flight: the server may have applied some of it, which is
+                    // harmless (its merge is a max); every item stays pending.
+                    Err(_) => {
+                        tracing::warn!("the sync's deadline passed; everything stays pending");
+                        PushReport::all(
+                            outgoing.len(),
+                            ItemOutcome::Retry {
+                                cause: RetryCause::Timeout,
+                            },
+                        )
+                    }
+                }
+            }
+        };
+        let (answered, answers) = rounds.answer(&outgoing, push);
+        if !answered.is_empty() {
+            store
+                .off_executor(move |store| store.apply_outcomes(&answered, &answers))
+                .await?;
+        }
+    }
+    let report = rounds.finish(started.elapsed());
+    tracing::info!(
+        sent = report.sent,
+        acknowledged = report.acknowledged,
+        rejected = report.rejected.len(),
+        retrying = report.retrying.len(),
+        requests = report.requests,
+        "sync finished"
+    );
+    Ok(report)
+}
+
+/// The engine's decisions for one sync, apart from any IO and any clock: what each round
+/// sends, which answers the store keeps, and the report.
+#[derive(Debug)]
+struct Rounds {
+    max_rounds: usize,
+    round: usize,
+    sent: BTreeSet<ContentKey>,
+    last: BTreeMap<ContentKey, ItemOutcome>,
+    report: SyncReport,
+}
+
+impl Rounds {
+    fn new(max_rounds: usize) -> Rounds {
+        Rounds {
+            max_rounds,
+            round: 0,
+            sent: BTreeSet::new(),
+            last: BTreeMap::new(),
+            report: SyncReport::default(),
+        }
     }
 
-    async fn sync_rounds(
-        &self,
-        user: &str,
-        adapter: &dyn Adapter,
-        options: &SyncOptions,
-    ) -> Result<SyncReport> {
-        let started = Instant::now();
-        // Items the server dropped without a reason last time are sent again: the cause (a
-        // token of another user, say) may have gone since.
-        self.resend_dropped(user)?;
-        let mut report = SyncReport::default();
-        let mut sent = BTreeSet::new();
-        let mut last: BTreeMap<ContentKey, ItemOutcome> = BTreeMap::new();
-        for round in 0..options.max_rounds {
-            let mut outgoing = self.outgoing(user)?;
-            if round > 0 {
-                outgoing.retain(|o| {
-                    matches!(last.get(o.item.key()), Some(ItemOutcome::HeldLower { .. }))
-                });
-            }
-            if outgoing.is_empty() {
-                break;
-            }
-            tracing::debug!(round, items = outgoing.len(), "pushing");
-            let push = match options.deadline {
-                None => adapter.push(user, &outgoing).await,
-                Some(deadline) => {
-                    let left = deadline.saturating_sub(started.elapsed());
-                    if left.is_zero() {
-                        break;
-                    }
-                    match tokio::time::timeout(left, adapter.push(user, &outgoing)).await {
-                        Ok(push) => push,
-                        // Abandoned in flight: the server may have applied some of it, which
-                        // is harmless (its merge is a max); every item stays pending.
-                        Err(_) => {
-                            tracing::warn!("the sync's deadline passed; everything stays pending");
-                            crate::adapter::PushReport::all(
-                                outgoing.len(),
-                                ItemOutcome::Retry {
-                                    cause: RetryCause::Timeout,
-                                },
-                            )
-                        }
-                    }
-                }
-            };
-            let mut outcomes = push.outcomes;
-            // An adapter that answers for fewer items than it was given leaves the rest
-            // pending: an unanswered item is never taken as acknowledged.
-            outcomes.resize(
-                outgoing.len(),
-                ItemOutcome::Retry {
-                    cause: RetryCause::Unparsable {
-                        detail: "the adapter gave no outcome for this item".into(),
-                    },
-                },
-            );
-            outcomes.truncate(outgoing.len());
-            // A retried item's row stays as it is: only the other outcomes are written (offline,
-            // that is none of them, so a failed sync of 10,000 items costs no write).
-            let (answered, answers): (Vec<Outgoing>, Vec<ItemOutcome>) = outgoing
-                .iter()
-                .zip(&outcomes)
-                .filter(|(_, outcome)| !matches!(outcome, ItemOutcome::Retry { .. }))
-                .map(|(out, outcome)| (out.clone(), outcome.clone()))
-                .unzip();
-            if !answered.is_empty() {
-                self.apply_outcomes(&answered, &answers)?;
-            }
-            report.requests += push.requests;
-            report.bytes_sent += push.bytes_sent;
-            report.bytes_received += push.bytes_received;
-            for (out, outcome) in outgoing.iter().zip(outcomes) {
-                sent.insert(out.item.key().clone());
-                last.insert(out.item.key().clone(), outcome);
-            }
+    /// What the next round sends, given what is pending now, or `None` when the sync is over.
+    /// The first round sends everything pending; later ones resend only items the server took
+    /// but holds lower than sent.
+    fn next(&mut self, mut pending: Vec<Outgoing>) -> Option<Vec<Outgoing>> {
+        if self.round >= self.max_rounds {
+            return None;
         }
-        report.sent = sent.len();
-        for (key, outcome) in last {
+        if self.round > 0 {
+            pending.retain(|o| {
+                matches!(
+                    self.last.get(o.item.key()),
+                    Some(ItemOutcome::HeldLower { .. })
+                )
+            });
+        }
+        self.round += 1;
+        (!pending.is_empty()).then_some(pending)
+    }
+
+    /// Takes a push's answer for `outgoing`; returns the items and outcomes the store must
+    /// keep. A retried item's row stays as it is, so only the other outcomes are returned
+    /// (offline, that is none of them: a failed sync of 10,000 items costs no write).
+    fn answer(
+        &mut self,
+        outgoing: &[Outgoing],
+        push: PushReport,
+    ) -> (Vec<Outgoing>, Vec<ItemOutcome>) {
+        let mut outcomes = push.outcomes;
+        // An adapter that answers for fewer items than it was given leaves the rest pending:
+        // an unanswered item is never taken as acknowledged.
+        outcomes.resize(
+            outgoing.len(),
+            ItemOutcome::Retry {
+                cause: RetryCause::Unparsable {
+                    detail: "the adapter gave no outcome for this item".into(),
+                },
+            },
+        );
+        outcomes.truncate(outgoing.len());
+        self.report.requests += push.requests;
+        self.report.bytes_sent += push.bytes_sent;
+        self.report.bytes_received += push.bytes_received;
+        let mut answered = (Vec::new(), Vec::new());
+        for (out, outcome) in outgoing.iter().zip(outcomes) {
+            if !matches!(outcome, ItemOutcome::Retry { .. }) {
+                answered.0.push(out.clone());
+                answered.1.push(outcome.clone());
+            }
+            self.sent.insert(out.item.key().clone());
+            self.last.insert(out.item.key().clone(), outcome);
+        }
+        answered
+    }
+
+    /// The report, each item counted by its last outcome.
+    fn finish(mut self, duration: Duration) -> SyncReport {
+        self.report.sent = self.sent.len();
+        for (key, outcome) in self.last {
             match outcome {
-                ItemOutcome::Acknowledged => report.acknowledged += 1,
+                ItemOutcome::Acknowledged => self.report.acknowledged += 1,
                 ItemOutcome::Rejected { reason } | ItemOutcome::Dropped { reason } => {
-                    report.rejected.push(RejectedItem { key, reason });
+                    self.report.rejected.push(RejectedItem { key, reason });
                 }
-                ItemOutcome::HeldLower { .. } => report.retrying.push(RetryingItem {
+                ItemOutcome::HeldLower { .. } => self.report.retrying.push(RetryingItem {
                     key,
                     cause: RetryCause::HeldLower,
                 }),
-                ItemOutcome::Retry { cause } => report.retrying.push(RetryingItem { key, cause }),
+                ItemOutcome::Retry { cause } => {
+                    self.report.retrying.push(RetryingItem { key, cause })
+                }
             }
         }
-        report.duration = started.elapsed();
-        tracing::info!(
-            sent = report.sent,
-            acknowledged = report.acknowledged,
-            rejected = report.rejected.len(),
-            retrying = report.retrying.len(),
-            requests = report.requests,
-            "sync finished"
+        self.report.duration = duration;
+        self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content_state::{ContentItem, ContentState, Progress, Status};
+
+    fn pending(content: &str, progress: i64) -> Outgoing {
+        let key = ContentKey::new("u", "c", "b", content).unwrap();
+        let state = ContentState::new(
+            Status::InProgress,
+            Progress::new(progress).unwrap(),
+            None,
+            None,
         );
-        Ok(report)
+        Outgoing {
+            item: ContentItem::new(key, state),
+            server: None,
+        }
+    }
+
+    #[test]
+    fn a_second_round_resends_only_what_the_server_holds_lower_and_unanswered_items_stay_pending() {
+        let mut rounds = Rounds::new(2);
+        let first = rounds
+            .next(vec![pending("a", 10), pending("b", 20), pending("c", 30)])
+            .unwrap();
+        let held = ContentState::new(Status::InProgress, Progress::new(0).unwrap(), None, None);
+        // The adapter answers for two of three items: the third is never acknowledged.
+        let push = PushReport {
+            outcomes: vec![ItemOutcome::Acknowledged, ItemOutcome::HeldLower { held }],
+            requests: 1,
+            ..PushReport::default()
+        };
+        let (answered, answers) = rounds.answer(&first, push);
+        assert_eq!(answered.len(), 2, "the retried item's row is not written");
+        assert_eq!(answers[1], ItemOutcome::HeldLower { held });
+        // Everything is still pending as far as the store says; the second round takes only
+        // the item held lower.
+        let second = rounds
+            .next(vec![pending("b", 20), pending("c", 30)])
+            .unwrap();
+        assert_eq!(second, vec![pending("b", 20)]);
+        rounds.answer(
+            &second,
+            PushReport {
+                requests: 1,
+                ..PushReport::all(1, ItemOutcome::Acknowledged)
+            },
+        );
+        assert_eq!(
+            rounds.next(vec![pending("c", 30)]),
+            None,
+            "two rounds at most"
+        );
+        let report = rounds.finish(Duration::from_millis(5));
+        assert_eq!(
+            (report.sent, report.acknowledged, report.requests),
+            (3, 2, 2)
+        );
+        assert_eq!(report.retrying.len(), 1);
+        assert_eq!(report.retrying[0].key.content(), "c");
+        assert!(matches!(
+            report.retrying[0].cause,
+            RetryCause::Unparsable { .. }
+        ));
+        assert_eq!(report.duration, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn nothing_pending_means_no_round() {
+        let mut rounds = Rounds::new(2);
+        assert_eq!(rounds.next(Vec::new()), None);
+        let report = rounds.finish(Duration::ZERO);
+        assert_eq!(report, SyncReport::default());
     }
 }

@@ -21,7 +21,8 @@ use crate::adapter::Adapter;
 use crate::content_state::{ContentItem, ContentKey, ContentState, Status};
 use crate::progress_update::ProgressUpdate;
 use crate::store::Store;
-use crate::sync::{SyncOptions, SyncReport};
+use crate::sync::SyncOptions;
+use crate::sync_report::SyncReport;
 
 /// An adapter under test and the server it talks to, as the conformance suite needs them.
 ///

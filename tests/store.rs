@@ -267,3 +267,62 @@ fn events_arrive_in_commit_order_when_threads_record_at_once() {
     assert!(seen > 0);
     assert_eq!(last, store.state(&key("u", "k")).unwrap());
 }
+
+/// Issue 10: a subscriber that does not keep up cannot grow memory without bound. Its queue
+/// keeps the newest events; it reads one `Lagged` marker with the number dropped, then the
+/// newest events in commit order, then new events as usual.
+#[test]
+fn a_slow_subscriber_loses_the_oldest_events_and_is_told_how_many() {
+    let store = Store::open_in_memory().unwrap();
+    let events = store.subscribe_with_capacity(100);
+    let updates = (0..1_000)
+        .map(|i| update("u", &format!("do_{i:04}"), 1, 10, T0 + i))
+        .collect();
+    store.record_batch(updates).unwrap();
+    let seen = events.drain();
+    assert_eq!(seen.len(), 101, "the marker and the 100 newest");
+    assert_eq!(seen[0], Event::Lagged { missed: 900 });
+    let contents: Vec<String> = seen[1..]
+        .iter()
+        .map(|e| match e {
+            Event::ContentStateChanged(change) => change.key.content().to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let newest: Vec<String> = (900..1_000).map(|i| format!("do_{i:04}")).collect();
+    assert_eq!(contents, newest);
+    store
+        .record(update("u", "do_0000", 2, 100, T0 + 5_000))
+        .unwrap();
+    assert!(matches!(
+        events.drain().as_slice(),
+        [Event::ContentStateChanged(change)] if change.key.content() == "do_0000"
+    ));
+}
+
+/// Issue 10: an async subscriber waits for the next event without polling, and wakes when
+/// another thread commits one.
+#[test]
+fn an_async_subscriber_wakes_when_another_thread_records() {
+    let store = std::sync::Arc::new(Store::open_in_memory().unwrap());
+    let events = store.subscribe();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let recorder = {
+        let store = std::sync::Arc::clone(&store);
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            store.record(update("u", "do_1", 1, 30, T0)).unwrap();
+        })
+    };
+    let event = runtime.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), events.next()).await
+    });
+    recorder.join().unwrap();
+    assert!(
+        matches!(&event, Ok(Event::ContentStateChanged(change)) if change.after.progress().get() == 30),
+        "{event:?}"
+    );
+}

@@ -7,10 +7,12 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context};
 use headway::{
-    Adapter, ContentKey, CourseContext, CoursesSource, PlayerEventOutcome, ProgressUpdate, Status,
-    Store, SyncOptions, Timestamp,
+    Adapter, ContentKey, CoursesSource, ProgressUpdate, Status, Store, SyncOptions, Timestamp,
 };
-use headway_sunbird::{StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
+use headway_sunbird::{
+    CourseContext, PlayerEventOutcome, RecordPlayerEvent, StaticToken, SunbirdAdapter,
+    SunbirdConfig, UserToken,
+};
 use headway_sunbird_server::{BatchStatus, Lag, ReferenceServer, ServerConfig};
 
 use crate::courses::course_line;

@@ -1,44 +1,18 @@
-//! Enrolled courses, offline and online: the last list the server gave, with the learner's
-//! local progress merged in, and the refresh that syncs first, then reads the list and the
-//! server's content states.
+//! Enrolled courses as this device knows them: the last list the server gave, with the
+//! learner's local progress merged in, the leaves of each course, and the course-progress
+//! events that content changes cause. The online refresh is `crate::refresh`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
-use super::Store;
-use crate::adapter::{Adapter, AdapterError};
+use super::{write_transaction, Store};
 use crate::content_state::Status;
 use crate::course::{derive_course_progress, EnrolledCourse};
 use crate::error::{Error, Result};
 use crate::events::{ContentStateChanged, CourseProgressChanged, Event};
-use crate::sync::{SyncOptions, SyncReport};
 use crate::timestamp::Timestamp;
-
-/// Where an answer about enrolled courses came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CoursesSource {
-    /// The server answered just now; its list was cached.
-    Server,
-    /// The server could not be reached (or failed): the cached list, with local progress.
-    Cache {
-        /// Why the server was not used.
-        cause: String,
-    },
-}
-
-/// The answer of [`Store::refresh_courses`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct CoursesAnswer {
-    /// The enrolled courses with merged progress, in the server's order.
-    pub courses: Vec<EnrolledCourse>,
-    /// Where the list came from.
-    pub source: CoursesSource,
-    /// The sync that ran first.
-    pub sync: Option<SyncReport>,
-}
 
 /// One course's figures: what the server said and what the device counts.
 #[derive(Clone, Copy)]
@@ -188,97 +162,7 @@ impl Store {
     /// ```
     pub fn courses(&self, user: &str) -> Result<Vec<EnrolledCourse>> {
         let inner = self.lock()?;
-        let conn = &inner.conn;
-        let mut leaves: BTreeMap<(String, String), Vec<(String, u8)>> = BTreeMap::new();
-        {
-            let mut select = conn
-                .prepare_cached(
-                    "SELECT course_id, batch_id, content_id, status FROM course_leaf
-                    WHERE user_id = ?1",
-                )
-                .map_err(Error::sqlite("reading course leaves"))?;
-            let mut rows = select
-                .query(params![user])
-                .map_err(Error::sqlite("reading course leaves"))?;
-            while let Some(row) = rows
-                .next()
-                .map_err(Error::sqlite("reading course leaves"))?
-            {
-                let course: String = row.get(0).map_err(Error::sqlite("reading course leaves"))?;
-                let batch: String = row.get(1).map_err(Error::sqlite("reading course leaves"))?;
-                let content: String = row.get(2).map_err(Error::sqlite("reading course leaves"))?;
-                let status: i64 = row.get(3).map_err(Error::sqlite("reading course leaves"))?;
-                let status = u8::try_from(status.clamp(0, 2)).unwrap_or(0);
-                leaves
-                    .entry((course, batch))
-                    .or_default()
-                    .push((content, status));
-            }
-        }
-        let mut select = conn
-            .prepare_cached(
-                "SELECT course_id, batch_id, server_progress, leaf_nodes_count, batch_status,
-                    content_status, fields
-                FROM enrolled_course WHERE user_id = ?1 ORDER BY position",
-            )
-            .map_err(Error::sqlite("reading cached courses"))?;
-        let mut rows = select
-            .query(params![user])
-            .map_err(Error::sqlite("reading cached courses"))?;
-        let mut courses = Vec::new();
-        while let Some(row) = rows
-            .next()
-            .map_err(Error::sqlite("reading cached courses"))?
-        {
-            let read = |i: usize| {
-                row.get_ref(i)
-                    .map_err(Error::sqlite("reading cached courses"))
-            };
-            let course: String = row
-                .get(0)
-                .map_err(Error::sqlite("reading cached courses"))?;
-            let batch: String = row
-                .get(1)
-                .map_err(Error::sqlite("reading cached courses"))?;
-            let server_progress: u32 = row
-                .get(2)
-                .map_err(Error::sqlite("reading cached courses"))?;
-            let leaf_nodes_count: u32 = row
-                .get(3)
-                .map_err(Error::sqlite("reading cached courses"))?;
-            let batch_status: Option<i64> = row
-                .get(4)
-                .map_err(Error::sqlite("reading cached courses"))?;
-            let content_status: BTreeMap<String, u8> =
-                serde_json::from_slice(read(5)?.as_bytes().unwrap_or(b"{}")).map_err(corrupt)?;
-            let fields: serde_json::Map<String, Value> =
-                serde_json::from_slice(read(6)?.as_bytes().unwrap_or(b"{}")).map_err(corrupt)?;
-            let course_leaves = leaves.remove(&(course.clone(), batch.clone()));
-            let local_completed = course_leaves
-                .as_ref()
-                .map_or(0, |l| count(l.iter().filter(|(_, s)| *s >= 2).count()));
-            let supplied = course_leaves.as_ref().map_or(0, |l| count(l.len()));
-            let leaf_nodes_count = leaf_count(leaf_nodes_count, supplied);
-            let figures = Figures {
-                server_progress,
-                leaf_nodes_count,
-                local_completed,
-            };
-            let mut enrolled = EnrolledCourse::new(&course, &batch, leaf_nodes_count)
-                .with_progress(figures.progress());
-            enrolled.content_status = content_status;
-            if let Some(l) = &course_leaves {
-                for (content, status) in l {
-                    let entry = enrolled.content_status.entry(content.clone()).or_insert(0);
-                    *entry = (*entry).max(*status);
-                }
-            }
-            enrolled.leaf_nodes = course_leaves.map(|l| l.into_iter().map(|(c, _)| c).collect());
-            enrolled.batch_status = batch_status;
-            enrolled.fields = fields;
-            courses.push(enrolled);
-        }
-        Ok(courses)
+        courses_in(&inner.conn, user)
     }
 
     /// Stores an enrollment list as the learner's cached list, replacing the previous one.
@@ -293,87 +177,95 @@ impl Store {
     /// # Ok(()) }
     /// ```
     pub fn cache_courses(&self, user: &str, list: &[EnrolledCourse]) -> Result<()> {
-        let before = self.courses(user)?;
+        self.cache_courses_at(user, list, Timestamp::now())
+    }
+
+    /// [`Store::cache_courses`], noting the list as fetched at `now`.
+    pub(crate) fn cache_courses_at(
+        &self,
+        user: &str,
+        list: &[EnrolledCourse],
+        now: Timestamp,
+    ) -> Result<()> {
+        // Before, write and after under one hold of the lock, and the events published before
+        // it is released: a record committing meanwhile cannot slip between them, so course
+        // events never say a course went down (`tests/course_events.rs`).
+        let mut inner = self.lock()?;
+        let before = courses_in(&inner.conn, user)?;
         {
-            let mut inner = self.lock()?;
-            let tx = inner
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(Error::sqlite("starting to cache courses"))?;
-            tx.execute(
-                "DELETE FROM enrolled_course WHERE user_id = ?1",
-                params![user],
-            )
-            .map_err(Error::sqlite("replacing cached courses"))?;
-            let listed: BTreeSet<(&str, &str)> = list
-                .iter()
-                .map(|c| (c.course_id.as_str(), c.batch_id.as_str()))
-                .collect();
-            // Leaves of courses no longer listed go; those of listed courses stay unless the
-            // list brings its own.
-            let mut stale = Vec::new();
-            {
-                let mut select = tx
+            write_transaction(&mut inner.conn, "caching courses", |tx| {
+                tx.execute(
+                    "DELETE FROM enrolled_course WHERE user_id = ?1",
+                    params![user],
+                )
+                .map_err(Error::sqlite("replacing cached courses"))?;
+                let listed: BTreeSet<(&str, &str)> = list
+                    .iter()
+                    .map(|c| (c.course_id.as_str(), c.batch_id.as_str()))
+                    .collect();
+                // Leaves of courses no longer listed go; those of listed courses stay unless the
+                // list brings its own.
+                let mut stale = Vec::new();
+                {
+                    let mut select = tx
                     .prepare(
                         "SELECT DISTINCT course_id, batch_id FROM course_leaf WHERE user_id = ?1",
                     )
                     .map_err(Error::sqlite("reading course leaves"))?;
-                let rows = select
-                    .query_map(params![user], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .map_err(Error::sqlite("reading course leaves"))?;
-                for row in rows {
-                    let (course, batch) = row.map_err(Error::sqlite("reading course leaves"))?;
-                    if !listed.contains(&(course.as_str(), batch.as_str())) {
-                        stale.push((course, batch));
+                    let rows = select
+                        .query_map(params![user], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .map_err(Error::sqlite("reading course leaves"))?;
+                    for row in rows {
+                        let (course, batch) =
+                            row.map_err(Error::sqlite("reading course leaves"))?;
+                        if !listed.contains(&(course.as_str(), batch.as_str())) {
+                            stale.push((course, batch));
+                        }
                     }
                 }
-            }
-            for (course, batch) in stale {
-                tx.execute(
+                for (course, batch) in stale {
+                    tx.execute(
                     "DELETE FROM course_leaf WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3",
                     params![user, course, batch],
                 )
                 .map_err(Error::sqlite("dropping course leaves"))?;
-            }
-            let now = Timestamp::now().as_millis();
-            for (position, course) in list.iter().enumerate() {
-                let mut fields = course.fields.clone();
-                if let Some(Value::Object(content)) = fields.get_mut("content") {
-                    content.remove("leafNodes");
                 }
-                let fields = serde_json::to_string(&fields).map_err(corrupt)?;
-                let content_status =
-                    serde_json::to_string(&course.content_status).map_err(corrupt)?;
-                tx.execute(
-                    "INSERT INTO enrolled_course (user_id, course_id, batch_id, position,
+                let now = now.as_millis();
+                for (position, course) in list.iter().enumerate() {
+                    let fields = serde_json::to_string(&course.fields).map_err(corrupt)?;
+                    let content_status =
+                        serde_json::to_string(&course.content_status).map_err(corrupt)?;
+                    tx.execute(
+                        "INSERT INTO enrolled_course (user_id, course_id, batch_id, position,
                         server_progress, leaf_nodes_count, batch_status, content_status, fields,
                         fetched_at)
                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        user,
-                        course.course_id,
-                        course.batch_id,
-                        i64::try_from(position).unwrap_or(i64::MAX),
-                        course.progress,
-                        course.leaf_nodes_count,
-                        course.batch_status,
-                        content_status,
-                        fields,
-                        now
-                    ],
-                )
-                .map_err(Error::sqlite("caching a course"))?;
-                if let Some(leaves) = &course.leaf_nodes {
-                    write_leaves(&tx, user, &course.course_id, &course.batch_id, leaves)?;
+                        params![
+                            user,
+                            course.course_id,
+                            course.batch_id,
+                            i64::try_from(position).unwrap_or(i64::MAX),
+                            course.progress,
+                            course.leaf_nodes_count,
+                            course.batch_status,
+                            content_status,
+                            fields,
+                            now
+                        ],
+                    )
+                    .map_err(Error::sqlite("caching a course"))?;
+                    if let Some(leaves) = &course.leaf_nodes {
+                        write_leaves(tx, user, &course.course_id, &course.batch_id, leaves)?;
+                    }
                 }
-            }
-            tx.commit()
-                .map_err(Error::sqlite("committing cached courses"))?;
+                Ok(())
+            })?;
         }
-        let after = self.courses(user)?;
+        let after = courses_in(&inner.conn, user)?;
         self.events.publish(progress_moves(user, &before, &after));
+        drop(inner);
         Ok(())
     }
 
@@ -396,82 +288,112 @@ impl Store {
         batch: &str,
         leaves: &[String],
     ) -> Result<()> {
-        let before = self.courses(user)?;
+        let mut inner = self.lock()?;
+        let before = courses_in(&inner.conn, user)?;
         {
-            let mut inner = self.lock()?;
-            let tx = inner
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(Error::sqlite("starting to store leaf nodes"))?;
-            write_leaves(&tx, user, course, batch, leaves)?;
-            tx.commit()
-                .map_err(Error::sqlite("committing leaf nodes"))?;
+            write_transaction(&mut inner.conn, "storing leaf nodes", |tx| {
+                write_leaves(tx, user, course, batch, leaves)
+            })?;
         }
-        let after = self.courses(user)?;
+        let after = courses_in(&inner.conn, user)?;
         self.events.publish(progress_moves(user, &before, &after));
+        drop(inner);
         Ok(())
     }
+}
 
-    /// The online refresh of enrolled courses: first sync what is pending, then fetch the
-    /// enrollment list, then read the server's content states of each listed course batch and
-    /// merge them in (this is how another device's progress arrives), cache the list, and
-    /// answer with local progress merged in. If the server cannot be reached or fails, the
-    /// answer comes from the cache ([`CoursesSource::Cache`]); nothing pending is lost either
-    /// way.
-    pub async fn refresh_courses(
-        &self,
-        user: &str,
-        adapter: &dyn Adapter,
-        options: &SyncOptions,
-    ) -> Result<CoursesAnswer> {
-        let sync = self.sync(user, adapter, options).await?;
-        if sync.server_failed() {
-            let cause = sync
-                .retrying
-                .first()
-                .map_or_else(|| "sync failed".to_string(), |r| r.cause.to_string());
-            return Ok(CoursesAnswer {
-                courses: self.courses(user)?,
-                source: CoursesSource::Cache { cause },
-                sync: Some(sync),
-            });
+/// The learner's cached courses with local progress merged in (see [`Store::courses`]).
+fn courses_in(conn: &Connection, user: &str) -> Result<Vec<EnrolledCourse>> {
+    let mut leaves: BTreeMap<(String, String), Vec<(String, u8)>> = BTreeMap::new();
+    {
+        let mut select = conn
+            .prepare_cached(
+                "SELECT course_id, batch_id, content_id, status FROM course_leaf
+                WHERE user_id = ?1",
+            )
+            .map_err(Error::sqlite("reading course leaves"))?;
+        let mut rows = select
+            .query(params![user])
+            .map_err(Error::sqlite("reading course leaves"))?;
+        while let Some(row) = rows
+            .next()
+            .map_err(Error::sqlite("reading course leaves"))?
+        {
+            let course: String = row.get(0).map_err(Error::sqlite("reading course leaves"))?;
+            let batch: String = row.get(1).map_err(Error::sqlite("reading course leaves"))?;
+            let content: String = row.get(2).map_err(Error::sqlite("reading course leaves"))?;
+            let status: i64 = row.get(3).map_err(Error::sqlite("reading course leaves"))?;
+            let status = u8::try_from(status.clamp(0, 2)).unwrap_or(0);
+            leaves
+                .entry((course, batch))
+                .or_default()
+                .push((content, status));
         }
-        let list = match adapter.enrolled_courses(user).await {
-            Ok(list) => list,
-            Err(e) => {
-                return Ok(CoursesAnswer {
-                    courses: self.courses(user)?,
-                    source: CoursesSource::Cache {
-                        cause: e.to_string(),
-                    },
-                    sync: Some(sync),
-                })
-            }
-        };
-        for course in &list {
-            match adapter
-                .read_states(user, &course.course_id, &course.batch_id)
-                .await
-            {
-                Ok(states) => {
-                    self.merge_server_states(&states)?;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, course = %course.course_id, "cannot read the server's content states");
-                    // Unreachable or timed out: the other courses would wait just as long.
-                    if matches!(error, AdapterError::Unavailable { .. }) {
-                        break;
-                    }
-                }
-            }
-        }
-        self.cache_courses(user, &list)?;
-        Ok(CoursesAnswer {
-            courses: self.courses(user)?,
-            source: CoursesSource::Server,
-            sync: Some(sync),
-        })
     }
+    let mut select = conn
+        .prepare_cached(
+            "SELECT course_id, batch_id, server_progress, leaf_nodes_count, batch_status,
+                content_status, fields
+            FROM enrolled_course WHERE user_id = ?1 ORDER BY position",
+        )
+        .map_err(Error::sqlite("reading cached courses"))?;
+    let mut rows = select
+        .query(params![user])
+        .map_err(Error::sqlite("reading cached courses"))?;
+    let mut courses = Vec::new();
+    while let Some(row) = rows
+        .next()
+        .map_err(Error::sqlite("reading cached courses"))?
+    {
+        let read = |i: usize| {
+            row.get_ref(i)
+                .map_err(Error::sqlite("reading cached courses"))
+        };
+        let course: String = row
+            .get(0)
+            .map_err(Error::sqlite("reading cached courses"))?;
+        let batch: String = row
+            .get(1)
+            .map_err(Error::sqlite("reading cached courses"))?;
+        let server_progress: u32 = row
+            .get(2)
+            .map_err(Error::sqlite("reading cached courses"))?;
+        let leaf_nodes_count: u32 = row
+            .get(3)
+            .map_err(Error::sqlite("reading cached courses"))?;
+        let batch_status: Option<i64> = row
+            .get(4)
+            .map_err(Error::sqlite("reading cached courses"))?;
+        let content_status: BTreeMap<String, u8> =
+            serde_json::from_slice(read(5)?.as_bytes().unwrap_or(b"{}")).map_err(corrupt)?;
+        let fields: serde_json::Map<String, Value> =
+            serde_json::from_slice(read(6)?.as_bytes().unwrap_or(b"{}")).map_err(corrupt)?;
+        let course_leaves = leaves.remove(&(course.clone(), batch.clone()));
+        let local_completed = course_leaves
+            .as_ref()
+            .map_or(0, |l| count(l.iter().filter(|(_, s)| *s >= 2).count()));
+        let supplied = course_leaves.as_ref().map_or(0, |l| count(l.len()));
+        let leaf_nodes_count = leaf_count(leaf_nodes_count, supplied);
+        let figures = Figures {
+            server_progress,
+            leaf_nodes_count,
+            local_completed,
+        };
+        let mut enrolled = EnrolledCourse::new(&course, &batch, leaf_nodes_count)
+            .with_progress(figures.progress());
+        enrolled.content_status = content_status;
+        if let Some(l) = &course_leaves {
+            for (content, status) in l {
+                let entry = enrolled.content_status.entry(content.clone()).or_insert(0);
+                *entry = (*entry).max(*status);
+            }
+        }
+        enrolled.leaf_nodes = course_leaves.map(|l| l.into_iter().map(|(c, _)| c).collect());
+        enrolled.batch_status = batch_status;
+        enrolled.fields = fields;
+        courses.push(enrolled);
+    }
+    Ok(courses)
 }
 
 fn write_leaves(

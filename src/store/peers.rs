@@ -1,20 +1,19 @@
-//! The store's side of device-to-device sync: each step of a [`PeerSession`] is one
-//! transaction over the learner's document, the table and the peer's persisted sync state.
-//!
-//! [`PeerSession`]: crate::PeerSession
+//! The store's side of device-to-device sync: each step of a peer exchange (`crate::peer`)
+//! is one transaction over the learner's document, the table and the peer's persisted sync
+//! state. This module knows documents, epochs and sync states, not the peer protocol's
+//! messages.
 
 use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::rows;
-use super::write_behind::{epoch_actor, flush_in, OpenDocument};
+use super::rows::{self, Raise};
+use super::write_behind::{flush_in, replace_document, OpenDocument};
 use super::Store;
 use crate::content_state::{ContentItem, ContentKey, ContentState};
 use crate::document::{LearnerDocument, Written};
 use crate::error::{Error, Result};
-use crate::events::ContentStateChanged;
-use crate::peer::{Hello, PeerMessage};
+use crate::events::{ChangeOrigin, ContentStateChanged};
 
 fn refuse(reason: impl Into<String>) -> Error {
     Error::PeerMessage {
@@ -82,30 +81,12 @@ fn persist_and_reconcile(
     }
     let mut changes = Vec::new();
     for (key, value) in received {
+        // Folded already when the document holds exactly the joined state; otherwise the next
+        // flush raises the register to it.
         let in_document = open.doc.state(&key);
         let joined = in_document.map_or(value, |held| held.merge(&value));
-        let stored = rows::select_one(tx, &key)?;
-        let before_state = stored.as_ref().map(|row| row.state);
-        let after = before_state.map_or(joined, |b| b.merge(&joined));
-        if before_state == Some(after) {
-            continue;
-        }
-        let mut row = stored.unwrap_or_else(|| rows::Row::new(key.clone(), after));
-        row.state = after;
-        // Folded already when the document holds exactly this; otherwise the next flush
-        // raises the register to it.
-        row.in_document = if in_document == Some(after) {
-            rows::InDocument::Yes
-        } else {
-            rows::InDocument::No
-        };
-        rows::write(tx, &row)?;
-        changes.push(ContentStateChanged {
-            key,
-            before: before_state,
-            after,
-            origin: crate::events::ChangeOrigin::Peer,
-        });
+        let raise = Raise::new(&key, joined, ChangeOrigin::Peer).document_holds(in_document);
+        changes.extend(rows::raise(tx, raise)?);
     }
     Ok(changes)
 }
@@ -159,13 +140,12 @@ impl Store {
         })
     }
 
-    /// What this device says about its copy of `user`'s document. A learner this device has
-    /// never held gets a hello with no epoch, and nothing is written: a peer naming learners
+    /// What this device holds of `user`'s document: what a peer hello says. A learner this
+    /// device has never held gets no epoch, and nothing is written: a peer naming learners
     /// cannot make this device create rows for them unless progress actually arrives.
-    pub(crate) fn peer_hello(&self, user: &str) -> Result<Hello> {
+    pub(crate) fn document_summary(&self, user: &str) -> Result<DocumentSummary> {
         if !self.holds_learner(user)? {
-            return Ok(Hello {
-                user: user.to_string(),
+            return Ok(DocumentSummary {
                 device: hex(&self.lock()?.device),
                 epoch: None,
                 changes: 0,
@@ -178,8 +158,7 @@ impl Store {
                 .get_mut(user)
                 .ok_or_else(|| refuse("the document is not loaded"))?;
             let heads = open.doc.heads().iter().map(|h| h.0).collect();
-            Ok(Hello {
-                user: user.to_string(),
+            Ok(DocumentSummary {
                 device,
                 epoch: open.doc.epoch(),
                 changes: u64::try_from(open.doc.change_count()).unwrap_or(u64::MAX),
@@ -202,8 +181,14 @@ impl Store {
             .map_err(Error::sqlite("looking the learner up"))
     }
 
-    /// Records what a peer said it holds.
-    pub(crate) fn peer_remember(&self, user: &str, hello: &Hello) -> Result<()> {
+    /// Records what a peer said it holds of `user`'s document.
+    pub(crate) fn remember_peer(
+        &self,
+        user: &str,
+        peer: &str,
+        epoch: Option<[u8; 16]>,
+        heads: &[[u8; 32]],
+    ) -> Result<()> {
         let inner = self.lock()?;
         inner
             .conn
@@ -211,12 +196,7 @@ impl Store {
                 "INSERT INTO peer (user_id, peer_id, their_epoch, heads) VALUES (?1, ?2, ?3, ?4)
                 ON CONFLICT DO UPDATE SET their_epoch = excluded.their_epoch,
                     heads = excluded.heads",
-                params![
-                    user,
-                    hello.device,
-                    hello.epoch.map(|e| e.to_vec()),
-                    heads_bytes(&hello.heads)
-                ],
+                params![user, peer, epoch.map(|e| e.to_vec()), heads_bytes(heads)],
             )
             .map_err(Error::sqlite("remembering a peer"))?;
         Ok(())
@@ -252,32 +232,10 @@ impl Store {
                     .map(|changes| ((), changes));
             }
             // A new local epoch: our actor must never reuse a (actor, seq) of history we drop.
-            let counter: i64 = tx
-                .query_row(
-                    "UPDATE learner SET epoch = epoch + 1 WHERE user_id = ?1 RETURNING epoch",
-                    params![user],
-                    |r| r.get(0),
-                )
-                .map_err(Error::sqlite("starting a new epoch"))?;
-            let mut adopted =
-                LearnerDocument::load(user, bytes, Some(epoch_actor(device, counter)))?;
-            let snapshot = adopted.save();
-            tx.execute("DELETE FROM doc_chunk WHERE user_id = ?1", params![user])
-                .map_err(Error::sqlite("dropping the old document"))?;
-            tx.execute(
-                "INSERT INTO doc_chunk (user_id, seq, bytes) VALUES (?1, 0, ?2)",
-                params![user, snapshot],
-            )
-            .map_err(Error::sqlite("storing the adopted document"))?;
-            documents.insert(
-                user.to_string(),
-                OpenDocument {
-                    doc: adopted,
-                    epoch: counter,
-                    reconciled: false,
-                    loaded_through: 0,
-                },
-            );
+            let adopted = replace_document(tx, device, user, |actor| {
+                LearnerDocument::load(user, bytes, Some(actor))
+            })?;
+            documents.insert(user.to_string(), adopted);
             flush_in(tx, documents, device, user).map(|(changes, _)| ((), changes))
         })
     }
@@ -414,106 +372,57 @@ impl Store {
         })
     }
 
-    /// A file for a peer device: the changes it lacks if this device knows what `since_peer`
-    /// holds in the same epoch, else the whole document.
-    ///
-    /// ```
-    /// # fn main() -> headway::Result<()> {
-    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
-    /// let (school, phone) = (Store::open_in_memory()?, Store::open_in_memory()?);
-    /// school.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
-    /// let file = school.peer_export("u", None)?;
-    /// phone.peer_import("u", &file)?;
-    /// assert_eq!(phone.items("u", None)?, school.items("u", None)?);
-    /// # Ok(()) }
-    /// ```
-    pub fn peer_export(&self, user: &str, since_peer: Option<&str>) -> Result<Vec<u8>> {
-        let hello = self.peer_hello(user)?;
-        let known: Option<(Option<Vec<u8>>, Vec<u8>)> = match since_peer {
-            Some(peer) => {
-                let inner = self.lock()?;
-                inner
-                    .conn
-                    .query_row(
-                        "SELECT their_epoch, heads FROM peer WHERE user_id = ?1 AND peer_id = ?2",
-                        params![user, peer],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(Error::sqlite("reading what a peer holds"))?
-            }
-            None => None,
-        };
-        let body = match known {
-            Some((Some(epoch), heads)) if hello.epoch.is_some_and(|e| e[..] == epoch[..]) => {
-                let their_heads = heads_from(&heads);
-                let changes = self.on_document(user, |_, documents, _| {
-                    let open = documents
-                        .get_mut(user)
-                        .ok_or_else(|| refuse("the document is not loaded"))?;
-                    // Heads the peer has that we never saw mean it knows more than we think:
-                    // send everything of the epoch instead.
-                    let known_heads: Vec<_> = their_heads
-                        .iter()
-                        .copied()
-                        .filter(|h| open.doc.has_change(h))
-                        .collect();
-                    Ok(open.doc.changes_after(&known_heads))
-                })?;
-                PeerMessage::Changes(changes)
-            }
-            _ => PeerMessage::Document(self.peer_document(user)?),
-        };
-        let mut file = PeerMessage::Hello(hello).encode();
-        let body = body.encode();
-        file.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
-        file.extend_from_slice(&body);
-        let mut framed = u32::try_from(file.len() - body.len() - 4)
-            .unwrap_or(0)
-            .to_be_bytes()
-            .to_vec();
-        framed.extend_from_slice(&file);
-        Ok(framed)
+    /// What this device remembers `peer` holding of `user`'s document: its epoch and heads.
+    pub(crate) fn what_peer_holds(&self, user: &str, peer: &str) -> Result<Option<PeerHolds>> {
+        let inner = self.lock()?;
+        let known: Option<(Option<Vec<u8>>, Vec<u8>)> = inner
+            .conn
+            .query_row(
+                "SELECT their_epoch, heads FROM peer WHERE user_id = ?1 AND peer_id = ?2",
+                params![user, peer],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(Error::sqlite("reading what a peer holds"))?;
+        Ok(known.map(|(epoch, heads)| {
+            let epoch = epoch.and_then(|e| <[u8; 16]>::try_from(e.as_slice()).ok());
+            (epoch, heads_from(&heads))
+        }))
     }
 
-    /// Imports a peer's file (see [`Store::peer_export`]): refused whole, changing nothing, if
-    /// it is malformed, for another learner, or does not apply.
-    pub fn peer_import(&self, user: &str, file: &[u8]) -> Result<()> {
-        let mut messages = Vec::new();
-        let mut rest = file;
-        while !rest.is_empty() {
-            if rest.len() < 4 {
-                return Err(refuse("the file is truncated"));
-            }
-            let len = usize::try_from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]))
-                .map_err(|_| refuse("length"))?;
-            let body = rest
-                .get(4..4 + len)
-                .ok_or_else(|| refuse("the file is truncated"))?;
-            messages.push(PeerMessage::decode(body)?);
-            rest = &rest[4 + len..];
-            if messages.len() > 2 {
-                return Err(refuse("the file holds more than a hello and a body"));
-            }
-        }
-        let [PeerMessage::Hello(hello), body] = messages.as_slice() else {
-            return Err(refuse(
-                "the file is not a hello followed by a document or changes",
-            ));
-        };
-        if hello.user != user {
-            return Err(refuse(format!(
-                "the file holds learner {:?}'s progress, not {user:?}'s",
-                crate::error::shorten(&hello.user)
-            )));
-        }
-        crate::content_state::check_id("device", hello.device.clone())
-            .map_err(|e| refuse(e.to_string()))?;
-        match body {
-            PeerMessage::Document(bytes) => self.peer_receive_document(user, bytes)?,
-            PeerMessage::Changes(bytes) => self.peer_receive_changes(user, bytes)?,
-            _ => return Err(refuse("the file's body is neither a document nor changes")),
-        }
-        self.peer_remember(user, hello)
+    /// The changes of `user`'s document a peer holding `their_heads` lacks. Heads the peer has
+    /// that we never saw mean it knows more than we think: then every change of the epoch.
+    pub(crate) fn changes_for_peer(
+        &self,
+        user: &str,
+        their_heads: &[automerge::ChangeHash],
+    ) -> Result<Vec<u8>> {
+        self.on_document(user, |_, documents, _| {
+            let open = documents
+                .get_mut(user)
+                .ok_or_else(|| refuse("the document is not loaded"))?;
+            let known_heads: Vec<_> = their_heads
+                .iter()
+                .copied()
+                .filter(|h| open.doc.has_change(h))
+                .collect();
+            Ok(open.doc.changes_after(&known_heads))
+        })
     }
+}
+
+/// What a peer was last known to hold of a learner's document: its epoch and heads.
+pub(crate) type PeerHolds = (Option<[u8; 16]>, Vec<automerge::ChangeHash>);
+
+/// What a device holds of one learner's document, as a peer hello tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DocumentSummary {
+    /// This device's id, hex.
+    pub(crate) device: String,
+    /// The document's epoch; `None` when this device never held the learner.
+    pub(crate) epoch: Option<[u8; 16]>,
+    /// How many changes the document holds.
+    pub(crate) changes: u64,
+    /// The document's heads.
+    pub(crate) heads: Vec<[u8; 32]>,
 }

@@ -11,6 +11,7 @@ use rusqlite::{params, Connection};
 use crate::content_state::{ContentKey, ContentState, Progress, Status};
 use crate::document::{pack, unpack_bytes};
 use crate::error::{Error, Result};
+use crate::events::{ChangeOrigin, ContentStateChanged};
 use crate::timestamp::Timestamp;
 
 /// The columns every row read selects, in the order [`RawRow::from_sql`] expects.
@@ -99,6 +100,86 @@ impl Row {
             .is_some_and(|r| r.state == self.state);
         !held && !refused
     }
+}
+
+/// One raise of a row: the state to join in, where it came from, and what else the writer
+/// knows. Build it with [`Raise::new`] and the by-value setters.
+pub(crate) struct Raise<'k> {
+    key: &'k ContentKey,
+    state: ContentState,
+    origin: ChangeOrigin,
+    document: Option<Option<ContentState>>,
+    server: Option<ContentState>,
+}
+
+impl<'k> Raise<'k> {
+    /// Joins `state` into the row of `key`; the row is left for the next flush to fold into
+    /// the document.
+    pub(crate) fn new(key: &'k ContentKey, state: ContentState, origin: ChangeOrigin) -> Raise<'k> {
+        Raise {
+            key,
+            state,
+            origin,
+            document: None,
+            server: None,
+        }
+    }
+
+    /// The learner's document holds `held` for this key (a raise that comes from the
+    /// document): the row counts as folded when the joined state is exactly that.
+    pub(crate) fn document_holds(mut self, held: Option<ContentState>) -> Raise<'k> {
+        self.document = Some(held);
+        self
+    }
+
+    /// The server is known to hold at least `state` too (what it reported).
+    pub(crate) fn server_holds(mut self, state: ContentState) -> Raise<'k> {
+        self.server = Some(state);
+        self
+    }
+}
+
+/// The one way a row goes up: reads the row, joins the new state in (and what the server is
+/// known to hold, if given), writes the row if anything rose, and returns the change to
+/// announce, or `None` when the state did not rise. Nothing is ever lowered.
+pub(crate) fn raise(conn: &Connection, raise: Raise<'_>) -> Result<Option<ContentStateChanged>> {
+    let stored = select_one(conn, raise.key)?;
+    raise_read(conn, stored, raise)
+}
+
+/// [`raise`] for a caller that has just read the row (`stored`, `None` when there is none) in
+/// the same transaction: a flush folding thousands of rows reads each once.
+pub(crate) fn raise_read(
+    conn: &Connection,
+    stored: Option<Row>,
+    raise: Raise<'_>,
+) -> Result<Option<ContentStateChanged>> {
+    let before = stored.as_ref().map(|row| row.state);
+    let after = before.map_or(raise.state, |b| b.merge(&raise.state));
+    let mut row = stored.unwrap_or_else(|| Row::new(raise.key.clone(), after));
+    let server = match raise.server {
+        Some(held) => Some(row.server.map_or(held, |s| s.merge(&held))),
+        None => row.server,
+    };
+    let rose = before != Some(after);
+    if !rose && row.server == server {
+        return Ok(None);
+    }
+    row.server = server;
+    if rose {
+        row.state = after;
+        row.in_document = match raise.document {
+            Some(held) if held == Some(after) => InDocument::Yes,
+            _ => InDocument::No,
+        };
+    }
+    write(conn, &row)?;
+    Ok(rose.then(|| ContentStateChanged {
+        key: raise.key.clone(),
+        before,
+        after,
+        origin: raise.origin,
+    }))
 }
 
 /// Which rows of a learner to read.

@@ -1,7 +1,7 @@
 //! Opening a store file: pragmas, the integrity check, and schema upgrades one version at a
 //! time inside one transaction.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
 
@@ -82,27 +82,24 @@ pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<(
         // Current: nothing to write, so opening costs no commit.
         return check_tables(conn);
     }
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(Error::sqlite("starting the schema upgrade"))?;
-    // Another process may have upgraded the file meanwhile: read the version again under the
-    // write lock.
-    let found = version(&tx)?;
-    if found > VERSION {
-        return Err(Error::StoreTooNew {
-            found,
-            supported: VERSION,
-        });
-    }
-    for from in found..VERSION {
-        upgrade_from(&tx, from)?;
-    }
-    tx.pragma_update(None, "application_id", APPLICATION_ID)
-        .map_err(Error::sqlite("stamping the application id"))?;
-    tx.pragma_update(None, "user_version", VERSION)
-        .map_err(Error::sqlite("stamping the schema version"))?;
-    tx.commit()
-        .map_err(Error::sqlite("committing the schema upgrade"))?;
+    super::write_transaction(conn, "upgrading the schema", |tx| {
+        // Another process may have upgraded the file meanwhile: read the version again under
+        // the write lock.
+        let found = version(tx)?;
+        if found > VERSION {
+            return Err(Error::StoreTooNew {
+                found,
+                supported: VERSION,
+            });
+        }
+        for from in found..VERSION {
+            upgrade_from(tx, from)?;
+        }
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(Error::sqlite("stamping the application id"))?;
+        tx.pragma_update(None, "user_version", VERSION)
+            .map_err(Error::sqlite("stamping the schema version"))
+    })?;
     check_tables(conn)
 }
 

@@ -1,13 +1,11 @@
 //! What the server is known to hold: the items to send, the outcomes of a push, and the
 //! server's own states merged in. Each is one transaction.
 
-use rusqlite::TransactionBehavior;
-
-use super::rows::{self, InDocument, RejectedUntil, Rejection, Row, Rows};
-use super::Store;
+use super::rows::{self, Raise, RejectedUntil, Rejection, Row, Rows};
+use super::{write_transaction, Store};
 use crate::adapter::{ItemOutcome, Outgoing};
 use crate::content_state::ContentItem;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::events::{ChangeOrigin, ContentStateChanged};
 
 impl Store {
@@ -31,46 +29,9 @@ impl Store {
     /// was in flight stays pending; a rejection is tied to the state that was refused.
     pub(crate) fn apply_outcomes(&self, sent: &[Outgoing], outcomes: &[ItemOutcome]) -> Result<()> {
         let mut inner = self.lock()?;
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::sqlite("starting to apply sync outcomes"))?;
-        for (out, outcome) in sent.iter().zip(outcomes) {
-            let Some(mut row) = rows::select_one(&tx, out.item.key())? else {
-                continue;
-            };
-            let held = match outcome {
-                ItemOutcome::Acknowledged => Some(*out.item.state()),
-                ItemOutcome::HeldLower { held } => Some(*held),
-                ItemOutcome::Rejected { reason } => {
-                    row.rejected = Some(Rejection {
-                        state: *out.item.state(),
-                        reason: reason.clone(),
-                        until: RejectedUntil::StateChanges,
-                    });
-                    None
-                }
-                ItemOutcome::Dropped { reason } => {
-                    row.rejected = Some(Rejection {
-                        state: *out.item.state(),
-                        reason: reason.clone(),
-                        until: RejectedUntil::NextSync,
-                    });
-                    None
-                }
-                _ => None,
-            };
-            if let Some(held) = held {
-                row.server = Some(row.server.map_or(held, |s| s.merge(&held)));
-                if row.server.is_some_and(|s| s.covers(&row.state)) {
-                    row.rejected = None;
-                }
-            }
-            rows::write(&tx, &row)?;
-        }
-        tx.commit()
-            .map_err(Error::sqlite("committing sync outcomes"))?;
-        Ok(())
+        write_transaction(&mut inner.conn, "applying sync outcomes", |tx| {
+            apply_outcomes_in(tx, sent, outcomes)
+        })
     }
 
     /// Merges content states read from the server: each local state is raised to the join
@@ -91,36 +52,16 @@ impl Store {
     /// ```
     pub fn merge_server_states(&self, items: &[ContentItem]) -> Result<Vec<ContentStateChanged>> {
         let mut inner = self.lock()?;
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::sqlite("starting a merge of server states"))?;
-        let mut changes = Vec::new();
-        for item in items {
-            let server_state = *item.state();
-            let stored = rows::select_one(&tx, item.key())?;
-            let before = stored.as_ref().map(|row| row.state);
-            let mut row = stored.unwrap_or_else(|| Row::new(item.key().clone(), server_state));
-            let after = before.map_or(server_state, |b| b.merge(&server_state));
-            let server = row.server.map_or(server_state, |s| s.merge(&server_state));
-            if before == Some(after) && row.server == Some(server) {
-                continue;
-            }
-            row.server = Some(server);
-            if before != Some(after) {
-                row.state = after;
-                row.in_document = InDocument::No;
-                changes.push(ContentStateChanged {
-                    key: item.key().clone(),
-                    before,
-                    after,
-                    origin: ChangeOrigin::Server,
-                });
-            }
-            rows::write(&tx, &row)?;
-        }
-        tx.commit()
-            .map_err(Error::sqlite("committing a merge of server states"))?;
+        let changes: Vec<ContentStateChanged> =
+            write_transaction(&mut inner.conn, "merging server states", |tx| {
+                let mut changes = Vec::new();
+                for item in items {
+                    let raise = Raise::new(item.key(), *item.state(), ChangeOrigin::Server)
+                        .server_holds(*item.state());
+                    changes.extend(rows::raise(tx, raise)?);
+                }
+                Ok(changes)
+            })?;
         for change in &changes {
             *inner
                 .unflushed
@@ -193,23 +134,57 @@ impl Store {
         which: impl Fn(&Rejection) -> bool,
     ) -> Result<usize> {
         let mut inner = self.lock()?;
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::sqlite("starting to clear rejections"))?;
-        let mut cleared = 0;
-        for mut row in rows::select_learner(&tx, user, Rows::All)? {
-            if course.is_some_and(|c| c != row.key.course()) {
-                continue;
+        write_transaction(&mut inner.conn, "clearing rejections", |tx| {
+            let mut cleared = 0;
+            for mut row in rows::select_learner(tx, user, Rows::All)? {
+                if course.is_some_and(|c| c != row.key.course()) {
+                    continue;
+                }
+                if row.rejected.as_ref().is_some_and(&which) {
+                    row.rejected = None;
+                    rows::write(tx, &row)?;
+                    cleared += 1;
+                }
             }
-            if row.rejected.as_ref().is_some_and(&which) {
+            Ok(cleared)
+        })
+    }
+}
+
+/// Stores what the server said about each item sent, inside the caller's transaction.
+fn apply_outcomes_in(
+    tx: &rusqlite::Transaction<'_>,
+    sent: &[Outgoing],
+    outcomes: &[ItemOutcome],
+) -> Result<()> {
+    for (out, outcome) in sent.iter().zip(outcomes) {
+        let Some(mut row) = rows::select_one(tx, out.item.key())? else {
+            continue;
+        };
+        let held = match outcome {
+            ItemOutcome::Acknowledged => Some(*out.item.state()),
+            ItemOutcome::HeldLower { held } => Some(*held),
+            ItemOutcome::Rejected { reason } | ItemOutcome::Dropped { reason } => {
+                let until = match outcome {
+                    ItemOutcome::Dropped { .. } => RejectedUntil::NextSync,
+                    _ => RejectedUntil::StateChanges,
+                };
+                row.rejected = Some(Rejection {
+                    state: *out.item.state(),
+                    reason: reason.clone(),
+                    until,
+                });
+                None
+            }
+            _ => None,
+        };
+        if let Some(held) = held {
+            row.server = Some(row.server.map_or(held, |s| s.merge(&held)));
+            if row.server.is_some_and(|s| s.covers(&row.state)) {
                 row.rejected = None;
-                rows::write(&tx, &row)?;
-                cleared += 1;
             }
         }
-        tx.commit()
-            .map_err(Error::sqlite("committing cleared rejections"))?;
-        Ok(cleared)
+        rows::write(tx, &row)?;
     }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use rusqlite::OptionalExtension;
 
 use super::Store;
 use crate::error::{Error, Result};
-use crate::sync::SyncReport;
+use crate::sync_report::SyncReport;
 use crate::timestamp::Timestamp;
 
 /// How a learner's last sync ended, as [`Store::last_sync`] reports it.
@@ -33,9 +33,9 @@ fn meta_name(user: &str) -> String {
 }
 
 impl Store {
-    /// Keeps how this sync of `user` ended. A failure to write it is logged, never returned:
-    /// the sync itself is already committed.
-    pub(crate) fn note_sync(&self, user: &str, report: &SyncReport) {
+    /// Keeps how this sync of `user` ended, `at` the time it ended. A failure to write it is
+    /// logged, never returned: the sync itself is already committed.
+    pub(crate) fn note_sync(&self, user: &str, report: &SyncReport, at: Timestamp) {
         let outcome = if report.server_failed() {
             let cause = report
                 .retrying
@@ -48,7 +48,7 @@ impl Store {
             "partial".to_string()
         };
         let value = serde_json::json!({
-            "at": Timestamp::now().as_millis(),
+            "at": at.as_millis(),
             "outcome": outcome,
             "sent": report.sent,
             "acknowledged": report.acknowledged,

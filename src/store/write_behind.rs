@@ -9,10 +9,10 @@
 use automerge::ActorId;
 use std::collections::HashMap;
 
-use rusqlite::{params, Transaction, TransactionBehavior};
+use rusqlite::{params, Transaction};
 
-use super::rows::{self, InDocument, Rows};
-use super::Inner;
+use super::rows::{self, Raise, Rows};
+use super::{write_transaction, Inner};
 use crate::document::LearnerDocument;
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged};
@@ -67,25 +67,14 @@ impl Inner {
             documents,
             ..
         } = self;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::sqlite("starting a write on the document"))?;
-        let outcome = flush_in(&tx, documents, device, user).and_then(|(changes, seq)| {
-            step(&tx, documents, device).map(|value| (changes, seq, value))
+        let outcome = write_transaction(conn, "writing on the document", |tx| {
+            let (changes, seq) = flush_in(tx, documents, device, user)?;
+            step(tx, documents, device).map(|value| (changes, seq, value))
         });
-        match outcome {
-            Ok(done) => match tx.commit() {
-                Ok(()) => Ok(done),
-                Err(e) => {
-                    documents.remove(user);
-                    Err(Error::sqlite("committing a write on the document")(e))
-                }
-            },
-            Err(e) => {
-                documents.remove(user);
-                Err(e)
-            }
+        if outcome.is_err() {
+            documents.remove(user);
         }
+        outcome
     }
 
     /// Rebases `user`'s document onto a fresh snapshot of the current values, in a new epoch.
@@ -96,21 +85,27 @@ impl Inner {
             documents,
             ..
         } = self;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::sqlite("starting a compaction"))?;
         // The snapshot is built from the table, so first join the whole document into it
         // (a full reconcile, as after a load): whatever the document holds, however it got
         // there, is in the table before the history that carried it is dropped.
         if let Some(open) = documents.get_mut(user) {
             open.reconciled = false;
         }
-        let result = flush_in(&tx, documents, device, user)
-            .and_then(|(changes, _)| rebase_in(&tx, device, user).map(|open| (changes, open)));
+        let outcome = write_transaction(conn, "compacting", |tx| {
+            let (changes, _) = flush_in(tx, documents, device, user)?;
+            // The snapshot holds the table, which covers the document after the reconcile.
+            let mut open = replace_document(tx, device, user, |actor| {
+                let mut snapshot = LearnerDocument::with_actor(user, actor)?;
+                for row in rows::select_learner(tx, user, Rows::All)? {
+                    snapshot.raise(&row.key, &row.state)?;
+                }
+                Ok(snapshot)
+            })?;
+            open.reconciled = true;
+            Ok((changes, open))
+        });
         documents.remove(user);
-        let (changes, open) = result?;
-        tx.commit()
-            .map_err(Error::sqlite("committing a compaction"))?;
+        let (changes, open) = outcome?;
         documents.insert(user.to_string(), open);
         Ok(changes)
     }
@@ -136,28 +131,26 @@ pub(super) fn flush_in(
     let rows_to_fold = rows::select_learner(tx, user, which)?;
     let mut in_table = std::collections::HashSet::new();
     let mut changes = Vec::new();
-    for mut row in rows_to_fold {
-        let before = row.state;
-        let joined = open.doc.raise(&row.key, &before)?;
+    for row in rows_to_fold {
+        let joined = open.doc.raise(&row.key, &row.state)?;
         if !open.reconciled {
             in_table.insert(row.key.clone());
         }
-        if joined != before {
+        if joined != row.state {
             // The document held more than the table for this key: raise the table to match.
-            row.state = joined;
-            row.in_document = InDocument::Yes;
-            rows::write(tx, &row)?;
-            changes.push(peer_change(row.key, Some(before), joined));
+            let key = row.key.clone();
+            let raise = Raise::new(&key, joined, ChangeOrigin::Peer).document_holds(Some(joined));
+            changes.extend(rows::raise_read(tx, Some(row), raise)?);
         }
     }
     if !open.reconciled {
         for item in open.doc.items() {
             if !in_table.contains(item.key()) {
-                let (key, state) = item.into_parts();
-                let mut row = rows::Row::new(key.clone(), state);
-                row.in_document = InDocument::Yes;
-                rows::write(tx, &row)?;
-                changes.push(peer_change(key, None, state));
+                // No row in the table (every row was read above).
+                let state = *item.state();
+                let raise =
+                    Raise::new(item.key(), state, ChangeOrigin::Peer).document_holds(Some(state));
+                changes.extend(rows::raise_read(tx, None, raise)?);
             }
         }
         open.reconciled = true;
@@ -256,9 +249,17 @@ pub(super) fn load_document<'d>(
     }
 }
 
-/// Builds the snapshot of a new epoch from the table (which covers the document after the
-/// full reconcile `compact` runs first) and replaces the stored chunks with it.
-fn rebase_in(tx: &Transaction<'_>, device: &[u8; 16], user: &str) -> Result<OpenDocument> {
+/// The one way a learner's document is replaced (a compaction's snapshot, or a peer's document
+/// adopted): starts a new epoch, builds the document with that epoch's actor (never used
+/// before, so no (actor, seq) pair of the dropped history is reused), drops every stored chunk
+/// and stores the document whole as the first chunk of the epoch. Returns it loaded, not yet
+/// reconciled with the table.
+pub(super) fn replace_document(
+    tx: &Transaction<'_>,
+    device: &[u8; 16],
+    user: &str,
+    build: impl FnOnce(ActorId) -> Result<LearnerDocument>,
+) -> Result<OpenDocument> {
     let epoch: i64 = tx
         .query_row(
             "UPDATE learner SET epoch = epoch + 1 WHERE user_id = ?1 RETURNING epoch",
@@ -266,10 +267,7 @@ fn rebase_in(tx: &Transaction<'_>, device: &[u8; 16], user: &str) -> Result<Open
             |row| row.get(0),
         )
         .map_err(Error::sqlite("starting a new epoch"))?;
-    let mut doc = LearnerDocument::with_actor(user, epoch_actor(device, epoch))?;
-    for row in rows::select_learner(tx, user, Rows::All)? {
-        doc.raise(&row.key, &row.state)?;
-    }
+    let mut doc = build(epoch_actor(device, epoch))?;
     let snapshot = doc.save();
     tx.execute("DELETE FROM doc_chunk WHERE user_id = ?1", params![user])
         .map_err(Error::sqlite("dropping old document history"))?;
@@ -281,20 +279,7 @@ fn rebase_in(tx: &Transaction<'_>, device: &[u8; 16], user: &str) -> Result<Open
     Ok(OpenDocument {
         doc,
         epoch,
-        reconciled: true,
+        reconciled: false,
         loaded_through: 0,
     })
-}
-
-fn peer_change(
-    key: crate::content_state::ContentKey,
-    before: Option<crate::content_state::ContentState>,
-    after: crate::content_state::ContentState,
-) -> ContentStateChanged {
-    ContentStateChanged {
-        key,
-        before,
-        after,
-        origin: ChangeOrigin::Peer,
-    }
 }

@@ -424,8 +424,10 @@ impl Adapter for SunbirdAdapter {
     ) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> {
         let read = Read::enrolled_courses(&self.config, user, Instant::now());
         let answer = self.drive(user, read).await?;
-        wire::parse_enrollment_list(&answer).map_err(|detail| AdapterError::Unavailable {
-            cause: RetryCause::Unparsable { detail },
-        })
+        wire::parse_enrollment_list(&answer)
+            .map(crate::enrollment::for_the_core)
+            .map_err(|detail| AdapterError::Unavailable {
+                cause: RetryCause::Unparsable { detail },
+            })
     }
 }

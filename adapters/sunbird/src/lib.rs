@@ -6,7 +6,9 @@
 //! that `headway serve` runs lives in its own crate, `headway-sunbird-server`.
 
 mod client;
+mod enrollment;
 mod error;
+mod player_event;
 pub mod protocol;
 pub mod wire;
 
@@ -15,3 +17,7 @@ pub use client::{
     WhenUnreachable,
 };
 pub use error::{Error, Result};
+pub use player_event::{
+    player_event, progress_from_summary, CourseContext, Ignored, PlayerEvent, PlayerEventOutcome,
+    RecordPlayerEvent,
+};

@@ -528,7 +528,7 @@ impl<'a> UpdatePush<'a> {
                     self.set(
                         i,
                         ItemOutcome::Retry {
-                            cause: RetryCause::Unauthorized { status },
+                            cause: RetryCause::CredentialsRefused { status },
                         },
                     );
                 }
@@ -765,7 +765,7 @@ fn check_status(status: u16, body: Vec<u8>) -> Result<Vec<u8>, AdapterError> {
     match status {
         200..=299 => Ok(body),
         401 | 403 => Err(AdapterError::Unavailable {
-            cause: RetryCause::Unauthorized { status },
+            cause: RetryCause::CredentialsRefused { status },
         }),
         _ => Err(AdapterError::Refused {
             status,
@@ -928,7 +928,7 @@ mod tests {
         assert_eq!(
             report.outcomes,
             vec![ItemOutcome::Retry {
-                cause: RetryCause::Unauthorized { status: 401 }
+                cause: RetryCause::CredentialsRefused { status: 401 }
             }]
         );
         assert_eq!(push.tally().token_refreshes, 1);

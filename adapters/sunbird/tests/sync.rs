@@ -289,7 +289,7 @@ async fn a_401_refreshes_the_token_once_and_retries() {
     assert!(report.server_failed());
     assert!(matches!(
         report.retrying[0].cause,
-        RetryCause::Unauthorized { status: 401 }
+        RetryCause::CredentialsRefused { status: 401 }
     ));
     assert_eq!(store.pending(USER).unwrap().len(), 1);
 }

@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use headway::{BackgroundOptions, BackgroundSync, ChangeOrigin, PlayerEventOutcome, StoreOptions};
+use headway::{BackgroundOptions, BackgroundSync, ChangeOrigin, StoreOptions};
+use headway_sunbird::{PlayerEventOutcome, RecordPlayerEvent};
 
 use crate::error::{guard, HeadwayError};
 use crate::events::{deliver, EventListener};
@@ -191,7 +192,7 @@ impl Store {
         context: CourseContext,
     ) -> Result<Option<ContentItem>, HeadwayError> {
         guard(|| {
-            let context = headway::CourseContext::from(context);
+            let context = headway_sunbird::CourseContext::from(context);
             match self
                 .store
                 .record_player_event(event_json.as_bytes(), &context)?

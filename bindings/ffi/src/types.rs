@@ -310,9 +310,9 @@ pub struct CourseContext {
     pub mime_type: Option<String>,
 }
 
-impl From<CourseContext> for headway::CourseContext {
-    fn from(context: CourseContext) -> headway::CourseContext {
-        headway::CourseContext {
+impl From<CourseContext> for headway_sunbird::CourseContext {
+    fn from(context: CourseContext) -> headway_sunbird::CourseContext {
+        headway_sunbird::CourseContext {
             user_id: context.user_id,
             course_id: context.course_id,
             batch_id: context.batch_id,

@@ -1,20 +1,19 @@
-//! The content player's telemetry as a trigger: START and END events become progress updates,
-//! derived the way Sunbird's progress calculator does.
+//! Sunbird's content player telemetry as a trigger: START and END events become progress
+//! updates, derived the way Sunbird's progress calculator does (EkStep mime types, the
+//! `contentplayer` pid). The core knows none of this: it records the update the calculator
+//! derives. A malformed event is refused with the core's [`headway::Error::InvalidTelemetry`]
+//! (a generic refusal of the app's input) and records nothing.
 
+use headway::{ContentKey, ContentState, Error, ProgressUpdate, Result, Status, Store, Timestamp};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-
-use crate::content_state::{ContentKey, ContentState, Status};
-use crate::error::{Error, Result};
-use crate::progress_update::ProgressUpdate;
-use crate::timestamp::Timestamp;
 
 /// The course context the app keeps while a learner plays a course's contents (Sunbird's
 /// `{"userId", "courseId", "batchId", "batchStatus"}`), plus the mime type of the content being
 /// played, which decides how its progress is calculated.
 ///
 /// ```
-/// let context: headway::CourseContext = serde_json::from_str(
+/// let context: headway_sunbird::CourseContext = serde_json::from_str(
 ///     r#"{"userId":"u1","courseId":"do_course","batchId":"0130","batchStatus":1,"mimeType":"video/mp4"}"#,
 /// )?;
 /// assert_eq!(context.batch_status, Some(1));
@@ -114,7 +113,7 @@ fn number(value: Option<&Value>) -> f64 {
 ///
 /// ```
 /// use serde_json::json;
-/// use headway::progress_from_summary;
+/// use headway_sunbird::progress_from_summary;
 /// let watched = json!([{"progress": 30}, {"totallength": 100}, {"visitedlength": 25}]);
 /// assert_eq!(progress_from_summary(watched.as_array().unwrap(), "video/mp4"), 100); // > 20% seen
 /// let pdf = json!([{"progress": 40}]);
@@ -165,7 +164,8 @@ pub fn progress_from_summary(summary: &[Value], mime_type: &str) -> u8 {
 /// [`PlayerEvent::Ignored`] with the reason.
 ///
 /// ```
-/// use headway::{player_event, CourseContext, PlayerEvent, Status};
+/// use headway::Status;
+/// use headway_sunbird::{player_event, CourseContext, PlayerEvent};
 /// let context = CourseContext {
 ///     user_id: "u1".into(), course_id: "do_course".into(), batch_id: "0130".into(),
 ///     batch_status: Some(1), mime_type: Some("video/mp4".into()),
@@ -185,7 +185,7 @@ pub fn player_event(
     context: &CourseContext,
     current: Option<&ContentState>,
 ) -> Result<PlayerEvent> {
-    ParsedEvent::read(event, context)?.decide(context, current)
+    ParsedEvent::read(event, context, Timestamp::now())?.decide(context, current)
 }
 
 /// A well-formed player event: everything [`player_event`] checks before it looks at the
@@ -195,12 +195,14 @@ struct ParsedEvent {
     from_player: bool,
     key: ContentKey,
     at: Timestamp,
+    now: Timestamp,
     summary: Vec<Value>,
 }
 
 impl ParsedEvent {
-    /// Reads and checks every field the trigger uses; a malformed event is an error.
-    fn read(event: &[u8], context: &CourseContext) -> Result<ParsedEvent> {
+    /// Reads and checks every field the trigger uses; a malformed event is an error. `now`
+    /// bounds the event's time (no more than a day ahead) and stands in for a missing one.
+    fn read(event: &[u8], context: &CourseContext, now: Timestamp) -> Result<ParsedEvent> {
         let event: Value = serde_json::from_slice(event)
             .map_err(|e| invalid(format!("the event is not JSON: {e}")))?;
         let event = event
@@ -238,12 +240,12 @@ impl ParsedEvent {
             content,
         )?;
         let at = match event.get("ets") {
-            None | Some(Value::Null) => Timestamp::now(),
+            None | Some(Value::Null) => now,
             Some(ets) => {
                 let millis = ets
                     .as_i64()
                     .ok_or_else(|| invalid("ets is not an integer of milliseconds"))?;
-                Timestamp::from_millis(millis)?.not_after_tomorrow(Timestamp::now())?
+                Timestamp::from_millis(millis)?.not_after_tomorrow(now)?
             }
         };
         let summary = match event.get("edata").and_then(|e| e.get("summary")) {
@@ -256,6 +258,7 @@ impl ParsedEvent {
             from_player: pid.contains("contentplayer"),
             key,
             at,
+            now,
             summary,
         })
     }
@@ -285,8 +288,8 @@ impl ParsedEvent {
                 return ignored(Ignored::AlreadyStarted);
             }
             // Sunbird's SDK sends progress 5 here, which the server discards for a new row.
-            let update =
-                ProgressUpdate::new(self.key, Status::InProgress, 0)?.consumed_at(self.at)?;
+            let update = ProgressUpdate::new(self.key, Status::InProgress, 0)?
+                .consumed_at_checked(self.at, self.now)?;
             return Ok(PlayerEvent::Update(update));
         }
         if status == Status::Completed {
@@ -306,30 +309,33 @@ impl ParsedEvent {
         } else {
             Status::InProgress
         };
-        let update =
-            ProgressUpdate::new(self.key, status, i64::from(progress))?.consumed_at(self.at)?;
+        let update = ProgressUpdate::new(self.key, status, i64::from(progress))?
+            .consumed_at_checked(self.at, self.now)?;
         Ok(PlayerEvent::Update(update))
     }
 }
 
-/// What [`Store::record_player_event`](crate::Store::record_player_event) did.
+/// What [`RecordPlayerEvent::record_player_event`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PlayerEventOutcome {
     /// The derived update was recorded; `None` if it was not above the stored state.
-    Recorded(Option<crate::events::ContentStateChanged>),
+    Recorded(Option<headway::ContentStateChanged>),
     /// Nothing to record, and why.
     Ignored(Ignored),
 }
 
-impl crate::store::Store {
+/// Records Sunbird player events in a [`Store`]: the calculator derives the update, the store
+/// records it. Import the trait to call `store.record_player_event(..)`.
+pub trait RecordPlayerEvent {
     /// Derives the progress update of a content player START or END event (see
     /// [`player_event`]) against the content's stored state and records it. A malformed event
     /// records nothing and gives [`Error::InvalidTelemetry`].
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::{CourseContext, PlayerEventOutcome, Store};
+    /// use headway::Store;
+    /// use headway_sunbird::{CourseContext, PlayerEventOutcome, RecordPlayerEvent};
     /// let store = Store::open_in_memory()?;
     /// let context = CourseContext {
     ///     user_id: "u1".into(), course_id: "do_course".into(), batch_id: "0130".into(),
@@ -341,12 +347,20 @@ impl crate::store::Store {
     /// assert_eq!(store.items("u1", None)?[0].state().progress().get(), 40);
     /// # Ok(()) }
     /// ```
-    pub fn record_player_event(
+    fn record_player_event(
+        &self,
+        event: &[u8],
+        context: &CourseContext,
+    ) -> Result<PlayerEventOutcome>;
+}
+
+impl RecordPlayerEvent for Store {
+    fn record_player_event(
         &self,
         event: &[u8],
         context: &CourseContext,
     ) -> Result<PlayerEventOutcome> {
-        let parsed = ParsedEvent::read(event, context)?;
+        let parsed = ParsedEvent::read(event, context, Timestamp::now())?;
         let current = self.state(&parsed.key)?;
         match parsed.decide(context, current.as_ref())? {
             PlayerEvent::Update(update) => Ok(PlayerEventOutcome::Recorded(self.record(update)?)),

@@ -3,7 +3,8 @@
 //! calculator, and malformed events give a typed error and record nothing.
 #![cfg(test)]
 
-use headway::{CourseContext, Error, Ignored, PlayerEventOutcome, ProgressUpdate, Status, Store};
+use headway::{Error, ProgressUpdate, Status, Store};
+use headway_sunbird::{CourseContext, Ignored, PlayerEventOutcome, RecordPlayerEvent};
 
 const LEARNER: &str = "95e4942d-cbe8-477d-aebd-ad8e6de4bfc8";
 const COURSE: &str = "do_11305961646828748812224";
