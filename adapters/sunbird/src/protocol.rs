@@ -326,6 +326,13 @@ impl Attempts {
             }
             Answer::Answered { status, body } => {
                 traffic.bytes_received += body.len() as u64;
+                if matches!(status, 401 | 403) {
+                    // Refused again with a fresh token: the token decides the user, so every
+                    // further request of this call would be refused too. Nothing more is
+                    // sent; the items not yet answered stay pending.
+                    tracing::info!(status, "the fresh token was refused too; stopping");
+                    traffic.halted = Some(RetryCause::Unauthorized { status });
+                }
                 if status == 429 || status >= 500 {
                     RetryCause::Server { status }
                 } else {
@@ -945,6 +952,28 @@ mod tests {
             }]
         );
         assert_eq!(push.tally().token_refreshes, 1);
+    }
+
+    #[test]
+    fn a_token_refused_after_its_refresh_ends_the_push_and_everything_stays_pending() {
+        let items: Vec<Outgoing> = (0..250)
+            .map(|i| out("c", "b", &format!("do_{i}")))
+            .collect();
+        let config = SunbirdConfig::new("http://sim");
+        let mut push = UpdatePush::new(&config, "u", &items, Instant::now());
+        let (report, sent) = run(&mut push, |_| Answer::Answered {
+            status: 403,
+            body: Vec::new(),
+        });
+        assert_eq!(
+            sent.len(),
+            2,
+            "one request and its retry with a fresh token"
+        );
+        assert!(report.outcomes.iter().all(|o| o
+            == &ItemOutcome::Retry {
+                cause: RetryCause::Unauthorized { status: 403 }
+            }));
     }
 
     #[test]
