@@ -10,7 +10,7 @@
 //! - an acknowledged item is held by the server (read back through the adapter) and leaves
 //!   the pending set;
 //! - an item the server refuses is reported rejected, is never counted acknowledged and stays
-//!   in the store;
+//!   in the store, even when the same content is taken in another batch of the same push;
 //! - a server or network fault leaves every item pending, and a later sync sends them all;
 //! - the server's states merged back into a store never lower anything the store holds;
 //! - a bulk push of many items takes far fewer requests than items.
@@ -251,6 +251,46 @@ pub mod checks {
         })
     }
 
+    /// The same content in a batch the server takes and in one it refuses, sent in one sync:
+    /// only the first is acknowledged. (Sunbird keys its answer by content id, so the
+    /// `SUCCESS` of the one must not acknowledge the other.)
+    pub async fn the_same_content_in_a_refused_batch_is_never_acknowledged(
+        h: &dyn Harness,
+    ) -> Checked {
+        const CHECK: &str = "the same content in a refused batch is never acknowledged";
+        let store = step(CHECK, Store::open_in_memory())?;
+        let taken = key(CHECK, h, h.open_batch(), "conformance_both")?;
+        let refused = key(CHECK, h, h.refused_batch(), "conformance_both")?;
+        record(CHECK, &store, &taken, Status::Completed, 100)?;
+        record(CHECK, &store, &refused, Status::Completed, 100)?;
+        let report = sync(CHECK, h, &store).await?;
+        ensure(
+            CHECK,
+            report.acknowledged == 1
+                && report.rejected.len() == 1
+                && report.rejected[0].key == refused,
+            || {
+                format!(
+                    "expected the open batch's item acknowledged, the other rejected: {report:?}"
+                )
+            },
+        )?;
+        let pending = step(CHECK, store.pending(h.learner()))?;
+        ensure(CHECK, pending.is_empty(), || {
+            format!("expected nothing pending: {pending:?}")
+        })?;
+        let rejected = step(CHECK, store.rejected(h.learner()))?;
+        ensure(
+            CHECK,
+            rejected.len() == 1 && rejected[0].0.key() == &refused,
+            || format!("the store does not keep exactly the refused item: {rejected:?}"),
+        )?;
+        let on_server = server_states(CHECK, h, h.refused_batch()).await?;
+        ensure(CHECK, held(&on_server, &refused).is_none(), || {
+            format!("the refused batch holds the item on the server: {on_server:?}")
+        })
+    }
+
     /// While the server fails, a sync acknowledges nothing and every item stays pending; once
     /// it heals, the next sync sends them all.
     pub async fn a_fault_leaves_every_item_pending(h: &dyn Harness) -> Checked {
@@ -345,6 +385,7 @@ pub mod checks {
     pub async fn all(h: &dyn Harness) -> Checked {
         acknowledged_items_are_held_by_the_server(h).await?;
         a_rejected_item_is_reported_and_never_acknowledged(h).await?;
+        the_same_content_in_a_refused_batch_is_never_acknowledged(h).await?;
         a_fault_leaves_every_item_pending(h).await?;
         merging_the_servers_states_never_lowers_anything(h).await?;
         a_bulk_push_takes_far_fewer_requests_than_items(h).await
@@ -369,6 +410,7 @@ macro_rules! adapter_conformance_tests {
             $crate::adapter_conformance_tests!(@check $harness,
                 acknowledged_items_are_held_by_the_server,
                 a_rejected_item_is_reported_and_never_acknowledged,
+                the_same_content_in_a_refused_batch_is_never_acknowledged,
                 a_fault_leaves_every_item_pending,
                 merging_the_servers_states_never_lowers_anything,
                 a_bulk_push_takes_far_fewer_requests_than_items);

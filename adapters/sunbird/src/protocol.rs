@@ -326,6 +326,13 @@ impl Attempts {
             }
             Answer::Answered { status, body } => {
                 traffic.bytes_received += body.len() as u64;
+                if matches!(status, 401 | 403) {
+                    // Refused again with a fresh token: the token decides the user, so every
+                    // further request of this call would be refused too. Nothing more is
+                    // sent; the items not yet answered stay pending.
+                    tracing::info!(status, "the fresh token was refused too; stopping");
+                    traffic.halted = Some(RetryCause::Unauthorized { status });
+                }
                 if status == 429 || status >= 500 {
                     RetryCause::Server { status }
                 } else {
@@ -416,7 +423,10 @@ fn plan_requests(items: &[Outgoing], indices: &[usize], chunk: usize) -> Vec<Vec
 }
 
 /// One learner's bulk push: every planned request, each bisected on 400, then a second round
-/// for the first writes Sunbird stored lower. Ends with one outcome per item.
+/// for the first writes Sunbird stored lower. Ends with one outcome per item, never
+/// [`ItemOutcome::HeldLower`]: an item whose second round fails, or cannot start because the
+/// call stopped, stays pending with that cause, so the sync engine does not push it again
+/// within the same sync.
 ///
 /// ```
 /// use std::time::Instant;
@@ -496,11 +506,6 @@ impl<'a> UpdatePush<'a> {
     }
 
     fn set(&mut self, i: usize, outcome: ItemOutcome) {
-        // A second round that fails leaves what the first one learnt: the server holds at
-        // least the lower state.
-        if self.second_round && matches!(outcome, ItemOutcome::Retry { .. }) {
-            return;
-        }
         self.outcomes[i] = Some(outcome);
     }
 
@@ -552,10 +557,6 @@ impl<'a> UpdatePush<'a> {
     /// Starts the second round when first writes came back lower than sent: Sunbird stores
     /// progress 0 for a new row with status 1, and a second write keeps the max.
     fn start_second_round(&mut self) -> bool {
-        if self.second_round {
-            return false;
-        }
-        self.second_round = true;
         for (i, (out, outcome)) in self.items.iter().zip(&self.outcomes).enumerate() {
             if let (None, Some(ItemOutcome::HeldLower { held })) = (&out.server, outcome) {
                 let again = Outgoing {
@@ -573,6 +574,20 @@ impl<'a> UpdatePush<'a> {
         indices.sort_unstable();
         self.planned = plan_requests(self.items, &indices, self.config.chunk).into_iter();
         true
+    }
+
+    /// The call stopped (unreachable, or out of time) before the second round: its items
+    /// stay pending with that cause, like every other item not written as sent. Reported
+    /// `HeldLower`, they would make the sync engine push them again at once, past the
+    /// call's deadline and after the service proved unreachable.
+    fn forgo_second_round(&mut self, cause: &RetryCause) {
+        for outcome in &mut self.outcomes {
+            if matches!(outcome, Some(ItemOutcome::HeldLower { .. })) {
+                *outcome = Some(ItemOutcome::Retry {
+                    cause: cause.clone(),
+                });
+            }
+        }
     }
 
     fn report(&mut self) -> PushReport {
@@ -618,8 +633,13 @@ impl Machine for UpdatePush<'_> {
                 }
             }
             let Some(indices) = self.halves.pop().or_else(|| self.planned.next()) else {
-                if self.traffic.stopped(now).is_none() && self.start_second_round() {
-                    continue;
+                if !self.second_round {
+                    self.second_round = true;
+                    match self.traffic.stopped(now) {
+                        None if self.start_second_round() => continue,
+                        None => {}
+                        Some(cause) => self.forgo_second_round(&cause),
+                    }
                 }
                 return Step::Done(self.report());
             };
@@ -935,6 +955,28 @@ mod tests {
     }
 
     #[test]
+    fn a_token_refused_after_its_refresh_ends_the_push_and_everything_stays_pending() {
+        let items: Vec<Outgoing> = (0..250)
+            .map(|i| out("c", "b", &format!("do_{i}")))
+            .collect();
+        let config = SunbirdConfig::new("http://sim");
+        let mut push = UpdatePush::new(&config, "u", &items, Instant::now());
+        let (report, sent) = run(&mut push, |_| Answer::Answered {
+            status: 403,
+            body: Vec::new(),
+        });
+        assert_eq!(
+            sent.len(),
+            2,
+            "one request and its retry with a fresh token"
+        );
+        assert!(report.outcomes.iter().all(|o| o
+            == &ItemOutcome::Retry {
+                cause: RetryCause::Unauthorized { status: 403 }
+            }));
+    }
+
+    #[test]
     fn an_unreachable_service_ends_the_push_after_one_request_and_everything_stays_pending() {
         let items: Vec<Outgoing> = (0..250)
             .map(|i| out("c", "b", &format!("do_{i}")))
@@ -971,25 +1013,88 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_failed_second_round_keeps_what_the_first_learnt() {
+    fn first_write_at_60() -> [Outgoing; 1] {
         let watching =
             ContentState::new(Status::InProgress, Progress::new(60).unwrap(), None, None);
-        let items = [Outgoing {
+        [Outgoing {
             item: ContentItem::new(ContentKey::new("u", "c", "b", "do_1").unwrap(), watching),
             server: None,
-        }];
+        }]
+    }
+
+    /// A second round that fails leaves its items retrying with the real cause, not
+    /// `HeldLower`: the sync engine pushes `HeldLower` items again at once, which after a
+    /// timeout would send past the deadline to an unreachable service, and after 5xx would
+    /// double the attempts.
+    #[test]
+    fn a_second_round_that_times_out_leaves_the_item_retrying_not_held_lower() {
+        let items = first_write_at_60();
         let config = SunbirdConfig::new("http://sim");
         let mut push = UpdatePush::new(&config, "u", &items, Instant::now());
         let mut first = true;
-        let (report, _) = run(&mut push, |request| {
+        let (report, sent) = run(&mut push, |request| {
             if std::mem::take(&mut first) {
                 success(&contents(request))
             } else {
                 Answer::Failed(Error::TimedOut)
             }
         });
-        assert!(matches!(report.outcomes[0], ItemOutcome::HeldLower { .. }));
+        assert_eq!(sent.len(), 2);
+        assert_eq!(
+            report.outcomes,
+            vec![ItemOutcome::Retry {
+                cause: RetryCause::Timeout
+            }]
+        );
         assert_eq!(push.tally().second_rounds, 1);
+    }
+
+    #[test]
+    fn a_second_round_refused_with_5xx_is_tried_attempts_times_and_reports_the_server_error() {
+        let items = first_write_at_60();
+        let config = SunbirdConfig::new("http://sim").attempts(3);
+        let mut push = UpdatePush::new(&config, "u", &items, Instant::now());
+        let mut first = true;
+        let (report, sent) = run(&mut push, |request| {
+            if std::mem::take(&mut first) {
+                success(&contents(request))
+            } else {
+                Answer::Answered {
+                    status: 503,
+                    body: Vec::new(),
+                }
+            }
+        });
+        assert_eq!(sent.len(), 1 + 3);
+        assert_eq!(
+            report.outcomes,
+            vec![ItemOutcome::Retry {
+                cause: RetryCause::Server { status: 503 }
+            }]
+        );
+    }
+
+    #[test]
+    fn a_push_out_of_time_before_its_second_round_reports_no_item_held_lower() {
+        let items = first_write_at_60();
+        let config = SunbirdConfig::new("http://sim").deadline(Duration::from_secs(2));
+        let start = Instant::now();
+        let mut push = UpdatePush::new(&config, "u", &items, start);
+        let Step::Send(request) = push.poll(start) else {
+            panic!("nothing sent")
+        };
+        // The answer arrives after the deadline: no second round may start.
+        let late = start + Duration::from_secs(3);
+        push.answer(late, success(&contents(&request)));
+        let Step::Done(report) = push.poll(late) else {
+            panic!("a request after the deadline")
+        };
+        assert_eq!(
+            report.outcomes,
+            vec![ItemOutcome::Retry {
+                cause: RetryCause::Timeout
+            }]
+        );
+        assert_eq!(push.tally().second_rounds, 0);
     }
 }

@@ -1,7 +1,9 @@
 //! Sunbird's JSON and date strings, and what each answer means for each item sent. Pure
 //! functions, no IO: the client and the fuzz targets share them. Bodies are (de)serialized
 //! through typed structs; a field of an unexpected type reads as absent ([`Lenient`]), as
-//! Sunbird's answers drift in type between versions.
+//! Sunbird's answers drift in type between versions. An update's `result` is read more
+//! strictly, because it decides acknowledgements: a rejection list of another type, or a key
+//! written twice with different values, acknowledges nothing it could concern.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -160,23 +162,139 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Lenient<T> {
     }
 }
 
-/// The answer to an update: only `result` is read.
-#[derive(Deserialize)]
+/// The `result` objects of an update's answer, read with every entry kept: a key the server
+/// wrote twice must not hide a rejection behind a later `SUCCESS` (serde's maps keep only the
+/// last value of a duplicated key).
 struct UpdateEnvelope {
-    #[serde(default)]
-    result: Lenient<BTreeMap<String, ResultEntry>>,
+    /// One element per top-level `result` key: its entries, or `None` when it is not an
+    /// object.
+    results: Vec<Option<Entries>>,
 }
 
-/// One value of an update's `result` map.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ResultEntry {
-    /// `"SUCCESS"`, or a legacy per-item value (`FAILED`, ...).
-    Text(String),
-    /// A rejection list of batch ids; entries that are not strings are ignored.
-    List(Vec<Lenient<String>>),
-    /// Anything else.
-    Other(serde::de::IgnoredAny),
+impl<'de> Deserialize<'de> for UpdateEnvelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<UpdateEnvelope, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = UpdateEnvelope;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an answer object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UpdateEnvelope, A::Error> {
+                let mut results = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "result" {
+                        results.push(map.next_value::<MaybeEntries>()?.0);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(UpdateEnvelope { results })
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// A JSON object's entries in order, duplicated keys included.
+type Entries = Vec<(String, Value)>;
+
+/// Any JSON value: the entries of an object, `None` for anything else.
+struct MaybeEntries(Option<Entries>);
+
+impl<'de> Deserialize<'de> for MaybeEntries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<MaybeEntries, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = MaybeEntries;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<MaybeEntries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                Ok(MaybeEntries(Some(entries)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<MaybeEntries, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(MaybeEntries(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<MaybeEntries, E> {
+                Ok(MaybeEntries(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<MaybeEntries, E> {
+                Ok(MaybeEntries(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<MaybeEntries, E> {
+                Ok(MaybeEntries(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<MaybeEntries, E> {
+                Ok(MaybeEntries(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<MaybeEntries, E> {
+                Ok(MaybeEntries(None))
+            }
+            fn visit_unit<E>(self) -> Result<MaybeEntries, E> {
+                Ok(MaybeEntries(None))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+/// An update's `result`, read for what it says about each item sent.
+#[derive(Default)]
+struct UpdateResult {
+    /// Batch ids the server listed under `NOT_A_ON_GOING_BATCH`.
+    not_ongoing: BTreeSet<String>,
+    /// Batch ids the server listed under `BATCH_NOT_EXISTS`.
+    missing: BTreeSet<String>,
+    /// A rejection list that is not a list of batch ids: which batches it names is unknown.
+    unreadable_list: bool,
+    /// Every value given for each other key, in order.
+    values: BTreeMap<String, Vec<Value>>,
+}
+
+impl UpdateResult {
+    fn read(entries: Entries) -> UpdateResult {
+        let mut result = UpdateResult::default();
+        for (key, value) in entries {
+            let list = match key.as_str() {
+                "NOT_A_ON_GOING_BATCH" => &mut result.not_ongoing,
+                "BATCH_NOT_EXISTS" => &mut result.missing,
+                _ => {
+                    result.values.entry(key).or_default().push(value);
+                    continue;
+                }
+            };
+            match value {
+                // No list at all names no batch.
+                Value::Null => {}
+                Value::Array(batches) => {
+                    for batch in batches {
+                        match batch {
+                            Value::String(batch) => {
+                                list.insert(batch);
+                            }
+                            _ => result.unreadable_list = true,
+                        }
+                    }
+                }
+                _ => result.unreadable_list = true,
+            }
+        }
+        result
+    }
 }
 
 /// An error answer: only `params.err` and `params.errmsg` are read.
@@ -287,29 +405,28 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
             detail: detail.to_string(),
         })
     };
-    let Ok(envelope) = serde_json::from_slice::<Lenient<UpdateEnvelope>>(body) else {
-        return unparsable("the body is not JSON");
-    };
-    let Some(result) = envelope.0.and_then(|e| e.result.0) else {
-        return unparsable("no result object");
-    };
-    let listed = |name: &str| -> BTreeSet<&str> {
-        match result.get(name) {
-            Some(ResultEntry::List(batches)) => {
-                batches.iter().filter_map(|b| b.0.as_deref()).collect()
-            }
-            _ => BTreeSet::new(),
+    let envelope = match serde_json::from_slice::<UpdateEnvelope>(body) {
+        Ok(envelope) => envelope,
+        Err(_) if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() => {
+            return unparsable("no result object")
         }
+        Err(_) => return unparsable("the body is not JSON"),
     };
-    let not_ongoing = listed("NOT_A_ON_GOING_BATCH");
-    let missing = listed("BATCH_NOT_EXISTS");
+    // Two `result` objects could each say something else about an item: neither is trusted.
+    let mut results = envelope.results.into_iter();
+    let entries = match (results.next(), results.next()) {
+        (Some(Some(entries)), None) => entries,
+        (Some(_), Some(_)) => return unparsable("more than one result"),
+        _ => return unparsable("no result object"),
+    };
+    let result = UpdateResult::read(entries);
     let outcomes = sent
         .iter()
         .map(|out| {
             let (key, state) = (out.item.key(), out.item.state());
             for (list, reason) in [
-                (&not_ongoing, "NOT_A_ON_GOING_BATCH"),
-                (&missing, "BATCH_NOT_EXISTS"),
+                (&result.not_ongoing, "NOT_A_ON_GOING_BATCH"),
+                (&result.missing, "BATCH_NOT_EXISTS"),
             ] {
                 if list.contains(key.batch()) {
                     return ItemOutcome::Rejected {
@@ -328,21 +445,41 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
                     };
                 }
             }
-            match result.get(key.content()) {
-                Some(ResultEntry::Text(s)) if s == "SUCCESS" => acknowledged(out, state),
-                Some(ResultEntry::Text(other)) => ItemOutcome::Rejected {
-                    reason: other.clone(),
+            // A rejection list that cannot be read may name this item's batch: a `SUCCESS` for
+            // its content id (perhaps written under another batch) proves nothing.
+            if result.unreadable_list {
+                return ItemOutcome::Retry {
+                    cause: RetryCause::Unparsable {
+                        detail: "a rejection list of the result is not a list of batch ids".into(),
+                    },
+                };
+            }
+            match result.values.get(key.content()).map(Vec::as_slice) {
+                // Sunbird drops such an item without a trace (a user other than the token's; a
+                // blank batch cannot be sent): reported, and sent again on the next sync, when
+                // the token may be the right one.
+                None | Some([]) => ItemOutcome::Dropped {
+                    reason: NOT_IN_RESULT.into(),
                 },
-                Some(ResultEntry::List(_) | ResultEntry::Other(_)) => ItemOutcome::Retry {
+                Some([Value::String(s), rest @ ..])
+                    if rest.iter().all(|v| v.as_str() == Some(s)) =>
+                {
+                    if s == "SUCCESS" {
+                        acknowledged(out, state)
+                    } else {
+                        ItemOutcome::Rejected { reason: s.clone() }
+                    }
+                }
+                Some([_]) => ItemOutcome::Retry {
                     cause: RetryCause::Unparsable {
                         detail: format!("result for {} is not a string", key.content()),
                     },
                 },
-                // Sunbird drops such an item without a trace (a user other than the token's; a
-                // blank batch cannot be sent): reported, and sent again on the next sync, when
-                // the token may be the right one.
-                None => ItemOutcome::Dropped {
-                    reason: NOT_IN_RESULT.into(),
+                // The key written twice with different values: which one holds is unknown.
+                Some(_) => ItemOutcome::Retry {
+                    cause: RetryCause::Unparsable {
+                        detail: format!("result names {} twice, differently", key.content()),
+                    },
                 },
             }
         })
@@ -574,6 +711,126 @@ mod tests {
     fn out(item: ContentItem, confirmed: bool) -> Outgoing {
         let server = confirmed.then(ContentState::default);
         Outgoing { item, server }
+    }
+
+    /// The outcomes of `body` for an item in batch `b1` and one with the same content id in
+    /// `bclosed` (Sunbird keys `result` by content id, so one `SUCCESS` covers both).
+    fn same_content_in_two_batches(body: &[u8]) -> Vec<ItemOutcome> {
+        let open = out(item("do_1", "b1", Status::Completed, 100), true);
+        let closed = out(item("do_1", "bclosed", Status::Completed, 100), true);
+        match interpret_update(200, body, &[&open, &closed]) {
+            UpdateAnswer::Items(outcomes) => outcomes,
+            other => panic!("not per-item outcomes: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_rejection_list_of_another_type_never_turns_into_an_acknowledgement() {
+        for list in [
+            r#""bclosed""#,
+            r#"{"batchId":"bclosed"}"#,
+            r#"[{"batchId":"bclosed"}]"#,
+            r#"[130000000000000001]"#,
+            r#"true"#,
+        ] {
+            for name in ["NOT_A_ON_GOING_BATCH", "BATCH_NOT_EXISTS"] {
+                let body = format!(
+                    r#"{{"responseCode":"OK","result":{{"do_1":"SUCCESS","{name}":{list}}}}}"#
+                );
+                let outcomes = same_content_in_two_batches(body.as_bytes());
+                assert!(
+                    outcomes
+                        .iter()
+                        .all(|o| matches!(o, ItemOutcome::Retry { .. })),
+                    "{name}: {list} gave {outcomes:?}"
+                );
+            }
+        }
+        // A readable list still rejects what it names, next to an unreadable one.
+        let body = br#"{"result":{"do_1":"SUCCESS","NOT_A_ON_GOING_BATCH":["bclosed"],"BATCH_NOT_EXISTS":"x"}}"#;
+        let outcomes = same_content_in_two_batches(body);
+        assert!(
+            matches!(outcomes[0], ItemOutcome::Retry { .. }),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(&outcomes[1], ItemOutcome::Rejected { reason } if reason == "NOT_A_ON_GOING_BATCH")
+        );
+        // No list at all (null) names no batch.
+        let body = br#"{"result":{"do_1":"SUCCESS","NOT_A_ON_GOING_BATCH":null}}"#;
+        assert_eq!(
+            same_content_in_two_batches(body),
+            vec![ItemOutcome::Acknowledged, ItemOutcome::Acknowledged]
+        );
+    }
+
+    #[test]
+    fn a_rejection_list_written_twice_rejects_what_either_names() {
+        let body = br#"{"result":{"do_1":"SUCCESS","NOT_A_ON_GOING_BATCH":["bclosed"],"NOT_A_ON_GOING_BATCH":[]}}"#;
+        let outcomes = same_content_in_two_batches(body);
+        assert_eq!(outcomes[0], ItemOutcome::Acknowledged);
+        assert!(
+            matches!(&outcomes[1], ItemOutcome::Rejected { reason } if reason == "NOT_A_ON_GOING_BATCH"),
+            "{outcomes:?}"
+        );
+    }
+
+    #[test]
+    fn a_content_id_written_twice_with_different_values_is_not_acknowledged() {
+        let sent = out(item("do_1", "b1", Status::Completed, 100), true);
+        for body in [
+            &br#"{"result":{"do_1":"FAILED","do_1":"SUCCESS"}}"#[..],
+            br#"{"result":{"do_1":"SUCCESS","do_1":1}}"#,
+            br#"{"result":{"do_1":"SUCCESS"},"result":{"do_2":"SUCCESS"}}"#,
+            br#"{"result":{"do_1":"SUCCESS"},"result":null}"#,
+        ] {
+            assert!(
+                matches!(&interpret_update(200, body, &[&sent]), UpdateAnswer::Items(o) if matches!(o[0], ItemOutcome::Retry { .. }))
+                    || matches!(
+                        interpret_update(200, body, &[&sent]),
+                        UpdateAnswer::Retry(_)
+                    ),
+                "{}: {:?}",
+                String::from_utf8_lossy(body),
+                interpret_update(200, body, &[&sent])
+            );
+        }
+        // The same value twice is still that value.
+        let body = br#"{"result":{"do_1":"SUCCESS","do_1":"SUCCESS"}}"#;
+        assert_eq!(
+            interpret_update(200, body, &[&sent]),
+            UpdateAnswer::Items(vec![ItemOutcome::Acknowledged])
+        );
+    }
+
+    #[test]
+    fn a_result_value_of_another_type_is_never_an_acknowledgement() {
+        let sent = out(item("do_1", "b1", Status::Completed, 100), true);
+        for value in [
+            "1",
+            "true",
+            "null",
+            r#"["SUCCESS"]"#,
+            r#"{"status":"SUCCESS"}"#,
+        ] {
+            let body = format!(r#"{{"result":{{"do_1":{value}}}}}"#);
+            assert!(
+                matches!(&interpret_update(200, body.as_bytes(), &[&sent]), UpdateAnswer::Items(o) if matches!(o[0], ItemOutcome::Retry { .. })),
+                "{value}"
+            );
+        }
+        for body in [
+            &b"[]"[..],
+            b"\"SUCCESS\"",
+            b"{}",
+            br#"{"result":"SUCCESS"}"#,
+            b"{",
+        ] {
+            assert!(matches!(
+                interpret_update(200, body, &[&sent]),
+                UpdateAnswer::Retry(_)
+            ));
+        }
     }
 
     #[test]

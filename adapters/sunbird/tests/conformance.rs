@@ -66,6 +66,9 @@ enum Breakage {
     OneRequestPerItem,
     /// Reads nothing back from the server.
     ReadsNothing,
+    /// Takes a `SUCCESS` for a content id as an acknowledgement of every item with that
+    /// content id, whatever the rejection lists say (Sunbird keys `result` by content id).
+    TrustsSuccessByContentId,
 }
 
 /// The real Sunbird adapter with one promise broken.
@@ -100,6 +103,21 @@ impl Adapter for Broken {
                 report
             }
             Breakage::ReadsNothing => self.inner.push(user, items).await,
+            Breakage::TrustsSuccessByContentId => {
+                let mut report = self.inner.push(user, items).await;
+                let succeeded: Vec<&str> = items
+                    .iter()
+                    .zip(&report.outcomes)
+                    .filter(|(_, o)| o.is_acknowledged())
+                    .map(|(out, _)| out.item.key().content())
+                    .collect();
+                for (out, outcome) in items.iter().zip(&mut report.outcomes) {
+                    if succeeded.contains(&out.item.key().content()) {
+                        *outcome = ItemOutcome::Acknowledged;
+                    }
+                }
+                report
+            }
         }
     }
 
@@ -178,6 +196,25 @@ async fn the_suite_fails_an_adapter_that_turns_rejections_into_acknowledgements(
     assert_eq!(
         violation.check,
         "a rejected item is reported and never acknowledged"
+    );
+    assert!(checks::all(&h).await.is_err());
+}
+
+// Review of the conformance suite: an adapter that let a content id's SUCCESS acknowledge the
+// same content in a refused batch passed every check (each refused item had a content id of
+// its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_fails_an_adapter_that_trusts_a_success_for_every_batch_of_a_content() {
+    let h = broken(Breakage::TrustsSuccessByContentId).await;
+    checks::a_rejected_item_is_reported_and_never_acknowledged(&h)
+        .await
+        .unwrap();
+    let violation = checks::the_same_content_in_a_refused_batch_is_never_acknowledged(&h)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation.check,
+        "the same content in a refused batch is never acknowledged"
     );
     assert!(checks::all(&h).await.is_err());
 }

@@ -725,3 +725,126 @@ async fn a_sync_with_a_wrong_token_does_not_withhold_progress_for_good() {
         .unwrap();
     assert_eq!(second.sent, 0, "{second:?}");
 }
+
+/// A server that answers its first update with `SUCCESS` for every content id sent (as Sunbird
+/// does for a first write, which it stores with progress 0), then answers every later request
+/// with `later` (`None`: accepts it and never answers). Returns its URL and a count of the
+/// requests it received.
+fn first_answer_then(later: Option<u16>) -> (String, Arc<AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let stream = stream.unwrap();
+            let counted = counted.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let n = counted.fetch_add(1, Ordering::SeqCst);
+                    let (status, answer) = match (n, later) {
+                        (0, _) => {
+                            let body: Value = serde_json::from_slice(&body).unwrap();
+                            let result: serde_json::Map<String, Value> = body["request"]
+                                ["contents"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|c| {
+                                    (c["contentId"].as_str().unwrap().into(), "SUCCESS".into())
+                                })
+                                .collect();
+                            (
+                                200,
+                                serde_json::json!({"responseCode": "OK", "result": result}),
+                            )
+                        }
+                        (_, Some(status)) => (
+                            status,
+                            serde_json::json!({"responseCode": "SERVER_ERROR", "result": {}}),
+                        ),
+                        (_, None) => {
+                            std::thread::sleep(Duration::from_secs(60));
+                            return;
+                        }
+                    };
+                    let answer = answer.to_string();
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        answer.len()
+                    );
+                    if writer.write_all(head.as_bytes()).is_err()
+                        || writer.write_all(answer.as_bytes()).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, count)
+}
+
+// Review of the sans-IO client: its second round failed, the item came back `HeldLower`, and
+// the engine pushed it again at once: after a timeout a third request went to a service that
+// had stopped answering (past --deadline), and after 5xx the attempts were doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_round_that_times_out_sends_nothing_more_in_that_sync() {
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_1", Status::InProgress, 60);
+    let (url, requests) = first_answer_then(None);
+    let adapter = SunbirdAdapter::new(
+        SunbirdConfig::new(&url).timeout(Duration::from_millis(300)),
+        Arc::new(StaticToken::new(UserToken::new("t"))),
+    )
+    .unwrap();
+    let report = store
+        .sync(USER, &adapter, &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(requests.load(Ordering::SeqCst), 2, "{report:?}");
+    assert_eq!(report.requests, 2);
+    assert_eq!(report.retrying.len(), 1);
+    assert_eq!(report.retrying[0].cause, RetryCause::Timeout);
+    assert_eq!(store.pending(USER).unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_round_refused_with_5xx_is_tried_only_the_configured_attempts() {
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_1", Status::InProgress, 60);
+    let (url, requests) = first_answer_then(Some(503));
+    let adapter = SunbirdAdapter::new(
+        SunbirdConfig::new(&url)
+            .attempts(3)
+            .retry_base(Duration::from_millis(5)),
+        Arc::new(StaticToken::new(UserToken::new("t"))),
+    )
+    .unwrap();
+    let report = store
+        .sync(USER, &adapter, &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(requests.load(Ordering::SeqCst), 1 + 3, "{report:?}");
+    assert_eq!(report.retrying[0].cause, RetryCause::Server { status: 503 });
+    // The item stays pending, and the next sync (the server well again) stores its progress.
+    assert_eq!(store.pending(USER).unwrap().len(), 1);
+}
