@@ -331,7 +331,7 @@ impl Attempts {
                     // further request of this call would be refused too. Nothing more is
                     // sent; the items not yet answered stay pending.
                     tracing::info!(status, "the fresh token was refused too; stopping");
-                    traffic.halted = Some(RetryCause::Unauthorized { status });
+                    traffic.halted = Some(RetryCause::CredentialsRefused { status });
                 }
                 if status == 429 || status >= 500 {
                     RetryCause::Server { status }
@@ -972,7 +972,7 @@ mod tests {
         );
         assert!(report.outcomes.iter().all(|o| o
             == &ItemOutcome::Retry {
-                cause: RetryCause::Unauthorized { status: 403 }
+                cause: RetryCause::CredentialsRefused { status: 403 }
             }));
     }
 
