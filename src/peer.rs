@@ -8,6 +8,8 @@
 //! document and raises its own states into it (a join), then the sync protocol runs. Bytes
 //! from a peer are untrusted: every message is checked, and a bad one changes nothing.
 
+use std::io::{self, Read, Write};
+
 use crate::error::{Error, Result};
 use crate::store::{InEpoch, Store};
 
@@ -157,7 +159,6 @@ const COMPRESS_FROM: usize = 512;
 const DEFLATED: u8 = 0x80;
 
 fn deflate(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
     let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(bytes);
@@ -166,7 +167,6 @@ fn deflate(bytes: &[u8]) -> Vec<u8> {
 
 /// Inflates at most [`MAX_MESSAGE_LEN`] bytes: a hostile payload cannot exhaust memory.
 fn inflate(bytes: &[u8]) -> Result<Vec<u8>> {
-    use std::io::Read;
     let limit = u64::try_from(MAX_MESSAGE_LEN).unwrap_or(u64::MAX) + 1;
     let mut out = Vec::new();
     flate2::read::DeflateDecoder::new(bytes)
@@ -323,6 +323,105 @@ impl PeerMessage {
         }
         Ok(message)
     }
+}
+
+/// The 4 bytes an HTTP answer starts with, read as a frame's length prefix.
+const HTTP_ANSWER: &[u8; 4] = b"HTTP";
+
+/// How much a frame's buffer may grow before the bytes to fill it arrived.
+const FRAME_BUFFER_START: usize = 64 * 1024;
+
+/// Framing: how messages travel, over a live connection (a frame per message) or in a peer
+/// file (a hello's frame, then a document's or changes' frame).
+impl PeerMessage {
+    /// Writes the message as one frame: its length (4 bytes, big-endian), then
+    /// [`PeerMessage::encode`]'s bytes; flushes, and returns the message's length.
+    ///
+    /// ```
+    /// use headway::PeerMessage;
+    /// let mut wire = Vec::new();
+    /// let sent = PeerMessage::Idle.write_framed(&mut wire)?;
+    /// assert_eq!(wire.len(), 4 + sent);
+    /// let mut input = wire.as_slice();
+    /// assert_eq!(PeerMessage::read_framed(&mut input)?.transpose()?, Some(PeerMessage::Idle));
+    /// assert!(PeerMessage::read_framed(&mut input)?.is_none()); // a clean end
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_framed(&self, out: &mut impl Write) -> io::Result<usize> {
+        let bytes = self.encode();
+        let len = u32::try_from(bytes.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the message is too large"))?;
+        out.write_all(&len.to_be_bytes())?;
+        out.write_all(&bytes)?;
+        out.flush()?;
+        Ok(bytes.len())
+    }
+
+    /// Reads one frame (see [`PeerMessage::write_framed`]) and decodes its message; `Ok(None)`
+    /// when the input ends before a frame starts. Memory follows the bytes that arrive, never
+    /// the length the other side announces.
+    ///
+    /// Two layers of errors, the transport's and the message's. The outer [`io::Error`] is the
+    /// input's own, or one of the framing's: [`io::ErrorKind::InvalidData`] when the other side
+    /// is not a headway peer (a length prefix that is an HTTP answer or larger than
+    /// [`MAX_MESSAGE_LEN`]; the error's text says which), [`io::ErrorKind::UnexpectedEof`]
+    /// when the input ends mid-message. The inner [`Error::PeerMessage`] is a whole frame whose
+    /// message is malformed.
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use headway::PeerMessage;
+    /// let http = PeerMessage::read_framed(&mut &b"HTTP/1.1 400 Bad Request"[..]).unwrap_err();
+    /// assert_eq!(http.kind(), ErrorKind::InvalidData);
+    /// assert_eq!(http.to_string(), "it answered like an HTTP server");
+    /// let cut = PeerMessage::read_framed(&mut &[0, 0, 0, 9, b'H'][..]).unwrap_err();
+    /// assert_eq!(cut.kind(), ErrorKind::UnexpectedEof);
+    /// let garbled = PeerMessage::read_framed(&mut &[0, 0, 0, 2, 1, 2][..])?;
+    /// assert!(matches!(garbled, Some(Err(headway::Error::PeerMessage { .. }))));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_framed(input: &mut impl Read) -> io::Result<Option<Result<PeerMessage>>> {
+        let mut prefix = [0u8; 4];
+        let mut filled = 0;
+        while filled < prefix.len() {
+            match input.read(&mut prefix[filled..]) {
+                Ok(0) if filled == 0 => return Ok(None),
+                Ok(0) => return Err(closed_mid_message()),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if &prefix == HTTP_ANSWER {
+            return Err(not_a_peer("it answered like an HTTP server".into()));
+        }
+        let len = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
+        if len > MAX_MESSAGE_LEN {
+            return Err(not_a_peer(format!(
+                "its first bytes {:?} are no headway frame",
+                String::from_utf8_lossy(&prefix)
+            )));
+        }
+        let mut bytes = Vec::with_capacity(len.min(FRAME_BUFFER_START));
+        let read = input
+            .take(u64::try_from(len).unwrap_or(u64::MAX))
+            .read_to_end(&mut bytes)?;
+        if read < len {
+            return Err(closed_mid_message());
+        }
+        Ok(Some(PeerMessage::decode(&bytes)))
+    }
+}
+
+fn not_a_peer(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+fn closed_mid_message() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "it closed the connection mid-message",
+    )
 }
 
 /// Which side of the exchange drives it.
@@ -592,16 +691,13 @@ impl Store {
             }
             _ => PeerMessage::Document(self.peer_document(user)?),
         };
-        let mut file = PeerMessage::Hello(hello).encode();
-        let body = body.encode();
-        file.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
-        file.extend_from_slice(&body);
-        let mut framed = u32::try_from(file.len() - body.len() - 4)
-            .unwrap_or(0)
-            .to_be_bytes()
-            .to_vec();
-        framed.extend_from_slice(&file);
-        Ok(framed)
+        let mut file = Vec::new();
+        for message in [PeerMessage::Hello(hello), body] {
+            message
+                .write_framed(&mut file)
+                .map_err(|e| refuse(e.to_string()))?;
+        }
+        Ok(file)
     }
 
     /// Imports a peer's file (see [`Store::peer_export`]): refused whole, changing nothing, if
@@ -609,17 +705,11 @@ impl Store {
     pub fn peer_import(&self, user: &str, file: &[u8]) -> Result<()> {
         let mut messages = Vec::new();
         let mut rest = file;
-        while !rest.is_empty() {
-            if rest.len() < 4 {
-                return Err(refuse("the file is truncated"));
-            }
-            let len = usize::try_from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]))
-                .map_err(|_| refuse("length"))?;
-            let body = rest
-                .get(4..4 + len)
-                .ok_or_else(|| refuse("the file is truncated"))?;
-            messages.push(PeerMessage::decode(body)?);
-            rest = &rest[4 + len..];
+        // Any framing error in a file is a file that ends before its frames do.
+        while let Some(message) =
+            PeerMessage::read_framed(&mut rest).map_err(|_| refuse("the file is truncated"))?
+        {
+            messages.push(message?);
             if messages.len() > 2 {
                 return Err(refuse("the file holds more than a hello and a body"));
             }

@@ -1,14 +1,13 @@
 //! `headway peer`: device-to-device sync of a learner's progress, through a file (a USB stick
 //! between a school server and phones) or live over TCP between two processes.
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use headway::{PeerMessage, PeerSession, Role, Store, MAX_MESSAGE_LEN};
+use headway::{PeerMessage, PeerSession, Role, Store};
 
 use crate::{existing_store, open_store, ui, Failure};
 
@@ -137,12 +136,8 @@ fn refused(e: headway::Error) -> Failure {
     }
 }
 
-fn write_frame(stream: &mut TcpStream, message: &PeerMessage) -> anyhow::Result<()> {
-    let bytes = message.encode();
-    stream.write_all(&u32::try_from(bytes.len())?.to_be_bytes())?;
-    stream.write_all(&bytes)?;
-    stream.flush()?;
-    Ok(())
+fn write_frame(stream: &mut TcpStream, message: &PeerMessage) -> anyhow::Result<usize> {
+    Ok(message.write_framed(stream)?)
 }
 
 /// Why bytes on a peer connection are not a headway peer's.
@@ -157,33 +152,16 @@ impl std::fmt::Display for NotAPeer {
 
 impl std::error::Error for NotAPeer {}
 
-/// One frame, or `None` at a clean end of stream. A length prefix that is an HTTP answer or
-/// larger than any message means the other side is not a headway peer.
+/// One message, or `None` at a clean end of stream (the framing is `PeerMessage`'s). Bytes
+/// that are not a headway peer's framing are a [`NotAPeer`].
 fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<PeerMessage>> {
-    let mut len = [0u8; 4];
-    match stream.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
+    match PeerMessage::read_framed(stream) {
+        Ok(message) => Ok(message.transpose()?),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(NotAPeer(e.to_string()).into())
+        }
+        Err(e) => Err(e.into()),
     }
-    if &len == b"HTTP" {
-        return Err(NotAPeer("it answered like an HTTP server".into()).into());
-    }
-    let len = usize::try_from(u32::from_be_bytes(len))?;
-    if len > MAX_MESSAGE_LEN {
-        return Err(NotAPeer(format!(
-            "its first bytes {:?} are no headway frame",
-            String::from_utf8_lossy(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes())
-        ))
-        .into());
-    }
-    // Memory follows the bytes that actually arrive, not the length a peer announces.
-    let mut bytes = Vec::with_capacity(len.min(64 * 1024));
-    let read = Read::by_ref(stream)
-        .take(u64::try_from(len)?)
-        .read_to_end(&mut bytes)?;
-    anyhow::ensure!(read == len, "it closed the connection mid-message");
-    Ok(Some(PeerMessage::decode(&bytes)?))
 }
 
 fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
@@ -287,8 +265,7 @@ fn ask(
     message: &PeerMessage,
     bytes: &mut usize,
 ) -> Result<PeerMessage, Failure> {
-    *bytes += message.encode().len();
-    write_frame(stream, message).map_err(|e| peer_failure(peer, e))?;
+    *bytes += write_frame(stream, message).map_err(|e| peer_failure(peer, e))?;
     let reply = match read_frame(stream) {
         Ok(Some(reply)) => reply,
         Ok(None) => {

@@ -1,11 +1,12 @@
 //! `headway sync`: one sync of a learner's pending progress, now. Offline it returns at once:
 //! the first request that cannot connect ends the sync, everything stays pending, exit 3.
 
+use std::fmt::Display;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use clap::Args;
-use headway::{SyncOptions, SyncReport};
+use headway::{ContentKey, SyncOptions, SyncReport};
 use headway_sunbird::PushProgress;
 use indicatif::ProgressBar;
 use serde_json::json;
@@ -77,6 +78,27 @@ pub fn unavailable(server: &str, report: &SyncReport) -> Failure {
     ))
 }
 
+/// Says at most [`LISTED`] items as `  {kind} {content} (batch {batch}): {why}`, then how many
+/// more there are and the `headway {command}` that lists them all.
+fn say_listed<'a>(
+    kind: &str,
+    items: impl ExactSizeIterator<Item = (&'a ContentKey, &'a (impl Display + 'a))>,
+    command: &str,
+    user: &str,
+) -> std::io::Result<()> {
+    let total = items.len();
+    for (key, why) in items.take(LISTED) {
+        say!("  {kind} {} (batch {}): {why}", key.content(), key.batch())?;
+    }
+    if total > LISTED {
+        say!(
+            "  ... and {} more {kind} (headway {command} --user {user})",
+            total - LISTED
+        )?;
+    }
+    Ok(())
+}
+
 pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
     headway::check_id("user", args.user.clone())?;
     let chunk = args.chunk as usize;
@@ -123,36 +145,10 @@ pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
             report.requests,
             report.duration.as_millis()
         )?;
-        for r in report.rejected.iter().take(LISTED) {
-            say!(
-                "  rejected {} (batch {}): {}",
-                r.key.content(),
-                r.key.batch(),
-                r.reason
-            )?;
-        }
-        if report.rejected.len() > LISTED {
-            say!(
-                "  ... and {} more rejected (headway rejected --user {})",
-                report.rejected.len() - LISTED,
-                args.user
-            )?;
-        }
-        for r in report.retrying.iter().take(LISTED) {
-            say!(
-                "  retrying {} (batch {}): {}",
-                r.key.content(),
-                r.key.batch(),
-                r.cause
-            )?;
-        }
-        if report.retrying.len() > LISTED {
-            say!(
-                "  ... and {} more retrying (headway pending --user {})",
-                report.retrying.len() - LISTED,
-                args.user
-            )?;
-        }
+        let rejected = report.rejected.iter().map(|r| (&r.key, &r.reason));
+        say_listed("rejected", rejected, "rejected", &args.user)?;
+        let retrying = report.retrying.iter().map(|r| (&r.key, &r.cause));
+        say_listed("retrying", retrying, "pending", &args.user)?;
     }
     if report.server_failed() {
         return Err(unavailable(&args.server, &report));

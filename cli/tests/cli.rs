@@ -7,36 +7,16 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use support::{headway, TempDir};
+use support::{headway, json_of, record_args, TempDir};
 
 fn record(db: &Path, content: &str, status: &str, progress: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "record",
-        "--user",
-        "u1",
-        "--course",
-        "do_c",
-        "--batch",
-        "0130",
-        "--content",
-        content,
-        "--status",
-        status,
-        "--progress",
-        progress,
-    ];
+    let mut args = record_args(["u1", "do_c", "0130", content], status, progress);
     args.extend_from_slice(extra);
     headway(db, &args)
 }
 
 fn state_json(db: &Path) -> Value {
-    let out = headway(db, &["state", "--user", "u1", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(&headway(db, &["state", "--user", "u1", "--json"]))
 }
 
 #[test]

@@ -14,15 +14,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use headway_sunbird_server::{BatchStatus, Faults, ReferenceServer, ServerConfig};
+use headway_sunbird_server::{Faults, ReferenceServer, ServerConfig};
 use serde_json::Value;
-use support::{headway, headway_async, TempDir};
+use support::{
+    headway, headway_async, json_of, record_args, server_with_a_closed_batch, server_with_a_course,
+    text, TempDir,
+};
 
 const USER: &str = "learner-1";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Runs `headway --db DB ARGS` with `stdin` as its standard input.
 fn headway_with_stdin(db: &Path, args: &[&str], stdin: &str) -> Output {
@@ -65,18 +64,11 @@ fn fill(db: &Path, batch: &str, count: usize) {
 
 fn pending(db: &Path) -> usize {
     let out = headway(db, &["pending", "--user", USER, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .len()
+    json_of(&out).as_array().unwrap().len()
 }
 
 fn state_json(db: &Path) -> Value {
-    let out = headway(db, &["state", "--user", USER, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(&headway(db, &["state", "--user", USER, "--json"]))
 }
 
 /// A port on 127.0.0.1 where nothing listens.
@@ -189,22 +181,7 @@ fn a_server_that_never_answers_is_bounded_for_sync_and_courses_and_nothing_is_lo
 async fn courses_with_the_server_down_answer_from_the_cache_the_last_refresh_left() {
     let dir = TempDir::new("cache");
     let db = dir.0.join("h.db");
-    let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0"))
-        .await
-        .unwrap();
-    let leaves: Vec<String> = (0..4).map(|c| format!("do_{c:04}")).collect();
-    server
-        .service()
-        .put_course("do_course", "Fractions", &leaves)
-        .unwrap();
-    server
-        .service()
-        .put_batch("0130", "do_course", BatchStatus::Ongoing)
-        .unwrap();
-    server
-        .service()
-        .enrol(USER, "do_course", "0130", 1)
-        .unwrap();
+    let server = server_with_a_course(USER, 1).await;
     let url = server.url().to_string();
     let online = headway_async(
         &db,
@@ -433,24 +410,7 @@ fn read_commands_on_a_missing_store_exit_2_and_create_nothing() {
         "{}",
         text(&out.stderr)
     );
-    let out = headway(
-        &nested,
-        &[
-            "record",
-            "--user",
-            USER,
-            "--course",
-            "c",
-            "--batch",
-            "b",
-            "--content",
-            "k",
-            "--status",
-            "1",
-            "--progress",
-            "5",
-        ],
-    );
+    let out = headway(&nested, &record_args([USER, "c", "b", "k"], "1", "5"));
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("no-such-dir"),
@@ -465,26 +425,9 @@ fn misleading_messages_are_fixed() {
     let db = dir.0.join("h.db");
     fill(&db, "0130", 1);
     // A future --at is echoed as typed, with the accepted format.
-    let out = headway(
-        &db,
-        &[
-            "record",
-            "--user",
-            USER,
-            "--course",
-            "c",
-            "--batch",
-            "b",
-            "--content",
-            "k",
-            "--status",
-            "1",
-            "--progress",
-            "5",
-            "--at",
-            "2999-01-01T00:00:00Z",
-        ],
-    );
+    let mut args = record_args([USER, "c", "b", "k"], "1", "5");
+    args.extend(["--at", "2999-01-01T00:00:00Z"]);
+    let out = headway(&db, &args);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
@@ -534,26 +477,9 @@ fn record_from_round_trips_state_json_and_is_all_or_nothing() {
         ("do_2", "1", "60", "2024-05-02T09:00:00.250+05:30"),
         ("do_3", "0", "0", "2024-05-02T09:00:00Z"),
     ] {
-        let out = headway(
-            &phone,
-            &[
-                "record",
-                "--user",
-                USER,
-                "--course",
-                "c",
-                "--batch",
-                "b",
-                "--content",
-                content,
-                "--status",
-                status,
-                "--progress",
-                progress,
-                "--at",
-                at,
-            ],
-        );
+        let mut args = record_args([USER, "c", "b", content], status, progress);
+        args.extend(["--at", at]);
+        let out = headway(&phone, &args);
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
     let exported = state_json(&phone);
@@ -733,13 +659,7 @@ fn serve_with_a_seed_answers_courses_and_admin_needs_the_key_which_is_never_logg
 async fn rejected_lists_refused_items_and_resend_makes_them_pending_again() {
     let dir = TempDir::new("rejected");
     let db = dir.0.join("h.db");
-    let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0"))
-        .await
-        .unwrap();
-    server
-        .service()
-        .put_batch("closed", "do_course", BatchStatus::Closed)
-        .unwrap();
+    let server = server_with_a_closed_batch().await;
     fill(&db, "closed", 3);
     let other = lines("0130", 1).replace("do_course", "do_other");
     let out = headway_with_stdin(&db, &["record", "--from", "-"], &other);

@@ -6,32 +6,15 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use support::{headway, TempDir};
+use support::{headway, json_of, record_args, TempDir};
 
 fn record(db: &Path, content: &str, status: &str, progress: &str) {
-    let out = headway(
-        db,
-        &[
-            "record",
-            "--user",
-            "u1",
-            "--course",
-            "c",
-            "--batch",
-            "b",
-            "--content",
-            content,
-            "--status",
-            status,
-            "--progress",
-            progress,
-            "--at",
-            "2024-05-01T10:15:30Z",
-        ],
-    );
+    let mut args = record_args(["u1", "c", "b", content], status, progress);
+    args.extend(["--at", "2024-05-01T10:15:30Z"]);
+    let out = headway(db, &args);
     assert!(
         out.status.success(),
         "{}",
@@ -39,10 +22,22 @@ fn record(db: &Path, content: &str, status: &str, progress: &str) {
     );
 }
 
+/// `headway peer export` of `user` from `db` to `file`.
+fn export(db: &Path, user: &str, file: &Path) -> Output {
+    let file = file.to_str().unwrap();
+    headway(db, &["peer", "export", "--user", user, "--out", file])
+}
+
+/// `headway peer import` of `user`'s `file` into `db`.
+fn import(db: &Path, user: &str, file: &Path) -> Output {
+    headway(
+        db,
+        &["peer", "import", "--user", user, file.to_str().unwrap()],
+    )
+}
+
 fn state(db: &Path) -> Value {
-    let out = headway(db, &["state", "--user", "u1", "--json"]);
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(&headway(db, &["state", "--user", "u1", "--json"]))
 }
 
 #[test]
@@ -54,47 +49,21 @@ fn two_stores_converge_through_a_file() {
     record(&phone, "do_2", "1", "70");
     record(&phone, "do_3", "1", "10");
     let file = dir.0.join("usb.hwp");
-    let out = headway(
-        &school,
-        &[
-            "peer",
-            "export",
-            "--user",
-            "u1",
-            "--out",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = export(&school, "u1", &file);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = headway(
-        &phone,
-        &["peer", "import", "--user", "u1", file.to_str().unwrap()],
-    );
+    let out = import(&phone, "u1", &file);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = headway(
-        &phone,
-        &[
-            "peer",
-            "export",
-            "--user",
-            "u1",
-            "--out",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = export(&phone, "u1", &file);
     assert!(out.status.success());
-    let out = headway(
-        &school,
-        &["peer", "import", "--user", "u1", file.to_str().unwrap()],
-    );
+    let out = import(&school, "u1", &file);
     assert!(out.status.success());
     let merged = state(&phone);
     assert_eq!(merged, state(&school));
@@ -110,10 +79,7 @@ fn two_stores_converge_through_a_file() {
     let cut = bytes.len() / 2;
     bytes.truncate(cut);
     std::fs::write(&file, &bytes).unwrap();
-    let out = headway(
-        &school,
-        &["peer", "import", "--user", "u1", file.to_str().unwrap()],
-    );
+    let out = import(&school, "u1", &file);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -122,22 +88,9 @@ fn two_stores_converge_through_a_file() {
     );
     assert_eq!(state(&school), merged);
     // Another learner's file cannot write into this learner's progress.
-    let out = headway(
-        &school,
-        &[
-            "peer",
-            "export",
-            "--user",
-            "u1",
-            "--out",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = export(&school, "u1", &file);
     assert!(out.status.success());
-    let out = headway(
-        &phone,
-        &["peer", "import", "--user", "u2", file.to_str().unwrap()],
-    );
+    let out = import(&phone, "u2", &file);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -159,24 +112,7 @@ fn two_processes_converge_over_the_live_transport() {
     // A second exchange after more progress on the phone, for every learner either device
     // holds (the tablet also has a second learner the phone never saw).
     record(&phone, "do_5", "1", "55");
-    let out = headway(
-        &tablet,
-        &[
-            "record",
-            "--user",
-            "u2",
-            "--course",
-            "c",
-            "--batch",
-            "b",
-            "--content",
-            "do_9",
-            "--status",
-            "2",
-            "--progress",
-            "100",
-        ],
-    );
+    let out = headway(&tablet, &record_args(["u2", "c", "b", "do_9"], "2", "100"));
     assert!(out.status.success());
     let second = headway(&phone, &["peer", "connect", &addr]);
     let out = second.clone();
@@ -239,12 +175,10 @@ fn serve(db: &Path, extra: &[&str]) -> (std::process::Child, String) {
 
 /// Reads one frame the way `peer connect` does.
 fn read_frame(stream: &mut std::net::TcpStream) -> headway::PeerMessage {
-    use std::io::Read;
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).unwrap();
-    let mut bytes = vec![0u8; u32::from_be_bytes(len) as usize];
-    stream.read_exact(&mut bytes).unwrap();
-    headway::PeerMessage::decode(&bytes).unwrap()
+    headway::PeerMessage::read_framed(stream)
+        .unwrap()
+        .expect("a frame")
+        .unwrap()
 }
 
 #[test]
@@ -307,15 +241,6 @@ fn peer_serve_bounds_its_connections_and_survives_hostile_frames() {
     let _ = server.wait();
 }
 
-/// The first frame a peer sends, read whole.
-fn skip_frame(stream: &mut std::net::TcpStream) {
-    use std::io::Read;
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).unwrap();
-    let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
-    stream.read_exact(&mut frame).unwrap();
-}
-
 /// A fake peer on 127.0.0.1 that does `then` with the first connection.
 fn fake_peer(then: fn(&mut std::net::TcpStream)) -> (String, std::thread::JoinHandle<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -335,7 +260,7 @@ fn peer_connect_refuses_a_garbled_reply_with_exit_2() {
     record(&phone, "do_1", "2", "100");
     let before = state(&phone);
     let (addr, worker) = fake_peer(|stream| {
-        skip_frame(stream);
+        read_frame(stream);
         stream.write_all(&5u32.to_be_bytes()).unwrap();
         stream.write_all(b"junk!").unwrap();
     });
@@ -357,7 +282,7 @@ fn peer_connect_to_a_peer_that_goes_away_mid_exchange_exits_3_naming_it() {
     let hang_ups: [fn(&mut std::net::TcpStream); 2] = [
         // Announces a frame, sends part of it, hangs up.
         |stream| {
-            skip_frame(stream);
+            read_frame(stream);
             stream.write_all(&100u32.to_be_bytes()).unwrap();
             stream.write_all(b"abc").unwrap();
         },

@@ -9,9 +9,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use headway::{ContentKey, ProgressUpdate, Status, Store};
-use headway_sunbird_server::{BatchStatus, Faults, ReferenceServer, ServerConfig};
+use headway_sunbird_server::Faults;
 use serde_json::Value;
-use support::{headway, headway_async, TempDir};
+use support::{
+    headway, headway_async, json_of, server_with_a_closed_batch, server_with_a_course, TempDir,
+};
 
 const USER: &str = "learner-1";
 
@@ -26,22 +28,11 @@ fn fill(db: &Path, batch: &str, contents: usize, status: Status) {
     store.record_batch(updates).unwrap();
 }
 
-async fn server() -> ReferenceServer {
-    let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0"))
-        .await
-        .unwrap();
-    server
-        .service()
-        .put_batch("closed", "do_course", BatchStatus::Closed)
-        .unwrap();
-    server
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_prints_the_report_as_json_and_exits_0_even_with_rejections() {
     let dir = TempDir::new("json");
     let db = dir.0.join("h.db");
-    let server = server().await;
+    let server = server_with_a_closed_batch().await;
     fill(&db, "0130", 3, Status::Completed);
     let closed = ContentKey::new(USER, "do_course", "closed", "do_x").unwrap();
     Store::open(&db)
@@ -63,13 +54,7 @@ async fn sync_prints_the_report_as_json_and_exits_0_even_with_rejections() {
         ],
     )
     .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = json_of(&out);
     assert_eq!(report["sent"], 4);
     assert_eq!(report["acknowledged"], 3);
     assert_eq!(report["retrying"], 0);
@@ -83,7 +68,7 @@ async fn sync_prints_the_report_as_json_and_exits_0_even_with_rejections() {
 async fn sync_exits_non_zero_when_the_server_keeps_failing_and_keeps_everything_pending() {
     let dir = TempDir::new("failing");
     let db = dir.0.join("h.db");
-    let server = server().await;
+    let server = server_with_a_closed_batch().await;
     fill(&db, "0130", 5, Status::Completed);
     server.fail_next(1_000, 503);
     let url = server.url().to_string();
@@ -103,7 +88,7 @@ async fn sync_exits_non_zero_when_the_server_keeps_failing_and_keeps_everything_
 async fn a_sync_killed_mid_flight_loses_nothing_and_the_next_sync_completes() {
     let dir = TempDir::new("kill");
     let db = dir.0.join("h.db");
-    let server = server().await;
+    let server = server_with_a_closed_batch().await;
     fill(&db, "0130", 250, Status::Completed);
     let url = server.url().to_string();
     for round in 0..5u64 {
@@ -216,22 +201,7 @@ fn serve_listens_on_the_given_address_and_answers_sunbird_requests() {
 async fn courses_prints_merged_progress_online_and_offline() {
     let dir = TempDir::new("courses");
     let db = dir.0.join("h.db");
-    let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0"))
-        .await
-        .unwrap();
-    let leaves: Vec<String> = (0..4).map(|c| format!("do_{c:04}")).collect();
-    server
-        .service()
-        .put_course("do_course", "Fractions", &leaves)
-        .unwrap();
-    server
-        .service()
-        .put_batch("0130", "do_course", BatchStatus::Ongoing)
-        .unwrap();
-    server
-        .service()
-        .enrol(USER, "do_course", "0130", 1_714_558_530_123)
-        .unwrap();
+    let server = server_with_a_course(USER, 1_714_558_530_123).await;
     let url = server.url().to_string();
     let online = headway_async(
         &db,
@@ -247,13 +217,7 @@ async fn courses_prints_merged_progress_online_and_offline() {
         ],
     )
     .await;
-    assert_eq!(
-        online.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&online.stderr)
-    );
-    let courses: Value = serde_json::from_slice(&online.stdout).unwrap();
+    let courses = json_of(&online);
     assert_eq!(courses[0]["courseId"], "do_course");
     assert_eq!(courses[0]["batchId"], "0130");
     assert_eq!(courses[0]["leafNodesCount"], 4);

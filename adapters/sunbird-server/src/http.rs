@@ -150,37 +150,50 @@ fn json_body(api: &str, body: &Bytes) -> Result<Value, Box<Response>> {
     })
 }
 
-async fn update(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(failed) = faults_before(&app).await {
-        return failed;
+/// What every API request meets first: the injected faults, then the gateway (a refused
+/// token is Sunbird's 401 for `api`). `Ok` holds the caller's user when a token decides it.
+async fn admit(
+    app: &Shared,
+    headers: &HeaderMap,
+    api: &str,
+) -> Result<Option<String>, Box<Response>> {
+    if let Some(failed) = faults_before(app).await {
+        return Err(Box::new(failed));
     }
-    let Ok(caller) = authorize(&app, &headers) else {
-        return reply(service::unauthorized("api.content.state.update", now()));
-    };
-    let body = match json_body("api.content.state.update", &body) {
-        Ok(body) => body,
+    authorize(app, headers).map_err(|()| Box::new(reply(service::unauthorized(api, now()))))
+}
+
+/// [`admit`], then the JSON body.
+async fn admit_json(
+    app: &Shared,
+    headers: &HeaderMap,
+    api: &str,
+    body: &Bytes,
+) -> Result<(Option<String>, Value), Box<Response>> {
+    let caller = admit(app, headers, api).await?;
+    Ok((caller, json_body(api, body)?))
+}
+
+async fn update(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let (caller, body) = match admit_json(&app, &headers, "api.content.state.update", &body).await {
+        Ok(admitted) => admitted,
         Err(response) => return *response,
     };
-    let items = body
-        .pointer("/request/contents")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let contents = body.pointer("/request/contents").and_then(Value::as_array);
     {
         let mut stats = app.stats();
         stats.update_requests += 1;
-        stats.update_items += items as u64;
+        stats.update_items += contents.map_or(0, Vec::len) as u64;
     }
     let poisoned = {
         let faults = app.faults();
-        body.pointer("/request/contents")
-            .and_then(Value::as_array)
-            .is_some_and(|items| {
-                items.iter().any(|item| {
-                    item.get("contentId")
-                        .and_then(Value::as_str)
-                        .is_some_and(|id| faults.poison_contents.contains(id))
-                })
+        contents.is_some_and(|items| {
+            items.iter().any(|item| {
+                item.get("contentId")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| faults.poison_contents.contains(id))
             })
+        })
     };
     if poisoned {
         return reply(Reply {
@@ -212,14 +225,8 @@ async fn update(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Resp
 }
 
 async fn read(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(failed) = faults_before(&app).await {
-        return failed;
-    }
-    let Ok(caller) = authorize(&app, &headers) else {
-        return reply(service::unauthorized("api.content.state.read", now()));
-    };
-    let body = match json_body("api.content.state.read", &body) {
-        Ok(body) => body,
+    let (caller, body) = match admit_json(&app, &headers, "api.content.state.read", &body).await {
+        Ok(admitted) => admitted,
         Err(response) => return *response,
     };
     app.stats().read_requests += 1;
@@ -237,11 +244,9 @@ async fn list(
     Path(user): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Some(failed) = faults_before(&app).await {
-        return failed;
-    }
-    let Ok(caller) = authorize(&app, &headers) else {
-        return reply(service::unauthorized("api.user.courses.list", now()));
+    let caller = match admit(&app, &headers, "api.user.courses.list").await {
+        Ok(caller) => caller,
+        Err(response) => return *response,
     };
     app.stats().list_requests += 1;
     let bypass = query.cache.as_deref() == Some("false");

@@ -122,9 +122,10 @@ impl ServerConfig {
 ///   "tokens": {"token-of-asha": "asha"}
 /// }"#)?;
 /// assert_eq!(seed.courses.len(), 1);
+/// assert!(!format!("{seed:?}").contains("token-of-asha")); // Debug never shows a token
 /// # Ok::<(), headway_sunbird_server::Error>(())
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Seed {
     /// Courses and their leaf nodes.
@@ -135,6 +136,19 @@ pub struct Seed {
     pub enrolments: Vec<SeedEnrolment>,
     /// User tokens and the learner each stands for (then only these tokens pass).
     pub tokens: std::collections::BTreeMap<String, String>,
+}
+
+/// Shows the courses, batches and enrolments, and for the tokens only the learners they stand
+/// for, never a token.
+impl std::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seed")
+            .field("courses", &self.courses)
+            .field("batches", &self.batches)
+            .field("enrolments", &self.enrolments)
+            .field("tokens_for", &self.tokens.values().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// A course of a [`Seed`].
@@ -438,5 +452,23 @@ impl Drop for ReferenceServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seeds_debug_names_the_learners_but_never_a_token() {
+        let seed = Seed::from_json(
+            r#"{"tokens": {"secret-token-of-asha": "asha", "secret-token-of-ravi": "ravi"}}"#,
+        )
+        .unwrap();
+        let shown = format!("{seed:?}");
+        assert!(!shown.contains("secret-token"), "{shown}");
+        assert!(shown.contains("asha") && shown.contains("ravi"), "{shown}");
+        let config = format!("{:?}", ServerConfig::new("127.0.0.1:0").seed(seed));
+        assert!(!config.contains("secret-token"), "{config}");
     }
 }

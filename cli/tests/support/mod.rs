@@ -1,8 +1,12 @@
-//! Helpers shared by the binary's tests: a temporary directory and running `headway`.
+//! Helpers shared by the binary's tests: a temporary directory, running `headway`, the
+//! arguments of one `record`, and a reference server holding one course.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use headway_sunbird_server::{BatchStatus, ReferenceServer, ServerConfig};
+use serde_json::Value;
 
 /// A directory removed when dropped.
 pub struct TempDir(pub PathBuf);
@@ -49,4 +53,70 @@ pub async fn headway_async(db: &Path, args: &[&str]) -> Output {
     })
     .await
     .unwrap()
+}
+
+/// A process's output as text, for assertions and their messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What a `headway ... --json` that exited 0 printed; fails the test, showing stderr, otherwise.
+pub fn json_of(out: &Output) -> Value {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The arguments of `headway record` for one item, `[user, course, batch, content]`, with a
+/// status and a progress as typed on a command line; extend them with flags such as `--at`.
+pub fn record_args<'a>(item: [&'a str; 4], status: &'a str, progress: &'a str) -> Vec<&'a str> {
+    let [user, course, batch, content] = item;
+    vec![
+        "record",
+        "--user",
+        user,
+        "--course",
+        course,
+        "--batch",
+        batch,
+        "--content",
+        content,
+        "--status",
+        status,
+        "--progress",
+        progress,
+    ]
+}
+
+/// A reference server on 127.0.0.1 where batch `closed` of course `do_course` is closed.
+pub async fn server_with_a_closed_batch() -> ReferenceServer {
+    let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0"))
+        .await
+        .unwrap();
+    server
+        .service()
+        .put_batch("closed", "do_course", BatchStatus::Closed)
+        .unwrap();
+    server
+}
+
+/// A reference server on 127.0.0.1 holding course `do_course` ("Fractions", leaves `do_0000`
+/// to `do_0003`) with its ongoing batch `0130`, `user` enrolled in it at `enrolled_at` (ms).
+pub async fn server_with_a_course(user: &str, enrolled_at: i64) -> ReferenceServer {
+    let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0"))
+        .await
+        .unwrap();
+    let leaves: Vec<String> = (0..4).map(|c| format!("do_{c:04}")).collect();
+    server
+        .service()
+        .put_course("do_course", "Fractions", &leaves)
+        .unwrap();
+    server
+        .service()
+        .put_batch("0130", "do_course", BatchStatus::Ongoing)
+        .unwrap();
+    server
+        .service()
+        .enrol(user, "do_course", "0130", enrolled_at)
+        .unwrap();
+    server
 }

@@ -25,25 +25,31 @@ enum Standing {
     Missing,
 }
 
+/// Groups items under the key `key` gives each, in the order the keys first appear; an item
+/// with no key is dropped.
+fn group_in_order<'a>(
+    items: impl IntoIterator<Item = &'a Value>,
+    key: impl Fn(&Value) -> Option<String>,
+) -> Vec<(String, Vec<&'a Value>)> {
+    let mut groups: Vec<(String, Vec<&Value>)> = Vec::new();
+    for item in items {
+        let Some(key) = key(item) else {
+            continue;
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(item),
+            None => groups.push((key, vec![item])),
+        }
+    }
+    groups
+}
+
 /// Groups items by batch, in the order of first appearance; items with a blank batch are
 /// dropped (Sunbird drops them without a trace).
 fn by_batch<'a>(contents: &[&'a Value]) -> Vec<(String, Vec<&'a Value>)> {
-    let mut batches: Vec<(String, Vec<&Value>)> = Vec::new();
-    for item in contents {
-        let batch = item
-            .get("batchId")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim();
-        if batch.is_empty() {
-            continue;
-        }
-        match batches.iter_mut().find(|(b, _)| b == batch) {
-            Some((_, items)) => items.push(item),
-            None => batches.push((batch.to_string(), vec![item])),
-        }
-    }
-    batches
+    group_in_order(contents.iter().copied(), |item| {
+        Some(trimmed(item.get("batchId"))).filter(|batch| !batch.is_empty())
+    })
 }
 
 /// Groups one batch's items by user: blank means the primary user; an item of anyone but the
@@ -53,30 +59,13 @@ fn by_user<'a>(
     caller: Option<&str>,
     primary: Option<&str>,
 ) -> Vec<(String, Vec<&'a Value>)> {
-    let mut by_user: Vec<(String, Vec<&Value>)> = Vec::new();
-    for item in items {
-        let given = item
-            .get("userId")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim();
-        let user = if given.is_empty() {
-            match primary {
-                Some(p) => p.to_string(),
-                None => continue,
-            }
-        } else {
-            given.to_string()
+    group_in_order(items, |item| {
+        let user = match trimmed(item.get("userId")) {
+            given if given.is_empty() => primary?.to_string(),
+            given => given,
         };
-        if caller.is_some_and(|c| c != user) {
-            continue;
-        }
-        match by_user.iter_mut().find(|(u, _)| *u == user) {
-            Some((_, list)) => list.push(item),
-            None => by_user.push((user, vec![item])),
-        }
-    }
-    by_user
+        caller.is_none_or(|c| c == user).then_some(user)
+    })
 }
 
 /// How `batch` stands; an unknown batch is taken as ongoing (and remembered) when the policy
