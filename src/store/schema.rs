@@ -58,6 +58,16 @@ pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<(
             supported: VERSION,
         });
     }
+    // The version stamp is one header field: a damaged one must not run upgrades over tables
+    // of a later version. Checked before anything is written (WAL included).
+    if !fresh && found < VERSION && layout(conn)? != layout_at(found)? {
+        return Err(Error::CorruptStore {
+            reason: format!(
+                "its schema version says {found}, but its tables are not those of version \
+                 {found} (damaged header?)"
+            ),
+        });
+    }
     if fresh {
         // Only takes effect before the first table exists: lets compaction give pages back.
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
@@ -177,6 +187,47 @@ fn check_tables(conn: &Connection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every table of the file (SQLite's own aside) with its columns in order.
+fn layout(conn: &Connection) -> Result<Vec<(String, Vec<String>)>> {
+    let read = |e| Error::sqlite("reading the table layout")(e);
+    let mut tables = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             ORDER BY name",
+        )
+        .map_err(read)?;
+    let names = tables
+        .query_map([], |row| row.get::<_, String>(0))
+        .map_err(read)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(read)?;
+    let mut columns = conn
+        .prepare("SELECT name FROM pragma_table_info(?1)")
+        .map_err(read)?;
+    names
+        .into_iter()
+        .map(|table| {
+            let found = columns
+                .query_map([&table], |row| row.get::<_, String>(0))
+                .map_err(read)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(read)?;
+            Ok((table, found))
+        })
+        .collect()
+}
+
+/// The layout a store of schema `version` has: the upgrades up to it, run on an empty
+/// in-memory database (only when a file is about to be upgraded, which is rare).
+fn layout_at(version: i64) -> Result<Vec<(String, Vec<String>)>> {
+    let scratch =
+        Connection::open_in_memory().map_err(Error::sqlite("opening a scratch database"))?;
+    for from in 0..version {
+        upgrade_from(&scratch, from)?;
+    }
+    layout(&scratch)
 }
 
 fn version(conn: &Connection) -> Result<i64> {
