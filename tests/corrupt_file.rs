@@ -25,16 +25,16 @@ fn filled_store(path: &Path) {
             ))
             .unwrap();
     }
-    store.flush("u").unwrap();
+    store.flush(&user_id("u")).unwrap();
 }
 
 /// Opens and reads everything; returns the first error.
 fn open_and_read(path: &Path) -> headway::Result<usize> {
     let store = Store::open(path)?;
     // Loading the document joins it with the table, repairing whichever lost something.
-    store.document_items("u")?;
-    let items = store.items("u", None)?;
-    store.pending("u")?;
+    store.document_items(&user_id("u"))?;
+    let items = store.items(&user_id("u"), None)?;
+    store.pending(&user_id("u"))?;
     Ok(items.len())
 }
 
@@ -158,7 +158,7 @@ fn a_flipped_bit_inside_a_stored_value_is_caught_by_the_row_checksum() {
         std::fs::write(&copy, &bytes).unwrap();
         let store = Store::open(&copy).unwrap();
         let error = store
-            .items("u", None)
+            .items(&user_id("u"), None)
             .expect_err("a changed id was read back");
         assert!(matches!(error, Error::CorruptStore { .. }), "{error:?}");
         assert!(error.to_string().contains("checksum"), "{error}");
@@ -230,4 +230,9 @@ fn check_integrity_passes_a_sound_store_and_reports_a_truncated_one() {
     let checked = Store::open(&path).and_then(|store| store.check_integrity());
     let error = checked.expect_err("a truncated store passed the integrity check");
     assert!(error.is_corruption(), "{error:?}");
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

@@ -27,12 +27,12 @@ fn reopening_restores_the_exact_state() {
             ))
             .unwrap();
     }
-    let before = store.items("u", None).unwrap();
+    let before = store.items(&user_id("u"), None).unwrap();
     let device = store.device_id().unwrap();
     drop(store);
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.items("u", None).unwrap(), before);
-    assert_eq!(store.document_items("u").unwrap(), before);
+    assert_eq!(store.items(&user_id("u"), None).unwrap(), before);
+    assert_eq!(store.document_items(&user_id("u")).unwrap(), before);
     assert_eq!(
         store.device_id().unwrap(),
         device,
@@ -71,21 +71,25 @@ fn learners_on_one_device_are_isolated() {
     let store = Store::open_with(dir.file("p.db"), StoreOptions::new().flush_after(1)).unwrap();
     store.record(update("asha", "k", 2, 100, T0)).unwrap();
     store.record(update("ravi", "k", 1, 10, T0)).unwrap();
-    assert_eq!(store.items("asha", None).unwrap().len(), 1);
+    assert_eq!(store.items(&user_id("asha"), None).unwrap().len(), 1);
     assert_eq!(
-        store.items("ravi", None).unwrap()[0]
+        store.items(&user_id("ravi"), None).unwrap()[0]
             .state()
             .progress()
             .get(),
         10
     );
-    assert_eq!(store.document_items("ravi").unwrap().len(), 1);
+    assert_eq!(store.document_items(&user_id("ravi")).unwrap().len(), 1);
     assert_eq!(
         store.learners().unwrap(),
         vec!["asha".to_string(), "ravi".to_string()]
     );
-    let doc = headway::LearnerDocument::load("ravi", &store.save_document("ravi").unwrap(), None)
-        .unwrap();
+    let doc = headway::LearnerDocument::load(
+        &user_id("ravi"),
+        &store.save_document(&user_id("ravi")).unwrap(),
+        None,
+    )
+    .unwrap();
     assert_eq!(doc.items().len(), 1);
     assert_eq!(doc.items()[0].key().user(), "ravi");
 }
@@ -110,15 +114,15 @@ fn document_and_table_agree_through_flushes_and_compactions() {
             .unwrap();
         if i % 53 == 0 {
             assert_eq!(
-                store.document_items("u").unwrap(),
-                store.items("u", None).unwrap()
+                store.document_items(&user_id("u")).unwrap(),
+                store.items(&user_id("u"), None).unwrap()
             );
         }
     }
-    store.compact("u").unwrap();
+    store.compact(&user_id("u")).unwrap();
     assert_eq!(
-        store.document_items("u").unwrap(),
-        store.items("u", None).unwrap()
+        store.document_items(&user_id("u")).unwrap(),
+        store.items(&user_id("u"), None).unwrap()
     );
 }
 
@@ -133,8 +137,8 @@ fn compaction_bounds_the_document_history() {
             .record(update("u", &format!("do_{}", i % 20), 1, i % 101, T0 + i))
             .unwrap();
     }
-    let bytes = store.save_document("u").unwrap();
-    let mut doc = headway::LearnerDocument::load("u", &bytes, None).unwrap();
+    let bytes = store.save_document(&user_id("u")).unwrap();
+    let mut doc = headway::LearnerDocument::load(&user_id("u"), &bytes, None).unwrap();
     // 2,000 updates in flushes of 10 would be 200 changes; compaction keeps at most a
     // snapshot and the changes of the current epoch.
     assert!(
@@ -157,10 +161,10 @@ fn two_handles_on_one_file_see_each_others_records() {
             .record(update("u", &format!("do_{}", i % 9), i % 3, i, T0 + i))
             .unwrap();
     }
-    let items = a.items("u", None).unwrap();
-    assert_eq!(b.items("u", None).unwrap(), items);
-    assert_eq!(a.document_items("u").unwrap(), items);
-    assert_eq!(b.document_items("u").unwrap(), items);
+    let items = a.items(&user_id("u"), None).unwrap();
+    assert_eq!(b.items(&user_id("u"), None).unwrap(), items);
+    assert_eq!(a.document_items(&user_id("u")).unwrap(), items);
+    assert_eq!(b.document_items(&user_id("u")).unwrap(), items);
 }
 
 #[test]
@@ -198,7 +202,7 @@ fn a_batch_is_recorded_in_one_transaction_and_reports_each_update() {
     assert!(changes[0].is_some());
     assert!(changes[1].is_none());
     assert!(changes[2].is_some());
-    assert_eq!(store.pending("u").unwrap().len(), 2);
+    assert_eq!(store.pending(&user_id("u")).unwrap().len(), 2);
 }
 
 /// Issue 9, suspected: the vacuum and checkpoint after a compaction are housekeeping; a reader
@@ -213,16 +217,16 @@ fn a_compaction_with_a_reader_open_succeeds() {
             .record(update("u", &format!("k{i}"), 1, 10, T0 + i))
             .unwrap();
     }
-    store.flush("u").unwrap();
+    store.flush(&user_id("u")).unwrap();
     let reader = rusqlite::Connection::open(&path).unwrap();
     reader.execute_batch("BEGIN").unwrap();
     let _: i64 = reader
         .query_row("SELECT count(*) FROM content_state", [], |r| r.get(0))
         .unwrap();
     let started = std::time::Instant::now();
-    store.compact("u").unwrap();
+    store.compact(&user_id("u")).unwrap();
     reader.execute_batch("COMMIT").unwrap();
-    assert_eq!(store.items("u", None).unwrap().len(), 50);
+    assert_eq!(store.items(&user_id("u"), None).unwrap().len(), 50);
     // It does not wait out the busy timeout (10 s) for the reader to go.
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
@@ -325,4 +329,9 @@ fn an_async_subscriber_wakes_when_another_thread_records() {
         matches!(&event, Ok(Event::ContentStateChanged(change)) if change.after.progress().get() == 30),
         "{event:?}"
     );
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

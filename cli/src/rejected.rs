@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::output::{items_table, print_records};
-use crate::{existing_store, Failure};
+use crate::{existing_store, learner_in_course, Failure};
 
 #[derive(Args)]
 pub struct RejectedArgs {
@@ -30,9 +30,9 @@ pub struct ResendArgs {
 }
 
 pub fn list(db: &Path, args: RejectedArgs) -> Result<(), Failure> {
-    headway::check_id("user", args.user.clone())?;
+    let user = headway::UserId::new(args.user.clone())?;
     let store = existing_store(db)?;
-    let rejected = store.rejected(&args.user)?;
+    let rejected = store.rejected(&user)?;
     let records: Vec<Value> = rejected
         .iter()
         .map(|(item, reason)| {
@@ -50,12 +50,9 @@ pub fn list(db: &Path, args: RejectedArgs) -> Result<(), Failure> {
 }
 
 pub fn resend(db: &Path, args: ResendArgs) -> Result<(), Failure> {
-    headway::check_id("user", args.user.clone())?;
-    if let Some(course) = &args.course {
-        headway::check_id("course", course.clone())?;
-    }
+    let (user, course) = learner_in_course(&args.user, args.course.as_deref())?;
     let store = existing_store(db)?;
-    let count = store.resend_rejected_in(&args.user, args.course.as_deref())?;
+    let count = store.resend_rejected_in(&user, course.as_ref())?;
     let scope = args
         .course
         .as_ref()

@@ -258,7 +258,7 @@ impl RawRow {
         }
         // The ids were validated when the row was written and the checksum proves they are
         // unchanged, so they are not checked again.
-        let key = ContentKey::trusted(user, self.course, self.batch, self.content);
+        let key = ContentKey::trusted(user, &self.course, &self.batch, &self.content);
         let time = |t: Option<i64>| t.map(Timestamp::from_millis).transpose();
         let state = ContentState::new(
             Status::try_from(self.status).map_err(corrupt)?,
@@ -359,10 +359,10 @@ pub(crate) fn select_one(conn: &Connection, key: &ContentKey) -> Result<Option<R
         .map_err(Error::sqlite("reading a content state"))?;
     let mut rows = select
         .query(params![
-            key.user(),
-            key.course(),
-            key.batch(),
-            key.content()
+            key.user().as_str(),
+            key.course().as_str(),
+            key.batch().as_str(),
+            key.content().as_str()
         ])
         .map_err(Error::sqlite("reading a content state"))?;
     match rows
@@ -441,10 +441,10 @@ pub(crate) fn write(conn: &Connection, row: &Row) -> Result<()> {
         .map_err(Error::sqlite("writing a content state"))?;
     upsert
         .execute(params![
-            key.user(),
-            key.course(),
-            key.batch(),
-            key.content(),
+            key.user().as_str(),
+            key.course().as_str(),
+            key.batch().as_str(),
+            key.content().as_str(),
             status,
             progress,
             last_access,
@@ -466,10 +466,10 @@ pub(crate) fn write(conn: &Connection, row: &Row) -> Result<()> {
         )
         .map_err(Error::sqlite("updating a course leaf"))?
         .execute(params![
-            key.user(),
-            key.course(),
-            key.batch(),
-            key.content(),
+            key.user().as_str(),
+            key.course().as_str(),
+            key.batch().as_str(),
+            key.content().as_str(),
             status
         ])
         .map_err(Error::sqlite("updating a course leaf"))?;

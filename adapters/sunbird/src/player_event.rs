@@ -279,7 +279,7 @@ impl ParsedEvent {
         if context.batch_status != Some(1) {
             return ignored(Ignored::BatchNotOngoing);
         }
-        if self.key.content() == context.course_id {
+        if self.key.content().as_str() == context.course_id {
             return ignored(Ignored::CourseEnded);
         }
         let status = current.map_or(Status::NotStarted, ContentState::status);

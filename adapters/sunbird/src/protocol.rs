@@ -381,7 +381,7 @@ fn plan_requests(items: &[Outgoing], indices: &[usize], chunk: usize) -> Vec<Vec
         let fits = |r: &Planned<'_>| {
             r.indices.len() < chunk
                 && r.course_of_batch
-                    .get(key.batch())
+                    .get(key.batch().as_str())
                     .is_none_or(|course| *course == key.course())
                 && !r.contents.contains(&(key.batch(), key.content()))
         };
@@ -868,7 +868,7 @@ mod tests {
         for request in &plan {
             let courses: std::collections::HashSet<&str> = request
                 .iter()
-                .map(|&i| items[i].item.key().course())
+                .map(|&i| items[i].item.key().course().as_str())
                 .collect();
             assert_eq!(
                 courses.len(),

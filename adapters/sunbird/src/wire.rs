@@ -311,7 +311,7 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
                 (&not_ongoing, "NOT_A_ON_GOING_BATCH"),
                 (&missing, "BATCH_NOT_EXISTS"),
             ] {
-                if list.contains(key.batch()) {
+                if list.contains(key.batch().as_str()) {
                     return ItemOutcome::Rejected {
                         reason: reason.into(),
                     };
@@ -328,7 +328,7 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
                     };
                 }
             }
-            match result.get(key.content()) {
+            match result.get(key.content().as_str()) {
                 Some(ResultEntry::Text(s)) if s == "SUCCESS" => acknowledged(out, state),
                 Some(ResultEntry::Text(other)) => ItemOutcome::Rejected {
                     reason: other.clone(),
