@@ -283,7 +283,7 @@ impl Rounds {
         for (key, outcome) in self.last {
             match outcome {
                 ItemOutcome::Acknowledged => self.report.acknowledged += 1,
-                ItemOutcome::Rejected { reason } | ItemOutcome::Dropped { reason } => {
+                ItemOutcome::Rejected { reason } => {
                     self.report.rejected.push(RejectedItem { key, reason });
                 }
                 ItemOutcome::HeldLower { .. } => self.report.retrying.push(RetryingItem {

@@ -335,3 +335,176 @@ fn an_async_subscriber_wakes_when_another_thread_records() {
 fn user_id(id: &str) -> headway::UserId {
     headway::UserId::new(id).unwrap()
 }
+
+/// Answers every push with one rejection per item, of the kind its content id names.
+struct Refusing;
+
+#[async_trait::async_trait]
+impl headway::Adapter for Refusing {
+    async fn push(&self, _: &str, items: &[headway::Outgoing]) -> headway::PushReport {
+        use headway::{ItemOutcome, RejectionReason};
+        let outcomes = items
+            .iter()
+            .map(|out| {
+                let text = format!("server text for {}", out.item.key().content());
+                let reason = match out.item.key().content().as_str() {
+                    "dropped" => RejectionReason::DroppedByServer { text },
+                    "closed" => RejectionReason::BatchNotOngoing { text },
+                    _ => RejectionReason::RefusedByServer { text },
+                };
+                ItemOutcome::Rejected { reason }
+            })
+            .collect();
+        headway::PushReport {
+            outcomes,
+            requests: 1,
+            ..headway::PushReport::default()
+        }
+    }
+    async fn read_states(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
+        Ok(vec![])
+    }
+    async fn enrolled_courses(
+        &self,
+        _: &str,
+    ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
+        Ok(vec![])
+    }
+}
+
+/// Rewrites a current store file into the layout of schema version 3: no `rejected_kind`
+/// column, and a dropped item marked by a prefix of its reason (what version 3 wrote).
+fn downgrade_to_schema_3(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "UPDATE content_state SET rejected_reason = char(30) || 'next-sync' || char(30) || rejected_reason
+            WHERE rejected_kind = 'dropped';
+        ALTER TABLE content_state DROP COLUMN rejected_kind;
+        PRAGMA user_version = 3;",
+    )
+    .unwrap();
+}
+
+/// Issue 10: rejection reasons are a kind plus the server's text, in their own column; a store
+/// written by schema version 3 (reasons as text, a dropped item behind a prefix) opens,
+/// keeps its checksums, reads the same texts and still resends the dropped item.
+#[test]
+fn a_version_3_store_with_a_prefixed_dropped_reason_opens_and_reads_the_same_rejections() {
+    let dir = TempDir::new("schema3");
+    let path = dir.file("p.db");
+    let user = user_id("u");
+    {
+        let store = Store::open(&path).unwrap();
+        // Version 3 knew two kinds only: a refusal for good and a dropped item.
+        for content in ["dropped", "bad"] {
+            store.record(update("u", content, 1, 40, T0)).unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = headway::SyncOptions::new().max_rounds(1);
+        let report = runtime
+            .block_on(store.sync(&user, &Refusing, &options))
+            .unwrap();
+        assert_eq!(report.rejected.len(), 2);
+    }
+    let before: Vec<_> = {
+        let store = Store::open(&path).unwrap();
+        store.rejected(&user).unwrap()
+    };
+    downgrade_to_schema_3(&path);
+    let prefixed: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT rejected_reason FROM content_state WHERE content_id = 'dropped'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(prefixed, "\u{1e}next-sync\u{1e}server text for dropped");
+
+    let store = Store::open(&path).unwrap();
+    store.check_integrity().unwrap();
+    let after = store.rejected(&user).unwrap();
+    let texts = |list: &[(headway::ContentItem, headway::RejectionReason)]| {
+        list.iter()
+            .map(|(item, reason)| (item.key().content().to_string(), reason.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        texts(&after),
+        texts(&before),
+        "the texts read back unchanged"
+    );
+    let dropped = after
+        .iter()
+        .find(|(item, _)| item.key().content() == "dropped")
+        .map(|(_, reason)| reason.clone());
+    assert_eq!(
+        dropped,
+        Some(headway::RejectionReason::DroppedByServer {
+            text: "server text for dropped".into()
+        })
+    );
+    // Version 3 knew no batch kinds: its other rejections read as refusals for good.
+    assert!(after
+        .iter()
+        .filter(|(item, _)| item.key().content() != "dropped")
+        .all(|(_, reason)| matches!(reason, headway::RejectionReason::RefusedByServer { .. })));
+    // The dropped item is still sent again by the next sync; the refusals are not.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime
+        .block_on(store.sync(&user, &Refusing, &headway::SyncOptions::new().max_rounds(1)))
+        .unwrap();
+    let resent: Vec<_> = report
+        .rejected
+        .iter()
+        .map(|r| r.key.content().to_string())
+        .collect();
+    assert_eq!(resent, ["dropped"]);
+}
+
+/// Issue 10: each kind of rejection is stored with the server's exact text and read back as
+/// the same kind after a reopen.
+#[test]
+fn a_rejections_kind_and_server_text_survive_a_reopen() {
+    let dir = TempDir::new("kinds");
+    let path = dir.file("p.db");
+    let user = user_id("u");
+    let expected = |content: &str| {
+        let text = format!("server text for {content}");
+        match content {
+            "dropped" => headway::RejectionReason::DroppedByServer { text },
+            "closed" => headway::RejectionReason::BatchNotOngoing { text },
+            _ => headway::RejectionReason::RefusedByServer { text },
+        }
+    };
+    {
+        let store = Store::open(&path).unwrap();
+        for content in ["dropped", "closed", "bad"] {
+            store.record(update("u", content, 1, 40, T0)).unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(store.sync(&user, &Refusing, &headway::SyncOptions::new().max_rounds(1)))
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let rejected = store.rejected(&user).unwrap();
+    assert_eq!(rejected.len(), 3);
+    for (item, reason) in rejected {
+        assert_eq!(reason, expected(item.key().content()));
+    }
+}

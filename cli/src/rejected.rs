@@ -37,14 +37,17 @@ pub fn list(db: &Path, args: RejectedArgs) -> Result<(), Failure> {
         .iter()
         .map(|(item, reason)| {
             let mut fields = crate::output::item_fields(item);
-            fields.insert("reason".into(), json!(reason));
+            fields.insert("reason".into(), json!(reason.to_string()));
             Value::Object(fields)
         })
         .collect();
     let empty = format!("nothing rejected for learner {}", args.user);
     print_records(&records, args.json, &empty, || {
         let items: Vec<_> = rejected.iter().map(|(item, _)| item.clone()).collect();
-        let reasons = rejected.iter().map(|(_, reason)| reason.clone()).collect();
+        let reasons = rejected
+            .iter()
+            .map(|(_, reason)| reason.to_string())
+            .collect();
         items_table(&items, &[("REASON", reasons)])
     })
 }

@@ -49,7 +49,7 @@ pub fn report_json(report: &SyncReport) -> serde_json::Value {
             "contentId": r.key.content(),
             "batchId": r.key.batch(),
             "courseId": r.key.course(),
-            "reason": r.reason,
+            "reason": r.reason.to_string(),
         })).collect::<Vec<_>>(),
         "retrying": report.retrying.len(),
         "retryingItems": report.retrying.iter().map(|r| json!({

@@ -1,13 +1,14 @@
 //! What the server is known to hold: the items to send, the outcomes of a push, and the
 //! server's own states merged in. Each is one transaction.
 
-use super::rows::{self, Raise, RejectedUntil, Rejection, Row, Rows};
+use super::rows::{self, Raise, Rejection, Row, Rows};
 use super::{write_transaction, Store};
 use crate::adapter::{ItemOutcome, Outgoing};
 use crate::content_state::ContentItem;
 use crate::error::Result;
 use crate::events::{ChangeOrigin, ContentStateChanged};
 use crate::id::{CourseId, UserId};
+use crate::rejection::RejectionReason;
 
 impl Store {
     /// The pending items of a learner with what the server is known to hold of each: what a
@@ -83,7 +84,7 @@ impl Store {
     /// assert!(store.rejected(&UserId::new("u")?)?.is_empty());
     /// # Ok::<(), headway::Error>(())
     /// ```
-    pub fn rejected(&self, user: &UserId) -> Result<Vec<(ContentItem, String)>> {
+    pub fn rejected(&self, user: &UserId) -> Result<Vec<(ContentItem, RejectionReason)>> {
         let inner = self.lock()?;
         let rows = rows::select_learner(&inner.conn, user, Rows::All)?;
         Ok(rows
@@ -123,10 +124,10 @@ impl Store {
     }
 
     /// Makes the items the server dropped without a reason in an earlier sync pending again
-    /// (see [`ItemOutcome::Dropped`]): called as every sync starts.
+    /// (see [`RejectionReason::DroppedByServer`]): called as every sync starts.
     pub(crate) fn resend_dropped(&self, user: &UserId) -> Result<usize> {
         self.clear_rejections(user, None, |rejection| {
-            rejection.until == RejectedUntil::NextSync
+            rejection.reason.is_resent_at_next_sync()
         })
     }
 
@@ -169,15 +170,10 @@ fn apply_outcomes_in(
         let held = match outcome {
             ItemOutcome::Acknowledged => Some(*out.item.state()),
             ItemOutcome::HeldLower { held } => Some(*held),
-            ItemOutcome::Rejected { reason } | ItemOutcome::Dropped { reason } => {
-                let until = match outcome {
-                    ItemOutcome::Dropped { .. } => RejectedUntil::NextSync,
-                    _ => RejectedUntil::StateChanges,
-                };
+            ItemOutcome::Rejected { reason } => {
                 row.rejected = Some(Rejection {
                     state: *out.item.state(),
                     reason: reason.clone(),
-                    until,
                 });
                 None
             }

@@ -34,7 +34,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use headway::{AdapterError, Backoff, ContentItem, ItemOutcome, Outgoing, PushReport, RetryCause};
+use headway::{
+    AdapterError, Backoff, ContentItem, ItemOutcome, Outgoing, PushReport, RejectionReason,
+    RetryCause,
+};
 
 use crate::client::{SunbirdConfig, WhenUnreachable};
 use crate::error::Error;
@@ -515,6 +518,7 @@ impl<'a> UpdatePush<'a> {
             }
             UpdateAnswer::ClientError { reason } if indices.len() == 1 => {
                 tracing::warn!(%reason, "the server refused an item");
+                let reason = RejectionReason::RefusedByServer { text: reason };
                 self.set(indices[0], ItemOutcome::Rejected { reason });
             }
             UpdateAnswer::ClientError { .. } => {

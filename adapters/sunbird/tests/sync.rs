@@ -177,7 +177,7 @@ async fn closed_and_missing_batches_are_rejected_and_kept_without_blocking_other
     let mut reasons: Vec<_> = report
         .rejected
         .iter()
-        .map(|r| (r.key.content().to_string(), r.reason.clone()))
+        .map(|r| (r.key.content().to_string(), r.reason.to_string()))
         .collect();
     reasons.sort();
     assert_eq!(
@@ -405,7 +405,10 @@ async fn a_400_caused_by_one_item_rejects_only_that_item() {
     assert_eq!(report.rejected.len(), 1);
     assert_eq!(report.rejected[0].key.content(), "do_042");
     assert!(
-        report.rejected[0].reason.contains("DATE_FORMAT_ERRROR"),
+        report.rejected[0]
+            .reason
+            .text()
+            .contains("DATE_FORMAT_ERRROR"),
         "{}",
         report.rejected[0].reason
     );

@@ -393,7 +393,7 @@ impl Store {
                 .iter()
                 .map(|(item, reason)| RejectedItem {
                     item: item.into(),
-                    reason: reason.clone(),
+                    reason: reason.to_string(),
                 })
                 .collect())
         })
