@@ -294,8 +294,6 @@ fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
     }
 }
 
-/// Opens the store for a read command: a missing file is refused (exit 2) and nothing is
-/// created, so a mistyped `--db` never answers from an empty store.
 /// The `--user` and optional `--course` of a command, validated before any store is opened.
 pub(crate) fn learner_in_course(
     user: &str,
@@ -306,6 +304,8 @@ pub(crate) fn learner_in_course(
     Ok((user, course))
 }
 
+/// Opens the store for a read command: a missing file is refused (exit 2) and nothing is
+/// created, so a mistyped `--db` never answers from an empty store.
 pub(crate) fn existing_store(db: &Path) -> Result<Store, Failure> {
     if !db.exists() {
         return Err(Failure::Input(match missing_parent(db) {
