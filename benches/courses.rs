@@ -42,7 +42,7 @@ fn main() -> Result<(), BoxError> {
             course
         })
         .collect();
-    store.cache_courses(USER, &list)?;
+    store.cache_courses(&headway::UserId::new(USER)?, &list)?;
     let mut updates = Vec::new();
     for c in 0..courses {
         for i in 0..leaves {
@@ -86,7 +86,7 @@ fn main() -> Result<(), BoxError> {
     let mut check = 0usize;
     for _ in 0..rounds {
         let started = Instant::now();
-        let answer = store.courses(USER)?;
+        let answer = store.courses(&headway::UserId::new(USER)?)?;
         ours.push(started.elapsed());
         check += answer.iter().map(|c| c.progress as usize).sum::<usize>();
 

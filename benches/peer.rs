@@ -55,8 +55,8 @@ fn updates(
 /// One live exchange; returns bytes on the wire and the time it took.
 fn exchange(a: &Store, b: &Store) -> Result<(usize, Duration), BoxError> {
     let started = Instant::now();
-    let mut initiator = PeerSession::new(USER, Role::Initiator);
-    let mut responder = PeerSession::new(USER, Role::Responder);
+    let mut initiator = PeerSession::new(&headway::UserId::new(USER)?, Role::Initiator);
+    let mut responder = PeerSession::new(&headway::UserId::new(USER)?, Role::Responder);
     let mut bytes = 0;
     let mut outgoing = vec![initiator.start(a)?];
     while let Some(message) = outgoing.pop() {
@@ -99,24 +99,24 @@ fn main() -> Result<(), BoxError> {
     for chunk in all.chunks(1_000) {
         phone.record_batch(chunk.to_vec())?;
     }
-    phone.compact(USER)?;
+    phone.compact(&headway::UserId::new(USER)?)?;
     let (first_bytes, first_time) = exchange(&phone, &tablet)?;
 
     // 1,000 new updates on the phone (recorded, then folded into the document as the
     // background task does when idle).
     phone.record_batch(updates(&mut rng, items, fresh, 1_750_000_000_000)?)?;
-    phone.flush(USER)?;
+    phone.flush(&headway::UserId::new(USER)?)?;
     let tablet_id = tablet.device_id()?;
 
-    let full_doc = phone.save_document(USER)?;
+    let full_doc = phone.save_document(&headway::UserId::new(USER)?)?;
     let started = Instant::now();
-    let full_file = phone.peer_export(USER, None)?;
+    let full_file = phone.peer_export(&headway::UserId::new(USER)?, None)?;
     let scratch = Store::open_in_memory()?;
-    scratch.peer_import(USER, &full_file)?;
+    scratch.peer_import(&headway::UserId::new(USER)?, &full_file)?;
     let full_time = started.elapsed();
 
     let started = Instant::now();
-    let delta_file = phone.peer_export(USER, Some(&tablet_id))?;
+    let delta_file = phone.peer_export(&headway::UserId::new(USER)?, Some(&tablet_id))?;
     let export_time = started.elapsed();
 
     // A copy of the tablet as it is now, to import the file catch-up into (same device id).
@@ -125,7 +125,9 @@ fn main() -> Result<(), BoxError> {
         .execute("VACUUM INTO ?1", [copy_path.to_string_lossy()])?;
 
     let (live_bytes, live_time) = exchange(&phone, &tablet)?;
-    if phone.items(USER, None)? != tablet.items(USER, None)? {
+    if phone.items(&headway::UserId::new(USER)?, None)?
+        != tablet.items(&headway::UserId::new(USER)?, None)?
+    {
         return Err("the devices did not converge".into());
     }
     // How received values reach the table. Both ways apply the changes and write the rows
@@ -136,27 +138,30 @@ fn main() -> Result<(), BoxError> {
         &copy_path,
         StoreOptions::new().durability(Durability::ProcessCrash),
     )?;
-    let mut after = LearnerDocument::load(USER, &full_doc, None)?;
-    let before_bytes = tablet_copy.save_document(USER)?;
-    let changes = after.changes_after(&LearnerDocument::load(USER, &before_bytes, None)?.heads());
-    let mut apply_only = LearnerDocument::load(USER, &before_bytes, None)?;
+    let mut after = LearnerDocument::load(&headway::UserId::new(USER)?, &full_doc, None)?;
+    let before_bytes = tablet_copy.save_document(&headway::UserId::new(USER)?)?;
+    let changes = after.changes_after(
+        &LearnerDocument::load(&headway::UserId::new(USER)?, &before_bytes, None)?.heads(),
+    );
+    let mut apply_only = LearnerDocument::load(&headway::UserId::new(USER)?, &before_bytes, None)?;
     let started = Instant::now();
     apply_only.load_more(&changes)?;
     let apply_time = started.elapsed();
-    let mut with_keys = LearnerDocument::load(USER, &before_bytes, None)?;
+    let mut with_keys = LearnerDocument::load(&headway::UserId::new(USER)?, &before_bytes, None)?;
     let started = Instant::now();
     let written = with_keys.receive_changes(&changes)?;
     let touched_time = started.elapsed();
     let started = Instant::now();
     let registers = with_keys.items();
-    let rows = tablet_copy.items(USER, None)?;
+    let rows = tablet_copy.items(&headway::UserId::new(USER)?, None)?;
     let rejoin_time = started.elapsed();
     let started = Instant::now();
-    tablet_copy.peer_import(USER, &delta_file)?;
+    tablet_copy.peer_import(&headway::UserId::new(USER)?, &delta_file)?;
     let import_time = started.elapsed();
     if registers.len() != rows.len()
         || written.len() < fresh / 2
-        || tablet_copy.items(USER, None)? != phone.items(USER, None)?
+        || tablet_copy.items(&headway::UserId::new(USER)?, None)?
+            != phone.items(&headway::UserId::new(USER)?, None)?
     {
         return Err("the file catch-up did not converge".into());
     }

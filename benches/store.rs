@@ -465,7 +465,7 @@ fn compare_rates(
         store.record_batch(work.progress_updates(chunk)?)?;
         raw_write(&mut raw, work, chunk)?;
     }
-    store.compact(&work.user)?;
+    store.compact(&headway::UserId::new(&work.user)?)?;
 
     let n = work.items.len();
     let mut ours_stream = Updates::new(RATE_SEED, n, 86_400_000);
@@ -546,7 +546,7 @@ fn cold_open(
             let start = Instant::now();
             let store = Store::open(store_path)?;
             ours_open.push(start.elapsed());
-            let items = store.items(&work.user, None)?;
+            let items = store.items(&headway::UserId::new(&work.user)?, None)?;
             ours.push(start.elapsed());
             drop(store);
             Ok(items)
@@ -722,7 +722,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let before = cold_open(&config, &work, &store_path, &raw_path)?;
     let store = Store::open(&store_path)?;
     let start = Instant::now();
-    store.compact(&work.user)?;
+    store.compact(&headway::UserId::new(&work.user)?)?;
     let compact_time = start.elapsed();
     drop(store);
     let after_ours = file_bytes(&store_path)?;
@@ -749,7 +749,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut raw = open_raw(&raw_path, "FULL")?;
     let more = stream.take(config.big_updates - config.load_updates);
     let (ours_more, base_more) = load(&store, &mut raw, &work, &more)?;
-    store.compact(&work.user)?;
+    store.compact(&headway::UserId::new(&work.user)?)?;
     drop(store);
     drop(raw);
     let big_ours = file_bytes(&store_path)?;

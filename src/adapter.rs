@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::content_state::{ContentItem, ContentState};
 use crate::course::EnrolledCourse;
+use crate::rejection::RejectionReason;
 
 /// One item handed to [`Adapter::push`]: the state to send, and the highest state the server
 /// is already known to hold for it (`None` if the server never confirmed this item, which some
@@ -75,8 +76,9 @@ pub enum RetryCause {
 /// What became of one item handed to [`Adapter::push`].
 ///
 /// ```
-/// use headway::ItemOutcome;
-/// let outcome = ItemOutcome::Rejected { reason: "the batch is closed".into() };
+/// use headway::{ItemOutcome, RejectionReason};
+/// let reason = RejectionReason::BatchNotOngoing { text: "the batch is closed".into() };
+/// let outcome = ItemOutcome::Rejected { reason };
 /// assert!(!outcome.is_acknowledged());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,20 +92,13 @@ pub enum ItemOutcome {
         /// What the server holds at least.
         held: ContentState,
     },
-    /// Refused for good (a closed or unknown batch, a client error): kept locally, reported,
-    /// and not resent until it changes again or the app asks.
+    /// Refused: kept locally and reported. A refusal for good (a closed or unknown batch, a
+    /// client error) is not resent until the state changes again or the app asks; an item
+    /// the server dropped without a reason ([`RejectionReason::DroppedByServer`]) is sent
+    /// again by the next sync.
     Rejected {
-        /// The server's reason.
-        reason: String,
-    },
-    /// The server answered but left the item out without a reason (a server may do so for
-    /// an item of another user than the token's). Reported as a rejection and kept out of the
-    /// pending set until the next sync, which sends it again: the cause (a wrong token, say)
-    /// may be gone by then, and a rejection that outlived it would withhold the progress for
-    /// good.
-    Dropped {
-        /// What the adapter knows of why.
-        reason: String,
+        /// What kind of refusal, with the server's text.
+        reason: RejectionReason,
     },
     /// Not taken this time; stays pending and is retried.
     Retry {

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::adapter::Adapter;
 use crate::events::{ChangeOrigin, ContentStateChanged, Event};
+use crate::id::UserId;
 use crate::store::Store;
 use crate::sync::{Backoff, SyncOptions};
 
@@ -115,15 +116,15 @@ enum Command {
 /// let background = BackgroundSync::start(
 ///     store.clone(),
 ///     Arc::new(Accepting),
-///     vec!["u".to_string()],
+///     vec![UserId::new("u")?],
 ///     BackgroundOptions::new().debounce(Duration::from_millis(10)),
 /// );
 /// store.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
 /// for _ in 0..200 {
-///     if store.pending("u")?.is_empty() { break; }
+///     if store.pending(&UserId::new("u")?)?.is_empty() { break; }
 ///     tokio::time::sleep(Duration::from_millis(10)).await;
 /// }
-/// assert!(store.pending("u")?.is_empty());
+/// assert!(store.pending(&UserId::new("u")?)?.is_empty());
 /// background.stop().await;
 /// # Ok(()) }
 /// ```
@@ -138,7 +139,7 @@ impl BackgroundSync {
     pub fn start(
         store: Arc<Store>,
         adapter: Arc<dyn Adapter>,
-        users: Vec<String>,
+        users: Vec<UserId>,
         options: BackgroundOptions,
     ) -> BackgroundSync {
         let (commands, receiver) = mpsc::unbounded_channel();
@@ -241,7 +242,7 @@ enum Wake {
 async fn run(
     store: Arc<Store>,
     adapter: Arc<dyn Adapter>,
-    users: Vec<String>,
+    users: Vec<UserId>,
     options: BackgroundOptions,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
@@ -293,7 +294,7 @@ fn is_a_record(event: &Event) -> bool {
 async fn sync_all(
     store: &Store,
     adapter: &dyn Adapter,
-    users: &[String],
+    users: &[UserId],
     options: &SyncOptions,
 ) -> bool {
     let mut failed = false;

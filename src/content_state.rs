@@ -2,11 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{shorten, Error, Result};
+use crate::error::{Error, Result};
+use crate::id::{BatchId, ContentId, CourseId, UserId};
 use crate::timestamp::Timestamp;
-
-/// The longest id accepted, in bytes. Sunbird's ids are 19 to 40 characters long.
-pub const MAX_ID_LEN: usize = 256;
 
 /// Where a learner stands on a content item: 0 not started, 1 in progress, 2 completed.
 /// Statuses are ordered, and a merge keeps the highest.
@@ -112,51 +110,29 @@ impl From<Progress> for i64 {
 }
 
 /// Which content item of which course, in which batch, for which learner: the identity of one
-/// progress register. Every id is non-empty, at most [`MAX_ID_LEN`] bytes and free of control
-/// characters.
+/// progress register, built from four validated ids.
 ///
 /// ```
-/// use headway::ContentKey;
+/// use headway::{BatchId, ContentId, ContentKey, CourseId, UserId};
 /// let key = ContentKey::new("learner-1", "do_course", "0130", "do_1")?;
 /// assert_eq!(key.content(), "do_1");
 /// assert!(ContentKey::new("learner-1", "do_course", "", "do_1").is_err());
+/// let user = UserId::new("learner-1")?;
+/// let (course, batch) = (CourseId::new("do_course")?, BatchId::new("0130")?);
+/// let same = ContentKey::from_ids(user, course, batch, ContentId::new("do_1")?);
+/// assert_eq!(same, key);
 /// # Ok::<(), headway::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "RawContentKey", into = "RawContentKey")]
 pub struct ContentKey {
-    user: String,
-    course: String,
-    batch: String,
-    content: String,
-}
-
-/// The wire shape of a [`ContentKey`], validated on the way in.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawContentKey {
-    user_id: String,
-    course_id: String,
-    batch_id: String,
-    content_id: String,
-}
-
-impl TryFrom<RawContentKey> for ContentKey {
-    type Error = Error;
-    fn try_from(raw: RawContentKey) -> Result<ContentKey> {
-        ContentKey::new(raw.user_id, raw.course_id, raw.batch_id, raw.content_id)
-    }
-}
-
-impl From<ContentKey> for RawContentKey {
-    fn from(key: ContentKey) -> RawContentKey {
-        RawContentKey {
-            user_id: key.user,
-            course_id: key.course,
-            batch_id: key.batch,
-            content_id: key.content,
-        }
-    }
+    #[serde(rename = "userId")]
+    user: UserId,
+    #[serde(rename = "courseId")]
+    course: CourseId,
+    #[serde(rename = "batchId")]
+    batch: BatchId,
+    #[serde(rename = "contentId")]
+    content: ContentId,
 }
 
 impl ContentKey {
@@ -168,78 +144,56 @@ impl ContentKey {
         content: impl Into<String>,
     ) -> Result<ContentKey> {
         Ok(ContentKey {
-            user: check_id("user", user.into())?,
-            course: check_id("course", course.into())?,
-            batch: check_id("batch", batch.into())?,
-            content: check_id("content", content.into())?,
+            user: UserId::new(user)?,
+            course: CourseId::new(course)?,
+            batch: BatchId::new(batch)?,
+            content: ContentId::new(content)?,
         })
     }
 
-    /// A key from ids validated before (stored rows whose checksum matched).
-    pub(crate) fn trusted(
-        user: &str,
-        course: String,
-        batch: String,
-        content: String,
+    /// A key from four ids validated already.
+    pub fn from_ids(
+        user: UserId,
+        course: CourseId,
+        batch: BatchId,
+        content: ContentId,
     ) -> ContentKey {
         ContentKey {
-            user: user.to_string(),
+            user,
             course,
             batch,
             content,
         }
     }
 
+    /// A key from ids validated before (stored rows whose checksum matched).
+    pub(crate) fn trusted(user: &str, course: &str, batch: &str, content: &str) -> ContentKey {
+        ContentKey {
+            user: UserId::trusted(user),
+            course: CourseId::trusted(course),
+            batch: BatchId::trusted(batch),
+            content: ContentId::trusted(content),
+        }
+    }
+
     /// The learner (Sunbird `userId`).
-    pub fn user(&self) -> &str {
+    pub fn user(&self) -> &UserId {
         &self.user
     }
 
     /// The course (Sunbird `courseId`).
-    pub fn course(&self) -> &str {
+    pub fn course(&self) -> &CourseId {
         &self.course
     }
 
     /// The batch of the course the learner is enrolled in (Sunbird `batchId`).
-    pub fn batch(&self) -> &str {
+    pub fn batch(&self) -> &BatchId {
         &self.batch
     }
 
     /// The content item (Sunbird `contentId`).
-    pub fn content(&self) -> &str {
+    pub fn content(&self) -> &ContentId {
         &self.content
-    }
-}
-
-/// Checks one id: not blank, not too long, no control characters.
-///
-/// ```
-/// assert!(headway::check_id("user", "learner-1".to_string()).is_ok());
-/// assert!(headway::check_id("user", "   ".to_string()).is_err());
-/// assert!(headway::check_id("user", "a\nb".to_string()).is_err());
-/// assert!(headway::check_id("batch", "b1 ".to_string()).is_err());
-/// ```
-pub fn check_id(field: &'static str, value: String) -> Result<String> {
-    let problem = if value.trim().is_empty() {
-        Some("it is empty")
-    } else if value.len() > MAX_ID_LEN {
-        Some("it is longer than 256 bytes")
-    } else if value.chars().any(char::is_control) {
-        Some("it holds a control character")
-    } else if value.trim() != value {
-        // Sunbird trims ids: a batch "b1 " would be stored as "b1" and answered under that
-        // name, so the answer could not be matched to the item sent.
-        Some("it starts or ends with white space")
-    } else {
-        None
-    };
-    match problem {
-        Some(problem) => Err(Error::InvalidId {
-            field,
-            value: shorten(&value),
-            problem,
-        }),
-        None => Ok(value),
     }
 }
 

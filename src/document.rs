@@ -16,6 +16,7 @@ use automerge::{
 
 use crate::content_state::{ContentItem, ContentKey, ContentState, Progress, Status};
 use crate::error::{Error, Result};
+use crate::id::{BatchId, ContentId, CourseId, UserId};
 use crate::timestamp::Timestamp;
 
 const LEARNER_KEY: &str = "learner";
@@ -26,10 +27,10 @@ const REGISTER_VERSION: u8 = 1;
 /// One learner's content states as an Automerge document of max-wins registers.
 ///
 /// ```
-/// use headway::{ContentKey, ContentState, LearnerDocument, Progress, Status};
+/// use headway::{ContentKey, ContentState, LearnerDocument, Progress, Status, UserId};
 /// let key = ContentKey::new("learner-1", "c", "b", "do_1")?;
-/// let mut phone = LearnerDocument::new("learner-1")?;
-/// let mut tablet = LearnerDocument::new("learner-1")?;
+/// let mut phone = LearnerDocument::new(&UserId::new("learner-1")?)?;
+/// let mut tablet = LearnerDocument::new(&UserId::new("learner-1")?)?;
 /// phone.raise(&key, &ContentState::new(Status::InProgress, Progress::new(60)?, None, None))?;
 /// tablet.raise(&key, &ContentState::new(Status::InProgress, Progress::new(30)?, None, None))?;
 /// phone.merge(&mut tablet)?;
@@ -40,19 +41,19 @@ const REGISTER_VERSION: u8 = 1;
 /// ```
 #[derive(Debug)]
 pub struct LearnerDocument {
-    user: String,
+    user: UserId,
     doc: AutoCommit,
 }
 
 impl LearnerDocument {
     /// A new, empty document for `user`, with a random actor id.
-    pub fn new(user: &str) -> Result<LearnerDocument> {
+    pub fn new(user: &UserId) -> Result<LearnerDocument> {
         LearnerDocument::with_actor(user, ActorId::random())
     }
 
     /// A new, empty document for `user` whose changes are signed by `actor`.
-    pub fn with_actor(user: &str, actor: ActorId) -> Result<LearnerDocument> {
-        let user = crate::content_state::check_id("user", user.to_string())?;
+    pub fn with_actor(user: &UserId, actor: ActorId) -> Result<LearnerDocument> {
+        let user = user.clone();
         let mut doc = AutoCommit::new().with_actor(actor);
         doc.put(ROOT, LEARNER_KEY, user.as_str())
             .map_err(document_error)?;
@@ -72,8 +73,9 @@ impl LearnerDocument {
     /// epochs exchange state. `None` for a document that never had one.
     ///
     /// ```
-    /// let a = headway::LearnerDocument::new("u")?;
-    /// let b = headway::LearnerDocument::new("u")?;
+    /// # use headway::UserId;
+    /// let a = headway::LearnerDocument::new(&UserId::new("u")?)?;
+    /// let b = headway::LearnerDocument::new(&UserId::new("u")?)?;
     /// assert!(a.epoch().is_some());
     /// assert_ne!(a.epoch(), b.epoch());
     /// # Ok::<(), headway::Error>(())
@@ -180,7 +182,7 @@ impl LearnerDocument {
 
     fn corrupt(&self, reason: String) -> Error {
         Error::CorruptDocument {
-            user: self.user.clone(),
+            user: self.user.to_string(),
             reason,
         }
     }
@@ -255,10 +257,10 @@ impl LearnerDocument {
     /// that joins them into its own state loses nothing they carry.
     ///
     /// ```
-    /// use headway::{ContentKey, ContentState, LearnerDocument, Progress, Status};
+    /// use headway::{ContentKey, ContentState, LearnerDocument, Progress, Status, UserId};
     /// let key = ContentKey::new("u", "c", "b", "k")?;
-    /// let mut phone = LearnerDocument::new("u")?;
-    /// let mut tablet = LearnerDocument::load("u", &phone.save(), None)?;
+    /// let mut phone = LearnerDocument::new(&UserId::new("u")?)?;
+    /// let mut tablet = LearnerDocument::load(&UserId::new("u")?, &phone.save(), None)?;
     /// let before = phone.heads();
     /// phone.raise(&key, &ContentState::new(Status::Completed, Progress::new(100)?, None, None))?;
     /// let written = tablet.receive_changes(&phone.changes_after(&before))?;
@@ -296,18 +298,18 @@ impl LearnerDocument {
     /// refused the same way.
     ///
     /// ```
-    /// use headway::LearnerDocument;
-    /// let mut doc = LearnerDocument::new("learner-1")?;
+    /// use headway::{LearnerDocument, UserId};
+    /// let mut doc = LearnerDocument::new(&UserId::new("learner-1")?)?;
     /// let bytes = doc.save();
-    /// assert!(LearnerDocument::load("learner-1", &bytes, None).is_ok());
-    /// assert!(LearnerDocument::load("learner-2", &bytes, None).is_err());
-    /// assert!(LearnerDocument::load("learner-1", b"not automerge", None).is_err());
+    /// assert!(LearnerDocument::load(&UserId::new("learner-1")?, &bytes, None).is_ok());
+    /// assert!(LearnerDocument::load(&UserId::new("learner-2")?, &bytes, None).is_err());
+    /// assert!(LearnerDocument::load(&UserId::new("learner-1")?, b"not automerge", None).is_err());
     /// # Ok::<(), headway::Error>(())
     /// ```
-    pub fn load(user: &str, bytes: &[u8], actor: Option<ActorId>) -> Result<LearnerDocument> {
-        let user = crate::content_state::check_id("user", user.to_string())?;
+    pub fn load(user: &UserId, bytes: &[u8], actor: Option<ActorId>) -> Result<LearnerDocument> {
+        let user = user.clone();
         let corrupt = |reason: String| Error::CorruptDocument {
-            user: user.clone(),
+            user: user.to_string(),
             reason,
         };
         check_chunk_types(
@@ -335,10 +337,10 @@ impl LearnerDocument {
     /// document may hold part of the bytes: drop it and load again from storage.
     ///
     /// ```
-    /// use headway::{ContentKey, ContentState, LearnerDocument, Status, Progress};
+    /// use headway::{ContentKey, ContentState, LearnerDocument, Status, Progress, UserId};
     /// let key = ContentKey::new("u", "c", "b", "k")?;
-    /// let mut a = LearnerDocument::new("u")?;
-    /// let mut b = LearnerDocument::load("u", &a.save(), None)?;
+    /// let mut a = LearnerDocument::new(&UserId::new("u")?)?;
+    /// let mut b = LearnerDocument::load(&UserId::new("u")?, &a.save(), None)?;
     /// a.raise(&key, &ContentState::new(Status::Completed, Progress::new(100)?, None, None))?;
     /// b.load_more(&a.save_incremental())?;
     /// assert_eq!(b.state(&key), a.state(&key));
@@ -361,7 +363,7 @@ impl LearnerDocument {
             Err(_) => "automerge panicked while loading changes".into(),
         };
         Err(Error::CorruptDocument {
-            user: self.user.clone(),
+            user: self.user.to_string(),
             reason,
         })
     }
@@ -380,7 +382,7 @@ impl LearnerDocument {
             .collect();
         if !missing.is_empty() {
             return Err(Error::CorruptDocument {
-                user: self.user.clone(),
+                user: self.user.to_string(),
                 reason: format!("{} changes are missing their dependencies", missing.len()),
             });
         }
@@ -398,7 +400,7 @@ impl LearnerDocument {
             .collect();
         match names.iter().find(|name| **name != self.user) {
             Some(other) => Err(Error::CorruptDocument {
-                user: self.user.clone(),
+                user: self.user.to_string(),
                 reason: format!("the document belongs to learner {other:?}"),
             }),
             None => Ok(()),
@@ -406,7 +408,7 @@ impl LearnerDocument {
     }
 
     /// The learner this document belongs to.
-    pub fn user(&self) -> &str {
+    pub fn user(&self) -> &UserId {
         &self.user
     }
 
@@ -439,7 +441,7 @@ impl LearnerDocument {
     /// that join. A state that is not above the register writes nothing, unless concurrent
     /// values are waiting to be resolved into one.
     pub fn raise(&mut self, key: &ContentKey, state: &ContentState) -> Result<ContentState> {
-        if key.user() != self.user {
+        if *key.user() != self.user {
             return Err(Error::InvalidId {
                 field: "user",
                 value: crate::error::shorten(key.user()),
@@ -474,8 +476,8 @@ impl LearnerDocument {
     /// (compressed), or `None` if nothing was written since the last commit.
     ///
     /// ```
-    /// use headway::{ContentKey, ContentState, LearnerDocument};
-    /// let mut doc = LearnerDocument::new("u")?;
+    /// use headway::{ContentKey, ContentState, LearnerDocument, UserId};
+    /// let mut doc = LearnerDocument::new(&UserId::new("u")?)?;
     /// assert!(doc.commit_change().is_some()); // the learner's name
     /// assert!(doc.commit_change().is_none());
     /// # Ok::<(), headway::Error>(())
@@ -507,7 +509,7 @@ impl LearnerDocument {
     pub fn merge(&mut self, other: &mut LearnerDocument) -> Result<()> {
         if other.user != self.user {
             return Err(Error::CorruptDocument {
-                user: self.user.clone(),
+                user: self.user.to_string(),
                 reason: format!("cannot merge the document of learner {:?}", other.user),
             });
         }
@@ -613,13 +615,18 @@ fn register_name(key: &ContentKey) -> String {
     )
 }
 
-fn key_from_register_name(user: &str, name: &str) -> Option<ContentKey> {
+fn key_from_register_name(user: &UserId, name: &str) -> Option<ContentKey> {
     let mut parts = name.split(KEY_SEPARATOR);
     let (course, batch, content) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
         return None;
     }
-    ContentKey::new(user, course, batch, content).ok()
+    Some(ContentKey::from_ids(
+        user.clone(),
+        CourseId::new(course).ok()?,
+        BatchId::new(batch).ok()?,
+        ContentId::new(content).ok()?,
+    ))
 }
 
 /// Packs a state into a register value: version, status, progress, two varint timestamps.

@@ -35,15 +35,15 @@
 //!
 //! ```
 //! # fn main() -> headway::Result<()> {
-//! use headway::{ContentKey, LearnerDocument, ProgressUpdate, Status, Store};
+//! use headway::{ContentKey, LearnerDocument, ProgressUpdate, Status, Store, UserId};
 //! let key = ContentKey::new("learner-1", "do_course", "0130", "do_quiz")?;
 //! let phone = Store::open_in_memory()?;
 //! let tablet = Store::open_in_memory()?;
 //! phone.record(ProgressUpdate::new(key.clone(), Status::InProgress, 70)?)?;
 //! tablet.record(ProgressUpdate::new(key.clone(), Status::InProgress, 30)?)?;
 //!
-//! let mut on_phone = LearnerDocument::load("learner-1", &phone.save_document("learner-1")?, None)?;
-//! let mut on_tablet = LearnerDocument::load("learner-1", &tablet.save_document("learner-1")?, None)?;
+//! let mut on_phone = LearnerDocument::load(&UserId::new("learner-1")?, &phone.save_document(&UserId::new("learner-1")?)?, None)?;
+//! let mut on_tablet = LearnerDocument::load(&UserId::new("learner-1")?, &tablet.save_document(&UserId::new("learner-1")?)?, None)?;
 //! on_tablet.merge(&mut on_phone)?;
 //! on_phone.merge(&mut on_tablet)?;
 //! assert_eq!(on_phone.state(&key).map(|s| s.progress().get()), Some(70));
@@ -58,9 +58,11 @@ mod course;
 mod document;
 mod error;
 mod events;
+mod id;
 mod peer;
 mod progress_update;
 mod refresh;
+mod rejection;
 mod store;
 mod sync;
 mod sync_report;
@@ -70,9 +72,7 @@ mod timestamp;
 
 pub use adapter::{Adapter, AdapterError, ItemOutcome, Outgoing, PushReport, RetryCause};
 pub use background::{BackgroundOptions, BackgroundSync};
-pub use content_state::{
-    check_id, ContentItem, ContentKey, ContentState, Progress, Status, MAX_ID_LEN,
-};
+pub use content_state::{ContentItem, ContentKey, ContentState, Progress, Status};
 pub use course::{derive_course_progress, EnrolledCourse};
 pub use document::LearnerDocument;
 pub use error::{Error, Result};
@@ -80,9 +80,11 @@ pub use events::{
     ChangeOrigin, ContentStateChanged, CourseProgressChanged, Event, Subscription, SyncFailed,
     SUBSCRIPTION_CAPACITY,
 };
+pub use id::{BatchId, ContentId, CourseId, UserId, MAX_ID_LEN};
 pub use peer::{Hello, PeerMessage, PeerSession, Role, MAX_MESSAGE_LEN};
 pub use progress_update::ProgressUpdate;
 pub use refresh::{CoursesAnswer, CoursesSource};
+pub use rejection::RejectionReason;
 pub use store::{Durability, LastSync, Store, StoreOptions};
 pub use sync::{Backoff, SyncOptions};
 pub use sync_report::{RejectedItem, RetryingItem, SyncReport};

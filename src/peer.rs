@@ -11,13 +11,14 @@
 use std::io::{self, Read, Write};
 
 use crate::error::{Error, Result};
+use crate::id::UserId;
 use crate::store::{InEpoch, Store};
 
 /// What this device says about its copy of `user`'s document.
-fn our_hello(store: &Store, user: &str) -> Result<Hello> {
+fn our_hello(store: &Store, user: &UserId) -> Result<Hello> {
     let summary = store.document_summary(user)?;
     Ok(Hello {
-        user: user.to_string(),
+        user: user.clone(),
         device: summary.device,
         epoch: summary.epoch,
         changes: summary.changes,
@@ -26,7 +27,7 @@ fn our_hello(store: &Store, user: &str) -> Result<Hello> {
 }
 
 /// Keeps what a peer's hello says it holds.
-fn remember(store: &Store, user: &str, hello: &Hello) -> Result<()> {
+fn remember(store: &Store, user: &UserId, hello: &Hello) -> Result<()> {
     store.remember_peer(user, &hello.device, hello.epoch, &hello.heads)
 }
 
@@ -39,7 +40,7 @@ pub const MAX_MESSAGE_LEN: usize = 64 * 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hello {
     /// The learner.
-    pub user: String,
+    pub user: UserId,
     /// The sending device's id.
     pub device: String,
     /// The document's epoch.
@@ -80,7 +81,7 @@ pub enum PeerMessage {
     /// "Which learners do you hold?" (before exchanges for every learner).
     ListLearners,
     /// The learners a device holds.
-    Learners(Vec<String>),
+    Learners(Vec<UserId>),
     /// The sender abandons the exchange, and why (sent instead of silently closing, so the
     /// other side can report the real reason).
     Refused(String),
@@ -265,7 +266,7 @@ impl PeerMessage {
         let kind = if deflated { kind & !DEFLATED } else { kind };
         let message = match kind {
             1 => {
-                let user = r.text()?;
+                let user = UserId::new(r.text()?).map_err(|e| refuse(e.to_string()))?;
                 let device = r.text()?;
                 let epoch = match r.u8()? {
                     0 => None,
@@ -308,9 +309,7 @@ impl PeerMessage {
                 }
                 let mut users = Vec::with_capacity(count.min(1024));
                 for _ in 0..count {
-                    let user = r.text()?;
-                    crate::content_state::check_id("user", user.clone())
-                        .map_err(|e| refuse(e.to_string()))?;
+                    let user = UserId::new(r.text()?).map_err(|e| refuse(e.to_string()))?;
                     users.push(user);
                 }
                 PeerMessage::Learners(users)
@@ -442,12 +441,12 @@ const MAX_ROUNDS: usize = 64;
 ///
 /// ```
 /// # fn main() -> headway::Result<()> {
-/// use headway::{ContentKey, PeerSession, ProgressUpdate, Role, Status, Store};
+/// use headway::{ContentKey, PeerSession, ProgressUpdate, Role, Status, Store, UserId};
 /// let (phone, tablet) = (Store::open_in_memory()?, Store::open_in_memory()?);
 /// phone.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k1")?, Status::Completed, 100)?)?;
 /// tablet.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k2")?, Status::InProgress, 30)?)?;
-/// let mut initiator = PeerSession::new("u", Role::Initiator);
-/// let mut responder = PeerSession::new("u", Role::Responder);
+/// let mut initiator = PeerSession::new(&UserId::new("u")?, Role::Initiator);
+/// let mut responder = PeerSession::new(&UserId::new("u")?, Role::Responder);
 /// let mut to_tablet = vec![initiator.start(&phone)?];
 /// while let Some(message) = to_tablet.pop() {
 ///     for reply in responder.handle(&tablet, message)? {
@@ -455,11 +454,11 @@ const MAX_ROUNDS: usize = 64;
 ///     }
 /// }
 /// assert!(initiator.is_finished());
-/// assert_eq!(phone.items("u", None)?, tablet.items("u", None)?);
+/// assert_eq!(phone.items(&UserId::new("u")?, None)?, tablet.items(&UserId::new("u")?, None)?);
 /// # Ok(()) }
 /// ```
 pub struct PeerSession {
-    user: String,
+    user: UserId,
     role: Role,
     peer: Option<String>,
     state: Option<automerge::sync::State>,
@@ -474,9 +473,9 @@ pub struct PeerSession {
 
 impl PeerSession {
     /// A session for `user`'s document.
-    pub fn new(user: &str, role: Role) -> PeerSession {
+    pub fn new(user: &UserId, role: Role) -> PeerSession {
         PeerSession {
-            user: user.to_string(),
+            user: user.clone(),
             role,
             peer: None,
             state: None,
@@ -572,7 +571,7 @@ impl PeerSession {
                         self.user
                     )));
                 }
-                crate::content_state::check_id("device", hello.device.clone())
+                crate::id::check_id("device", hello.device.clone())
                     .map_err(|e| refuse(e.to_string()))?;
                 let ours = our_hello(store, &self.user)?;
                 if hello.epoch.is_some() {
@@ -671,15 +670,15 @@ impl Store {
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store, UserId};
     /// let (school, phone) = (Store::open_in_memory()?, Store::open_in_memory()?);
     /// school.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
-    /// let file = school.peer_export("u", None)?;
-    /// phone.peer_import("u", &file)?;
-    /// assert_eq!(phone.items("u", None)?, school.items("u", None)?);
+    /// let file = school.peer_export(&UserId::new("u")?, None)?;
+    /// phone.peer_import(&UserId::new("u")?, &file)?;
+    /// assert_eq!(phone.items(&UserId::new("u")?, None)?, school.items(&UserId::new("u")?, None)?);
     /// # Ok(()) }
     /// ```
-    pub fn peer_export(&self, user: &str, since_peer: Option<&str>) -> Result<Vec<u8>> {
+    pub fn peer_export(&self, user: &UserId, since_peer: Option<&str>) -> Result<Vec<u8>> {
         let hello = our_hello(self, user)?;
         let known = match since_peer {
             Some(peer) => self.what_peer_holds(user, peer)?,
@@ -702,7 +701,7 @@ impl Store {
 
     /// Imports a peer's file (see [`Store::peer_export`]): refused whole, changing nothing, if
     /// it is malformed, for another learner, or does not apply.
-    pub fn peer_import(&self, user: &str, file: &[u8]) -> Result<()> {
+    pub fn peer_import(&self, user: &UserId, file: &[u8]) -> Result<()> {
         let mut messages = Vec::new();
         let mut rest = file;
         // Any framing error in a file is a file that ends before its frames do.
@@ -719,14 +718,13 @@ impl Store {
                 "the file is not a hello followed by a document or changes",
             ));
         };
-        if hello.user != user {
+        if hello.user != *user {
             return Err(refuse(format!(
                 "the file holds learner {:?}'s progress, not {user:?}'s",
                 crate::error::shorten(&hello.user)
             )));
         }
-        crate::content_state::check_id("device", hello.device.clone())
-            .map_err(|e| refuse(e.to_string()))?;
+        crate::id::check_id("device", hello.device.clone()).map_err(|e| refuse(e.to_string()))?;
         match body {
             PeerMessage::Document(bytes) => self.peer_receive_document(user, bytes)?,
             PeerMessage::Changes(bytes) => self.peer_receive_changes(user, bytes)?,

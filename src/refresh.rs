@@ -7,6 +7,7 @@
 use crate::adapter::{Adapter, AdapterError};
 use crate::course::EnrolledCourse;
 use crate::error::Result;
+use crate::id::UserId;
 use crate::store::Store;
 use crate::sync::SyncOptions;
 use crate::sync_report::SyncReport;
@@ -45,7 +46,7 @@ impl Store {
     /// way.
     pub async fn refresh_courses(
         &self,
-        user: &str,
+        user: &UserId,
         adapter: &dyn Adapter,
         options: &SyncOptions,
     ) -> Result<CoursesAnswer> {
@@ -79,7 +80,7 @@ impl Store {
                 }
             }
         }
-        let (owner, now) = (user.to_string(), Timestamp::now());
+        let (owner, now) = (user.clone(), Timestamp::now());
         let courses = self
             .off_executor(move |store| {
                 store.cache_courses_at(&owner, &list, now)?;
@@ -96,11 +97,11 @@ impl Store {
     /// The answer from the cached list, when the server was not used, and why.
     async fn cached_answer(
         &self,
-        user: &str,
+        user: &UserId,
         cause: String,
         sync: SyncReport,
     ) -> Result<CoursesAnswer> {
-        let owner = user.to_string();
+        let owner = user.clone();
         let courses = self
             .off_executor(move |store| store.courses(&owner))
             .await?;

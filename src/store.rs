@@ -19,6 +19,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use crate::content_state::{ContentItem, ContentKey, ContentState};
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged, Event, EventHub, Subscription};
+use crate::id::{CourseId, UserId};
 use crate::progress_update::ProgressUpdate;
 
 pub(crate) use peers::InEpoch;
@@ -117,8 +118,8 @@ struct Inner {
     conn: Connection,
     device: [u8; 16],
     options: StoreOptions,
-    documents: HashMap<String, OpenDocument>,
-    unflushed: HashMap<String, usize>,
+    documents: HashMap<UserId, OpenDocument>,
+    unflushed: HashMap<UserId, usize>,
 }
 
 impl Store {
@@ -271,14 +272,14 @@ impl Store {
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store, UserId};
     /// let store = Store::open_in_memory()?;
     /// let updates = (0..3)
     ///     .map(|i| ProgressUpdate::new(ContentKey::new("u", "c", "b", format!("do_{i}"))?, Status::Completed, 100))
     ///     .collect::<headway::Result<Vec<_>>>()?;
     /// let changes = store.record_batch(updates)?;
     /// assert!(changes.iter().all(Option::is_some));
-    /// assert_eq!(store.items("u", None)?.len(), 3);
+    /// assert_eq!(store.items(&UserId::new("u")?, None)?.len(), 3);
     /// # Ok(()) }
     /// ```
     pub fn record_batch(
@@ -294,9 +295,9 @@ impl Store {
         for change in changes.iter().flatten() {
             *inner
                 .unflushed
-                .entry(change.key.user().to_string())
+                .entry(change.key.user().clone())
                 .or_default() += 1;
-            raised_users.insert(change.key.user().to_string());
+            raised_users.insert(change.key.user().clone());
         }
         let mut extra = Vec::new();
         for user in raised_users {
@@ -359,18 +360,19 @@ impl Store {
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// use headway::{ContentKey, CourseId, ProgressUpdate, Status, Store, UserId};
     /// let store = Store::open_in_memory()?;
     /// store.record(ProgressUpdate::new(ContentKey::new("u", "c1", "b", "k")?, Status::InProgress, 5)?)?;
     /// store.record(ProgressUpdate::new(ContentKey::new("u", "c2", "b", "k")?, Status::InProgress, 5)?)?;
-    /// assert_eq!(store.items("u", None)?.len(), 2);
-    /// assert_eq!(store.items("u", Some("c1"))?.len(), 1);
-    /// assert_eq!(store.items("someone-else", None)?.len(), 0);
+    /// let (user, course) = (UserId::new("u")?, CourseId::new("c1")?);
+    /// assert_eq!(store.items(&user, None)?.len(), 2);
+    /// assert_eq!(store.items(&user, Some(&course))?.len(), 1);
+    /// assert_eq!(store.items(&UserId::new("someone-else")?, None)?.len(), 0);
     /// # Ok(()) }
     /// ```
-    pub fn items(&self, user: &str, course: Option<&str>) -> Result<Vec<ContentItem>> {
+    pub fn items(&self, user: &UserId, course: Option<&CourseId>) -> Result<Vec<ContentItem>> {
         let inner = self.lock()?;
-        let which = course.map_or(Rows::All, Rows::Course);
+        let which = course.map_or(Rows::All, |course| Rows::Course(course));
         let rows = rows::select_learner(&inner.conn, user, which)?;
         Ok(rows
             .into_iter()
@@ -383,13 +385,13 @@ impl Store {
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store, UserId};
     /// let store = Store::open_in_memory()?;
     /// store.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
-    /// assert_eq!(store.pending("u")?.len(), 1);
+    /// assert_eq!(store.pending(&UserId::new("u")?)?.len(), 1);
     /// # Ok(()) }
     /// ```
-    pub fn pending(&self, user: &str) -> Result<Vec<ContentItem>> {
+    pub fn pending(&self, user: &UserId) -> Result<Vec<ContentItem>> {
         let inner = self.lock()?;
         let rows = rows::select_learner(&inner.conn, user, Rows::All)?;
         Ok(rows
@@ -406,7 +408,7 @@ impl Store {
     /// assert!(store.learners()?.is_empty());
     /// # Ok::<(), headway::Error>(())
     /// ```
-    pub fn learners(&self) -> Result<Vec<String>> {
+    pub fn learners(&self) -> Result<Vec<UserId>> {
         let inner = self.lock()?;
         let mut select = inner
             .conn
@@ -415,8 +417,17 @@ impl Store {
         let rows = select
             .query_map([], |row| row.get::<_, String>(0))
             .map_err(Error::sqlite("listing learners"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(Error::sqlite("listing learners"))
+        let ids = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Error::sqlite("listing learners"))?;
+        // Only validated ids are written; one that fails now was changed behind our back.
+        ids.into_iter()
+            .map(|id| {
+                UserId::new(id).map_err(|e| Error::CorruptStore {
+                    reason: format!("a stored learner id is invalid: {e}"),
+                })
+            })
+            .collect()
     }
 
     /// Folds every state raised since the last flush into the learner's Automerge document,
@@ -424,15 +435,15 @@ impl Store {
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store, UserId};
     /// let store = Store::open_in_memory()?;
     /// let key = ContentKey::new("u", "c", "b", "k")?;
     /// store.record(ProgressUpdate::new(key.clone(), Status::InProgress, 50)?)?;
-    /// store.flush("u")?;
-    /// assert_eq!(store.document_items("u")?, store.items("u", None)?);
+    /// store.flush(&UserId::new("u")?)?;
+    /// assert_eq!(store.document_items(&UserId::new("u")?)?, store.items(&UserId::new("u")?, None)?);
     /// # Ok(()) }
     /// ```
-    pub fn flush(&self, user: &str) -> Result<()> {
+    pub fn flush(&self, user: &UserId) -> Result<()> {
         let mut inner = self.lock()?;
         let extra = inner.flush(user)?;
         self.publish(&inner, extra);
@@ -445,15 +456,15 @@ impl Store {
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::{ContentKey, ProgressUpdate, Status, Store};
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store, UserId};
     /// let store = Store::open_in_memory()?;
     /// let key = ContentKey::new("u", "c", "b", "k")?;
     /// store.record(ProgressUpdate::new(key.clone(), Status::InProgress, 50)?)?;
-    /// store.compact("u")?;
-    /// assert_eq!(store.document_items("u")?, store.items("u", None)?);
+    /// store.compact(&UserId::new("u")?)?;
+    /// assert_eq!(store.document_items(&UserId::new("u")?)?, store.items(&UserId::new("u")?, None)?);
     /// # Ok(()) }
     /// ```
-    pub fn compact(&self, user: &str) -> Result<()> {
+    pub fn compact(&self, user: &UserId) -> Result<()> {
         let mut inner = self.lock()?;
         let extra = inner.compact(user)?;
         inner.give_back_free_pages();
@@ -464,7 +475,7 @@ impl Store {
 
     /// The learner's content items as the Automerge document holds them, after a flush: equal
     /// to [`Store::items`] (the invariant the crash tests check).
-    pub fn document_items(&self, user: &str) -> Result<Vec<ContentItem>> {
+    pub fn document_items(&self, user: &UserId) -> Result<Vec<ContentItem>> {
         let mut inner = self.lock()?;
         let extra = inner.flush(user)?;
         let items = inner
@@ -481,14 +492,14 @@ impl Store {
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::{ContentKey, LearnerDocument, ProgressUpdate, Status, Store};
+    /// use headway::{ContentKey, LearnerDocument, ProgressUpdate, Status, Store, UserId};
     /// let store = Store::open_in_memory()?;
     /// store.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
-    /// let doc = LearnerDocument::load("u", &store.save_document("u")?, None)?;
-    /// assert_eq!(doc.items(), store.items("u", None)?);
+    /// let doc = LearnerDocument::load(&UserId::new("u")?, &store.save_document(&UserId::new("u")?)?, None)?;
+    /// assert_eq!(doc.items(), store.items(&UserId::new("u")?, None)?);
     /// # Ok(()) }
     /// ```
-    pub fn save_document(&self, user: &str) -> Result<Vec<u8>> {
+    pub fn save_document(&self, user: &UserId) -> Result<Vec<u8>> {
         let mut inner = self.lock()?;
         let extra = inner.flush(user)?;
         let bytes = inner

@@ -16,6 +16,7 @@ use crate::adapter::{Adapter, ItemOutcome, Outgoing, PushReport, RetryCause};
 use crate::content_state::ContentKey;
 use crate::error::Result;
 use crate::events::{Event, SyncFailed};
+use crate::id::UserId;
 use crate::store::Store;
 use crate::sync_report::{RejectedItem, RetryingItem, SyncReport};
 use crate::timestamp::Timestamp;
@@ -78,6 +79,7 @@ impl Store {
     /// not resent until it changes.
     ///
     /// ```
+    /// # use headway::UserId;
     /// # use async_trait::async_trait;
     /// # use headway::*;
     /// # struct Accepting;
@@ -93,20 +95,20 @@ impl Store {
     /// let store = Store::open_in_memory()?;
     /// store.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
     /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    /// let report = runtime.block_on(store.sync("u", &Accepting, &SyncOptions::new()))?;
+    /// let report = runtime.block_on(store.sync(&UserId::new("u")?, &Accepting, &SyncOptions::new()))?;
     /// assert_eq!((report.sent, report.acknowledged, report.requests), (1, 1, 1));
-    /// assert!(store.pending("u")?.is_empty());
+    /// assert!(store.pending(&UserId::new("u")?)?.is_empty());
     /// # Ok(()) }
     /// ```
     pub async fn sync(
         &self,
-        user: &str,
+        user: &UserId,
         adapter: &dyn Adapter,
         options: &SyncOptions,
     ) -> Result<SyncReport> {
         let span = tracing::info_span!("sync", user = %user);
         let report = run(self, user, adapter, options).instrument(span).await?;
-        let (owner, at) = (user.to_string(), Timestamp::now());
+        let (owner, at) = (user.clone(), Timestamp::now());
         self.off_executor(move |store| {
             store.note_sync(&owner, &report, at);
             store.publish_event(sync_event(&owner, &report));
@@ -136,20 +138,20 @@ fn sync_event(user: &str, report: &SyncReport) -> Event {
 /// [`Rounds`] decides. Reads the clock for the deadline and the report's duration only.
 async fn run(
     store: &Store,
-    user: &str,
+    user: &UserId,
     adapter: &dyn Adapter,
     options: &SyncOptions,
 ) -> Result<SyncReport> {
     let started = Instant::now();
     // Items the server dropped without a reason last time are sent again: the cause (a token
     // of another user, say) may have gone since.
-    let owner = user.to_string();
+    let owner = user.clone();
     store
         .off_executor(move |store| store.resend_dropped(&owner))
         .await?;
     let mut rounds = Rounds::new(options.max_rounds);
     loop {
-        let owner = user.to_string();
+        let owner = user.clone();
         let pending = store
             .off_executor(move |store| store.outgoing(&owner))
             .await?;
@@ -281,7 +283,7 @@ impl Rounds {
         for (key, outcome) in self.last {
             match outcome {
                 ItemOutcome::Acknowledged => self.report.acknowledged += 1,
-                ItemOutcome::Rejected { reason } | ItemOutcome::Dropped { reason } => {
+                ItemOutcome::Rejected { reason } => {
                     self.report.rejected.push(RejectedItem { key, reason });
                 }
                 ItemOutcome::HeldLower { .. } => self.report.retrying.push(RetryingItem {

@@ -5,14 +5,15 @@ use std::time::Duration;
 
 use crate::adapter::RetryCause;
 use crate::content_state::ContentKey;
+use crate::rejection::RejectionReason;
 
 /// An item the server refused for good, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RejectedItem {
     /// Which content item.
     pub key: ContentKey,
-    /// The server's reason.
-    pub reason: String,
+    /// Why, with the server's text (its `Display`).
+    pub reason: RejectionReason,
 }
 
 /// An item that stays pending, and why.

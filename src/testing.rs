@@ -19,6 +19,7 @@ use async_trait::async_trait;
 
 use crate::adapter::Adapter;
 use crate::content_state::{ContentItem, ContentKey, ContentState, Status};
+use crate::id::UserId;
 use crate::progress_update::ProgressUpdate;
 use crate::store::Store;
 use crate::sync::SyncOptions;
@@ -31,11 +32,11 @@ use crate::sync_report::SyncReport;
 /// # use headway::testing::Harness;
 /// # use headway::Adapter;
 /// /// Only the shape: a real harness starts a server and points its adapter at it.
-/// struct Mine { adapter: Box<dyn Adapter> }
+/// struct Mine { adapter: Box<dyn Adapter>, learner: headway::UserId }
 /// #[async_trait]
 /// impl Harness for Mine {
 ///     fn adapter(&self) -> &dyn Adapter { self.adapter.as_ref() }
-///     fn learner(&self) -> &str { "learner-1" }
+///     fn learner(&self) -> &headway::UserId { &self.learner }
 ///     fn open_batch(&self) -> (&str, &str) { ("course-1", "batch-open") }
 ///     fn refused_batch(&self) -> (&str, &str) { ("course-1", "batch-closed") }
 ///     async fn break_server(&self) {}
@@ -48,7 +49,7 @@ pub trait Harness: Send + Sync {
     /// The adapter under test, talking to the harness's server.
     fn adapter(&self) -> &dyn Adapter;
     /// The learner the suite records progress for.
-    fn learner(&self) -> &str;
+    fn learner(&self) -> &UserId;
     /// A course and batch whose updates the server takes.
     fn open_batch(&self) -> (&str, &str);
     /// A course and batch whose updates the server refuses for good (a closed batch, say).

@@ -15,15 +15,18 @@ fn refused_and_unchanged(attempt: impl Fn(&Store) -> headway::Result<()>) -> Err
     let path = dir.file("p.db");
     let store = Store::open(&path).unwrap();
     store.record(update("u", "k", 1, 50, T0)).unwrap();
-    let before = store.items("u", None).unwrap();
-    let pending_before = store.pending("u").unwrap();
+    let before = store.items(&user_id("u"), None).unwrap();
+    let pending_before = store.pending(&user_id("u")).unwrap();
     let error = attempt(&store).expect_err("bad input was accepted");
     assert!(error.is_invalid_input(), "{error:?} is not an input error");
-    assert_eq!(store.items("u", None).unwrap(), before);
-    assert_eq!(store.pending("u").unwrap(), pending_before);
+    assert_eq!(store.items(&user_id("u"), None).unwrap(), before);
+    assert_eq!(store.pending(&user_id("u")).unwrap(), pending_before);
     drop(store);
     assert_eq!(
-        Store::open(&path).unwrap().items("u", None).unwrap(),
+        Store::open(&path)
+            .unwrap()
+            .items(&user_id("u"), None)
+            .unwrap(),
         before
     );
     error
@@ -184,4 +187,9 @@ fn ids_with_leading_or_trailing_white_space_are_refused() {
         });
         assert!(matches!(e, Error::InvalidId { .. }), "{e:?}");
     }
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

@@ -25,16 +25,16 @@ fn filled_store(path: &Path) {
             ))
             .unwrap();
     }
-    store.flush("u").unwrap();
+    store.flush(&user_id("u")).unwrap();
 }
 
 /// Opens and reads everything; returns the first error.
 fn open_and_read(path: &Path) -> headway::Result<usize> {
     let store = Store::open(path)?;
     // Loading the document joins it with the table, repairing whichever lost something.
-    store.document_items("u")?;
-    let items = store.items("u", None)?;
-    store.pending("u")?;
+    store.document_items(&user_id("u"))?;
+    let items = store.items(&user_id("u"), None)?;
+    store.pending(&user_id("u"))?;
     Ok(items.len())
 }
 
@@ -161,7 +161,7 @@ fn a_flipped_bit_inside_a_stored_value_is_caught_by_the_row_checksum() {
         std::fs::write(&copy, &bytes).unwrap();
         let store = Store::open(&copy).unwrap();
         let error = store
-            .items("u", None)
+            .items(&user_id("u"), None)
             .expect_err("a changed id was read back");
         assert!(matches!(error, Error::CorruptStore { .. }), "{error:?}");
         assert!(error.to_string().contains("checksum"), "{error}");
@@ -249,13 +249,15 @@ fn restamp(path: &Path, drop: &[&str], version: i64) {
 #[test]
 fn a_store_of_an_older_schema_is_upgraded_and_keeps_every_item() {
     let dir = TempDir::new("older");
-    // Version 1 had no course cache and no peers; version 2 no peers (version 3 added the
-    // peer table and the index of rows to fold).
+    // What each version added: 4 the kind of a rejection, 3 the peer table and the index of
+    // rows to fold, 2 the course cache.
+    let version_4 = ["ALTER TABLE content_state DROP COLUMN rejected_kind"];
     let version_3 = ["DROP TABLE peer", "DROP INDEX content_state_unfolded"];
     let version_2 = ["DROP TABLE enrolled_course", "DROP TABLE course_leaf"];
     for (version, dropped) in [
-        (1, [&version_3[..], &version_2[..]].concat()),
-        (2, version_3.to_vec()),
+        (1, [&version_4[..], &version_3[..], &version_2[..]].concat()),
+        (2, [&version_4[..], &version_3[..]].concat()),
+        (3, version_4.to_vec()),
     ] {
         let path = dir.file(&format!("v{version}.db"));
         filled_store(&path);
@@ -273,13 +275,13 @@ fn a_store_of_an_older_schema_is_upgraded_and_keeps_every_item() {
 #[test]
 fn a_store_whose_schema_version_was_damaged_is_refused_and_left_untouched() {
     let dir = TempDir::new("restamped");
-    for version in [0, 1, 2, 7] {
+    for version in [0, 1, 2, 3, 7] {
         let path = dir.file(&format!("stamped-{version}.db"));
         filled_store(&path);
         restamp(&path, &[], version);
         let before = std::fs::read(&path).unwrap();
         let error = open_and_read(&path).expect_err("a restamped store must be refused");
-        if version > 3 {
+        if version > 4 {
             // Indistinguishable from a store a newer build wrote: refused as too new.
             assert!(
                 matches!(error, Error::StoreTooNew { found: 7, .. }),
@@ -299,4 +301,9 @@ fn a_store_whose_schema_version_was_damaged_is_refused_and_left_untouched() {
             "version {version}: the refused file changed"
         );
     }
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

@@ -20,9 +20,11 @@ fn course_progress_events_never_go_backwards_when_leaves_are_set_while_recording
     for attempt in 0..150 {
         let store = Arc::new(Store::open_in_memory().unwrap());
         store
-            .cache_courses("u", &[EnrolledCourse::new(COURSE, BATCH, 200)])
+            .cache_courses(&user_id("u"), &[EnrolledCourse::new(COURSE, BATCH, 200)])
             .unwrap();
-        store.set_leaf_nodes("u", COURSE, BATCH, &leaves).unwrap();
+        store
+            .set_leaf_nodes(&user_id("u"), COURSE, BATCH, &leaves)
+            .unwrap();
         let events = store.subscribe();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let recorder = {
@@ -42,7 +44,9 @@ fn course_progress_events_never_go_backwards_when_leaves_are_set_while_recording
             let done = Arc::clone(&done);
             std::thread::spawn(move || {
                 while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                    store.set_leaf_nodes("u", COURSE, BATCH, &leaves).unwrap();
+                    store
+                        .set_leaf_nodes(&user_id("u"), COURSE, BATCH, &leaves)
+                        .unwrap();
                 }
             })
         };
@@ -66,7 +70,7 @@ fn course_progress_events_never_go_backwards_when_leaves_are_set_while_recording
             );
             highest = *after;
         }
-        let now = store.courses("u").unwrap()[0].completion_percentage;
+        let now = store.courses(&user_id("u")).unwrap()[0].completion_percentage;
         assert_eq!(
             highest, now,
             "attempt {attempt}: the last event is not the course's progress"
@@ -83,9 +87,11 @@ fn a_leaf_completion_announces_the_percentage_courses_shows_when_the_app_supplie
     let leaves: Vec<String> = (0..4).map(|i| format!("do_{i}")).collect();
     let store = Store::open_in_memory().unwrap();
     store
-        .cache_courses("u", &[EnrolledCourse::new(COURSE, BATCH, 0)])
+        .cache_courses(&user_id("u"), &[EnrolledCourse::new(COURSE, BATCH, 0)])
         .unwrap();
-    store.set_leaf_nodes("u", COURSE, BATCH, &leaves).unwrap();
+    store
+        .set_leaf_nodes(&user_id("u"), COURSE, BATCH, &leaves)
+        .unwrap();
     let events = store.subscribe();
     for (i, leaf) in leaves.iter().enumerate() {
         store
@@ -101,4 +107,9 @@ fn a_leaf_completion_announces_the_percentage_courses_shows_when_the_app_supplie
         })
         .collect();
     assert_eq!(moves, vec![(0, 25), (25, 50), (50, 75), (75, 100)]);
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

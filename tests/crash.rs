@@ -123,8 +123,8 @@ fn sigkill_at_random_instants_loses_no_returned_record() {
             confirmed += 1;
         }
         assert_eq!(
-            store.document_items("u").unwrap(),
-            store.items("u", None).unwrap(),
+            store.document_items(&user_id("u")).unwrap(),
+            store.items(&user_id("u"), None).unwrap(),
             "round {round}: document and table disagree after a kill"
         );
     }
@@ -133,4 +133,9 @@ fn sigkill_at_random_instants_loses_no_returned_record() {
         "only {confirmed} records were confirmed: the kills came too early"
     );
     eprintln!("{KILLS} kills, {confirmed} returned records checked");
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

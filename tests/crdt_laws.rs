@@ -54,7 +54,7 @@ fn ops(docs: usize) -> impl Strategy<Value = Vec<Op>> {
 }
 
 fn copy(doc: &mut LearnerDocument) -> LearnerDocument {
-    LearnerDocument::load(USER, &doc.save(), None).unwrap()
+    LearnerDocument::load(&user_id(USER), &doc.save(), None).unwrap()
 }
 
 fn every_order(n: usize) -> Vec<Vec<usize>> {
@@ -96,7 +96,7 @@ proptest! {
     #[test]
     fn documents_merged_in_any_order_converge_to_the_max(n in 2usize..=3, ops in ops(3)) {
         let mut docs: Vec<LearnerDocument> =
-            (0..n).map(|_| LearnerDocument::new(USER).unwrap()).collect();
+            (0..n).map(|_| LearnerDocument::new(&user_id(USER)).unwrap()).collect();
         let mut model: BTreeMap<usize, ContentState> = BTreeMap::new();
         for op in ops {
             match op {
@@ -154,8 +154,8 @@ proptest! {
 fn concurrent_creation_of_one_key_merges_to_the_max_of_every_field() {
     let t = |ms: i64| Some(Timestamp::from_millis(ms).unwrap());
     let k = key(7);
-    let mut phone = LearnerDocument::new(USER).unwrap();
-    let mut tablet = LearnerDocument::new(USER).unwrap();
+    let mut phone = LearnerDocument::new(&user_id(USER)).unwrap();
+    let mut tablet = LearnerDocument::new(&user_id(USER)).unwrap();
     // Each side wins some fields: the phone has the higher status and access time, the
     // tablet the higher progress and completion time.
     let on_phone = ContentState::new(
@@ -189,7 +189,7 @@ fn concurrent_creation_of_one_key_merges_to_the_max_of_every_field() {
 #[test]
 fn a_write_below_the_register_is_a_no_op() {
     let k = key(1);
-    let mut doc = LearnerDocument::new(USER).unwrap();
+    let mut doc = LearnerDocument::new(&user_id(USER)).unwrap();
     let high = ContentState::new(Status::Completed, Progress::COMPLETE, None, None);
     doc.raise(&k, &high).unwrap();
     doc.commit_change();
@@ -204,8 +204,8 @@ fn concurrent_raises_read_the_max_not_automerges_default_winner() {
     // get_all and joining must give the max whichever actor wins.
     for round in 0..20 {
         let k = key(round);
-        let mut a = LearnerDocument::new(USER).unwrap();
-        let mut b = LearnerDocument::new(USER).unwrap();
+        let mut a = LearnerDocument::new(&user_id(USER)).unwrap();
+        let mut b = LearnerDocument::new(&user_id(USER)).unwrap();
         let lo = ContentState::new(Status::InProgress, Progress::new(10).unwrap(), None, None);
         let hi = ContentState::new(Status::InProgress, Progress::new(90).unwrap(), None, None);
         a.raise(&k, &lo).unwrap();
@@ -214,4 +214,9 @@ fn concurrent_raises_read_the_max_not_automerges_default_winner() {
         a.merge(&mut b_copy).unwrap();
         assert_eq!(a.state(&k), Some(hi));
     }
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

@@ -38,19 +38,19 @@ fn every_kept_crasher_now_gives_a_typed_error_or_a_valid_result() {
     for (target, path, bytes) in all {
         match target.as_str() {
             "load_document" => {
-                if let Err(e) = LearnerDocument::load("learner-1", &bytes, None) {
+                if let Err(e) = LearnerDocument::load(&user_id("learner-1"), &bytes, None) {
                     assert!(
                         matches!(e, Error::CorruptDocument { .. }),
                         "{}: {e:?}",
                         path.display()
                     );
                 }
-                let mut doc = LearnerDocument::new("learner-1").unwrap();
+                let mut doc = LearnerDocument::new(&user_id("learner-1")).unwrap();
                 let _ = doc.load_more(&bytes);
             }
             "peer_message" => {
                 let store = Store::open_in_memory().unwrap();
-                if let Err(e) = store.peer_import("u", &bytes) {
+                if let Err(e) = store.peer_import(&user_id("u"), &bytes) {
                     assert!(
                         matches!(e, Error::PeerMessage { .. } | Error::CorruptDocument { .. }),
                         "{}: {e:?}",
@@ -75,4 +75,9 @@ fn every_store_ops_seed_keeps_every_store_property() {
         count += 1;
     }
     assert!(count >= 3, "the store_ops seeds are missing");
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

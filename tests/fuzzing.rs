@@ -128,8 +128,9 @@ fn the_kept_automerge_crasher_is_refused_with_a_typed_error_and_no_panic() {
     let path =
         repo().join("tests/fuzz-crashers/load_document/automerge-0.12-column-decoder-panic.bin");
     let bytes = std::fs::read(path).unwrap();
-    let loaded = std::panic::catch_unwind(|| LearnerDocument::load("learner-1", &bytes, None))
-        .expect("a panic escaped");
+    let loaded =
+        std::panic::catch_unwind(|| LearnerDocument::load(&user_id("learner-1"), &bytes, None))
+            .expect("a panic escaped");
     assert!(
         matches!(loaded, Err(Error::CorruptDocument { .. })),
         "{loaded:?}"
@@ -188,4 +189,9 @@ fn a_panic_escaping_a_target_fails_the_fuzz_run_and_names_the_input() {
         stdout.contains("a panic escaped the fuzz target"),
         "{stdout}"
     );
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

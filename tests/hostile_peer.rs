@@ -31,8 +31,8 @@ fn split(file: &[u8]) -> (Hello, PeerMessage) {
 }
 
 fn exchange(initiator_store: &Store, responder_store: &Store, user: &str) {
-    let mut initiator = PeerSession::new(user, Role::Initiator);
-    let mut responder = PeerSession::new(user, Role::Responder);
+    let mut initiator = PeerSession::new(&user_id(user), Role::Initiator);
+    let mut responder = PeerSession::new(&user_id(user), Role::Responder);
     let mut outgoing = vec![initiator.start(initiator_store).unwrap()];
     while let Some(message) = outgoing.pop() {
         for reply in responder.handle(responder_store, message).unwrap() {
@@ -49,7 +49,7 @@ fn hostile_change(vandalise: impl Fn(&mut AutoCommit, &str)) {
     victim.record(update("u", "k", 2, 100, T0)).unwrap();
     victim.record(update("u", "other", 1, 10, T0)).unwrap();
     // The hostile peer gets the victim's document as any peer would, and deletes "k".
-    let (hello, body) = split(&victim.peer_export("u", None).unwrap());
+    let (hello, body) = split(&victim.peer_export(&user_id("u"), None).unwrap());
     let PeerMessage::Document(bytes) = body else {
         panic!("a whole document")
     };
@@ -69,8 +69,8 @@ fn hostile_change(vandalise: impl Fn(&mut AutoCommit, &str)) {
         frame(&PeerMessage::Changes(changes)),
     ]
     .concat();
-    let _ = victim.peer_import("u", &file);
-    let table = victim.items("u", None).unwrap();
+    let _ = victim.peer_import(&user_id("u"), &file);
+    let table = victim.items(&user_id("u"), None).unwrap();
     assert_eq!(table.len(), 2, "the table keeps the value");
     // A friend's device syncs with the victim: it must hear of everything the victim holds.
     exchange(&friend, &victim, "u");
@@ -80,7 +80,7 @@ fn hostile_change(vandalise: impl Fn(&mut AutoCommit, &str)) {
         "a device syncing with the victim never hears of the value the hostile change removed"
     );
     assert_eq!(
-        victim.document_items("u").unwrap(),
+        victim.document_items(&user_id("u")).unwrap(),
         table,
         "document and table disagree after a hostile change"
     );
@@ -94,4 +94,9 @@ fn a_peers_change_deleting_a_register_does_not_hide_the_value_from_other_devices
 #[test]
 fn a_peers_change_overwriting_a_register_with_garbage_does_not_hide_the_value() {
     hostile_change(|doc, name| doc.put(ROOT, name, "not a register").unwrap());
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

@@ -10,8 +10,8 @@ use support::{update, TempDir};
 const T0: i64 = 1_714_558_530_123;
 
 fn try_exchange(initiator_store: &Store, responder_store: &Store, user: &str) -> Result<(), Error> {
-    let mut initiator = PeerSession::new(user, Role::Initiator);
-    let mut responder = PeerSession::new(user, Role::Responder);
+    let mut initiator = PeerSession::new(&user_id(user), Role::Initiator);
+    let mut responder = PeerSession::new(&user_id(user), Role::Responder);
     let mut outgoing = vec![initiator.start(initiator_store)?];
     while let Some(message) = outgoing.pop() {
         let message = PeerMessage::decode(&message.encode())?;
@@ -39,22 +39,22 @@ fn stale_changes_file_imported(dir: &TempDir) -> (Store, Store, String) {
     let b_path = dir.file("b.db");
     let b = Store::open(&b_path).unwrap();
     a.record(update("u", "k1", 1, 10, T0)).unwrap();
-    b.peer_import("u", &a.peer_export("u", None).unwrap())
+    b.peer_import(&user_id("u"), &a.peer_export(&user_id("u"), None).unwrap())
         .unwrap();
     // a learns what b holds (b's file), so a later `--since-peer b` file carries changes.
-    a.peer_import("u", &b.peer_export("u", None).unwrap())
+    a.peer_import(&user_id("u"), &b.peer_export(&user_id("u"), None).unwrap())
         .unwrap();
     let b_id = b.device_id().unwrap();
     a.record(update("u", "k2", 1, 40, T0 + 1)).unwrap();
-    let stale = a.peer_export("u", Some(&b_id)).unwrap();
+    let stale = a.peer_export(&user_id("u"), Some(&b_id)).unwrap();
     assert!(
         matches!(decode_body(&stale), PeerMessage::Changes(_)),
         "the file carries changes only"
     );
     // b leaves the epoch before the file arrives.
     b.record(update("u", "k3", 1, 20, T0 + 2)).unwrap();
-    b.compact("u").unwrap();
-    b.peer_import("u", &stale).unwrap();
+    b.compact(&user_id("u")).unwrap();
+    b.peer_import(&user_id("u"), &stale).unwrap();
     assert_eq!(
         b.state(&support::key("u", "k2"))
             .unwrap()
@@ -74,8 +74,8 @@ fn a_stale_changes_file_does_not_make_the_next_step_fail_after_another_handle_wr
     let (_a, b, b_path) = stale_changes_file_imported(&dir);
     let other = Store::open(&b_path).unwrap();
     other.record(update("u", "k4", 1, 50, T0 + 3)).unwrap();
-    other.flush("u").unwrap();
-    b.peer_export("u", None)
+    other.flush(&user_id("u")).unwrap();
+    b.peer_export(&user_id("u"), None)
         .expect("export after another handle flushed");
 }
 
@@ -88,7 +88,10 @@ fn a_stale_changes_file_does_not_stop_the_next_live_exchange() {
     b.record(update("u", "k6", 1, 70, T0 + 5)).unwrap();
     try_exchange(&b, &a, "u").expect("b initiates");
     try_exchange(&a, &b, "u").expect("a initiates");
-    assert_eq!(a.items("u", None).unwrap(), b.items("u", None).unwrap());
+    assert_eq!(
+        a.items(&user_id("u"), None).unwrap(),
+        b.items(&user_id("u"), None).unwrap()
+    );
 }
 
 /// The same stale file imported twice, then a flush and a compaction on the receiver.
@@ -98,29 +101,29 @@ fn a_stale_changes_file_imported_twice_then_compacted_keeps_everything() {
     let a = Store::open(dir.file("a.db")).unwrap();
     let b = Store::open(dir.file("b.db")).unwrap();
     a.record(update("u", "k1", 1, 10, T0)).unwrap();
-    b.peer_import("u", &a.peer_export("u", None).unwrap())
+    b.peer_import(&user_id("u"), &a.peer_export(&user_id("u"), None).unwrap())
         .unwrap();
     // a learns what b holds (b's file), so a later `--since-peer b` file carries changes.
-    a.peer_import("u", &b.peer_export("u", None).unwrap())
+    a.peer_import(&user_id("u"), &b.peer_export(&user_id("u"), None).unwrap())
         .unwrap();
     let b_id = b.device_id().unwrap();
     a.record(update("u", "k2", 1, 40, T0 + 1)).unwrap();
-    let stale = a.peer_export("u", Some(&b_id)).unwrap();
+    let stale = a.peer_export(&user_id("u"), Some(&b_id)).unwrap();
     assert!(
         matches!(decode_body(&stale), PeerMessage::Changes(_)),
         "the file carries changes only"
     );
-    b.compact("u").unwrap();
-    b.peer_import("u", &stale).unwrap();
-    b.peer_import("u", &stale).unwrap();
+    b.compact(&user_id("u")).unwrap();
+    b.peer_import(&user_id("u"), &stale).unwrap();
+    b.peer_import(&user_id("u"), &stale).unwrap();
     b.record(update("u", "k3", 1, 30, T0 + 2)).unwrap();
-    b.flush("u").unwrap();
-    b.compact("u").unwrap();
+    b.flush(&user_id("u")).unwrap();
+    b.compact(&user_id("u")).unwrap();
     let reopened = Store::open(dir.file("b.db")).unwrap();
-    assert_eq!(reopened.items("u", None).unwrap().len(), 3);
+    assert_eq!(reopened.items(&user_id("u"), None).unwrap().len(), 3);
     assert_eq!(
-        reopened.document_items("u").unwrap(),
-        reopened.items("u", None).unwrap()
+        reopened.document_items(&user_id("u")).unwrap(),
+        reopened.items(&user_id("u"), None).unwrap()
     );
 }
 
@@ -153,16 +156,16 @@ fn a_live_exchange_settles_when_both_sides_compact_in_the_middle_of_it() {
             ))
             .unwrap();
         }
-        let mut initiator = PeerSession::new("u", Role::Initiator);
-        let mut responder = PeerSession::new("u", Role::Responder);
+        let mut initiator = PeerSession::new(&user_id("u"), Role::Initiator);
+        let mut responder = PeerSession::new(&user_id("u"), Role::Responder);
         let mut outgoing = vec![initiator.start(&a).unwrap()];
         let mut delivered = 0;
         let outcome = (|| -> Result<(), Error> {
             while let Some(message) = outgoing.pop() {
                 delivered += 1;
                 if delivered == at {
-                    a.compact("u")?;
-                    b.compact("u")?;
+                    a.compact(&user_id("u"))?;
+                    b.compact(&user_id("u"))?;
                 }
                 for reply in responder.handle(&b, message)? {
                     outgoing.extend(initiator.handle(&a, reply)?);
@@ -172,7 +175,7 @@ fn a_live_exchange_settles_when_both_sides_compact_in_the_middle_of_it() {
         })();
         match outcome {
             Ok(()) if initiator.is_finished() => {
-                if a.items("u", None).unwrap() != b.items("u", None).unwrap() {
+                if a.items(&user_id("u"), None).unwrap() != b.items(&user_id("u"), None).unwrap() {
                     failures.push(format!("compacted before message {at}: did not converge"));
                 }
             }
@@ -181,4 +184,9 @@ fn a_live_exchange_settles_when_both_sides_compact_in_the_middle_of_it() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

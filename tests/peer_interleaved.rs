@@ -43,8 +43,12 @@ fn busy(rng: &mut Rng, store: &Store, other: &Store, contents: &[String]) -> Res
                 .map(|_| ())
                 .map_err(|e| format!("record: {e}"))
         }
-        1 => target.flush(USER).map_err(|e| format!("flush: {e}")),
-        _ => target.compact(USER).map_err(|e| format!("compact: {e}")),
+        1 => target
+            .flush(&user_id(USER))
+            .map_err(|e| format!("flush: {e}")),
+        _ => target
+            .compact(&user_id(USER))
+            .map_err(|e| format!("compact: {e}")),
     }
 }
 
@@ -70,15 +74,15 @@ fn run(seed: u64) -> Result<(), String> {
         busy(&mut rng, &b, &b2, &contents)?;
     }
     for round in 0..1 + rng.below(4) {
-        let held_a = snapshot(a.items(USER, None).unwrap());
-        let held_b = snapshot(b.items(USER, None).unwrap());
+        let held_a = snapshot(a.items(&user_id(USER), None).unwrap());
+        let held_b = snapshot(b.items(&user_id(USER), None).unwrap());
         let (first, second, first2, second2) = if rng.below(2) == 0 {
             (&a, &b, &a2, &b2)
         } else {
             (&b, &a, &b2, &a2)
         };
-        let mut initiator = PeerSession::new(USER, Role::Initiator);
-        let mut responder = PeerSession::new(USER, Role::Responder);
+        let mut initiator = PeerSession::new(&user_id(USER), Role::Initiator);
+        let mut responder = PeerSession::new(&user_id(USER), Role::Responder);
         let mut outgoing = vec![initiator.start(first).map_err(|e| e.to_string())?];
         // At most a few interruptions per exchange (`HEADWAY_REVIEW_BUSY`, default 2): after
         // them both stores are quiet, and the exchange must settle.
@@ -118,17 +122,17 @@ fn run(seed: u64) -> Result<(), String> {
         if !initiator.is_finished() {
             return Err(format!("round {round}: the exchange did not finish"));
         }
-        covers(&snapshot(a.items(USER, None).unwrap()), &held_b)
+        covers(&snapshot(a.items(&user_id(USER), None).unwrap()), &held_b)
             .map_err(|e| format!("round {round}: a lacks what b held: {e}"))?;
-        covers(&snapshot(b.items(USER, None).unwrap()), &held_a)
+        covers(&snapshot(b.items(&user_id(USER), None).unwrap()), &held_a)
             .map_err(|e| format!("round {round}: b lacks what a held: {e}"))?;
         for (name, store) in [("a", &a), ("a2", &a2), ("b", &b), ("b2", &b2)] {
             let document = snapshot(
                 store
-                    .document_items(USER)
+                    .document_items(&user_id(USER))
                     .map_err(|e| format!("{name}: {e}"))?,
             );
-            let table = snapshot(store.items(USER, None).unwrap());
+            let table = snapshot(store.items(&user_id(USER), None).unwrap());
             if document != table {
                 return Err(format!(
                     "round {round}: {name}: document and table disagree\n {document:?}\n {table:?}"
@@ -170,4 +174,9 @@ fn a_live_exchange_settles_and_loses_nothing_while_both_stores_record_flush_and_
         seeds.len()
     );
     eprintln!("{} seeds passed", seeds.len());
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

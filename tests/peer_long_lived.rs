@@ -39,7 +39,7 @@ impl Device {
     }
 
     fn items(&self) -> Snapshot {
-        snapshot(self.store().items(USER, None).expect("items"))
+        snapshot(self.store().items(&user_id(USER), None).expect("items"))
     }
 
     /// No state went down since the last check; the table is remembered for the next one.
@@ -53,7 +53,7 @@ impl Device {
     fn check_document_agrees(&self, step: &str) -> Result<(), String> {
         let document = snapshot(
             self.store()
-                .document_items(USER)
+                .document_items(&user_id(USER))
                 .map_err(|e| e.to_string())?,
         );
         let table = self.items();
@@ -68,8 +68,8 @@ impl Device {
 
 /// One live exchange; any error (or a session that does not finish) is a failure.
 fn live(initiator_store: &Store, responder_store: &Store) -> Result<(), String> {
-    let mut initiator = PeerSession::new(USER, Role::Initiator);
-    let mut responder = PeerSession::new(USER, Role::Responder);
+    let mut initiator = PeerSession::new(&user_id(USER), Role::Initiator);
+    let mut responder = PeerSession::new(&user_id(USER), Role::Responder);
     let mut outgoing = vec![initiator
         .start(initiator_store)
         .map_err(|e| e.to_string())?];
@@ -149,10 +149,13 @@ fn run(seed: u64) -> Result<(), String> {
                     .map_or(recorded, |held| held.merge(&recorded));
                 everything.insert(key, joined);
             }
-            45..=52 => devices[x].store().flush(USER).map_err(|e| e.to_string())?,
+            45..=52 => devices[x]
+                .store()
+                .flush(&user_id(USER))
+                .map_err(|e| e.to_string())?,
             53..=58 => devices[x]
                 .store()
-                .compact(USER)
+                .compact(&user_id(USER))
                 .map_err(|e| e.to_string())?,
             59..=63 => devices[x].restart(),
             // A file from x to y, whole or since what x knows of y.
@@ -161,11 +164,11 @@ fn run(seed: u64) -> Result<(), String> {
                 let since = (rng.below(2) == 0).then_some(ids[y].as_str());
                 let file = devices[x]
                     .store()
-                    .peer_export(USER, since)
+                    .peer_export(&user_id(USER), since)
                     .map_err(|e| format!("{label}: export: {e}"))?;
                 devices[y]
                     .store()
-                    .peer_import(USER, &file)
+                    .peer_import(&user_id(USER), &file)
                     .map_err(|e| format!("{label}: import from {x} into {y}: {e}"))?;
                 covers(&devices[y].items(), &held)
                     .map_err(|e| format!("{label}: file {x} -> {y} lost a value: {e}"))?;
@@ -203,7 +206,10 @@ fn run(seed: u64) -> Result<(), String> {
             ));
         }
         device.check_document_agrees("final")?;
-        device.store().compact(USER).map_err(|e| e.to_string())?;
+        device
+            .store()
+            .compact(&user_id(USER))
+            .map_err(|e| e.to_string())?;
         device.restart();
         if device.items() != everything {
             return Err(format!(
@@ -243,4 +249,9 @@ fn long_lived_devices_never_lose_a_value_and_always_converge() {
         seeds.len()
     );
     eprintln!("{} seeds passed", seeds.len());
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

@@ -40,7 +40,7 @@ impl Device {
             Some(Store::open_with(&self.path, self.options.clone()).expect("reopen"));
     }
     fn items(&self) -> Snapshot {
-        snapshot(self.store().items(USER, None).expect("items"))
+        snapshot(self.store().items(&user_id(USER), None).expect("items"))
     }
     fn check_monotonic(&mut self, step: &str) -> Result<(), String> {
         let now = self.items();
@@ -51,7 +51,7 @@ impl Device {
     fn check_document_agrees(&self, step: &str, which: usize) -> Result<(), String> {
         let document = snapshot(
             self.handle(which)
-                .document_items(USER)
+                .document_items(&user_id(USER))
                 .map_err(|e| format!("{step}: document_items: {e}"))?,
         );
         let table = self.items();
@@ -66,8 +66,8 @@ impl Device {
 
 /// One live exchange, cut after `cut` messages when given. Returns whether it finished.
 fn live(a: &Store, b: &Store, cut: Option<usize>) -> Result<bool, String> {
-    let mut initiator = PeerSession::new(USER, Role::Initiator);
-    let mut responder = PeerSession::new(USER, Role::Responder);
+    let mut initiator = PeerSession::new(&user_id(USER), Role::Initiator);
+    let mut responder = PeerSession::new(&user_id(USER), Role::Responder);
     let mut outgoing = vec![initiator.start(a).map_err(|e| e.to_string())?];
     let mut delivered = 0;
     while let Some(message) = outgoing.pop() {
@@ -165,11 +165,11 @@ fn run(seed: u64) -> Result<(), String> {
             }
             38..=43 => devices[x]
                 .handle(hx)
-                .flush(USER)
+                .flush(&user_id(USER))
                 .map_err(|e| format!("{label}: flush: {e}"))?,
             44..=49 => devices[x]
                 .handle(hx)
-                .compact(USER)
+                .compact(&user_id(USER))
                 .map_err(|e| format!("{label}: compact: {e}"))?,
             50..=53 => devices[x].restart(hx),
             54..=65 => {
@@ -177,12 +177,12 @@ fn run(seed: u64) -> Result<(), String> {
                 let since = (rng.below(2) == 0).then_some(ids[y].as_str());
                 let file = devices[x]
                     .handle(hx)
-                    .peer_export(USER, since)
+                    .peer_export(&user_id(USER), since)
                     .map_err(|e| format!("{label}: export: {e}"))?;
                 files.push((x, since.map(|_| y), file.clone(), held.clone()));
                 devices[y]
                     .handle(hy)
-                    .peer_import(USER, &file)
+                    .peer_import(&user_id(USER), &file)
                     .map_err(|e| format!("{label}: import from {x} into {y}: {e}"))?;
                 covers(&devices[y].items(), &held)
                     .map_err(|e| format!("{label}: file {x} -> {y} lost a value: {e}"))?;
@@ -197,7 +197,7 @@ fn run(seed: u64) -> Result<(), String> {
                 let complete = meant.is_none_or(|m| m == to);
                 devices[to]
                     .handle(hy)
-                    .peer_import(USER, file)
+                    .peer_import(&user_id(USER), file)
                     .map_err(|e| format!("{label}: old file from {from} into {to}: {e}"))?;
                 if complete {
                     covers(&devices[to].items(), held).map_err(|e| {
@@ -232,7 +232,7 @@ fn run(seed: u64) -> Result<(), String> {
             if std::env::var("HEADWAY_REVIEW_FRESH").is_ok() {
                 let fresh = Store::open_with(&device.path, device.options.clone())
                     .map_err(|e| format!("{label}: device {i}: reopen: {e}"))?;
-                fresh.document_items(USER).map_err(|e| {
+                fresh.document_items(&user_id(USER)).map_err(|e| {
                     format!("{label}: device {i}: the stored document does not load: {e}")
                 })?;
             }
@@ -259,7 +259,7 @@ fn run(seed: u64) -> Result<(), String> {
         }
         device
             .store()
-            .compact(USER)
+            .compact(&user_id(USER))
             .map_err(|e| format!("final: device {i}: compact: {e}"))?;
         device.restart(0);
         if device.items() != everything {
@@ -302,4 +302,9 @@ fn harsh_long_lived_devices_with_old_files_cut_exchanges_and_two_handles_never_l
         seeds.len()
     );
     eprintln!("{} seeds passed", seeds.len());
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

@@ -13,8 +13,8 @@ const T0: i64 = 1_714_558_530_123;
 /// Runs one live exchange between two stores through an in-memory "transport"; returns the
 /// bytes that crossed it.
 fn exchange(initiator_store: &Store, responder_store: &Store, user: &str) -> usize {
-    let mut initiator = PeerSession::new(user, Role::Initiator);
-    let mut responder = PeerSession::new(user, Role::Responder);
+    let mut initiator = PeerSession::new(&user_id(user), Role::Initiator);
+    let mut responder = PeerSession::new(&user_id(user), Role::Responder);
     let mut bytes = 0;
     let mut outgoing = vec![initiator.start(initiator_store).unwrap()];
     while let Some(message) = outgoing.pop() {
@@ -61,24 +61,27 @@ fn two_stores_converge_through_files_in_both_directions() {
     let phone = Store::open(dir.file("phone.db")).unwrap();
     fill(&school, "u", 1, 200);
     fill(&phone, "u", 2, 200);
-    let to_phone = school.peer_export("u", None).unwrap();
+    let to_phone = school.peer_export(&user_id("u"), None).unwrap();
     std::fs::write(dir.file("to-phone.hwp"), &to_phone).unwrap();
     phone
-        .peer_import("u", &std::fs::read(dir.file("to-phone.hwp")).unwrap())
+        .peer_import(
+            &user_id("u"),
+            &std::fs::read(dir.file("to-phone.hwp")).unwrap(),
+        )
         .unwrap();
-    let to_school = phone.peer_export("u", None).unwrap();
-    school.peer_import("u", &to_school).unwrap();
+    let to_school = phone.peer_export(&user_id("u"), None).unwrap();
+    school.peer_import(&user_id("u"), &to_school).unwrap();
     assert_eq!(
-        phone.items("u", None).unwrap(),
-        school.items("u", None).unwrap()
+        phone.items(&user_id("u"), None).unwrap(),
+        school.items(&user_id("u"), None).unwrap()
     );
     assert_eq!(
-        phone.document_items("u").unwrap(),
-        phone.items("u", None).unwrap()
+        phone.document_items(&user_id("u")).unwrap(),
+        phone.items(&user_id("u"), None).unwrap()
     );
     assert_eq!(
-        school.document_items("u").unwrap(),
-        school.items("u", None).unwrap()
+        school.document_items(&user_id("u")).unwrap(),
+        school.items(&user_id("u"), None).unwrap()
     );
 }
 
@@ -90,25 +93,31 @@ fn a_later_file_carries_only_what_the_peer_lacks() {
     fill(&school, "u", 3, 300);
     // First contact: whole documents, both ways, so both know the other's heads.
     phone
-        .peer_import("u", &school.peer_export("u", None).unwrap())
+        .peer_import(
+            &user_id("u"),
+            &school.peer_export(&user_id("u"), None).unwrap(),
+        )
         .unwrap();
     school
-        .peer_import("u", &phone.peer_export("u", None).unwrap())
+        .peer_import(
+            &user_id("u"),
+            &phone.peer_export(&user_id("u"), None).unwrap(),
+        )
         .unwrap();
     fill(&school, "u", 4, 20);
     let phone_id = phone.device_id().unwrap();
-    let full = school.peer_export("u", None).unwrap();
-    let delta = school.peer_export("u", Some(&phone_id)).unwrap();
+    let full = school.peer_export(&user_id("u"), None).unwrap();
+    let delta = school.peer_export(&user_id("u"), Some(&phone_id)).unwrap();
     assert!(
         delta.len() * 2 < full.len(),
         "delta {} vs full {}",
         delta.len(),
         full.len()
     );
-    phone.peer_import("u", &delta).unwrap();
+    phone.peer_import(&user_id("u"), &delta).unwrap();
     assert_eq!(
-        phone.items("u", None).unwrap(),
-        school.items("u", None).unwrap()
+        phone.items(&user_id("u"), None).unwrap(),
+        school.items(&user_id("u"), None).unwrap()
     );
 }
 
@@ -121,15 +130,15 @@ fn a_live_exchange_converges_and_the_next_sends_less() {
     fill(&tablet, "u", 6, 300);
     let first = exchange(&phone, &tablet, "u");
     assert_eq!(
-        phone.items("u", None).unwrap(),
-        tablet.items("u", None).unwrap()
+        phone.items(&user_id("u"), None).unwrap(),
+        tablet.items(&user_id("u"), None).unwrap()
     );
     let update_on_tablet = update("u", "do_new", 2, 100, T0 + 10_000);
     tablet.record(update_on_tablet).unwrap();
     let second = exchange(&phone, &tablet, "u");
     assert_eq!(
-        phone.items("u", None).unwrap(),
-        tablet.items("u", None).unwrap()
+        phone.items(&user_id("u"), None).unwrap(),
+        tablet.items(&user_id("u"), None).unwrap()
     );
     assert!(
         second * 2 < first,
@@ -149,21 +158,25 @@ fn devices_converge_after_one_side_compacts() {
     for round in 0..6 {
         fill(&phone, "u", 10 + round, 80);
         fill(&tablet, "u", 20 + round, 40);
-        phone.compact("u").unwrap();
+        phone.compact(&user_id("u")).unwrap();
         if round % 2 == 0 {
             exchange(&phone, &tablet, "u");
         } else {
             exchange(&tablet, &phone, "u");
         }
         assert_eq!(
-            phone.items("u", None).unwrap(),
-            tablet.items("u", None).unwrap(),
+            phone.items(&user_id("u"), None).unwrap(),
+            tablet.items(&user_id("u"), None).unwrap(),
             "round {round}"
         );
     }
     // History stays bounded on both sides.
-    let mut doc =
-        headway::LearnerDocument::load("u", &tablet.save_document("u").unwrap(), None).unwrap();
+    let mut doc = headway::LearnerDocument::load(
+        &user_id("u"),
+        &tablet.save_document(&user_id("u")).unwrap(),
+        None,
+    )
+    .unwrap();
     assert!(doc.change_count() < 40, "{} changes", doc.change_count());
 }
 
@@ -174,15 +187,15 @@ fn malformed_or_hostile_peer_bytes_change_nothing() {
     let other = Store::open(dir.file("other.db")).unwrap();
     fill(&phone, "u", 7, 50);
     fill(&other, "someone-else", 8, 50);
-    let before = phone.items("u", None).unwrap();
+    let before = phone.items(&user_id("u"), None).unwrap();
     let mut rng = Rng::new(support::test_seed());
-    let good = other.peer_export("u", None).unwrap();
+    let good = other.peer_export(&user_id("u"), None).unwrap();
     let mut inputs: Vec<Vec<u8>> = vec![
         Vec::new(),
         b"HWPS".to_vec(),
         good[..good.len() / 2].to_vec(),
         // A file of another learner's progress.
-        other.peer_export("someone-else", None).unwrap(),
+        other.peer_export(&user_id("someone-else"), None).unwrap(),
     ];
     for _ in 0..40 {
         let mut bytes = good.clone();
@@ -192,7 +205,7 @@ fn malformed_or_hostile_peer_bytes_change_nothing() {
         inputs.push((0..rng.below(300)).map(|_| rng.next_u64() as u8).collect());
     }
     for input in inputs {
-        match phone.peer_import("u", &input) {
+        match phone.peer_import(&user_id("u"), &input) {
             Ok(()) => {}
             Err(e) => assert!(
                 matches!(e, Error::PeerMessage { .. } | Error::CorruptDocument { .. }),
@@ -206,18 +219,21 @@ fn malformed_or_hostile_peer_bytes_change_nothing() {
         }
     }
     // Someone else's document never lands in this learner's.
-    assert!(phone.items("someone-else", None).unwrap().is_empty());
+    assert!(phone
+        .items(&user_id("someone-else"), None)
+        .unwrap()
+        .is_empty());
     // A live session refuses a hello for another learner.
-    let mut session = PeerSession::new("u", Role::Responder);
-    let mut theirs = PeerSession::new("someone-else", Role::Initiator);
+    let mut session = PeerSession::new(&user_id("u"), Role::Responder);
+    let mut theirs = PeerSession::new(&user_id("someone-else"), Role::Initiator);
     let hello = theirs.start(&other).unwrap();
     assert!(matches!(
         session.handle(&phone, hello),
         Err(Error::PeerMessage { .. })
     ));
     // Random sync messages are refused.
-    let mut session = PeerSession::new("u", Role::Responder);
-    let mut initiator = PeerSession::new("u", Role::Initiator);
+    let mut session = PeerSession::new(&user_id("u"), Role::Responder);
+    let mut initiator = PeerSession::new(&user_id("u"), Role::Initiator);
     session
         .handle(&phone, initiator.start(&other).unwrap())
         .unwrap();
@@ -225,7 +241,7 @@ fn malformed_or_hostile_peer_bytes_change_nothing() {
         let junk: Vec<u8> = (0..rng.below(200)).map(|_| rng.next_u64() as u8).collect();
         let _ = session.handle(&phone, PeerMessage::Sync(junk));
     }
-    assert_eq!(phone.items("u", None).unwrap(), before);
+    assert_eq!(phone.items(&user_id("u"), None).unwrap(), before);
 }
 
 /// Issue 9, fault 1: the scenario from the audit. A's later write of `k` has the higher Lamport
@@ -236,33 +252,33 @@ fn a_value_that_loses_automerges_winner_arrives(via_live_exchange: bool) {
     let a = Store::open(dir.file("a.db")).unwrap();
     let b = Store::open(dir.file("b.db")).unwrap();
     a.record(update("u", "k", 1, 10, T0)).unwrap();
-    b.peer_import("u", &a.peer_export("u", None).unwrap())
+    b.peer_import(&user_id("u"), &a.peer_export(&user_id("u"), None).unwrap())
         .unwrap();
     for other in ["o1", "o2", "o3", "o4"] {
         a.record(update("u", other, 1, 5, T0 + 1)).unwrap();
     }
     // Flushed apart, so that A's next write of `k` has a higher Lamport counter than B's.
-    a.flush("u").unwrap();
+    a.flush(&user_id("u")).unwrap();
     a.record(update("u", "k", 1, 30, T0 + 2)).unwrap();
-    a.flush("u").unwrap();
+    a.flush(&user_id("u")).unwrap();
     b.record(update("u", "k", 1, 60, T0 + 3)).unwrap();
     if via_live_exchange {
         exchange(&a, &b, "u");
     } else {
-        let from_a = a.peer_export("u", None).unwrap();
-        a.peer_import("u", &b.peer_export("u", None).unwrap())
+        let from_a = a.peer_export(&user_id("u"), None).unwrap();
+        a.peer_import(&user_id("u"), &b.peer_export(&user_id("u"), None).unwrap())
             .unwrap();
-        b.peer_import("u", &from_a).unwrap();
+        b.peer_import(&user_id("u"), &from_a).unwrap();
     }
     for (name, store) in [("a", &a), ("b", &b)] {
         let k = store.state(&support::key("u", "k")).unwrap().unwrap();
         assert_eq!(k.progress().get(), 60, "{name}'s table");
         assert_eq!(
-            store.document_items("u").unwrap(),
-            store.items("u", None).unwrap(),
+            store.document_items(&user_id("u")).unwrap(),
+            store.items(&user_id("u"), None).unwrap(),
             "{name}'s document and table"
         );
-        store.compact("u").unwrap();
+        store.compact(&user_id("u")).unwrap();
         let k = store.state(&support::key("u", "k")).unwrap().unwrap();
         assert_eq!(k.progress().get(), 60, "{name} after compaction");
     }
@@ -280,8 +296,8 @@ fn a_peers_higher_value_that_is_not_automerges_winner_reaches_the_table_live() {
 
 /// Like [`exchange`], but returns the first error instead of panicking, from either side.
 fn try_exchange(initiator_store: &Store, responder_store: &Store, user: &str) -> Result<(), Error> {
-    let mut initiator = PeerSession::new(user, Role::Initiator);
-    let mut responder = PeerSession::new(user, Role::Responder);
+    let mut initiator = PeerSession::new(&user_id(user), Role::Initiator);
+    let mut responder = PeerSession::new(&user_id(user), Role::Responder);
     let mut outgoing = vec![initiator.start(initiator_store)?];
     while let Some(message) = outgoing.pop() {
         for reply in responder.handle(responder_store, message)? {
@@ -305,16 +321,16 @@ fn a_saved_sync_state_for_a_re_entered_epoch_does_not_stop_live_sync() {
         let c = Store::open(dir.file("c.db")).unwrap();
         fill(&a, "u", 30, 40);
         exchange(&a, &b, "u");
-        c.peer_import("u", &a.peer_export("u", None).unwrap())
+        c.peer_import(&user_id("u"), &a.peer_export(&user_id("u"), None).unwrap())
             .unwrap();
         for round in 0..3 {
             fill(&a, "u", 31 + round, 10);
             fill(&b, "u", 41 + round, 10);
             exchange(&a, &b, "u");
         }
-        a.compact("u").unwrap();
+        a.compact(&user_id("u")).unwrap();
         fill(&a, "u", 50, 10);
-        a.peer_import("u", &c.peer_export("u", None).unwrap())
+        a.peer_import(&user_id("u"), &c.peer_export(&user_id("u"), None).unwrap())
             .unwrap();
         fill(&b, "u", 51, 10);
         let outcome = if a_initiates {
@@ -323,7 +339,10 @@ fn a_saved_sync_state_for_a_re_entered_epoch_does_not_stop_live_sync() {
             try_exchange(&b, &a, "u")
         };
         outcome.unwrap_or_else(|e| panic!("a initiates: {a_initiates}: {e}"));
-        assert_eq!(a.items("u", None).unwrap(), b.items("u", None).unwrap());
+        assert_eq!(
+            a.items(&user_id("u"), None).unwrap(),
+            b.items(&user_id("u"), None).unwrap()
+        );
     }
 }
 
@@ -351,7 +370,10 @@ fn a_hello_for_a_learner_neither_device_holds_writes_nothing() {
     }
     // A learner only one side holds still arrives on the other.
     try_exchange(&a, &b, "u").unwrap();
-    assert_eq!(a.items("u", None).unwrap(), b.items("u", None).unwrap());
+    assert_eq!(
+        a.items(&user_id("u"), None).unwrap(),
+        b.items(&user_id("u"), None).unwrap()
+    );
 }
 
 /// Found by fuzzing: automerge 0.12 expands a tiny "bundle" chunk to gigabytes before checking
@@ -367,7 +389,7 @@ fn a_peer_file_holding_an_automerge_bundle_chunk_is_refused_and_changes_nothing(
     let dir = TempDir::new("bundle");
     let phone = Store::open(dir.file("phone.db")).unwrap();
     fill(&phone, "u", 70, 20);
-    let before = phone.items("u", None).unwrap();
+    let before = phone.items(&user_id("u"), None).unwrap();
     let user = match PeerMessage::decode(
         &file[4..4 + u32::from_be_bytes(file[..4].try_into().unwrap()) as usize],
     ) {
@@ -382,5 +404,10 @@ fn a_peer_file_holding_an_automerge_bundle_chunk_is_refused_and_changes_nothing(
         ),
         "{error:?}"
     );
-    assert_eq!(phone.items("u", None).unwrap(), before);
+    assert_eq!(phone.items(&user_id("u"), None).unwrap(), before);
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

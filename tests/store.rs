@@ -27,12 +27,12 @@ fn reopening_restores_the_exact_state() {
             ))
             .unwrap();
     }
-    let before = store.items("u", None).unwrap();
+    let before = store.items(&user_id("u"), None).unwrap();
     let device = store.device_id().unwrap();
     drop(store);
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.items("u", None).unwrap(), before);
-    assert_eq!(store.document_items("u").unwrap(), before);
+    assert_eq!(store.items(&user_id("u"), None).unwrap(), before);
+    assert_eq!(store.document_items(&user_id("u")).unwrap(), before);
     assert_eq!(
         store.device_id().unwrap(),
         device,
@@ -71,21 +71,25 @@ fn learners_on_one_device_are_isolated() {
     let store = Store::open_with(dir.file("p.db"), StoreOptions::new().flush_after(1)).unwrap();
     store.record(update("asha", "k", 2, 100, T0)).unwrap();
     store.record(update("ravi", "k", 1, 10, T0)).unwrap();
-    assert_eq!(store.items("asha", None).unwrap().len(), 1);
+    assert_eq!(store.items(&user_id("asha"), None).unwrap().len(), 1);
     assert_eq!(
-        store.items("ravi", None).unwrap()[0]
+        store.items(&user_id("ravi"), None).unwrap()[0]
             .state()
             .progress()
             .get(),
         10
     );
-    assert_eq!(store.document_items("ravi").unwrap().len(), 1);
+    assert_eq!(store.document_items(&user_id("ravi")).unwrap().len(), 1);
     assert_eq!(
         store.learners().unwrap(),
         vec!["asha".to_string(), "ravi".to_string()]
     );
-    let doc = headway::LearnerDocument::load("ravi", &store.save_document("ravi").unwrap(), None)
-        .unwrap();
+    let doc = headway::LearnerDocument::load(
+        &user_id("ravi"),
+        &store.save_document(&user_id("ravi")).unwrap(),
+        None,
+    )
+    .unwrap();
     assert_eq!(doc.items().len(), 1);
     assert_eq!(doc.items()[0].key().user(), "ravi");
 }
@@ -110,15 +114,15 @@ fn document_and_table_agree_through_flushes_and_compactions() {
             .unwrap();
         if i % 53 == 0 {
             assert_eq!(
-                store.document_items("u").unwrap(),
-                store.items("u", None).unwrap()
+                store.document_items(&user_id("u")).unwrap(),
+                store.items(&user_id("u"), None).unwrap()
             );
         }
     }
-    store.compact("u").unwrap();
+    store.compact(&user_id("u")).unwrap();
     assert_eq!(
-        store.document_items("u").unwrap(),
-        store.items("u", None).unwrap()
+        store.document_items(&user_id("u")).unwrap(),
+        store.items(&user_id("u"), None).unwrap()
     );
 }
 
@@ -133,8 +137,8 @@ fn compaction_bounds_the_document_history() {
             .record(update("u", &format!("do_{}", i % 20), 1, i % 101, T0 + i))
             .unwrap();
     }
-    let bytes = store.save_document("u").unwrap();
-    let mut doc = headway::LearnerDocument::load("u", &bytes, None).unwrap();
+    let bytes = store.save_document(&user_id("u")).unwrap();
+    let mut doc = headway::LearnerDocument::load(&user_id("u"), &bytes, None).unwrap();
     // 2,000 updates in flushes of 10 would be 200 changes; compaction keeps at most a
     // snapshot and the changes of the current epoch.
     assert!(
@@ -157,10 +161,10 @@ fn two_handles_on_one_file_see_each_others_records() {
             .record(update("u", &format!("do_{}", i % 9), i % 3, i, T0 + i))
             .unwrap();
     }
-    let items = a.items("u", None).unwrap();
-    assert_eq!(b.items("u", None).unwrap(), items);
-    assert_eq!(a.document_items("u").unwrap(), items);
-    assert_eq!(b.document_items("u").unwrap(), items);
+    let items = a.items(&user_id("u"), None).unwrap();
+    assert_eq!(b.items(&user_id("u"), None).unwrap(), items);
+    assert_eq!(a.document_items(&user_id("u")).unwrap(), items);
+    assert_eq!(b.document_items(&user_id("u")).unwrap(), items);
 }
 
 #[test]
@@ -198,7 +202,7 @@ fn a_batch_is_recorded_in_one_transaction_and_reports_each_update() {
     assert!(changes[0].is_some());
     assert!(changes[1].is_none());
     assert!(changes[2].is_some());
-    assert_eq!(store.pending("u").unwrap().len(), 2);
+    assert_eq!(store.pending(&user_id("u")).unwrap().len(), 2);
 }
 
 /// Issue 9, suspected: the vacuum and checkpoint after a compaction are housekeeping; a reader
@@ -213,16 +217,16 @@ fn a_compaction_with_a_reader_open_succeeds() {
             .record(update("u", &format!("k{i}"), 1, 10, T0 + i))
             .unwrap();
     }
-    store.flush("u").unwrap();
+    store.flush(&user_id("u")).unwrap();
     let reader = rusqlite::Connection::open(&path).unwrap();
     reader.execute_batch("BEGIN").unwrap();
     let _: i64 = reader
         .query_row("SELECT count(*) FROM content_state", [], |r| r.get(0))
         .unwrap();
     let started = std::time::Instant::now();
-    store.compact("u").unwrap();
+    store.compact(&user_id("u")).unwrap();
     reader.execute_batch("COMMIT").unwrap();
-    assert_eq!(store.items("u", None).unwrap().len(), 50);
+    assert_eq!(store.items(&user_id("u"), None).unwrap().len(), 50);
     // It does not wait out the busy timeout (10 s) for the reader to go.
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
@@ -325,4 +329,182 @@ fn an_async_subscriber_wakes_when_another_thread_records() {
         matches!(&event, Ok(Event::ContentStateChanged(change)) if change.after.progress().get() == 30),
         "{event:?}"
     );
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
+}
+
+/// Answers every push with one rejection per item, of the kind its content id names.
+struct Refusing;
+
+#[async_trait::async_trait]
+impl headway::Adapter for Refusing {
+    async fn push(&self, _: &str, items: &[headway::Outgoing]) -> headway::PushReport {
+        use headway::{ItemOutcome, RejectionReason};
+        let outcomes = items
+            .iter()
+            .map(|out| {
+                let text = format!("server text for {}", out.item.key().content());
+                let reason = match out.item.key().content().as_str() {
+                    "dropped" => RejectionReason::DroppedByServer { text },
+                    "closed" => RejectionReason::BatchNotOngoing { text },
+                    _ => RejectionReason::RefusedByServer { text },
+                };
+                ItemOutcome::Rejected { reason }
+            })
+            .collect();
+        headway::PushReport {
+            outcomes,
+            requests: 1,
+            ..headway::PushReport::default()
+        }
+    }
+    async fn read_states(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
+        Ok(vec![])
+    }
+    async fn enrolled_courses(
+        &self,
+        _: &str,
+    ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
+        Ok(vec![])
+    }
+}
+
+/// Rewrites a current store file into the layout of schema version 3: no `rejected_kind`
+/// column, and a dropped item marked by a prefix of its reason (what version 3 wrote).
+fn downgrade_to_schema_3(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "UPDATE content_state SET rejected_reason = char(30) || 'next-sync' || char(30) || rejected_reason
+            WHERE rejected_kind = 'dropped';
+        ALTER TABLE content_state DROP COLUMN rejected_kind;
+        PRAGMA user_version = 3;",
+    )
+    .unwrap();
+}
+
+/// Issue 10: rejection reasons are a kind plus the server's text, in their own column; a store
+/// written by schema version 3 (reasons as text, a dropped item behind a prefix) opens,
+/// keeps its checksums, reads the same texts and still resends the dropped item.
+#[test]
+fn a_version_3_store_with_a_prefixed_dropped_reason_opens_and_reads_the_same_rejections() {
+    let dir = TempDir::new("schema3");
+    let path = dir.file("p.db");
+    let user = user_id("u");
+    {
+        let store = Store::open(&path).unwrap();
+        // Version 3 knew two kinds only: a refusal for good and a dropped item.
+        for content in ["dropped", "bad"] {
+            store.record(update("u", content, 1, 40, T0)).unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = headway::SyncOptions::new().max_rounds(1);
+        let report = runtime
+            .block_on(store.sync(&user, &Refusing, &options))
+            .unwrap();
+        assert_eq!(report.rejected.len(), 2);
+    }
+    let before: Vec<_> = {
+        let store = Store::open(&path).unwrap();
+        store.rejected(&user).unwrap()
+    };
+    downgrade_to_schema_3(&path);
+    let prefixed: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT rejected_reason FROM content_state WHERE content_id = 'dropped'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(prefixed, "\u{1e}next-sync\u{1e}server text for dropped");
+
+    let store = Store::open(&path).unwrap();
+    store.check_integrity().unwrap();
+    let after = store.rejected(&user).unwrap();
+    let texts = |list: &[(headway::ContentItem, headway::RejectionReason)]| {
+        list.iter()
+            .map(|(item, reason)| (item.key().content().to_string(), reason.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        texts(&after),
+        texts(&before),
+        "the texts read back unchanged"
+    );
+    let dropped = after
+        .iter()
+        .find(|(item, _)| item.key().content() == "dropped")
+        .map(|(_, reason)| reason.clone());
+    assert_eq!(
+        dropped,
+        Some(headway::RejectionReason::DroppedByServer {
+            text: "server text for dropped".into()
+        })
+    );
+    // Version 3 knew no batch kinds: its other rejections read as refusals for good.
+    assert!(after
+        .iter()
+        .filter(|(item, _)| item.key().content() != "dropped")
+        .all(|(_, reason)| matches!(reason, headway::RejectionReason::RefusedByServer { .. })));
+    // The dropped item is still sent again by the next sync; the refusals are not.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime
+        .block_on(store.sync(&user, &Refusing, &headway::SyncOptions::new().max_rounds(1)))
+        .unwrap();
+    let resent: Vec<_> = report
+        .rejected
+        .iter()
+        .map(|r| r.key.content().to_string())
+        .collect();
+    assert_eq!(resent, ["dropped"]);
+}
+
+/// Issue 10: each kind of rejection is stored with the server's exact text and read back as
+/// the same kind after a reopen.
+#[test]
+fn a_rejections_kind_and_server_text_survive_a_reopen() {
+    let dir = TempDir::new("kinds");
+    let path = dir.file("p.db");
+    let user = user_id("u");
+    let expected = |content: &str| {
+        let text = format!("server text for {content}");
+        match content {
+            "dropped" => headway::RejectionReason::DroppedByServer { text },
+            "closed" => headway::RejectionReason::BatchNotOngoing { text },
+            _ => headway::RejectionReason::RefusedByServer { text },
+        }
+    };
+    {
+        let store = Store::open(&path).unwrap();
+        for content in ["dropped", "closed", "bad"] {
+            store.record(update("u", content, 1, 40, T0)).unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(store.sync(&user, &Refusing, &headway::SyncOptions::new().max_rounds(1)))
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let rejected = store.rejected(&user).unwrap();
+    assert_eq!(rejected.len(), 3);
+    for (item, reason) in rejected {
+        assert_eq!(reason, expected(item.key().content()));
+    }
 }

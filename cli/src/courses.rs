@@ -97,7 +97,7 @@ fn table(courses: &[EnrolledCourse]) -> Table {
 }
 
 pub fn run(db: &Path, args: CoursesArgs) -> Result<(), Failure> {
-    headway::check_id("user", args.user.clone())?;
+    let user = headway::UserId::new(args.user.clone())?;
     let courses = match (&args.server, args.offline) {
         (Some(server), false) => {
             // A refused --server is refused before the store is touched: nothing created.
@@ -113,7 +113,7 @@ pub fn run(db: &Path, args: CoursesArgs) -> Result<(), Failure> {
             let runtime = server_access::runtime()?;
             let spinner = ui::spinner(true, format!("refreshing from {server}"));
             let answer =
-                runtime.block_on(store.refresh_courses(&args.user, &adapter, &SyncOptions::new()));
+                runtime.block_on(store.refresh_courses(&user, &adapter, &SyncOptions::new()));
             spinner.finish_and_clear();
             let answer = answer?;
             if let CoursesSource::Cache { cause } = &answer.source {
@@ -123,7 +123,7 @@ pub fn run(db: &Path, args: CoursesArgs) -> Result<(), Failure> {
             }
             answer.courses
         }
-        _ => existing_store(db)?.courses(&args.user)?,
+        _ => existing_store(db)?.courses(&user)?,
     };
     let records: Vec<Value> = courses.iter().map(course_json).collect();
     let empty = format!(

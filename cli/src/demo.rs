@@ -40,7 +40,7 @@ fn adapter(url: &str) -> anyhow::Result<SunbirdAdapter> {
 }
 
 fn show(store: &Store) -> anyhow::Result<()> {
-    for course in store.courses(LEARNER)? {
+    for course in store.courses(&headway::UserId::new(LEARNER)?)? {
         say!("     {}", course_line(&course))?;
     }
     Ok(())
@@ -104,6 +104,7 @@ impl Drop for TempFolder {
 
 async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
+    let learner = headway::UserId::new(LEARNER)?;
     say!("headway demo: course progress that moves offline and never goes backwards\n")?;
     // The course list's progress lags a minute behind updates, as Sunbird's does.
     let lag = Lag {
@@ -140,7 +141,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     let options = SyncOptions::new();
 
     say!("1. The phone is online and loads the learner's courses.")?;
-    let answer = phone.refresh_courses(LEARNER, &online, &options).await?;
+    let answer = phone.refresh_courses(&learner, &online, &options).await?;
     ensure!(
         answer.source == CoursesSource::Server,
         "the first refresh did not reach the server"
@@ -165,7 +166,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     let offline = phone
-        .refresh_courses(LEARNER, &unreachable, &options)
+        .refresh_courses(&learner, &unreachable, &options)
         .await?;
     if let CoursesSource::Cache { cause } = &offline.source {
         say!("   (the refresh cannot reach the server: {cause}; the cached list answers)")?;
@@ -178,11 +179,11 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     );
     say!(
         "   {} content states wait for the network; none can be lost.",
-        phone.pending(LEARNER)?.len()
+        phone.pending(&learner)?.len()
     )?;
 
     say!("\n3. The network is back: one bulk request carries all of them.")?;
-    let report = phone.sync(LEARNER, &online, &options).await?;
+    let report = phone.sync(&learner, &online, &options).await?;
     say!(
         "   sync: sent {}, acknowledged {}, rejected {}, in {} request(s)",
         report.sent,
@@ -209,7 +210,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
             course.completion_percentage
         )?;
     }
-    let answer = tablet.refresh_courses(LEARNER, &online, &options).await?;
+    let answer = tablet.refresh_courses(&learner, &online, &options).await?;
     show(&tablet)?;
     let on_tablet = by_course(&answer.courses);
     ensure!(
@@ -226,7 +227,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
         tablet.record(stale)?.is_none(),
         "a stale update changed the tablet"
     );
-    tablet.sync(LEARNER, &online, &options).await?;
+    tablet.sync(&learner, &online, &options).await?;
     let on_server = online
         .read_states(LEARNER, "do_fractions", BATCH_FRACTIONS)
         .await?;

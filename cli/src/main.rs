@@ -253,12 +253,9 @@ fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
             None => record(&cli.db, args),
         },
         Command::State(args) => {
-            headway::check_id("user", args.user.clone())?;
-            if let Some(course) = &args.course {
-                headway::check_id("course", course.clone())?;
-            }
+            let (user, course) = learner_in_course(&args.user, args.course.as_deref())?;
             let store = existing_store(&cli.db)?;
-            let items = store.items(&args.user, args.course.as_deref())?;
+            let items = store.items(&user, course.as_ref())?;
             let empty = match &args.course {
                 Some(course) => format!(
                     "no progress recorded for learner {} in course {course}",
@@ -269,9 +266,9 @@ fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
             output::print_items(&items, args.json, &empty)
         }
         Command::Pending(args) => {
-            headway::check_id("user", args.user.clone())?;
+            let user = headway::UserId::new(args.user.clone())?;
             let store = existing_store(&cli.db)?;
-            let items = store.pending(&args.user)?;
+            let items = store.pending(&user)?;
             let empty = format!("nothing pending for learner {}", args.user);
             output::print_items(&items, args.json, &empty)
         }
@@ -295,6 +292,16 @@ fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// The `--user` and optional `--course` of a command, validated before any store is opened.
+pub(crate) fn learner_in_course(
+    user: &str,
+    course: Option<&str>,
+) -> Result<(headway::UserId, Option<headway::CourseId>), Failure> {
+    let user = headway::UserId::new(user)?;
+    let course = course.map(headway::CourseId::new).transpose()?;
+    Ok((user, course))
 }
 
 /// Opens the store for a read command: a missing file is refused (exit 2) and nothing is
@@ -386,7 +393,7 @@ fn record(db: &Path, args: RecordArgs) -> Result<(), Failure> {
 }
 
 fn compact(db: &Path, user: &str) -> Result<(), Failure> {
-    headway::check_id("user", user.to_string())?;
+    let user = &headway::UserId::new(user)?;
     let store = existing_store(db)?;
     if !store.learners()?.iter().any(|u| u == user) {
         say!("nothing to compact: no progress recorded for learner {user}")?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use headway::{PeerMessage, PeerSession, Role, Store};
+use headway::{PeerMessage, PeerSession, Role, Store, UserId};
 
 use crate::{existing_store, open_store, ui, Failure};
 
@@ -72,9 +72,9 @@ pub struct ConnectArgs {
 pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
     match command {
         PeerCommand::Export(args) => {
-            headway::check_id("user", args.user.clone())?;
+            let user = UserId::new(args.user.clone())?;
             let store = existing_store(db)?;
-            let file = store.peer_export(&args.user, args.since_peer.as_deref())?;
+            let file = store.peer_export(&user, args.since_peer.as_deref())?;
             std::fs::write(&args.out, &file)
                 .with_context(|| format!("writing {}", args.out.display()))?;
             say!(
@@ -87,13 +87,13 @@ pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
             Ok(())
         }
         PeerCommand::Import(args) => {
-            headway::check_id("user", args.user.clone())?;
+            let user = UserId::new(args.user.clone())?;
             let bytes = std::fs::read(&args.file)
                 .map_err(|e| Failure::Input(format!("cannot read {}: {e}", args.file.display())))?;
             let created = !db.exists();
             let store = open_store(db)?;
             let spinner = ui::spinner(true, format!("merging {}'s progress", args.user));
-            let imported = store.peer_import(&args.user, &bytes).map_err(refused);
+            let imported = store.peer_import(&user, &bytes).map_err(refused);
             spinner.finish_and_clear();
             if created && matches!(imported, Err(Failure::Input(_))) {
                 // A refused file creates nothing: the store this command made goes again.
@@ -165,9 +165,7 @@ fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<PeerMessage>> {
 }
 
 fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
-    if let Some(user) = &args.user {
-        headway::check_id("user", user.clone())?;
-    }
+    let only = args.user.clone().map(UserId::new).transpose()?;
     // Listening first: an --addr that cannot be listened on creates no store.
     let listener = TcpListener::bind(&args.addr)
         .map_err(|e| Failure::Input(format!("--addr {:?}: cannot listen there: {e}", args.addr)))?;
@@ -193,10 +191,10 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
                 // never blocks the others, and many cannot exhaust memory.
                 connected.fetch_add(1, Ordering::SeqCst);
                 let store = store.clone();
-                let only = args.user.clone();
+                let only = only.clone();
                 let connected = connected.clone();
                 workers.push(std::thread::spawn(move || {
-                    if let Err(error) = answer(&store, &mut stream, only.as_deref()) {
+                    if let Err(error) = answer(&store, &mut stream, only.as_ref()) {
                         // Say why before closing, so the other side reports the real reason.
                         let reason = format!("{error:#}");
                         let _ = write_frame(&mut stream, &PeerMessage::Refused(reason));
@@ -225,7 +223,7 @@ const MAX_PEERS: usize = 16;
 
 /// Answers one connection: every message gets exactly one reply. A hello starts an exchange
 /// for the learner it names; one connection may carry exchanges for several learners.
-fn answer(store: &Store, stream: &mut TcpStream, only: Option<&str>) -> anyhow::Result<()> {
+fn answer(store: &Store, stream: &mut TcpStream, only: Option<&UserId>) -> anyhow::Result<()> {
     stream.set_read_timeout(Some(PEER_TIMEOUT))?;
     let mut session: Option<PeerSession> = None;
     while let Some(message) = read_frame(stream)? {
@@ -239,8 +237,9 @@ fn answer(store: &Store, stream: &mut TcpStream, only: Option<&str>) -> anyhow::
                 vec![PeerMessage::Learners(learners)]
             }
             PeerMessage::Hello(hello) => {
-                if only.is_some_and(|u| u != hello.user) {
-                    anyhow::bail!("this device serves only learner {:?}", only.unwrap_or(""));
+                if only.is_some_and(|u| *u != hello.user) {
+                    let only = only.map_or("", |u| u.as_str());
+                    anyhow::bail!("this device serves only learner {only:?}");
                 }
                 let session = session.insert(PeerSession::new(&hello.user, Role::Responder));
                 session.handle(store, PeerMessage::Hello(hello))?
@@ -311,9 +310,7 @@ fn peer_failure(peer: &str, error: anyhow::Error) -> Failure {
 }
 
 fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
-    if let Some(user) = &args.user {
-        headway::check_id("user", user.clone())?;
-    }
+    let only = args.user.clone().map(UserId::new).transpose()?;
     let store = open_store(db)?;
     let mut stream = TcpStream::connect(&args.addr)
         .map_err(|e| Failure::Unavailable(format!("cannot connect to {}: {e}", args.addr)))?;
@@ -321,7 +318,7 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
         .set_read_timeout(Some(PEER_TIMEOUT))
         .map_err(anyhow::Error::from)?;
     let mut bytes = 0usize;
-    let learners = match args.user {
+    let learners = match only {
         Some(user) => vec![user],
         None => {
             let mut all = store.learners()?;

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::output::{items_table, print_records};
-use crate::{existing_store, Failure};
+use crate::{existing_store, learner_in_course, Failure};
 
 #[derive(Args)]
 pub struct RejectedArgs {
@@ -30,32 +30,32 @@ pub struct ResendArgs {
 }
 
 pub fn list(db: &Path, args: RejectedArgs) -> Result<(), Failure> {
-    headway::check_id("user", args.user.clone())?;
+    let user = headway::UserId::new(args.user.clone())?;
     let store = existing_store(db)?;
-    let rejected = store.rejected(&args.user)?;
+    let rejected = store.rejected(&user)?;
     let records: Vec<Value> = rejected
         .iter()
         .map(|(item, reason)| {
             let mut fields = crate::output::item_fields(item);
-            fields.insert("reason".into(), json!(reason));
+            fields.insert("reason".into(), json!(reason.to_string()));
             Value::Object(fields)
         })
         .collect();
     let empty = format!("nothing rejected for learner {}", args.user);
     print_records(&records, args.json, &empty, || {
         let items: Vec<_> = rejected.iter().map(|(item, _)| item.clone()).collect();
-        let reasons = rejected.iter().map(|(_, reason)| reason.clone()).collect();
+        let reasons = rejected
+            .iter()
+            .map(|(_, reason)| reason.to_string())
+            .collect();
         items_table(&items, &[("REASON", reasons)])
     })
 }
 
 pub fn resend(db: &Path, args: ResendArgs) -> Result<(), Failure> {
-    headway::check_id("user", args.user.clone())?;
-    if let Some(course) = &args.course {
-        headway::check_id("course", course.clone())?;
-    }
+    let (user, course) = learner_in_course(&args.user, args.course.as_deref())?;
     let store = existing_store(db)?;
-    let count = store.resend_rejected_in(&args.user, args.course.as_deref())?;
+    let count = store.resend_rejected_in(&user, course.as_ref())?;
     let scope = args
         .course
         .as_ref()

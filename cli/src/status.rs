@@ -38,11 +38,9 @@ fn human_size(bytes: u64) -> String {
 }
 
 pub fn run(db: &Path, args: StatusArgs) -> Result<(), Failure> {
-    if let Some(user) = &args.user {
-        headway::check_id("user", user.clone())?;
-    }
+    let only = args.user.clone().map(headway::UserId::new).transpose()?;
     let store = existing_store(db)?;
-    let learners = match &args.user {
+    let learners = match &only {
         Some(user) => store
             .learners()?
             .into_iter()
@@ -58,7 +56,7 @@ pub fn run(db: &Path, args: StatusArgs) -> Result<(), Failure> {
         rejected += store.rejected(user)?.len();
         if let Some(sync) = store.last_sync(user)? {
             if last.as_ref().is_none_or(|(_, l)| sync.at > l.at) {
-                last = Some((user.clone(), sync));
+                last = Some((user.to_string(), sync));
             }
         }
     }

@@ -50,7 +50,7 @@ pub fn report_json(report: &SyncReport) -> serde_json::Value {
             "contentId": r.key.content(),
             "batchId": r.key.batch(),
             "courseId": r.key.course(),
-            "reason": r.reason,
+            "reason": r.reason.to_string(),
         })).collect::<Vec<_>>(),
         "retrying": report.retrying.len(),
         "retryingItems": report.retrying.iter().map(|r| json!({
@@ -100,7 +100,7 @@ fn say_listed<'a>(
 }
 
 pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
-    headway::check_id("user", args.user.clone())?;
+    let user = headway::UserId::new(args.user.clone())?;
     let chunk = args.chunk as usize;
     // The bar is drawn once the store says how much is pending; the adapter (which refuses a
     // bad --server) is built first, so refused flags never create the store.
@@ -121,7 +121,7 @@ pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
         Some(progress),
     )?;
     let store = open_store(db)?;
-    let pending = store.pending(&args.user)?.len();
+    let pending = store.pending(&user)?.len();
     let bar = if pending > chunk {
         ui::bar(pending, &format!("syncing {}", args.user))
     } else {
@@ -129,7 +129,7 @@ pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
     };
     let _ = shown.set(bar.clone());
     let runtime = server_access::runtime()?;
-    let report = runtime.block_on(store.sync(&args.user, &adapter, &SyncOptions::new()));
+    let report = runtime.block_on(store.sync(&user, &adapter, &SyncOptions::new()));
     bar.finish_and_clear();
     let report = report?;
     if args.json {

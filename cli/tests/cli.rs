@@ -281,3 +281,45 @@ fn refused_flags_of_networked_and_peer_commands_create_no_store() {
         assert!(left.is_empty(), "{args:?} created {left:?}");
     }
 }
+
+/// Issue 10: ids are validated newtypes; every command that names a learner refuses a bad id
+/// with the same line as before, exit 2, and never creates the store (`compact` once did).
+#[test]
+fn a_refused_learner_id_exits_2_with_the_same_line_and_creates_no_store_in_any_command() {
+    let dir = TempDir::new("badid");
+    let db = dir.0.join("h.db");
+    let file = dir.0.join("peer.bin");
+    let file = file.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["state", "--user"],
+        vec!["pending", "--user"],
+        vec!["rejected", "--user"],
+        vec!["resend", "--user"],
+        vec!["compact", "--user"],
+        vec!["status", "--user"],
+        vec!["courses", "--offline", "--user"],
+        vec!["sync", "--server", "http://127.0.0.1:1", "--user"],
+        vec!["peer", "export", "--out", file, "--user"],
+        vec!["peer", "import", file, "--user"],
+    ];
+    for command in commands {
+        let mut args = command.clone();
+        args.push(" learner-1");
+        let out = headway(&db, &args);
+        assert_eq!(out.status.code(), Some(2), "{command:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(
+            stderr,
+            "headway: refused: user id \" learner-1\" is invalid: it starts or ends with white space\n",
+            "{command:?}"
+        );
+        assert!(!db.exists(), "{command:?} created the store");
+    }
+    let out = headway(&db, &["resend", "--user", "u", "--course", ""]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "headway: refused: course id \"\" is invalid: it is empty\n"
+    );
+    assert!(!db.exists());
+}

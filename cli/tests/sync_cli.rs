@@ -81,7 +81,14 @@ async fn sync_exits_non_zero_when_the_server_keeps_failing_and_keeps_everything_
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["retrying"], 5);
-    assert_eq!(Store::open(&db).unwrap().pending(USER).unwrap().len(), 5);
+    assert_eq!(
+        Store::open(&db)
+            .unwrap()
+            .pending(&user_id(USER))
+            .unwrap()
+            .len(),
+        5
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +118,7 @@ async fn a_sync_killed_mid_flight_loses_nothing_and_the_next_sync_completes() {
         let store = Store::open(&db).unwrap();
         let recorded = 250 + round as usize;
         assert_eq!(
-            store.items(USER, None).unwrap().len(),
+            store.items(&user_id(USER), None).unwrap().len(),
             recorded,
             "round {round}: states lost"
         );
@@ -123,14 +130,14 @@ async fn a_sync_killed_mid_flight_loses_nothing_and_the_next_sync_completes() {
             .iter()
             .map(|row| row["contentId"].as_str().unwrap().to_string())
             .collect();
-        for item in store.items(USER, None).unwrap() {
+        for item in store.items(&user_id(USER), None).unwrap() {
             let pending = store
-                .pending(USER)
+                .pending(&user_id(USER))
                 .unwrap()
                 .iter()
                 .any(|p| p.key() == item.key());
             assert!(
-                pending || on_server.contains(item.key().content()),
+                pending || on_server.contains(item.key().content().as_str()),
                 "round {round}: {} is neither on the server nor pending",
                 item.key().content()
             );
@@ -150,7 +157,7 @@ async fn a_sync_killed_mid_flight_loses_nothing_and_the_next_sync_completes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let store = Store::open(&db).unwrap();
-    assert!(store.pending(USER).unwrap().is_empty());
+    assert!(store.pending(&user_id(USER)).unwrap().is_empty());
     let rows = server.service().states_of(USER).unwrap();
     assert_eq!(rows.len(), 255);
     assert!(rows
@@ -233,4 +240,9 @@ async fn courses_prints_merged_progress_online_and_offline() {
     assert_eq!(courses[0]["completionPercentage"], 25);
     assert_eq!(courses[0]["status"], 1);
     assert_eq!(courses[0]["contentStatus"]["do_0000"], 2);
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

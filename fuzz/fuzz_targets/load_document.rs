@@ -3,18 +3,19 @@
 //! states. Never a panic.
 #![no_main]
 
-use headway::LearnerDocument;
+use headway::{LearnerDocument, UserId};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(init: headway_fuzz::quiet_caught_panics(), |bytes: &[u8]| {
     headway_fuzz::abort_on_escaping_panic(|| {
-        if let Ok(mut doc) = LearnerDocument::load("learner-1", bytes, None) {
-            let again = LearnerDocument::load("learner-1", &doc.save(), None)
+        let user = UserId::new("learner-1").expect("a valid id");
+        if let Ok(mut doc) = LearnerDocument::load(&user, bytes, None) {
+            let again = LearnerDocument::load(&user, &doc.save(), None)
                 .expect("a saved document loads");
             assert_eq!(again.items(), doc.items());
         }
         // The same bytes as a chunk appended to a stored document.
-        let mut doc = LearnerDocument::new("learner-1").expect("a new document");
+        let mut doc = LearnerDocument::new(&user).expect("a new document");
         let before = doc.items();
         if doc.load_more(bytes).is_ok() {
             for item in &before {

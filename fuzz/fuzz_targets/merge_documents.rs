@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use headway::{ContentKey, ContentState, LearnerDocument, Progress, Status, Timestamp};
+use headway::{ContentKey, ContentState, LearnerDocument, Progress, Status, Timestamp, UserId};
 use libfuzzer_sys::fuzz_target;
 
 const USER: &str = "learner-1";
@@ -25,8 +25,12 @@ fn state(bytes: &[u8]) -> ContentState {
     ContentState::new(status, progress, time(bytes[2]), time(bytes[3]))
 }
 
+fn user() -> UserId {
+    UserId::new(USER).expect("the fuzz learner's id is valid")
+}
+
 fn copy(doc: &mut LearnerDocument) -> LearnerDocument {
-    LearnerDocument::load(USER, &doc.save(), None).expect("a saved document loads")
+    LearnerDocument::load(&user(), &doc.save(), None).expect("a saved document loads")
 }
 
 fuzz_target!(init: headway_fuzz::quiet_caught_panics(), |bytes: &[u8]| {
@@ -36,7 +40,7 @@ fuzz_target!(init: headway_fuzz::quiet_caught_panics(), |bytes: &[u8]| {
         };
         let n = 2 + usize::from(n % 2);
         let mut docs: Vec<LearnerDocument> = (0..n)
-            .map(|_| LearnerDocument::new(USER).expect("new"))
+            .map(|_| LearnerDocument::new(&user()).expect("new"))
             .collect();
         let mut model: BTreeMap<ContentKey, ContentState> = BTreeMap::new();
         for op in ops.chunks_exact(6) {

@@ -3,7 +3,7 @@
 //! another learner's data.
 #![no_main]
 
-use headway::{ContentKey, PeerMessage, PeerSession, ProgressUpdate, Role, Status, Store};
+use headway::{ContentKey, PeerMessage, PeerSession, ProgressUpdate, Role, Status, Store, UserId};
 use libfuzzer_sys::fuzz_target;
 
 fn seeded() -> Store {
@@ -20,10 +20,11 @@ fn seeded() -> Store {
 fuzz_target!(init: headway_fuzz::quiet_caught_panics(), |bytes: &[u8]| {
     headway_fuzz::abort_on_escaping_panic(|| {
         let store = seeded();
-        let before = store.items("u", None).expect("items");
-        let _ = store.peer_import("u", bytes);
+        let user = UserId::new("u").expect("a valid id");
+        let before = store.items(&user, None).expect("items");
+        let _ = store.peer_import(&user, bytes);
         if let Ok(message) = PeerMessage::decode(bytes) {
-            let mut session = PeerSession::new("u", Role::Responder);
+            let mut session = PeerSession::new(&user, Role::Responder);
             let _ = session.handle(&store, message);
         }
         for item in &before {

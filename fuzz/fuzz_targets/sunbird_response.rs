@@ -33,13 +33,13 @@ fuzz_target!(init: headway_fuzz::quiet_caught_panics(), |input: &[u8]| {
                     let json: Value =
                         serde_json::from_slice(body).expect("an acknowledging body is JSON");
                     let result = &json["result"];
-                    assert_eq!(result[out.item.key().content()], "SUCCESS");
+                    assert_eq!(result[out.item.key().content().as_str()], "SUCCESS");
                     for list in ["NOT_A_ON_GOING_BATCH", "BATCH_NOT_EXISTS"] {
                         let listed = result[list]
                             .as_array()
                             .into_iter()
                             .flatten()
-                            .any(|b| b == out.item.key().batch());
+                            .any(|b| b == out.item.key().batch().as_str());
                         assert!(!listed);
                     }
                 }

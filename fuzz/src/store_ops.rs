@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use headway::{
     ContentKey, ContentState, Durability, PeerMessage, PeerSession, ProgressUpdate, Role, Status,
-    Store, StoreOptions, Timestamp,
+    Store, StoreOptions, Timestamp, UserId,
 };
 
 const USER: &str = "learner-1";
@@ -42,7 +42,12 @@ pub fn run(bytes: &[u8]) {
     let devices = (0..count)
         .map(|i| Device::open(scratch.path().join(format!("device-{i}.db")), header(1 + i)))
         .collect();
+    let user = match UserId::new(USER) {
+        Ok(user) => user,
+        Err(e) => panic!("the fuzz learner's id is refused: {e}"),
+    };
     let mut world = World {
+        user,
         devices,
         recorded: BTreeMap::new(),
         files: VecDeque::new(),
@@ -147,6 +152,8 @@ struct ExportedFile {
 }
 
 struct World {
+    /// The one learner every device records for.
+    user: UserId,
     devices: Vec<Device>,
     /// The join of every update recorded on any device.
     recorded: States,
@@ -195,14 +202,14 @@ impl World {
             }
             3 => {
                 self.note(format!("{device}: flush"));
-                if let Err(e) = self.devices[device].store().flush(USER) {
+                if let Err(e) = self.devices[device].store().flush(&self.user) {
                     self.fail(format!("flush failed: {e}"));
                 }
                 folded.push(device);
             }
             4 => {
                 self.note(format!("{device}: compact"));
-                if let Err(e) = self.devices[device].store().compact(USER) {
+                if let Err(e) = self.devices[device].store().compact(&self.user) {
                     self.fail(format!("compaction failed: {e}"));
                 }
                 folded.push(device);
@@ -225,7 +232,7 @@ impl World {
                 ));
                 let since_id = since.map(|s| self.devices[s].id.clone());
                 let store = self.devices[device].store();
-                match store.peer_export(USER, since_id.as_deref()) {
+                match store.peer_export(&self.user, since_id.as_deref()) {
                     Ok(bytes) => {
                         if self.files.len() == MAX_FILES {
                             self.files.pop_front();
@@ -258,7 +265,7 @@ impl World {
                 ));
                 let result = self.devices[device]
                     .store()
-                    .peer_import(USER, &self.files[file].bytes);
+                    .peer_import(&self.user, &self.files[file].bytes);
                 match result {
                     // What the sender held reached the receiver's table.
                     Ok(()) => {
@@ -350,7 +357,7 @@ impl World {
     }
 
     fn items(&self, i: usize) -> States {
-        match self.devices[i].store().items(USER, None) {
+        match self.devices[i].store().items(&self.user, None) {
             Ok(items) => items.into_iter().map(|i| i.into_parts()).collect(),
             Err(e) => self.fail(format!("device {i}: reading items failed: {e}")),
         }
@@ -359,8 +366,8 @@ impl World {
     /// After a fold (flush, compaction, exchange), the document holds what the table holds.
     fn check_document_matches_table(&self, i: usize) {
         let store = self.devices[i].store();
-        let table = store.items(USER, None);
-        let document = store.document_items(USER);
+        let table = store.items(&self.user, None);
+        let document = store.document_items(&self.user);
         match (table, document) {
             (Ok(table), Ok(document)) if table == document => {}
             (table, document) => self.fail(format!(
@@ -387,8 +394,8 @@ impl World {
                     self.note(format!("finish: file {from} -> {to}"));
                     let moved = self.devices[from]
                         .store()
-                        .peer_export(USER, None)
-                        .and_then(|file| self.devices[to].store().peer_import(USER, &file));
+                        .peer_export(&self.user, None)
+                        .and_then(|file| self.devices[to].store().peer_import(&self.user, &file));
                     if let Err(e) = moved {
                         self.fail(format!("a clean file exchange {from} -> {to} failed: {e}"));
                     }
@@ -414,8 +421,8 @@ impl World {
 impl Live {
     fn start(devices: &[Device], from: usize, to: usize) -> headway::Result<Live> {
         let mut sessions = [
-            PeerSession::new(USER, Role::Initiator),
-            PeerSession::new(USER, Role::Responder),
+            PeerSession::new(&headway::UserId::new(USER)?, Role::Initiator),
+            PeerSession::new(&headway::UserId::new(USER)?, Role::Responder),
         ];
         let hello = sessions[0].start(devices[from].store())?;
         Ok(Live {

@@ -12,6 +12,7 @@ use crate::content_state::Status;
 use crate::course::{derive_course_progress, EnrolledCourse};
 use crate::error::{Error, Result};
 use crate::events::{ContentStateChanged, CourseProgressChanged, Event};
+use crate::id::UserId;
 use crate::timestamp::Timestamp;
 
 /// One course's figures: what the server said and what the device counts.
@@ -76,7 +77,7 @@ fn figures(conn: &Connection, user: &str, course: &str, batch: &str) -> Result<O
 
 fn is_leaf(
     conn: &Connection,
-    user: &str,
+    user: &UserId,
     course: &str,
     batch: &str,
     content: &str,
@@ -150,17 +151,17 @@ impl Store {
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::{ContentKey, EnrolledCourse, ProgressUpdate, Status, Store};
+    /// use headway::{ContentKey, EnrolledCourse, ProgressUpdate, Status, Store, UserId};
     /// let store = Store::open_in_memory()?;
     /// let mut listed = EnrolledCourse::new("do_course", "0130", 4);
     /// listed.leaf_nodes = Some(vec!["do_1".into(), "do_2".into(), "do_3".into(), "do_4".into()]);
-    /// store.cache_courses("u", &[listed])?; // what a refresh stores
+    /// store.cache_courses(&UserId::new("u")?, &[listed])?; // what a refresh stores
     /// store.record(ProgressUpdate::new(ContentKey::new("u", "do_course", "0130", "do_1")?, Status::Completed, 100)?)?;
-    /// let course = &store.courses("u")?[0];
+    /// let course = &store.courses(&UserId::new("u")?)?[0];
     /// assert_eq!((course.progress, course.completion_percentage, course.status), (1, 25, 1));
     /// # Ok(()) }
     /// ```
-    pub fn courses(&self, user: &str) -> Result<Vec<EnrolledCourse>> {
+    pub fn courses(&self, user: &UserId) -> Result<Vec<EnrolledCourse>> {
         let inner = self.lock()?;
         courses_in(&inner.conn, user)
     }
@@ -170,20 +171,21 @@ impl Store {
     /// ones the app supplied ([`Store::set_leaf_nodes`]).
     ///
     /// ```
+    /// # use headway::UserId;
     /// # fn main() -> headway::Result<()> {
     /// let store = headway::Store::open_in_memory()?;
-    /// store.cache_courses("u", &[headway::EnrolledCourse::new("do_course", "0130", 3)])?;
-    /// assert_eq!(store.courses("u")?.len(), 1);
+    /// store.cache_courses(&UserId::new("u")?, &[headway::EnrolledCourse::new("do_course", "0130", 3)])?;
+    /// assert_eq!(store.courses(&UserId::new("u")?)?.len(), 1);
     /// # Ok(()) }
     /// ```
-    pub fn cache_courses(&self, user: &str, list: &[EnrolledCourse]) -> Result<()> {
+    pub fn cache_courses(&self, user: &UserId, list: &[EnrolledCourse]) -> Result<()> {
         self.cache_courses_at(user, list, Timestamp::now())
     }
 
     /// [`Store::cache_courses`], noting the list as fetched at `now`.
     pub(crate) fn cache_courses_at(
         &self,
-        user: &str,
+        user: &UserId,
         list: &[EnrolledCourse],
         now: Timestamp,
     ) -> Result<()> {
@@ -274,16 +276,17 @@ impl Store {
     /// not a leaf never moves course progress.
     ///
     /// ```
+    /// # use headway::UserId;
     /// # fn main() -> headway::Result<()> {
     /// let store = headway::Store::open_in_memory()?;
-    /// store.cache_courses("u", &[headway::EnrolledCourse::new("do_course", "0130", 0)])?;
-    /// store.set_leaf_nodes("u", "do_course", "0130", &["do_1".into(), "do_2".into()])?;
-    /// assert_eq!(store.courses("u")?[0].leaf_nodes_count, 2);
+    /// store.cache_courses(&UserId::new("u")?, &[headway::EnrolledCourse::new("do_course", "0130", 0)])?;
+    /// store.set_leaf_nodes(&UserId::new("u")?, "do_course", "0130", &["do_1".into(), "do_2".into()])?;
+    /// assert_eq!(store.courses(&UserId::new("u")?)?[0].leaf_nodes_count, 2);
     /// # Ok(()) }
     /// ```
     pub fn set_leaf_nodes(
         &self,
-        user: &str,
+        user: &UserId,
         course: &str,
         batch: &str,
         leaves: &[String],
@@ -303,7 +306,7 @@ impl Store {
 }
 
 /// The learner's cached courses with local progress merged in (see [`Store::courses`]).
-fn courses_in(conn: &Connection, user: &str) -> Result<Vec<EnrolledCourse>> {
+fn courses_in(conn: &Connection, user: &UserId) -> Result<Vec<EnrolledCourse>> {
     let mut leaves: BTreeMap<(String, String), Vec<(String, u8)>> = BTreeMap::new();
     {
         let mut select = conn
@@ -398,7 +401,7 @@ fn courses_in(conn: &Connection, user: &str) -> Result<Vec<EnrolledCourse>> {
 
 fn write_leaves(
     conn: &Connection,
-    user: &str,
+    user: &UserId,
     course: &str,
     batch: &str,
     leaves: &[String],
@@ -424,7 +427,11 @@ fn write_leaves(
 }
 
 /// A course-progress event for each course whose percentage moved between two answers.
-fn progress_moves(user: &str, before: &[EnrolledCourse], after: &[EnrolledCourse]) -> Vec<Event> {
+fn progress_moves(
+    user: &UserId,
+    before: &[EnrolledCourse],
+    after: &[EnrolledCourse],
+) -> Vec<Event> {
     after
         .iter()
         .filter_map(|course| {

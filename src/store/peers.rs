@@ -14,6 +14,7 @@ use crate::content_state::{ContentItem, ContentKey, ContentState};
 use crate::document::{LearnerDocument, Written};
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged};
+use crate::id::UserId;
 
 fn refuse(reason: impl Into<String>) -> Error {
     Error::PeerMessage {
@@ -44,8 +45,8 @@ fn heads_from(bytes: &[u8]) -> Vec<automerge::ChangeHash> {
 /// arrived, so the document covers the table otherwise. Returns the table changes.
 fn persist_and_reconcile(
     tx: &Transaction<'_>,
-    documents: &mut HashMap<String, OpenDocument>,
-    user: &str,
+    documents: &mut HashMap<UserId, OpenDocument>,
+    user: &UserId,
     before: &[automerge::ChangeHash],
     written: Written,
 ) -> Result<Vec<ContentStateChanged>> {
@@ -106,8 +107,8 @@ impl Store {
     /// `Inner::with_document`), then publishes what bringing it up to date changed.
     fn on_document<T>(
         &self,
-        user: &str,
-        step: impl FnOnce(&Transaction<'_>, &mut HashMap<String, OpenDocument>, &[u8; 16]) -> Result<T>,
+        user: &UserId,
+        step: impl FnOnce(&Transaction<'_>, &mut HashMap<UserId, OpenDocument>, &[u8; 16]) -> Result<T>,
     ) -> Result<T> {
         self.raise_on_document(user, |tx, documents, device| {
             step(tx, documents, device).map(|value| (value, Vec::new()))
@@ -118,10 +119,10 @@ impl Store {
     /// step's are published before the store's lock is released, in commit order.
     fn raise_on_document<T>(
         &self,
-        user: &str,
+        user: &UserId,
         step: impl FnOnce(
             &Transaction<'_>,
-            &mut HashMap<String, OpenDocument>,
+            &mut HashMap<UserId, OpenDocument>,
             &[u8; 16],
         ) -> Result<(T, Vec<ContentStateChanged>)>,
     ) -> Result<T> {
@@ -134,7 +135,7 @@ impl Store {
     }
 
     /// The epoch of `user`'s document (without counting its changes, as a hello does).
-    pub(crate) fn document_epoch(&self, user: &str) -> Result<Option<[u8; 16]>> {
+    pub(crate) fn document_epoch(&self, user: &UserId) -> Result<Option<[u8; 16]>> {
         self.on_document(user, |_, documents, _| {
             Ok(documents.get(user).and_then(|open| open.doc.epoch()))
         })
@@ -143,7 +144,7 @@ impl Store {
     /// What this device holds of `user`'s document: what a peer hello says. A learner this
     /// device has never held gets no epoch, and nothing is written: a peer naming learners
     /// cannot make this device create rows for them unless progress actually arrives.
-    pub(crate) fn document_summary(&self, user: &str) -> Result<DocumentSummary> {
+    pub(crate) fn document_summary(&self, user: &UserId) -> Result<DocumentSummary> {
         if !self.holds_learner(user)? {
             return Ok(DocumentSummary {
                 device: hex(&self.lock()?.device),
@@ -168,7 +169,7 @@ impl Store {
     }
 
     /// True when this device holds anything of `user`: a content state or a document.
-    fn holds_learner(&self, user: &str) -> Result<bool> {
+    fn holds_learner(&self, user: &UserId) -> Result<bool> {
         let inner = self.lock()?;
         inner
             .conn
@@ -184,7 +185,7 @@ impl Store {
     /// Records what a peer said it holds of `user`'s document.
     pub(crate) fn remember_peer(
         &self,
-        user: &str,
+        user: &UserId,
         peer: &str,
         epoch: Option<[u8; 16]>,
         heads: &[[u8; 32]],
@@ -203,7 +204,7 @@ impl Store {
     }
 
     /// The learner's whole document.
-    pub(crate) fn peer_document(&self, user: &str) -> Result<Vec<u8>> {
+    pub(crate) fn peer_document(&self, user: &UserId) -> Result<Vec<u8>> {
         self.on_document(user, |_, documents, _| {
             let open = documents
                 .get_mut(user)
@@ -216,7 +217,7 @@ impl Store {
     /// this device's document and every state of ours is raised into it (a join), so both
     /// devices share its epoch from now on and later exchanges carry only changes. (In a live
     /// exchange the leaner document is the one sent, so a compaction is not undone.)
-    pub(crate) fn peer_receive_document(&self, user: &str, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn peer_receive_document(&self, user: &UserId, bytes: &[u8]) -> Result<()> {
         let mut theirs = LearnerDocument::load(user, bytes, None)?;
         let their_epoch = theirs.epoch();
         self.raise_on_document(user, |tx, documents, device| {
@@ -235,13 +236,13 @@ impl Store {
             let adopted = replace_document(tx, device, user, |actor| {
                 LearnerDocument::load(user, bytes, Some(actor))
             })?;
-            documents.insert(user.to_string(), adopted);
+            documents.insert(user.clone(), adopted);
             flush_in(tx, documents, device, user).map(|(changes, _)| ((), changes))
         })
     }
 
     /// Changes of our epoch from a peer's file.
-    pub(crate) fn peer_receive_changes(&self, user: &str, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn peer_receive_changes(&self, user: &UserId, bytes: &[u8]) -> Result<()> {
         self.raise_on_document(user, |tx, documents, _| {
             let open = documents
                 .get_mut(user)
@@ -260,7 +261,11 @@ impl Store {
     /// otherwise. (A device can leave an epoch and come back to it by adopting an older copy:
     /// a state saved before then names changes neither side may hold, and the protocol would
     /// never settle from it.)
-    pub(crate) fn peer_sync_state(&self, user: &str, peer: &str) -> Result<automerge::sync::State> {
+    pub(crate) fn peer_sync_state(
+        &self,
+        user: &UserId,
+        peer: &str,
+    ) -> Result<automerge::sync::State> {
         let epoch = self.document_epoch(user)?;
         let state = self.stored_sync_state(user, peer, epoch)?;
         let usable = self.on_document(user, |_, documents, _| {
@@ -278,7 +283,7 @@ impl Store {
     /// The sync state saved for `peer` in `epoch`, or a fresh one.
     fn stored_sync_state(
         &self,
-        user: &str,
+        user: &UserId,
         peer: &str,
         epoch: Option<[u8; 16]>,
     ) -> Result<automerge::sync::State> {
@@ -306,7 +311,7 @@ impl Store {
     /// Persists the Automerge sync state for `peer`, tied to our document's current epoch.
     pub(crate) fn peer_save_sync_state(
         &self,
-        user: &str,
+        user: &UserId,
         peer: &str,
         state: &automerge::sync::State,
     ) -> Result<()> {
@@ -334,7 +339,7 @@ impl Store {
     /// The next Automerge sync message, advancing `state`.
     pub(crate) fn peer_generate(
         &self,
-        user: &str,
+        user: &UserId,
         state: &mut automerge::sync::State,
         epoch: Option<[u8; 16]>,
     ) -> Result<InEpoch<Option<Vec<u8>>>> {
@@ -353,7 +358,7 @@ impl Store {
     /// table (events with origin `Peer`), if our document is still in `epoch`.
     pub(crate) fn peer_receive(
         &self,
-        user: &str,
+        user: &UserId,
         state: &mut automerge::sync::State,
         bytes: &[u8],
         epoch: Option<[u8; 16]>,
@@ -373,7 +378,7 @@ impl Store {
     }
 
     /// What this device remembers `peer` holding of `user`'s document: its epoch and heads.
-    pub(crate) fn what_peer_holds(&self, user: &str, peer: &str) -> Result<Option<PeerHolds>> {
+    pub(crate) fn what_peer_holds(&self, user: &UserId, peer: &str) -> Result<Option<PeerHolds>> {
         let inner = self.lock()?;
         let known: Option<(Option<Vec<u8>>, Vec<u8>)> = inner
             .conn
@@ -394,7 +399,7 @@ impl Store {
     /// that we never saw mean it knows more than we think: then every change of the epoch.
     pub(crate) fn changes_for_peer(
         &self,
-        user: &str,
+        user: &UserId,
         their_heads: &[automerge::ChangeHash],
     ) -> Result<Vec<u8>> {
         self.on_document(user, |_, documents, _| {

@@ -12,55 +12,32 @@ use crate::content_state::{ContentKey, ContentState, Progress, Status};
 use crate::document::{pack, unpack_bytes};
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged};
+use crate::rejection::RejectionReason;
 use crate::timestamp::Timestamp;
 
 /// The columns every row read selects, in the order [`RawRow::from_sql`] expects.
 const COLUMNS: &str = "course_id, batch_id, content_id, status, progress, last_access,
-    last_completed, server_state, rejected_state, rejected_reason, checksum, in_document";
+    last_completed, server_state, rejected_state, rejected_reason, checksum, in_document,
+    rejected_kind";
 
-/// A state the server refused, its reason, and how long the refusal holds.
+/// A state the server refused, and why (which also says how long the refusal holds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Rejection {
     pub(crate) state: ContentState,
-    pub(crate) reason: String,
-    pub(crate) until: RejectedUntil,
+    pub(crate) reason: RejectionReason,
 }
 
-/// How long a rejection keeps an item out of the pending set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RejectedUntil {
-    /// Until the state rises (or the app asks to resend): a refusal for good.
-    StateChanges,
-    /// Until the next sync starts: the server dropped the item without a reason.
-    NextSync,
-}
-
-/// How [`RejectedUntil::NextSync`] is stored: a prefix of `rejected_reason` (no schema change,
-/// and a file written before it reads as refusals for good). Ids and reasons never hold
-/// control characters, so the prefix cannot occur in a reason.
-const NEXT_SYNC_PREFIX: &str = "\u{1e}next-sync\u{1e}";
-
-impl Rejection {
-    fn stored_reason(&self) -> String {
-        match self.until {
-            RejectedUntil::StateChanges => self.reason.clone(),
-            RejectedUntil::NextSync => format!("{NEXT_SYNC_PREFIX}{}", self.reason),
-        }
-    }
-
-    fn from_stored(state: ContentState, stored: String) -> Rejection {
-        match stored.strip_prefix(NEXT_SYNC_PREFIX) {
-            Some(reason) => Rejection {
-                state,
-                reason: reason.to_string(),
-                until: RejectedUntil::NextSync,
-            },
-            None => Rejection {
-                state,
-                reason: stored,
-                until: RejectedUntil::StateChanges,
-            },
-        }
+/// What the row checksum covers of a rejection: the server's text, behind a marker naming its
+/// kind (none for a refusal for good). These are the exact bytes schema version 3 stored in
+/// `rejected_reason` for the two kinds it knew (a refusal's text, and a dropped item's text
+/// behind `\u{1e}next-sync\u{1e}`), so rows written before the kind had its own column keep
+/// their checksums after the upgrade moves the marker into `rejected_kind`. This is a hash
+/// input only: the kind is stored in its column and the text as the server sent it.
+fn summed_reason(kind: &str, text: &str) -> String {
+    match kind {
+        "refused" => text.to_string(),
+        "dropped" => format!("\u{1e}next-sync\u{1e}{text}"),
+        other => format!("\u{1e}{other}\u{1e}{text}"),
     }
 }
 
@@ -216,6 +193,7 @@ struct RawRow {
     rejected_reason: Option<String>,
     checksum: i64,
     in_document: i64,
+    rejected_kind: Option<String>,
 }
 
 impl RawRow {
@@ -233,6 +211,7 @@ impl RawRow {
             rejected_reason: row.get(9)?,
             checksum: row.get(10)?,
             in_document: row.get(11)?,
+            rejected_kind: row.get(12)?,
         })
     }
 
@@ -243,7 +222,10 @@ impl RawRow {
             [self.status, self.progress],
             [self.last_access, self.last_completed],
             [self.server.as_deref(), self.rejected_state.as_deref()],
-            self.rejected_reason.as_deref(),
+            self.rejected_reason
+                .as_deref()
+                .map(|text| summed_reason(self.rejected_kind.as_deref().unwrap_or(""), text))
+                .as_deref(),
         )
     }
 
@@ -258,7 +240,7 @@ impl RawRow {
         }
         // The ids were validated when the row was written and the checksum proves they are
         // unchanged, so they are not checked again.
-        let key = ContentKey::trusted(user, self.course, self.batch, self.content);
+        let key = ContentKey::trusted(user, &self.course, &self.batch, &self.content);
         let time = |t: Option<i64>| t.map(Timestamp::from_millis).transpose();
         let state = ContentState::new(
             Status::try_from(self.status).map_err(corrupt)?,
@@ -267,10 +249,22 @@ impl RawRow {
             time(self.last_completed).map_err(corrupt)?,
         );
         let server = self.server.as_deref().map(register).transpose()?;
-        let rejected = match (self.rejected_state.as_deref(), self.rejected_reason) {
-            (Some(bytes), Some(reason)) => Some(Rejection::from_stored(register(bytes)?, reason)),
-            (None, None) => None,
-            _ => return Err(corrupt_reason("a rejection lacks its state or reason")),
+        let rejected = match (
+            self.rejected_state.as_deref(),
+            self.rejected_kind.as_deref(),
+            self.rejected_reason,
+        ) {
+            (Some(bytes), Some(kind), Some(text)) => Some(Rejection {
+                state: register(bytes)?,
+                reason: RejectionReason::from_kind(kind, text)
+                    .ok_or_else(|| corrupt_reason("a rejection is of an unknown kind"))?,
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(corrupt_reason(
+                    "a rejection lacks its state, kind or reason",
+                ))
+            }
         };
         let in_document = match self.in_document {
             0 => InDocument::No,
@@ -359,10 +353,10 @@ pub(crate) fn select_one(conn: &Connection, key: &ContentKey) -> Result<Option<R
         .map_err(Error::sqlite("reading a content state"))?;
     let mut rows = select
         .query(params![
-            key.user(),
-            key.course(),
-            key.batch(),
-            key.content()
+            key.user().as_str(),
+            key.course().as_str(),
+            key.batch().as_str(),
+            key.content().as_str()
         ])
         .map_err(Error::sqlite("reading a content state"))?;
     match rows
@@ -417,34 +411,40 @@ pub(crate) fn write(conn: &Connection, row: &Row) -> Result<()> {
     let last_completed = state.last_completed_time().map(Timestamp::as_millis);
     let server = row.server.as_ref().map(pack);
     let rejected_state = row.rejected.as_ref().map(|r| pack(&r.state));
-    let rejected_reason = row.rejected.as_ref().map(Rejection::stored_reason);
+    let rejected_kind = row.rejected.as_ref().map(|r| r.reason.kind());
+    let rejected_reason = row.rejected.as_ref().map(|r| r.reason.text());
+    let summed = row
+        .rejected
+        .as_ref()
+        .map(|r| summed_reason(r.reason.kind(), r.reason.text()));
     let sum = checksum(
         key.user(),
         [key.course(), key.batch(), key.content()],
         [status, progress],
         [last_access, last_completed],
         [server.as_deref(), rejected_state.as_deref()],
-        rejected_reason.as_deref(),
+        summed.as_deref(),
     );
     let mut upsert = conn
         .prepare_cached(
             "INSERT INTO content_state
             (user_id, course_id, batch_id, content_id, status, progress, last_access,
-             last_completed, server_state, rejected_state, rejected_reason, checksum, in_document)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             last_completed, server_state, rejected_state, rejected_reason, checksum, in_document,
+             rejected_kind)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
             ON CONFLICT DO UPDATE SET status = excluded.status, progress = excluded.progress,
                 last_access = excluded.last_access, last_completed = excluded.last_completed,
                 server_state = excluded.server_state, rejected_state = excluded.rejected_state,
                 rejected_reason = excluded.rejected_reason, checksum = excluded.checksum,
-                in_document = excluded.in_document",
+                in_document = excluded.in_document, rejected_kind = excluded.rejected_kind",
         )
         .map_err(Error::sqlite("writing a content state"))?;
     upsert
         .execute(params![
-            key.user(),
-            key.course(),
-            key.batch(),
-            key.content(),
+            key.user().as_str(),
+            key.course().as_str(),
+            key.batch().as_str(),
+            key.content().as_str(),
             status,
             progress,
             last_access,
@@ -454,6 +454,7 @@ pub(crate) fn write(conn: &Connection, row: &Row) -> Result<()> {
             rejected_reason,
             sum,
             i64::from(row.in_document == InDocument::Yes),
+            rejected_kind,
         ])
         .map_err(Error::sqlite("writing a content state"))?;
     // Keep the leaf status of enrolled courses in step (a no-op for a content that is not a
@@ -466,10 +467,10 @@ pub(crate) fn write(conn: &Connection, row: &Row) -> Result<()> {
         )
         .map_err(Error::sqlite("updating a course leaf"))?
         .execute(params![
-            key.user(),
-            key.course(),
-            key.batch(),
-            key.content(),
+            key.user().as_str(),
+            key.course().as_str(),
+            key.batch().as_str(),
+            key.content().as_str(),
             status
         ])
         .map_err(Error::sqlite("updating a course leaf"))?;

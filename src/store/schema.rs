@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 const APPLICATION_ID: i64 = 0x4857_4159;
 
 /// The newest schema version this build writes.
-pub(crate) const VERSION: i64 = 3;
+pub(crate) const VERSION: i64 = 4;
 
 /// How long a write waits for another connection's write to finish.
 pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -134,6 +134,7 @@ const TABLES: [(&str, &[&str]); 7] = [
             "rejected_state",
             "rejected_reason",
             "checksum",
+            "rejected_kind",
         ],
     ),
     (
@@ -352,6 +353,24 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
 
             -- The rows a flush folds into the document, found without scanning the table.
             CREATE INDEX content_state_unfolded ON content_state (user_id) WHERE in_document = 0;
+            "
+        }
+        3 => {
+            "
+            -- What kind of refusal a rejection is (`refused`, `dropped`, `batch_not_ongoing`,
+            -- `batch_unknown`), so `rejected_reason` holds only the server's text. Version 3
+            -- marked a dropped item by prefixing its reason with U+001E `next-sync` U+001E;
+            -- the marker moves into the kind here, and every other rejection was a refusal.
+            -- Checksums stay valid: they cover the text behind the same marker (store/rows.rs).
+            ALTER TABLE content_state ADD COLUMN rejected_kind TEXT;
+            UPDATE content_state
+            SET rejected_kind = CASE
+                    WHEN substr(rejected_reason, 1, 11) = char(30) || 'next-sync' || char(30)
+                    THEN 'dropped' ELSE 'refused' END,
+                rejected_reason = CASE
+                    WHEN substr(rejected_reason, 1, 11) = char(30) || 'next-sync' || char(30)
+                    THEN substr(rejected_reason, 12) ELSE rejected_reason END
+            WHERE rejected_reason IS NOT NULL;
             "
         }
         other => {

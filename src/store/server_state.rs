@@ -1,17 +1,19 @@
 //! What the server is known to hold: the items to send, the outcomes of a push, and the
 //! server's own states merged in. Each is one transaction.
 
-use super::rows::{self, Raise, RejectedUntil, Rejection, Row, Rows};
+use super::rows::{self, Raise, Rejection, Row, Rows};
 use super::{write_transaction, Store};
 use crate::adapter::{ItemOutcome, Outgoing};
 use crate::content_state::ContentItem;
 use crate::error::Result;
 use crate::events::{ChangeOrigin, ContentStateChanged};
+use crate::id::{CourseId, UserId};
+use crate::rejection::RejectionReason;
 
 impl Store {
     /// The pending items of a learner with what the server is known to hold of each: what a
     /// sync hands to [`Adapter::push`](crate::Adapter::push).
-    pub(crate) fn outgoing(&self, user: &str) -> Result<Vec<Outgoing>> {
+    pub(crate) fn outgoing(&self, user: &UserId) -> Result<Vec<Outgoing>> {
         let inner = self.lock()?;
         let rows = rows::select_learner(&inner.conn, user, Rows::All)?;
         Ok(rows
@@ -40,14 +42,14 @@ impl Store {
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::{ChangeOrigin, ContentItem, ContentKey, ContentState, Progress, Status, Store};
+    /// use headway::{ChangeOrigin, ContentItem, ContentKey, ContentState, Progress, Status, Store, UserId};
     /// let store = Store::open_in_memory()?;
     /// let key = ContentKey::new("u", "c", "b", "k")?;
     /// let from_server = ContentState::new(Status::Completed, Progress::new(100)?, None, None);
     /// let changes = store.merge_server_states(&[ContentItem::new(key.clone(), from_server)])?;
     /// assert_eq!(changes[0].origin, ChangeOrigin::Server);
     /// assert_eq!(store.state(&key)?, Some(from_server));
-    /// assert!(store.pending("u")?.is_empty()); // the server already holds it
+    /// assert!(store.pending(&UserId::new("u")?)?.is_empty()); // the server already holds it
     /// # Ok(()) }
     /// ```
     pub fn merge_server_states(&self, items: &[ContentItem]) -> Result<Vec<ContentStateChanged>> {
@@ -65,7 +67,7 @@ impl Store {
         for change in &changes {
             *inner
                 .unflushed
-                .entry(change.key.user().to_string())
+                .entry(change.key.user().clone())
                 .or_default() += 1;
         }
         self.publish(&inner, changes.clone());
@@ -77,11 +79,12 @@ impl Store {
     /// not sent again until they change or [`Store::resend_rejected`] is called.
     ///
     /// ```
+    /// # use headway::UserId;
     /// let store = headway::Store::open_in_memory()?;
-    /// assert!(store.rejected("u")?.is_empty());
+    /// assert!(store.rejected(&UserId::new("u")?)?.is_empty());
     /// # Ok::<(), headway::Error>(())
     /// ```
-    pub fn rejected(&self, user: &str) -> Result<Vec<(ContentItem, String)>> {
+    pub fn rejected(&self, user: &UserId) -> Result<Vec<(ContentItem, RejectionReason)>> {
         let inner = self.lock()?;
         let rows = rows::select_learner(&inner.conn, user, Rows::All)?;
         Ok(rows
@@ -98,30 +101,33 @@ impl Store {
     /// asks after the learner's batch reopened, say). Returns how many were forgotten.
     ///
     /// ```
+    /// # use headway::UserId;
     /// let store = headway::Store::open_in_memory()?;
-    /// assert_eq!(store.resend_rejected("u")?, 0);
+    /// assert_eq!(store.resend_rejected(&UserId::new("u")?)?, 0);
     /// # Ok::<(), headway::Error>(())
     /// ```
-    pub fn resend_rejected(&self, user: &str) -> Result<usize> {
+    pub fn resend_rejected(&self, user: &UserId) -> Result<usize> {
         self.clear_rejections(user, None, |_| true)
     }
 
     /// Like [`Store::resend_rejected`], for one course only (`None`: every course).
     ///
     /// ```
+    /// use headway::{CourseId, UserId};
     /// let store = headway::Store::open_in_memory()?;
-    /// assert_eq!(store.resend_rejected_in("u", Some("do_course"))?, 0);
+    /// let (user, course) = (UserId::new("u")?, CourseId::new("do_course")?);
+    /// assert_eq!(store.resend_rejected_in(&user, Some(&course))?, 0);
     /// # Ok::<(), headway::Error>(())
     /// ```
-    pub fn resend_rejected_in(&self, user: &str, course: Option<&str>) -> Result<usize> {
-        self.clear_rejections(user, course, |_| true)
+    pub fn resend_rejected_in(&self, user: &UserId, course: Option<&CourseId>) -> Result<usize> {
+        self.clear_rejections(user, course.map(CourseId::as_str), |_| true)
     }
 
     /// Makes the items the server dropped without a reason in an earlier sync pending again
-    /// (see [`ItemOutcome::Dropped`]): called as every sync starts.
-    pub(crate) fn resend_dropped(&self, user: &str) -> Result<usize> {
+    /// (see [`RejectionReason::DroppedByServer`]): called as every sync starts.
+    pub(crate) fn resend_dropped(&self, user: &UserId) -> Result<usize> {
         self.clear_rejections(user, None, |rejection| {
-            rejection.until == RejectedUntil::NextSync
+            rejection.reason.is_resent_at_next_sync()
         })
     }
 
@@ -129,7 +135,7 @@ impl Store {
     /// transaction.
     fn clear_rejections(
         &self,
-        user: &str,
+        user: &UserId,
         course: Option<&str>,
         which: impl Fn(&Rejection) -> bool,
     ) -> Result<usize> {
@@ -164,15 +170,10 @@ fn apply_outcomes_in(
         let held = match outcome {
             ItemOutcome::Acknowledged => Some(*out.item.state()),
             ItemOutcome::HeldLower { held } => Some(*held),
-            ItemOutcome::Rejected { reason } | ItemOutcome::Dropped { reason } => {
-                let until = match outcome {
-                    ItemOutcome::Dropped { .. } => RejectedUntil::NextSync,
-                    _ => RejectedUntil::StateChanges,
-                };
+            ItemOutcome::Rejected { reason } => {
                 row.rejected = Some(Rejection {
                     state: *out.item.state(),
                     reason: reason.clone(),
-                    until,
                 });
                 None
             }

@@ -5,14 +5,16 @@ use rusqlite::OptionalExtension;
 
 use super::Store;
 use crate::error::{Error, Result};
+use crate::id::UserId;
 use crate::sync_report::SyncReport;
 use crate::timestamp::Timestamp;
 
 /// How a learner's last sync ended, as [`Store::last_sync`] reports it.
 ///
 /// ```
+/// # use headway::UserId;
 /// let store = headway::Store::open_in_memory()?;
-/// assert_eq!(store.last_sync("learner-1")?, None); // never synced
+/// assert_eq!(store.last_sync(&UserId::new("learner-1")?)?, None); // never synced
 /// # Ok::<(), headway::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,14 +30,14 @@ pub struct LastSync {
     pub acknowledged: usize,
 }
 
-fn meta_name(user: &str) -> String {
+fn meta_name(user: &UserId) -> String {
     format!("last_sync:{user}")
 }
 
 impl Store {
     /// Keeps how this sync of `user` ended, `at` the time it ended. A failure to write it is
     /// logged, never returned: the sync itself is already committed.
-    pub(crate) fn note_sync(&self, user: &str, report: &SyncReport, at: Timestamp) {
+    pub(crate) fn note_sync(&self, user: &UserId, report: &SyncReport, at: Timestamp) {
         let outcome = if report.server_failed() {
             let cause = report
                 .retrying
@@ -70,11 +72,12 @@ impl Store {
     /// How the last sync of `user` on this device ended, or `None` if it never synced.
     ///
     /// ```
+    /// # use headway::UserId;
     /// let store = headway::Store::open_in_memory()?;
-    /// assert!(store.last_sync("u")?.is_none());
+    /// assert!(store.last_sync(&UserId::new("u")?)?.is_none());
     /// # Ok::<(), headway::Error>(())
     /// ```
-    pub fn last_sync(&self, user: &str) -> Result<Option<LastSync>> {
+    pub fn last_sync(&self, user: &UserId) -> Result<Option<LastSync>> {
         let inner = self.lock()?;
         let stored: Option<Vec<u8>> = inner
             .conn

@@ -16,6 +16,7 @@ use super::{write_transaction, Inner};
 use crate::document::LearnerDocument;
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged};
+use crate::id::UserId;
 
 /// A learner's document as loaded in memory, and how much of the stored log it holds.
 pub(super) struct OpenDocument {
@@ -39,7 +40,7 @@ pub(super) fn epoch_actor(device: &[u8; 16], epoch: i64) -> ActorId {
 impl Inner {
     /// Flushes `user`'s raised rows into the document; returns the changes the document
     /// itself brought to the table (none unless another writer raised the document alone).
-    pub(super) fn flush(&mut self, user: &str) -> Result<Vec<ContentStateChanged>> {
+    pub(super) fn flush(&mut self, user: &UserId) -> Result<Vec<ContentStateChanged>> {
         let (changes, seq, ()) = self.with_document(user, |_, _, _| Ok(()))?;
         self.unflushed.remove(user);
         if seq >= i64::try_from(self.options.compact_after).unwrap_or(i64::MAX) {
@@ -58,8 +59,8 @@ impl Inner {
     /// `step` returned.
     pub(super) fn with_document<T>(
         &mut self,
-        user: &str,
-        step: impl FnOnce(&Transaction<'_>, &mut HashMap<String, OpenDocument>, &[u8; 16]) -> Result<T>,
+        user: &UserId,
+        step: impl FnOnce(&Transaction<'_>, &mut HashMap<UserId, OpenDocument>, &[u8; 16]) -> Result<T>,
     ) -> Result<(Vec<ContentStateChanged>, i64, T)> {
         let Inner {
             conn,
@@ -78,7 +79,7 @@ impl Inner {
     }
 
     /// Rebases `user`'s document onto a fresh snapshot of the current values, in a new epoch.
-    pub(super) fn compact(&mut self, user: &str) -> Result<Vec<ContentStateChanged>> {
+    pub(super) fn compact(&mut self, user: &UserId) -> Result<Vec<ContentStateChanged>> {
         let Inner {
             conn,
             device,
@@ -106,7 +107,7 @@ impl Inner {
         });
         documents.remove(user);
         let (changes, open) = outcome?;
-        documents.insert(user.to_string(), open);
+        documents.insert(user.clone(), open);
         Ok(changes)
     }
 }
@@ -115,9 +116,9 @@ impl Inner {
 /// and the seq of the last chunk.
 pub(super) fn flush_in(
     tx: &Transaction<'_>,
-    documents: &mut std::collections::HashMap<String, OpenDocument>,
+    documents: &mut std::collections::HashMap<UserId, OpenDocument>,
     device: &[u8; 16],
-    user: &str,
+    user: &UserId,
 ) -> Result<(Vec<ContentStateChanged>, i64)> {
     let open = load_document(tx, documents, device, user)?;
     // The first flush after loading joins the document with the whole table, both ways, so
@@ -177,9 +178,9 @@ pub(super) fn flush_in(
 /// loading or catching up as needed (another process may have written to the file).
 pub(super) fn load_document<'d>(
     tx: &Transaction<'_>,
-    documents: &'d mut std::collections::HashMap<String, OpenDocument>,
+    documents: &'d mut std::collections::HashMap<UserId, OpenDocument>,
     device: &[u8; 16],
-    user: &str,
+    user: &UserId,
 ) -> Result<&'d mut OpenDocument> {
     let epoch: i64 = match tx
         .query_row(
@@ -222,7 +223,7 @@ pub(super) fn load_document<'d>(
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(Error::sqlite("reading the document"))?;
     let last = chunks.last().map_or(since, |(seq, _)| *seq);
-    match documents.entry(user.to_string()) {
+    match documents.entry(user.clone()) {
         std::collections::hash_map::Entry::Occupied(entry) => {
             let open = entry.into_mut();
             for (_, bytes) in &chunks {
@@ -257,7 +258,7 @@ pub(super) fn load_document<'d>(
 pub(super) fn replace_document(
     tx: &Transaction<'_>,
     device: &[u8; 16],
-    user: &str,
+    user: &UserId,
     build: impl FnOnce(ActorId) -> Result<LearnerDocument>,
 ) -> Result<OpenDocument> {
     let epoch: i64 = tx

@@ -51,19 +51,25 @@ async fn offline(count: usize, policy: WhenUnreachable) -> Result<(Duration, Dur
     let store = pending_store(count)?;
     let adapter = adapter(&refused_url()?, policy)?;
     let started = Instant::now();
-    let report = store.sync(USER, &adapter, &SyncOptions::new()).await?;
+    let report = store
+        .sync(&headway::UserId::new(USER)?, &adapter, &SyncOptions::new())
+        .await?;
     let sync = started.elapsed();
     assert!(report.server_failed() && report.retrying.len() == count);
     let started = Instant::now();
     let answer = store
-        .refresh_courses(USER, &adapter, &SyncOptions::new())
+        .refresh_courses(&headway::UserId::new(USER)?, &adapter, &SyncOptions::new())
         .await?;
     let courses = started.elapsed();
     assert!(matches!(
         answer.source,
         headway::CoursesSource::Cache { .. }
     ));
-    assert_eq!(store.pending(USER)?.len(), count, "nothing may be lost");
+    assert_eq!(
+        store.pending(&headway::UserId::new(USER)?)?.len(),
+        count,
+        "nothing may be lost"
+    );
     Ok((sync, courses))
 }
 

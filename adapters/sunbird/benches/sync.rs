@@ -61,10 +61,12 @@ async fn bulk(
         Arc::new(StaticToken::new(UserToken::new("t"))),
     )?;
     let started = Instant::now();
-    let report = store.sync(USER, &adapter, &SyncOptions::new()).await?;
+    let report = store
+        .sync(&headway::UserId::new(USER)?, &adapter, &SyncOptions::new())
+        .await?;
     let elapsed = started.elapsed();
     let requests = usize::try_from(server.stats().update_requests)?;
-    if !store.pending(USER)?.is_empty() {
+    if !store.pending(&headway::UserId::new(USER)?)?.is_empty() {
         return Err("bulk sync left items pending".into());
     }
     server.shutdown().await;

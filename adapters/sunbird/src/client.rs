@@ -250,12 +250,12 @@ impl SunbirdConfig {
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
-/// use headway::{Store, SyncOptions};
+/// use headway::{Store, SyncOptions, UserId};
 /// use headway_sunbird::{StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
 /// let store = Store::open("progress.db")?;
 /// let tokens = Arc::new(StaticToken::new(UserToken::new("user-token")));
 /// let adapter = SunbirdAdapter::new(SunbirdConfig::new("https://example.org"), tokens)?;
-/// let report = store.sync("learner-1", &adapter, &SyncOptions::new()).await?;
+/// let report = store.sync(&UserId::new("learner-1")?, &adapter, &SyncOptions::new()).await?;
 /// println!("{} acknowledged", report.acknowledged);
 /// # Ok(()) }
 /// ```

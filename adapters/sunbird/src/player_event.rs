@@ -279,7 +279,7 @@ impl ParsedEvent {
         if context.batch_status != Some(1) {
             return ignored(Ignored::BatchNotOngoing);
         }
-        if self.key.content() == context.course_id {
+        if self.key.content().as_str() == context.course_id {
             return ignored(Ignored::CourseEnded);
         }
         let status = current.map_or(Status::NotStarted, ContentState::status);
@@ -334,7 +334,7 @@ pub trait RecordPlayerEvent {
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::Store;
+    /// use headway::{Store, UserId};
     /// use headway_sunbird::{CourseContext, PlayerEventOutcome, RecordPlayerEvent};
     /// let store = Store::open_in_memory()?;
     /// let context = CourseContext {
@@ -344,7 +344,7 @@ pub trait RecordPlayerEvent {
     /// let end = br#"{"eid":"END","context":{"pdata":{"pid":"sunbird.app.contentplayer"}},
     ///   "object":{"id":"do_1"},"edata":{"summary":[{"progress":40}]}}"#;
     /// assert!(matches!(store.record_player_event(end, &context)?, PlayerEventOutcome::Recorded(Some(_))));
-    /// assert_eq!(store.items("u1", None)?[0].state().progress().get(), 40);
+    /// assert_eq!(store.items(&UserId::new("u1")?, None)?[0].state().progress().get(), 40);
     /// # Ok(()) }
     /// ```
     fn record_player_event(

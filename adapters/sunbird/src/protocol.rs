@@ -34,7 +34,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use headway::{AdapterError, Backoff, ContentItem, ItemOutcome, Outgoing, PushReport, RetryCause};
+use headway::{
+    AdapterError, Backoff, ContentItem, ItemOutcome, Outgoing, PushReport, RejectionReason,
+    RetryCause,
+};
 
 use crate::client::{SunbirdConfig, WhenUnreachable};
 use crate::error::Error;
@@ -388,7 +391,7 @@ fn plan_requests(items: &[Outgoing], indices: &[usize], chunk: usize) -> Vec<Vec
         let fits = |r: &Planned<'_>| {
             r.indices.len() < chunk
                 && r.course_of_batch
-                    .get(key.batch())
+                    .get(key.batch().as_str())
                     .is_none_or(|course| *course == key.course())
                 && !r.contents.contains(&(key.batch(), key.content()))
         };
@@ -520,6 +523,7 @@ impl<'a> UpdatePush<'a> {
             }
             UpdateAnswer::ClientError { reason } if indices.len() == 1 => {
                 tracing::warn!(%reason, "the server refused an item");
+                let reason = RejectionReason::RefusedByServer { text: reason };
                 self.set(indices[0], ItemOutcome::Rejected { reason });
             }
             UpdateAnswer::ClientError { .. } => {
@@ -888,7 +892,7 @@ mod tests {
         for request in &plan {
             let courses: std::collections::HashSet<&str> = request
                 .iter()
-                .map(|&i| items[i].item.key().course())
+                .map(|&i| items[i].item.key().course().as_str())
                 .collect();
             assert_eq!(
                 courses.len(),

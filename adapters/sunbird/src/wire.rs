@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use headway::{
     ContentItem, ContentKey, ContentState, EnrolledCourse, ItemOutcome, Outgoing, Progress,
-    RetryCause, Status, Timestamp,
+    RejectionReason, RetryCause, Status, Timestamp,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -350,6 +350,20 @@ struct ReadRow {
 /// The reason given for an item the server's `result` does not mention.
 pub const NOT_IN_RESULT: &str = "NOT_IN_RESULT";
 
+/// A batch the server lists under `NOT_A_ON_GOING_BATCH`: not running (yet, or any more).
+fn batch_not_ongoing() -> RejectionReason {
+    RejectionReason::BatchNotOngoing {
+        text: "NOT_A_ON_GOING_BATCH".into(),
+    }
+}
+
+/// A batch the server lists under `BATCH_NOT_EXISTS`.
+fn batch_unknown() -> RejectionReason {
+    RejectionReason::BatchUnknown {
+        text: "BATCH_NOT_EXISTS".into(),
+    }
+}
+
 /// What one answer to a bulk update means.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UpdateAnswer {
@@ -424,14 +438,13 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
         .iter()
         .map(|out| {
             let (key, state) = (out.item.key(), out.item.state());
-            for (list, reason) in [
-                (&result.not_ongoing, "NOT_A_ON_GOING_BATCH"),
-                (&result.missing, "BATCH_NOT_EXISTS"),
-            ] {
-                if list.contains(key.batch()) {
-                    return ItemOutcome::Rejected {
-                        reason: reason.into(),
-                    };
+            let lists: [(_, fn() -> RejectionReason); 2] = [
+                (&result.not_ongoing, batch_not_ongoing),
+                (&result.missing, batch_unknown),
+            ];
+            for (list, reason) in lists {
+                if list.contains(key.batch().as_str()) {
+                    return ItemOutcome::Rejected { reason: reason() };
                 }
                 // The server names batches as it stored them (trimmed, say): a listed batch
                 // that matches no batch sent exactly but this one loosely may be this one, and
@@ -440,9 +453,7 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
                     .iter()
                     .any(|named| loosely_same_batch(named, key.batch()))
                 {
-                    return ItemOutcome::Rejected {
-                        reason: reason.into(),
-                    };
+                    return ItemOutcome::Rejected { reason: reason() };
                 }
             }
             // A rejection list that cannot be read may name this item's batch: a `SUCCESS` for
@@ -454,12 +465,14 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
                     },
                 };
             }
-            match result.values.get(key.content()).map(Vec::as_slice) {
+            match result.values.get(key.content().as_str()).map(Vec::as_slice) {
                 // Sunbird drops such an item without a trace (a user other than the token's; a
                 // blank batch cannot be sent): reported, and sent again on the next sync, when
                 // the token may be the right one.
-                None | Some([]) => ItemOutcome::Dropped {
-                    reason: NOT_IN_RESULT.into(),
+                None | Some([]) => ItemOutcome::Rejected {
+                    reason: RejectionReason::DroppedByServer {
+                        text: NOT_IN_RESULT.into(),
+                    },
                 },
                 Some([Value::String(s), rest @ ..])
                     if rest.iter().all(|v| v.as_str() == Some(s)) =>
@@ -467,7 +480,9 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
                     if s == "SUCCESS" {
                         acknowledged(out, state)
                     } else {
-                        ItemOutcome::Rejected { reason: s.clone() }
+                        ItemOutcome::Rejected {
+                            reason: RejectionReason::RefusedByServer { text: s.clone() },
+                        }
                     }
                 }
                 Some([_]) => ItemOutcome::Retry {
@@ -843,7 +858,7 @@ mod tests {
             panic!("not per-item outcomes");
         };
         assert!(
-            matches!(&outcomes[0], ItemOutcome::Rejected { reason } if reason.starts_with("NOT_A_ON_GOING_BATCH")),
+            matches!(&outcomes[0], ItemOutcome::Rejected { reason: RejectionReason::BatchNotOngoing { text } } if text.starts_with("NOT_A_ON_GOING_BATCH")),
             "{:?}",
             outcomes[0]
         );
@@ -895,20 +910,28 @@ mod tests {
         assert_eq!(
             outcomes[1],
             ItemOutcome::Rejected {
-                reason: "NOT_A_ON_GOING_BATCH".into()
+                reason: RejectionReason::BatchNotOngoing {
+                    text: "NOT_A_ON_GOING_BATCH".into()
+                }
             }
         );
         assert_eq!(
             outcomes[2],
             ItemOutcome::Rejected {
-                reason: "BATCH_NOT_EXISTS".into()
+                reason: RejectionReason::BatchUnknown {
+                    text: "BATCH_NOT_EXISTS".into()
+                }
             }
         );
-        assert!(matches!(&outcomes[3], ItemOutcome::Dropped { reason } if reason == NOT_IN_RESULT));
+        assert!(
+            matches!(&outcomes[3], ItemOutcome::Rejected { reason: RejectionReason::DroppedByServer { text } } if text == NOT_IN_RESULT)
+        );
         assert_eq!(
             outcomes[4],
             ItemOutcome::Rejected {
-                reason: "FAILED".into()
+                reason: RejectionReason::RefusedByServer {
+                    text: "FAILED".into()
+                }
             }
         );
     }

@@ -3,13 +3,13 @@
 //! deliberately broken adapters, each of which the suite must fail.
 #![cfg(test)]
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use headway::testing::{checks, Harness};
 use headway::{
-    Adapter, AdapterError, ContentItem, EnrolledCourse, ItemOutcome, Outgoing, PushReport,
+    Adapter, AdapterError, ContentItem, EnrolledCourse, ItemOutcome, Outgoing, PushReport, UserId,
 };
 use headway_sunbird::{StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
 use headway_sunbird_server::{BatchStatus, Faults, ReferenceServer, ServerConfig};
@@ -31,8 +31,9 @@ impl Harness for SunbirdHarness {
     fn adapter(&self) -> &dyn Adapter {
         self.adapter.as_ref()
     }
-    fn learner(&self) -> &str {
-        LEARNER
+    fn learner(&self) -> &UserId {
+        static ID: LazyLock<UserId> = LazyLock::new(|| UserId::new(LEARNER).unwrap());
+        &ID
     }
     fn open_batch(&self) -> (&str, &str) {
         (COURSE, OPEN)
@@ -109,10 +110,10 @@ impl Adapter for Broken {
                     .iter()
                     .zip(&report.outcomes)
                     .filter(|(_, o)| o.is_acknowledged())
-                    .map(|(out, _)| out.item.key().content())
+                    .map(|(out, _)| out.item.key().content().as_str())
                     .collect();
                 for (out, outcome) in items.iter().zip(&mut report.outcomes) {
-                    if succeeded.contains(&out.item.key().content()) {
+                    if succeeded.contains(&out.item.key().content().as_str()) {
                         *outcome = ItemOutcome::Acknowledged;
                     }
                 }

@@ -76,7 +76,7 @@ async fn the_offline_answer_merges_local_progress_into_the_cached_list() {
     let server = server().await;
     let store = Store::open_in_memory().unwrap();
     let answer = store
-        .refresh_courses(USER, &adapter(server.url()), &SyncOptions::new())
+        .refresh_courses(&user_id(USER), &adapter(server.url()), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(answer.source, CoursesSource::Server);
@@ -84,11 +84,11 @@ async fn the_offline_answer_merges_local_progress_into_the_cached_list() {
     server.shutdown().await;
     // Offline from here on.
     complete(&store, "do_1");
-    assert_eq!(figures(&store.courses(USER).unwrap()), (1, 25, 1));
+    assert_eq!(figures(&store.courses(&user_id(USER)).unwrap()), (1, 25, 1));
     complete(&store, "do_2");
     complete(&store, "do_3");
     complete(&store, "do_4");
-    let courses = store.courses(USER).unwrap();
+    let courses = store.courses(&user_id(USER)).unwrap();
     assert_eq!(figures(&courses), (4, 100, 2));
     assert_eq!(courses[0].content_status.get("do_4"), Some(&2));
     // The server's fields the library does not model are kept for the app.
@@ -102,14 +102,14 @@ async fn a_refresh_while_the_server_lags_never_shows_a_course_lower() {
     let store = Store::open_in_memory().unwrap();
     let adapter = adapter(server.url());
     store
-        .refresh_courses(USER, &adapter, &SyncOptions::new())
+        .refresh_courses(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     complete(&store, "do_1");
     complete(&store, "do_2");
     // The refresh syncs first; the server's list still says 0 (its job runs a minute later).
     let answer = store
-        .refresh_courses(USER, &adapter, &SyncOptions::new())
+        .refresh_courses(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(answer.sync.as_ref().map(|s| s.acknowledged), Some(2));
@@ -127,7 +127,7 @@ async fn non_leaf_and_in_progress_contents_do_not_bump_and_a_completion_counts_o
     let server = server().await;
     let store = Store::open_in_memory().unwrap();
     store
-        .refresh_courses(USER, &adapter(server.url()), &SyncOptions::new())
+        .refresh_courses(&user_id(USER), &adapter(server.url()), &SyncOptions::new())
         .await
         .unwrap();
     complete(&store, "do_not_a_leaf");
@@ -135,17 +135,17 @@ async fn non_leaf_and_in_progress_contents_do_not_bump_and_a_completion_counts_o
     store
         .record(ProgressUpdate::new(key, Status::InProgress, 90).unwrap())
         .unwrap();
-    assert_eq!(figures(&store.courses(USER).unwrap()), (0, 0, 0));
+    assert_eq!(figures(&store.courses(&user_id(USER)).unwrap()), (0, 0, 0));
     complete(&store, "do_1");
     complete(&store, "do_1");
     complete(&store, "do_1");
-    assert_eq!(figures(&store.courses(USER).unwrap()), (1, 25, 1));
+    assert_eq!(figures(&store.courses(&user_id(USER)).unwrap()), (1, 25, 1));
     // The same completion arriving from the server again does not count twice either.
     store
-        .refresh_courses(USER, &adapter(server.url()), &SyncOptions::new())
+        .refresh_courses(&user_id(USER), &adapter(server.url()), &SyncOptions::new())
         .await
         .unwrap();
-    assert_eq!(figures(&store.courses(USER).unwrap()), (1, 25, 1));
+    assert_eq!(figures(&store.courses(&user_id(USER)).unwrap()), (1, 25, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,13 +157,13 @@ async fn a_second_devices_progress_arrives_through_the_server() {
     complete(&phone, "do_1");
     complete(&phone, "do_3");
     let report = phone
-        .sync(USER, &adapter, &SyncOptions::new())
+        .sync(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(report.acknowledged, 2);
     let events = tablet.subscribe();
     let answer = tablet
-        .refresh_courses(USER, &adapter, &SyncOptions::new())
+        .refresh_courses(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(figures(&answer.courses), (2, 50, 1));
@@ -174,7 +174,7 @@ async fn a_second_devices_progress_arrives_through_the_server() {
         .count();
     assert_eq!(from_server, 2);
     // What came from the server is not sent back.
-    assert!(tablet.pending(USER).unwrap().is_empty());
+    assert!(tablet.pending(&user_id(USER)).unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,13 +182,13 @@ async fn a_failing_or_unreachable_server_falls_back_to_the_cache() {
     let server = server().await;
     let store = Store::open_in_memory().unwrap();
     store
-        .refresh_courses(USER, &adapter(server.url()), &SyncOptions::new())
+        .refresh_courses(&user_id(USER), &adapter(server.url()), &SyncOptions::new())
         .await
         .unwrap();
     complete(&store, "do_1");
     server.fail_next(1_000, 503);
     let answer = store
-        .refresh_courses(USER, &adapter(server.url()), &SyncOptions::new())
+        .refresh_courses(&user_id(USER), &adapter(server.url()), &SyncOptions::new())
         .await
         .unwrap();
     assert!(
@@ -198,12 +198,16 @@ async fn a_failing_or_unreachable_server_falls_back_to_the_cache() {
     );
     assert_eq!(figures(&answer.courses), (1, 25, 1));
     assert_eq!(
-        store.pending(USER).unwrap().len(),
+        store.pending(&user_id(USER)).unwrap().len(),
         1,
         "the completion must stay pending"
     );
     let answer = store
-        .refresh_courses(USER, &adapter(&unreachable_url()), &SyncOptions::new())
+        .refresh_courses(
+            &user_id(USER),
+            &adapter(&unreachable_url()),
+            &SyncOptions::new(),
+        )
         .await
         .unwrap();
     assert!(matches!(answer.source, CoursesSource::Cache { .. }));
@@ -215,18 +219,22 @@ async fn the_app_sees_each_kind_of_event_in_order_exactly_once() {
     let server = server().await;
     let store = Store::open_in_memory().unwrap();
     store
-        .refresh_courses(USER, &adapter(server.url()), &SyncOptions::new())
+        .refresh_courses(&user_id(USER), &adapter(server.url()), &SyncOptions::new())
         .await
         .unwrap();
     let events = store.subscribe();
     complete(&store, "do_1");
     store
-        .sync(USER, &adapter(server.url()), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(server.url()), &SyncOptions::new())
         .await
         .unwrap();
     complete(&store, "do_2");
     store
-        .sync(USER, &adapter(&unreachable_url()), &SyncOptions::new())
+        .sync(
+            &user_id(USER),
+            &adapter(&unreachable_url()),
+            &SyncOptions::new(),
+        )
         .await
         .unwrap();
     let seen = events.drain();
@@ -271,14 +279,14 @@ async fn background_sync_backs_off_while_the_server_fails_and_restarts_when_the_
     let background = headway::BackgroundSync::start(
         store.clone(),
         Arc::new(adapter(server.url())),
-        vec![USER.to_string()],
+        vec![user_id(USER)],
         options,
     );
     complete(&store, "do_1");
     tokio::time::sleep(Duration::from_millis(700)).await;
     let stats = server.stats();
     assert_eq!(
-        store.pending(USER).unwrap().len(),
+        store.pending(&user_id(USER)).unwrap().len(),
         1,
         "nothing is dropped while failing"
     );
@@ -294,11 +302,16 @@ async fn background_sync_backs_off_while_the_server_fails_and_restarts_when_the_
     server.set_faults(headway_sunbird_server::Faults::default());
     background.network_up();
     for _ in 0..100 {
-        if store.pending(USER).unwrap().is_empty() {
+        if store.pending(&user_id(USER)).unwrap().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(store.pending(USER).unwrap().is_empty());
+    assert!(store.pending(&user_id(USER)).unwrap().is_empty());
     background.stop().await;
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

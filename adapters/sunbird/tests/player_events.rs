@@ -37,7 +37,7 @@ fn recorded(name: &str, mime: &str) -> (Status, u8) {
         matches!(outcome, PlayerEventOutcome::Recorded(Some(_))),
         "{name}: {outcome:?}"
     );
-    let items = store.items(LEARNER, None).unwrap();
+    let items = store.items(&user_id(LEARNER), None).unwrap();
     assert_eq!(items.len(), 1, "{name}");
     let state = items[0].state();
     assert_eq!(
@@ -177,7 +177,7 @@ fn well_formed_events_that_mean_nothing_are_ignored_with_a_reason() {
             .unwrap();
         assert_eq!(outcome, PlayerEventOutcome::Ignored(reason), "{name}");
         assert!(
-            store.items(LEARNER, None).unwrap().is_empty(),
+            store.items(&user_id(LEARNER), None).unwrap().is_empty(),
             "{name} recorded something"
         );
     }
@@ -200,7 +200,7 @@ fn malformed_events_give_a_typed_error_and_record_nothing() {
         store
             .record(ProgressUpdate::new(key, Status::InProgress, 10).unwrap())
             .unwrap();
-        let before = store.items(LEARNER, None).unwrap();
+        let before = store.items(&user_id(LEARNER), None).unwrap();
         let error = store
             .record_player_event(&fixture(name), &context("video/mp4", Some(1)))
             .expect_err(name);
@@ -213,7 +213,7 @@ fn malformed_events_give_a_typed_error_and_record_nothing() {
         );
         assert!(error.is_invalid_input(), "{name}");
         assert_eq!(
-            store.items(LEARNER, None).unwrap(),
+            store.items(&user_id(LEARNER), None).unwrap(),
             before,
             "{name} changed the store"
         );
@@ -235,4 +235,9 @@ fn a_lower_end_never_rolls_back_a_higher_state() {
         .unwrap();
     assert!(matches!(outcome, PlayerEventOutcome::Recorded(_)));
     assert_eq!(store.state(&key).unwrap().unwrap().progress().get(), 70);
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

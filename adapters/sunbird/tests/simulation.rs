@@ -242,7 +242,7 @@ impl Device {
 
     /// Nothing this device holds is lower than what it held before; remembers the new view.
     fn check_monotone(&mut self, seed: u64, step: usize) {
-        for item in self.store().items(&self.user, None).unwrap() {
+        for item in self.store().items(&user_id(&self.user), None).unwrap() {
             if let Some(before) = self.seen.get(item.key()) {
                 assert!(
                     item.state().covers(before),
@@ -253,7 +253,12 @@ impl Device {
             self.seen.insert(item.key().clone(), *item.state());
         }
         assert!(
-            self.seen.len() <= self.store().items(&self.user, None).unwrap().len(),
+            self.seen.len()
+                <= self
+                    .store()
+                    .items(&user_id(&self.user), None)
+                    .unwrap()
+                    .len(),
             "HEADWAY_SEED={seed} step {step}: a content state vanished from a device"
         );
     }
@@ -290,8 +295,8 @@ fn server_states(service: &CourseService, user: &str) -> BTreeMap<String, Server
 /// One peer exchange through a channel that may drop, duplicate or reorder messages. A broken
 /// exchange is abandoned (as a real transport would), never half-applied.
 fn peer_exchange(rng: &mut Rng, faulty: bool, a: &Device, b: &Device) {
-    let mut initiator = PeerSession::new(&a.user, Role::Initiator);
-    let mut responder = PeerSession::new(&a.user, Role::Responder);
+    let mut initiator = PeerSession::new(&user_id(&a.user), Role::Initiator);
+    let mut responder = PeerSession::new(&user_id(&a.user), Role::Responder);
     let Ok(first) = initiator.start(a.store()) else {
         return;
     };
@@ -409,7 +414,7 @@ async fn run(seed: u64) -> Tally {
                 let user = devices[d].user.clone();
                 devices[d]
                     .store()
-                    .sync(&user, &adapter, &sync_options)
+                    .sync(&user_id(&user), &adapter, &sync_options)
                     .await
                     .unwrap();
             }
@@ -435,9 +440,15 @@ async fn run(seed: u64) -> Tally {
                         // A file carried from d to e, whole or since what d knows of e.
                         let peer = devices[e].store().device_id().unwrap();
                         let since = rng.chance(50).then_some(peer.as_str());
-                        let file = devices[d].store().peer_export(&user, since).unwrap();
-                        let held = devices[d].store().items(&user, None).unwrap();
-                        devices[e].store().peer_import(&user, &file).unwrap();
+                        let file = devices[d]
+                            .store()
+                            .peer_export(&user_id(&user), since)
+                            .unwrap();
+                        let held = devices[d].store().items(&user_id(&user), None).unwrap();
+                        devices[e]
+                            .store()
+                            .peer_import(&user_id(&user), &file)
+                            .unwrap();
                         for item in held {
                             let now = devices[e].store().state(item.key()).unwrap().unwrap();
                             assert!(
@@ -450,11 +461,11 @@ async fn run(seed: u64) -> Tally {
                     // The receiver compacts right after (as BackgroundSync may): whatever the
                     // exchange brought must survive the rebuild from the table.
                     if rng.chance(50) {
-                        devices[e].store().compact(&user).unwrap();
+                        devices[e].store().compact(&user_id(&user)).unwrap();
                     }
                     assert_eq!(
-                        devices[e].store().document_items(&user).unwrap(),
-                        devices[e].store().items(&user, None).unwrap(),
+                        devices[e].store().document_items(&user_id(&user)).unwrap(),
+                        devices[e].store().items(&user_id(&user), None).unwrap(),
                         "HEADWAY_SEED={seed} step {step}: document and table differ after a peer exchange"
                     );
                 }
@@ -478,7 +489,7 @@ async fn run(seed: u64) -> Tally {
             }
             _ => {
                 let user = devices[d].user.clone();
-                devices[d].store().compact(&user).unwrap();
+                devices[d].store().compact(&user_id(&user)).unwrap();
             }
         }
         for device in &mut devices {
@@ -505,7 +516,7 @@ async fn run(seed: u64) -> Tally {
         device.online = true;
         // The poisoned content is refused no more: the app sends its rejections again.
         let user = device.user.clone();
-        device.store().resend_rejected(&user).unwrap();
+        device.store().resend_rejected(&user_id(&user)).unwrap();
     }
     for _ in 0..3 {
         for device in &devices {
@@ -518,7 +529,7 @@ async fn run(seed: u64) -> Tally {
             let user = device.user.clone();
             let report = device
                 .store()
-                .sync(&user, &adapter, &sync_options)
+                .sync(&user_id(&user), &adapter, &sync_options)
                 .await
                 .unwrap();
             assert!(
@@ -542,17 +553,24 @@ async fn run(seed: u64) -> Tally {
             .filter(|(key, _)| key.user() == device.user)
             .map(|(key, state)| ContentItem::new(key.clone(), *state))
             .collect();
-        let items = device.store().items(&device.user, None).unwrap();
+        let items = device.store().items(&user_id(&device.user), None).unwrap();
         assert_eq!(
             items, expected,
             "HEADWAY_SEED={seed}: a device does not hold the max of everything recorded"
         );
         assert!(
-            device.store().pending(&device.user).unwrap().is_empty(),
+            device
+                .store()
+                .pending(&user_id(&device.user))
+                .unwrap()
+                .is_empty(),
             "HEADWAY_SEED={seed}: items still pending"
         );
         assert_eq!(
-            device.store().document_items(&device.user).unwrap(),
+            device
+                .store()
+                .document_items(&user_id(&device.user))
+                .unwrap(),
             expected,
             "HEADWAY_SEED={seed}: document and table differ"
         );
@@ -564,7 +582,7 @@ async fn run(seed: u64) -> Tally {
         );
         for item in &expected {
             let state = item.state();
-            let held = on_server[item.key().content()];
+            let held = on_server[item.key().content().as_str()];
             let want = (
                 i64::from(state.status().code()),
                 i64::from(state.progress().get()),
@@ -609,4 +627,9 @@ async fn devices_and_server_converge_to_the_max_of_everything_recorded() {
         assert!(total.token_refreshes > 0, "{total:?}");
         assert!(total.second_rounds > 0, "{total:?}");
     }
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

@@ -66,10 +66,10 @@ fn server_rows(server: &ReferenceServer) -> std::collections::HashMap<String, Va
 /// reported instead.
 fn assert_converged(store: &Store, server: &ReferenceServer) {
     let rows = server_rows(server);
-    let pending = store.pending(USER).unwrap();
-    let rejected = store.rejected(USER).unwrap();
-    for item in store.items(USER, None).unwrap() {
-        let content = item.key().content();
+    let pending = store.pending(&user_id(USER)).unwrap();
+    let rejected = store.rejected(&user_id(USER)).unwrap();
+    for item in store.items(&user_id(USER), None).unwrap() {
+        let content = item.key().content().as_str();
         if rejected.iter().any(|(r, _)| r.key() == item.key()) {
             continue;
         }
@@ -107,7 +107,7 @@ async fn bulk_sync_sends_one_request_per_chunk_of_distinct_items() {
         }
     }
     let report = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(
@@ -115,7 +115,7 @@ async fn bulk_sync_sends_one_request_per_chunk_of_distinct_items() {
         (50, 50, 1)
     );
     assert_eq!(server.stats().update_requests, 1);
-    assert!(store.pending(USER).unwrap().is_empty());
+    assert!(store.pending(&user_id(USER)).unwrap().is_empty());
     assert_converged(&store, &server);
 
     // With a chunk of 10 the same 50 distinct items take 5 requests.
@@ -124,7 +124,10 @@ async fn bulk_sync_sends_one_request_per_chunk_of_distinct_items() {
         record(&store, &format!("do_{c:02}"), Status::Completed, 100);
     }
     let small = adapter_with(&server, SunbirdConfig::new(server.url()).chunk(10));
-    let report = store.sync(USER, &small, &SyncOptions::new()).await.unwrap();
+    let report = store
+        .sync(&user_id(USER), &small, &SyncOptions::new())
+        .await
+        .unwrap();
     assert_eq!((report.acknowledged, report.requests), (50, 5));
 }
 
@@ -134,16 +137,16 @@ async fn first_write_in_progress_is_sent_twice_so_the_server_keeps_its_progress(
     let store = Store::open_in_memory().unwrap();
     record(&store, "do_video", Status::InProgress, 60);
     let report = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!((report.acknowledged, report.requests), (1, 2));
     assert_eq!(server_rows(&server)["do_video"]["progress"], 60);
-    assert!(store.pending(USER).unwrap().is_empty());
+    assert!(store.pending(&user_id(USER)).unwrap().is_empty());
     // Once the server has the row, a rise takes one request.
     record(&store, "do_video", Status::InProgress, 80);
     let report = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(report.requests, 1);
@@ -167,14 +170,14 @@ async fn closed_and_missing_batches_are_rejected_and_kept_without_blocking_other
             .unwrap();
     }
     let report = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(report.acknowledged, 1);
     let mut reasons: Vec<_> = report
         .rejected
         .iter()
-        .map(|r| (r.key.content().to_string(), r.reason.clone()))
+        .map(|r| (r.key.content().to_string(), r.reason.to_string()))
         .collect();
     reasons.sort();
     assert_eq!(
@@ -185,11 +188,11 @@ async fn closed_and_missing_batches_are_rejected_and_kept_without_blocking_other
         ]
     );
     // Kept locally, reported, not resent automatically.
-    assert_eq!(store.items(USER, None).unwrap().len(), 3);
-    assert_eq!(store.rejected(USER).unwrap().len(), 2);
-    assert!(store.pending(USER).unwrap().is_empty());
+    assert_eq!(store.items(&user_id(USER), None).unwrap().len(), 3);
+    assert_eq!(store.rejected(&user_id(USER)).unwrap().len(), 2);
+    assert!(store.pending(&user_id(USER)).unwrap().is_empty());
     let again = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!((again.sent, again.requests), (0, 0));
@@ -198,9 +201,9 @@ async fn closed_and_missing_batches_are_rejected_and_kept_without_blocking_other
         .service()
         .put_batch("closed-batch", COURSE, BatchStatus::Ongoing)
         .unwrap();
-    assert_eq!(store.resend_rejected(USER).unwrap(), 2);
+    assert_eq!(store.resend_rejected(&user_id(USER)).unwrap(), 2);
     let retry = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(retry.acknowledged, 1);
@@ -220,18 +223,21 @@ async fn an_item_missing_from_the_result_is_not_acknowledged_but_kept_and_report
         Arc::new(StaticToken::new(UserToken::new("token-of-someone-else"))),
     )
     .unwrap();
-    let report = store.sync(USER, &other, &SyncOptions::new()).await.unwrap();
+    let report = store
+        .sync(&user_id(USER), &other, &SyncOptions::new())
+        .await
+        .unwrap();
     assert_eq!(report.acknowledged, 0);
     assert!(report.rejected[0].reason == "NOT_IN_RESULT", "{report:?}");
     assert!(!report.server_failed(), "the server answered: the sync ran");
     assert!(server_rows(&server).is_empty());
     // Kept locally with its reason; sent again once the app fixes the token and asks.
-    assert_eq!(store.items(USER, None).unwrap().len(), 1);
-    assert_eq!(store.rejected(USER).unwrap().len(), 1);
-    assert_eq!(store.resend_rejected(USER).unwrap(), 1);
+    assert_eq!(store.items(&user_id(USER), None).unwrap().len(), 1);
+    assert_eq!(store.rejected(&user_id(USER)).unwrap().len(), 1);
+    assert_eq!(store.resend_rejected(&user_id(USER)).unwrap(), 1);
     server.add_token("t", USER);
     let report = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(report.acknowledged, 1);
@@ -272,7 +278,7 @@ async fn a_401_refreshes_the_token_once_and_retries() {
     let store = Store::open_in_memory().unwrap();
     record(&store, "do_1", Status::Completed, 100);
     let report = store
-        .sync(USER, &adapter, &SyncOptions::new())
+        .sync(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(report.acknowledged, 1);
@@ -283,7 +289,7 @@ async fn a_401_refreshes_the_token_once_and_retries() {
     server.expire_token("fresh");
     record(&store, "do_2", Status::Completed, 100);
     let report = store
-        .sync(USER, &adapter, &SyncOptions::new())
+        .sync(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     assert!(report.server_failed());
@@ -291,7 +297,7 @@ async fn a_401_refreshes_the_token_once_and_retries() {
         report.retrying[0].cause,
         RetryCause::CredentialsRefused { status: 401 }
     ));
-    assert_eq!(store.pending(USER).unwrap().len(), 1);
+    assert_eq!(store.pending(&user_id(USER)).unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,7 +310,7 @@ async fn server_errors_are_retried_and_a_later_sync_recovers() {
     // Two 503s: the adapter's own retries get through within one sync.
     server.fail_next(2, 503);
     let report = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!((report.acknowledged, report.requests), (5, 3));
@@ -314,7 +320,7 @@ async fn server_errors_are_retried_and_a_later_sync_recovers() {
     }
     server.fail_next(100, 500);
     let report = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert!(report.server_failed());
@@ -323,14 +329,14 @@ async fn server_errors_are_retried_and_a_later_sync_recovers() {
         report.retrying[0].cause,
         RetryCause::Server { status: 500 }
     ));
-    assert_eq!(store.pending(USER).unwrap().len(), 5);
+    assert_eq!(store.pending(&user_id(USER)).unwrap().len(), 5);
     server.set_faults(Faults::default());
     let report = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(report.acknowledged, 5);
-    assert!(store.pending(USER).unwrap().is_empty());
+    assert!(store.pending(&user_id(USER)).unwrap().is_empty());
     assert_converged(&store, &server);
 }
 
@@ -348,7 +354,7 @@ async fn an_unreachable_server_leaves_everything_pending() {
     )
     .unwrap();
     let report = store
-        .sync(USER, &adapter, &SyncOptions::new())
+        .sync(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     assert!(report.server_failed());
@@ -356,7 +362,7 @@ async fn an_unreachable_server_leaves_everything_pending() {
         report.retrying[0].cause,
         RetryCause::Network { .. }
     ));
-    assert_eq!(store.pending(USER).unwrap().len(), 1);
+    assert_eq!(store.pending(&user_id(USER)).unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,11 +373,17 @@ async fn a_connection_closed_after_the_server_applied_is_resent_harmlessly() {
     record(&store, "do_2", Status::Completed, 100);
     server.close_after_apply(1);
     let once = adapter_with(&server, SunbirdConfig::new(server.url()).attempts(1));
-    let report = store.sync(USER, &once, &SyncOptions::new()).await.unwrap();
+    let report = store
+        .sync(&user_id(USER), &once, &SyncOptions::new())
+        .await
+        .unwrap();
     assert_eq!(report.acknowledged, 0, "the answer was lost");
     assert_eq!(server_rows(&server).len(), 2, "but the server applied it");
-    assert_eq!(store.pending(USER).unwrap().len(), 2);
-    let report = store.sync(USER, &once, &SyncOptions::new()).await.unwrap();
+    assert_eq!(store.pending(&user_id(USER)).unwrap().len(), 2);
+    let report = store
+        .sync(&user_id(USER), &once, &SyncOptions::new())
+        .await
+        .unwrap();
     assert_eq!(report.acknowledged, 2);
     assert_eq!(server_rows(&server)["do_1"]["status"], 2);
     assert_converged(&store, &server);
@@ -386,20 +398,23 @@ async fn a_400_caused_by_one_item_rejects_only_that_item() {
     }
     server.poison_content("do_042");
     let report = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(report.acknowledged, 99);
     assert_eq!(report.rejected.len(), 1);
     assert_eq!(report.rejected[0].key.content(), "do_042");
     assert!(
-        report.rejected[0].reason.contains("DATE_FORMAT_ERRROR"),
+        report.rejected[0]
+            .reason
+            .text()
+            .contains("DATE_FORMAT_ERRROR"),
         "{}",
         report.rejected[0].reason
     );
     // Bisection: about 2 log2(100) requests, not 100.
     assert!(report.requests <= 16, "{} requests", report.requests);
-    assert_eq!(store.rejected(USER).unwrap().len(), 1);
+    assert_eq!(store.rejected(&user_id(USER)).unwrap().len(), 1);
     assert_converged(&store, &server);
 }
 
@@ -419,7 +434,7 @@ async fn an_update_recorded_during_an_in_flight_sync_is_sent_by_the_next_sync() 
         let adapter = adapter(&server);
         tokio::spawn(async move {
             store
-                .sync(USER, &adapter, &SyncOptions::new().max_rounds(1))
+                .sync(&user_id(USER), &adapter, &SyncOptions::new().max_rounds(1))
                 .await
         })
     };
@@ -427,17 +442,17 @@ async fn an_update_recorded_during_an_in_flight_sync_is_sent_by_the_next_sync() 
     record(&store, "do_1", Status::Completed, 100);
     let report = syncing.await.unwrap().unwrap();
     assert_eq!(report.sent, 1);
-    let pending = store.pending(USER).unwrap();
+    let pending = store.pending(&user_id(USER)).unwrap();
     assert_eq!(pending.len(), 1, "the completion must still be pending");
     assert_eq!(pending[0].state().status(), Status::Completed);
     server.set_faults(Faults::default());
     let report = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(report.acknowledged, 1);
     assert_eq!(server_rows(&server)["do_1"]["status"], 2);
-    assert!(store.pending(USER).unwrap().is_empty());
+    assert!(store.pending(&user_id(USER)).unwrap().is_empty());
     assert_converged(&store, &server);
 }
 
@@ -456,7 +471,7 @@ async fn reads_parse_the_servers_states_and_enrolled_courses() {
     record(&store, "do_1", Status::Completed, 100);
     let adapter = adapter(&server);
     store
-        .sync(USER, &adapter, &SyncOptions::new())
+        .sync(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     use headway::Adapter;
@@ -506,7 +521,10 @@ async fn an_unreachable_server_ends_the_push_at_once_unless_told_to_try_every_re
     let url = refused_url();
     let tokens = || Arc::new(StaticToken::new(UserToken::new("t")));
     let fast = SunbirdAdapter::new(SunbirdConfig::new(&url), tokens()).unwrap();
-    let report = store.sync(USER, &fast, &SyncOptions::new()).await.unwrap();
+    let report = store
+        .sync(&user_id(USER), &fast, &SyncOptions::new())
+        .await
+        .unwrap();
     assert_eq!((report.requests, report.retrying.len()), (1, 250));
     let cause = report.retrying[0].cause.to_string();
     assert!(cause.contains(url.trim_start_matches("http://")), "{cause}");
@@ -518,9 +536,12 @@ async fn an_unreachable_server_ends_the_push_at_once_unless_told_to_try_every_re
         tokens(),
     )
     .unwrap();
-    let report = store.sync(USER, &every, &SyncOptions::new()).await.unwrap();
+    let report = store
+        .sync(&user_id(USER), &every, &SyncOptions::new())
+        .await
+        .unwrap();
     assert_eq!((report.requests, report.retrying.len()), (6, 250));
-    assert_eq!(store.pending(USER).unwrap().len(), 250);
+    assert_eq!(store.pending(&user_id(USER)).unwrap().len(), 250);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,7 +557,7 @@ async fn a_silent_server_is_bounded_by_the_request_timeout_and_the_engine_deadli
     )
     .unwrap();
     let report = store
-        .sync(USER, &adapter, &SyncOptions::new())
+        .sync(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(report.requests, 1);
@@ -547,15 +568,18 @@ async fn a_silent_server_is_bounded_by_the_request_timeout_and_the_engine_deadli
     // The engine's deadline abandons a push the adapter would wait on far longer.
     let patient = SunbirdAdapter::new(SunbirdConfig::new(&url), tokens()).unwrap();
     let options = SyncOptions::new().deadline(Duration::from_millis(200));
-    let report = store.sync(USER, &patient, &options).await.unwrap();
+    let report = store
+        .sync(&user_id(USER), &patient, &options)
+        .await
+        .unwrap();
     assert_eq!((report.requests, report.retrying.len()), (0, 250));
     assert!(report
         .retrying
         .iter()
         .all(|r| r.cause == RetryCause::Timeout));
-    assert_eq!(store.pending(USER).unwrap().len(), 250);
+    assert_eq!(store.pending(&user_id(USER)).unwrap().len(), 250);
     assert!(store
-        .last_sync(USER)
+        .last_sync(&user_id(USER))
         .unwrap()
         .unwrap()
         .outcome
@@ -605,7 +629,7 @@ async fn background_sync_backs_off_while_the_server_is_unreachable() {
     let background = headway::BackgroundSync::start(
         store.clone(),
         counting.clone(),
-        vec![USER.to_string()],
+        vec![user_id(USER)],
         headway::BackgroundOptions::new()
             .debounce(Duration::from_millis(20))
             .backoff(Duration::from_millis(50), Duration::from_millis(200)),
@@ -615,7 +639,7 @@ async fn background_sync_backs_off_while_the_server_is_unreachable() {
     let pushes = counting.pushes.load(Ordering::SeqCst);
     // 50, 100, 200, 200 ms... apart: a handful, not one per 20 ms tick.
     assert!((2..=12).contains(&pushes), "{pushes} pushes in 700 ms");
-    assert_eq!(store.pending(USER).unwrap().len(), 10);
+    assert_eq!(store.pending(&user_id(USER)).unwrap().len(), 10);
 }
 
 /// The list answers; every read of content states times out (and is counted).
@@ -671,7 +695,7 @@ async fn a_refresh_stops_reading_courses_once_the_server_is_unavailable() {
         reads: AtomicUsize::new(0),
     };
     let answer = store
-        .refresh_courses(USER, &adapter, &SyncOptions::new())
+        .refresh_courses(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(answer.courses.len(), 3, "the list itself still answers");
@@ -693,17 +717,20 @@ async fn a_sync_with_a_wrong_token_does_not_withhold_progress_for_good() {
         Arc::new(StaticToken::new(UserToken::new("token-of-someone-else"))),
     )
     .unwrap();
-    let report = store.sync(USER, &wrong, &SyncOptions::new()).await.unwrap();
+    let report = store
+        .sync(&user_id(USER), &wrong, &SyncOptions::new())
+        .await
+        .unwrap();
     assert_eq!((report.acknowledged, report.rejected.len()), (0, 1));
-    assert_eq!(store.rejected(USER).unwrap().len(), 1);
-    assert!(store.pending(USER).unwrap().is_empty());
+    assert_eq!(store.rejected(&user_id(USER)).unwrap().len(), 1);
+    assert!(store.pending(&user_id(USER)).unwrap().is_empty());
     // The next sync (the token fixed) sends it again, with no resend from the app.
     let report = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!((report.sent, report.acknowledged), (1, 1), "{report:?}");
-    assert!(store.rejected(USER).unwrap().is_empty());
+    assert!(store.rejected(&user_id(USER)).unwrap().is_empty());
     assert_converged(&store, &server);
     // A rejection for good (a closed batch) is not resent by the next sync.
     server
@@ -715,12 +742,12 @@ async fn a_sync_with_a_wrong_token_does_not_withhold_progress_for_good() {
         .record(ProgressUpdate::new(closed, Status::Completed, 100).unwrap())
         .unwrap();
     let first = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(first.rejected.len(), 1, "{first:?}");
     let second = store
-        .sync(USER, &adapter(&server), &SyncOptions::new())
+        .sync(&user_id(USER), &adapter(&server), &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(second.sent, 0, "{second:?}");
@@ -817,14 +844,14 @@ async fn a_second_round_that_times_out_sends_nothing_more_in_that_sync() {
     )
     .unwrap();
     let report = store
-        .sync(USER, &adapter, &SyncOptions::new())
+        .sync(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(requests.load(Ordering::SeqCst), 2, "{report:?}");
     assert_eq!(report.requests, 2);
     assert_eq!(report.retrying.len(), 1);
     assert_eq!(report.retrying[0].cause, RetryCause::Timeout);
-    assert_eq!(store.pending(USER).unwrap().len(), 1);
+    assert_eq!(store.pending(&user_id(USER)).unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -840,11 +867,16 @@ async fn a_second_round_refused_with_5xx_is_tried_only_the_configured_attempts()
     )
     .unwrap();
     let report = store
-        .sync(USER, &adapter, &SyncOptions::new())
+        .sync(&user_id(USER), &adapter, &SyncOptions::new())
         .await
         .unwrap();
     assert_eq!(requests.load(Ordering::SeqCst), 1 + 3, "{report:?}");
     assert_eq!(report.retrying[0].cause, RetryCause::Server { status: 503 });
     // The item stays pending, and the next sync (the server well again) stores its progress.
-    assert_eq!(store.pending(USER).unwrap().len(), 1);
+    assert_eq!(store.pending(&user_id(USER)).unwrap().len(), 1);
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+fn user_id(id: &str) -> headway::UserId {
+    headway::UserId::new(id).unwrap()
 }

@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let core_record = n as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let read = core.items(USER, None)?;
+    let read = core.items(&headway::UserId::new(USER)?, None)?;
     let core_state = started.elapsed().as_secs_f64() * 1e3;
     assert_eq!(read.len(), n);
 

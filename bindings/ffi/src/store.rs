@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use headway::{BackgroundOptions, BackgroundSync, ChangeOrigin, StoreOptions};
+use headway::{BackgroundOptions, BackgroundSync, ChangeOrigin, CourseId, StoreOptions, UserId};
 use headway_sunbird::{PlayerEventOutcome, RecordPlayerEvent};
 
 use crate::error::{guard, HeadwayError};
@@ -150,7 +150,9 @@ impl Store {
         course_id: Option<String>,
     ) -> Result<Vec<ContentItem>, HeadwayError> {
         guard(|| {
-            let items = self.store.items(&user_id, course_id.as_deref())?;
+            let user_id = UserId::new(user_id)?;
+            let course_id = course_id.map(CourseId::new).transpose()?;
+            let items = self.store.items(&user_id, course_id.as_ref())?;
             Ok(items.iter().map(ContentItem::from).collect())
         })
     }
@@ -159,6 +161,7 @@ impl Store {
     /// out states it rejected (until they change).
     pub fn pending(&self, user_id: String) -> Result<Vec<ContentItem>, HeadwayError> {
         guard(|| {
+            let user_id = UserId::new(user_id)?;
             Ok(self
                 .store
                 .pending(&user_id)?
@@ -173,6 +176,7 @@ impl Store {
     /// Empty until a `refresh_courses` reached the server once.
     pub fn courses(&self, user_id: String) -> Result<Vec<EnrolledCourse>, HeadwayError> {
         guard(|| {
+            let user_id = UserId::new(user_id)?;
             Ok(self
                 .store
                 .courses(&user_id)?
@@ -234,7 +238,11 @@ impl Store {
         user_id: String,
         since_peer: Option<String>,
     ) -> Result<Vec<u8>, HeadwayError> {
-        guard(|| Ok(self.store.peer_export(&user_id, since_peer.as_deref())?))
+        guard(|| {
+            Ok(self
+                .store
+                .peer_export(&UserId::new(user_id)?, since_peer.as_deref())?)
+        })
     }
 
     /// Imports another device's file; returns how many content items it raised. A malformed
@@ -244,6 +252,7 @@ impl Store {
         guard(|| {
             // The library announces each raised item as a change from a peer, before it
             // returns: count them.
+            let user_id = UserId::new(user_id)?;
             let changes = self.store.subscribe();
             self.store.peer_import(&user_id, &data)?;
             let raised: BTreeSet<headway::ContentKey> = changes
@@ -251,7 +260,7 @@ impl Store {
                 .into_iter()
                 .filter_map(|event| match event {
                     headway::Event::ContentStateChanged(change)
-                        if change.origin == ChangeOrigin::Peer && change.key.user() == user_id =>
+                        if change.origin == ChangeOrigin::Peer && *change.key.user() == user_id =>
                     {
                         Some(change.key)
                     }
@@ -273,6 +282,7 @@ impl Store {
     ) -> Result<SyncReport, HeadwayError> {
         let store = self.store.clone();
         on_runtime(async move {
+            let user_id = UserId::new(user_id)?;
             let adapter = server.adapter()?;
             let report = store
                 .sync(&user_id, &adapter, &headway::SyncOptions::new())
@@ -302,6 +312,7 @@ impl Store {
     ) -> Result<Vec<EnrolledCourse>, HeadwayError> {
         let store = self.store.clone();
         on_runtime(async move {
+            let user_id = UserId::new(user_id)?;
             let adapter = server.adapter()?;
             let answer = store
                 .refresh_courses(&user_id, &adapter, &headway::SyncOptions::new())
@@ -319,6 +330,7 @@ impl Store {
         server: SunbirdServer,
     ) -> Result<(), HeadwayError> {
         guard(|| {
+            let user_id = UserId::new(user_id)?;
             let adapter = Arc::new(server.adapter()?);
             let runtime = runtime()?;
             let _entered = runtime.enter();
@@ -374,13 +386,14 @@ impl Store {
     /// The items whose current state the server refused for good, with the reasons.
     pub fn rejected(&self, user_id: String) -> Result<Vec<RejectedItem>, HeadwayError> {
         guard(|| {
+            let user_id = UserId::new(user_id)?;
             Ok(self
                 .store
                 .rejected(&user_id)?
                 .iter()
                 .map(|(item, reason)| RejectedItem {
                     item: item.into(),
-                    reason: reason.clone(),
+                    reason: reason.to_string(),
                 })
                 .collect())
         })
@@ -389,7 +402,7 @@ impl Store {
     /// Forgets the learner's rejections so the next sync sends those items again (after the
     /// batch reopened, say). Returns how many were forgotten.
     pub fn resend_rejected(&self, user_id: String) -> Result<u32, HeadwayError> {
-        guard(|| Ok(count(self.store.resend_rejected(&user_id)?)))
+        guard(|| Ok(count(self.store.resend_rejected(&UserId::new(user_id)?)?)))
     }
 }
 

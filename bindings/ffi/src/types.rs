@@ -269,7 +269,7 @@ impl SyncReport {
                 };
                 RejectedItem {
                     item,
-                    reason: r.reason.clone(),
+                    reason: r.reason.to_string(),
                 }
             })
             .collect();
