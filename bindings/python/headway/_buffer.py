@@ -39,15 +39,24 @@ def make_builder(rust_buffer):
             data, self._bytes = self._bytes, None
             size = len(data)
             rbuf = rust_buffer.alloc(size)
-            if size:
-                ctypes.memmove(rbuf.data, (ctypes.c_char * size).from_buffer(data), size)
-            rbuf.len = size
+            try:
+                if size:
+                    ctypes.memmove(rbuf.data, (ctypes.c_char * size).from_buffer(data), size)
+                rbuf.len = size
+            except BaseException:
+                # Until it is returned, the Rust buffer is only ours: free it on the way out.
+                rbuf.free()
+                raise
             return rbuf
 
         def discard(self):
             self._bytes = None
 
         def write(self, value):
+            # The caller wrote `len(value)` as the length: for an object whose items are not
+            # single bytes (array('H'), a cast memoryview) that is not its size in bytes.
+            if not isinstance(value, bytes) and memoryview(value).nbytes != len(value):
+                raise TypeError(f"a bytes-like object of single bytes is needed, not {value!r}")
             self._bytes += value
 
     for name, fmt in _FORMATS.items():
@@ -67,6 +76,8 @@ def install(generated):
     so a newer UniFFI cannot silently bypass or break it.
     """
     original = generated._UniffiRustBufferBuilder
+    # Installed already (the package reloaded): keep the generated builder as the original.
+    original = getattr(original, "generated", original)
     buffering = make_builder(generated._UniffiRustBuffer)
     missing = set(writer_methods(original)) - set(writer_methods(buffering))
     if missing:

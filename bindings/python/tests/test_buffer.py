@@ -2,6 +2,9 @@
 generated builder would, for every kind of argument the API takes, and must refuse to install
 over a generated builder that has grown a method it does not know."""
 
+import array
+import ctypes
+import importlib
 import types
 
 import pytest
@@ -73,3 +76,36 @@ def test_the_buffer_refuses_a_generated_builder_with_a_writer_it_lacks():
     with pytest.raises(ImportError, match="write_i128"):
         _buffer.install(module)
     assert module._UniffiRustBufferBuilder is NewerBuilder
+
+
+def test_bytes_like_arguments_of_single_bytes_are_written_whole_and_others_refused():
+    data = bytearray(b"headway")
+    assert lowered_bytes(generated._UniffiFfiConverterBytes, memoryview(data), BUFFERING) == \
+        lowered_bytes(generated._UniffiFfiConverterBytes, bytes(data), BUFFERING)
+    # Two bytes per item: the length written first would not be its size in bytes.
+    with pytest.raises(TypeError, match="single bytes"):
+        lowered_bytes(generated._UniffiFfiConverterBytes, array.array("H", [1, 2, 3]), BUFFERING)
+
+
+def test_a_failure_while_copying_frees_the_rust_buffer(monkeypatch):
+    freed = []
+    real_free = generated._UniffiRustBuffer.free
+    monkeypatch.setattr(generated._UniffiRustBuffer, "free",
+                        lambda self: (freed.append(1), real_free(self))[1])
+
+    def failing_memmove(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ctypes, "memmove", failing_memmove)
+    builder = BUFFERING()
+    builder.write(b"progress")
+    with pytest.raises(KeyboardInterrupt):
+        builder.finalize()
+    assert freed == [1]
+
+
+def test_reloading_the_package_keeps_the_generated_builder_as_the_original():
+    importlib.reload(headway)
+    reloaded = generated._UniffiRustBufferBuilder
+    assert reloaded.__name__ == "BufferingBuilder"
+    assert reloaded.generated is ORIGINAL
