@@ -145,35 +145,7 @@ fn run(seed: u64) -> Result<(), String> {
 
 #[test]
 fn a_live_exchange_settles_and_loses_nothing_while_both_stores_record_flush_and_compact() {
-    let seeds: Vec<u64> = match std::env::var("HEADWAY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(seed) => vec![seed],
-        None => {
-            let count = std::env::var("HEADWAY_REVIEW_SEEDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(200u64);
-            (0..count).collect()
-        }
-    };
-    let mut failures = Vec::new();
-    for &seed in &seeds {
-        let outcome = std::panic::catch_unwind(|| run(seed))
-            .unwrap_or_else(|p| Err(format!("panicked: {:?}", p.downcast_ref::<String>())));
-        if let Err(reason) = outcome {
-            eprintln!("HEADWAY_SEED={seed} fails: {reason}");
-            failures.push(seed);
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} seeds failed; replay with HEADWAY_SEED=N: {failures:?}",
-        failures.len(),
-        seeds.len()
-    );
-    eprintln!("{} seeds passed", seeds.len());
+    support::run_seeds("HEADWAY_REVIEW_SEEDS", 200, run);
 }
 
 /// The learner `id`, validated (every id in these tests is valid).

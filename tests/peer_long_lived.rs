@@ -222,33 +222,7 @@ fn run(seed: u64) -> Result<(), String> {
 
 #[test]
 fn long_lived_devices_never_lose_a_value_and_always_converge() {
-    let seeds: Vec<u64> = match std::env::var("HEADWAY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(seed) => vec![seed],
-        None => {
-            let count = std::env::var("HEADWAY_PEER_SEEDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(200u64);
-            (0..count).collect()
-        }
-    };
-    let mut failures = Vec::new();
-    for &seed in &seeds {
-        if let Err(reason) = run(seed) {
-            eprintln!("HEADWAY_SEED={seed} fails: {reason}");
-            failures.push(seed);
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} seeds failed; replay with HEADWAY_SEED=N: {failures:?}",
-        failures.len(),
-        seeds.len()
-    );
-    eprintln!("{} seeds passed", seeds.len());
+    support::run_seeds("HEADWAY_PEER_SEEDS", 200, run);
 }
 
 /// The learner `id`, validated (every id in these tests is valid).

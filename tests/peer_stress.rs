@@ -273,35 +273,7 @@ fn run(seed: u64) -> Result<(), String> {
 
 #[test]
 fn harsh_long_lived_devices_with_old_files_cut_exchanges_and_two_handles_never_lose_a_value() {
-    let seeds: Vec<u64> = match std::env::var("HEADWAY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(seed) => vec![seed],
-        None => {
-            let count = std::env::var("HEADWAY_REVIEW_SEEDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(100u64);
-            (0..count).collect()
-        }
-    };
-    let mut failures = Vec::new();
-    for &seed in &seeds {
-        let outcome = std::panic::catch_unwind(|| run(seed))
-            .unwrap_or_else(|p| Err(format!("panicked: {:?}", p.downcast_ref::<String>())));
-        if let Err(reason) = outcome {
-            eprintln!("HEADWAY_SEED={seed} fails: {reason}");
-            failures.push(seed);
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} seeds failed; replay with HEADWAY_SEED=N: {failures:?}",
-        failures.len(),
-        seeds.len()
-    );
-    eprintln!("{} seeds passed", seeds.len());
+    support::run_seeds("HEADWAY_REVIEW_SEEDS", 100, run);
 }
 
 /// The learner `id`, validated (every id in these tests is valid).

@@ -104,3 +104,38 @@ pub fn covers(upper: &Snapshot, lower: &Snapshot) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Runs a seeded scenario over many seeds and fails naming every seed that failed or
+/// panicked: `HEADWAY_SEED=N` replays one; otherwise `count_var` (an environment variable)
+/// sets how many seeds run, `default` when unset.
+pub fn run_seeds(count_var: &str, default: u64, run: impl Fn(u64) -> Result<(), String>) {
+    let seeds: Vec<u64> = match std::env::var("HEADWAY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(seed) => vec![seed],
+        None => {
+            let count = std::env::var(count_var)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(default);
+            (0..count).collect()
+        }
+    };
+    let mut failures = Vec::new();
+    for &seed in &seeds {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(seed)))
+            .unwrap_or_else(|p| Err(format!("panicked: {:?}", p.downcast_ref::<String>())));
+        if let Err(reason) = outcome {
+            eprintln!("HEADWAY_SEED={seed} fails: {reason}");
+            failures.push(seed);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} seeds failed; replay with HEADWAY_SEED=N: {failures:?}",
+        failures.len(),
+        seeds.len()
+    );
+    eprintln!("{} seeds passed", seeds.len());
+}
