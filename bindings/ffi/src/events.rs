@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::app_calls::AppObject;
 use crate::error::HeadwayError;
 use crate::types::Event;
 
@@ -31,6 +32,8 @@ pub(crate) fn deliver(
 ) -> Result<(), HeadwayError> {
     let subscription = store.subscribe();
     let store: Weak<headway::Store> = Arc::downgrade(store);
+    // Called and freed only while the app can take calls: see `AppObject`.
+    let listener = AppObject::new(listener);
     std::thread::Builder::new()
         .name("headway-events".into())
         .spawn(move || {
@@ -45,11 +48,18 @@ pub(crate) fn deliver(
                 drop(store);
                 if let Some(event) = event {
                     // A listener that throws must not end the deliveries.
-                    let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        listener.on_event(event)
-                    }));
-                    if delivered.is_err() {
-                        tracing::warn!("an event listener failed; delivering the next events");
+                    let delivered = listener.call(|listener| {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            listener.on_event(event)
+                        }))
+                    });
+                    match delivered {
+                        Some(Ok(())) => {}
+                        Some(Err(_)) => {
+                            tracing::warn!("an event listener failed; delivering the next events")
+                        }
+                        // After `shutdown` the app's runtime may be exiting: no call into it.
+                        None => break,
                     }
                 }
             }

@@ -24,12 +24,14 @@
 //! # Ok::<(), headway_ffi::HeadwayError>(())
 //! ```
 
+mod app_calls;
 mod error;
 mod events;
 mod server;
 mod store;
 mod types;
 
+pub use app_calls::shutdown;
 pub use error::HeadwayError;
 pub use events::EventListener;
 pub use server::{SunbirdServer, TokenProvider};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use headway_sunbird::{ApiKey, StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
 
+use crate::app_calls::AppObject;
 use crate::error::HeadwayError;
 
 /// Gives the learner's user token to the Sunbird adapter; implemented by the app (its login
@@ -52,8 +53,9 @@ impl std::fmt::Debug for SunbirdServer {
     }
 }
 
-/// The app's provider, as the adapter's. A provider that throws gives no token.
-struct AppTokens(Arc<dyn TokenProvider>);
+/// The app's provider, as the adapter's. A provider that throws gives no token. It is freed
+/// through the gate (see `AppObject`): the adapter may be dropped on headway's threads.
+struct AppTokens(AppObject<Arc<dyn TokenProvider>>);
 
 impl AppTokens {
     fn ask(
@@ -61,9 +63,18 @@ impl AppTokens {
         user: &str,
         call: impl FnOnce(&dyn TokenProvider, String) -> Option<String>,
     ) -> headway_sunbird::Result<UserToken> {
-        let provider = self.0.as_ref();
-        let answer =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(provider, user.into())));
+        let answer = self.0.call(|provider| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                call(provider.as_ref(), user.into())
+            }))
+        });
+        // `None`: after `shutdown` the app's runtime may be exiting, so it is not called.
+        let Some(answer) = answer else {
+            return Err(headway_sunbird::Error::Token {
+                user: user.to_string(),
+                reason: "headway was shut down: the app's token provider is not called".into(),
+            });
+        };
         match answer {
             Ok(Some(token)) => Ok(UserToken::new(token)),
             Ok(None) => Err(headway_sunbird::Error::Token {
@@ -97,7 +108,7 @@ impl SunbirdServer {
             config = config.api_key(ApiKey::new(key.clone()));
         }
         let tokens: Arc<dyn headway_sunbird::TokenProvider> = match &self.token_provider {
-            Some(provider) => Arc::new(AppTokens(provider.clone())),
+            Some(provider) => Arc::new(AppTokens(AppObject::new(provider.clone()))),
             None => Arc::new(StaticToken::new(UserToken::new(
                 self.user_token.clone().unwrap_or_default(),
             ))),

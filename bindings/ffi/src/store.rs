@@ -281,9 +281,12 @@ impl Store {
         server: SunbirdServer,
     ) -> Result<SyncReport, HeadwayError> {
         let store = self.store.clone();
+        // The app's objects in `server` are freed here, on the caller's thread.
+        let adapter = server.adapter();
+        drop(server);
         on_runtime(async move {
             let user_id = UserId::new(user_id)?;
-            let adapter = server.adapter()?;
+            let adapter = adapter?;
             let report = store
                 .sync(&user_id, &adapter, &headway::SyncOptions::new())
                 .await?;
@@ -311,9 +314,12 @@ impl Store {
         server: SunbirdServer,
     ) -> Result<Vec<EnrolledCourse>, HeadwayError> {
         let store = self.store.clone();
+        // The app's objects in `server` are freed here, on the caller's thread.
+        let adapter = server.adapter();
+        drop(server);
         on_runtime(async move {
             let user_id = UserId::new(user_id)?;
-            let adapter = server.adapter()?;
+            let adapter = adapter?;
             let answer = store
                 .refresh_courses(&user_id, &adapter, &headway::SyncOptions::new())
                 .await?;

@@ -3050,6 +3050,26 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
         print("uniffiFutureContinuationCallback invalid handle")
     }
 }
+/**
+ * Stops every call from headway into the app's code (event listeners, token providers) and
+ * waits, up to five seconds, for the calls in flight to return. Call it when the app's
+ * runtime is about to exit; the Python package does so from `atexit`. Local calls keep
+ * working afterwards; events are no longer delivered and a token provider is no longer
+ * asked (a sync then leaves its items pending). Calling it again does nothing more.
+ *
+ * ```
+ * headway_ffi::shutdown();
+ * let store = headway_ffi::Store::open_in_memory()?;
+ * assert!(store.pending("learner-1".into())?.is_empty()); // still works
+ * # Ok::<(), headway_ffi::HeadwayError>(())
+ * ```
+ */
+public func shutdown()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_headway_ffi_fn_func_shutdown(uniffiCallStatus
+    )
+}
+}
 
 private enum InitializationResult {
     case ok
@@ -3065,6 +3085,9 @@ private let initializationResult: InitializationResult = {
     let scaffolding_contract_version = ffi_headway_ffi_uniffi_contract_version()
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
+    }
+    if (uniffi_headway_ffi_checksum_func_shutdown() != 22328) {
+        return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_headway_ffi_checksum_method_tokenprovider_token() != 51676) {
         return InitializationResult.apiChecksumMismatch

@@ -413,6 +413,12 @@ uint64_t uniffi_headway_ffi_fn_method_store_sync(uint64_t ptr, RustBuffer user_i
 void uniffi_headway_ffi_fn_init_callback_vtable_eventlistener(const UniffiVTableCallbackInterfaceEventListener* _Nonnull vtable
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEADWAY_FFI_FN_FUNC_SHUTDOWN
+#define UNIFFI_FFIDEF_UNIFFI_HEADWAY_FFI_FN_FUNC_SHUTDOWN
+void uniffi_headway_ffi_fn_func_shutdown(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_FFI_HEADWAY_FFI_RUSTBUFFER_ALLOC
 #define UNIFFI_FFIDEF_FFI_HEADWAY_FFI_RUSTBUFFER_ALLOC
 RustBuffer ffi_headway_ffi_rustbuffer_alloc(uint64_t size, RustCallStatus *_Nonnull out_status
@@ -671,6 +677,12 @@ void ffi_headway_ffi_rust_future_free_void(uint64_t handle
 #ifndef UNIFFI_FFIDEF_FFI_HEADWAY_FFI_RUST_FUTURE_COMPLETE_VOID
 #define UNIFFI_FFIDEF_FFI_HEADWAY_FFI_RUST_FUTURE_COMPLETE_VOID
 void ffi_headway_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEADWAY_FFI_CHECKSUM_FUNC_SHUTDOWN
+#define UNIFFI_FFIDEF_UNIFFI_HEADWAY_FFI_CHECKSUM_FUNC_SHUTDOWN
+uint16_t uniffi_headway_ffi_checksum_func_shutdown(void
+    
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEADWAY_FFI_CHECKSUM_METHOD_TOKENPROVIDER_TOKEN

@@ -732,6 +732,8 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_headway_ffi_checksum_func_shutdown(
+    ): Int
     external fun uniffi_headway_ffi_checksum_method_tokenprovider_token(
     ): Int
     external fun uniffi_headway_ffi_checksum_method_tokenprovider_refresh(
@@ -847,6 +849,8 @@ internal object UniffiLib {
     external fun uniffi_headway_ffi_fn_method_store_sync(`ptr`: Long,`userId`: RustBuffer.ByValue,`server`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_headway_ffi_fn_init_callback_vtable_eventlistener(`vtable`: UniffiVTableCallbackInterfaceEventListener,
+    ): Unit
+    external fun uniffi_headway_ffi_fn_func_shutdown(uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun ffi_headway_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -967,6 +971,9 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
+    if ((lib.uniffi_headway_ffi_checksum_func_shutdown() and 0xFFFF) != 22328) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_headway_ffi_checksum_method_tokenprovider_token() and 0xFFFF) != 51676) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -3898,5 +3905,28 @@ public object FfiConverterSequenceTypeRejectedItem: FfiConverterRustBuffer<List<
 
 
 
+
+        /**
+         * Stops every call from headway into the app's code (event listeners, token providers) and
+         * waits, up to five seconds, for the calls in flight to return. Call it when the app's
+         * runtime is about to exit; the Python package does so from `atexit`. Local calls keep
+         * working afterwards; events are no longer delivered and a token provider is no longer
+         * asked (a sync then leaves its items pending). Calling it again does nothing more.
+         *
+         * ```
+         * headway_ffi::shutdown();
+         * let store = headway_ffi::Store::open_in_memory()?;
+         * assert!(store.pending("learner-1".into())?.is_empty()); // still works
+         * # Ok::<(), headway_ffi::HeadwayError>(())
+         * ```
+         */ fun `shutdown`()
+        = 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_headway_ffi_fn_func_shutdown(
+    
+        _status)
+}
+    
+    
 
 

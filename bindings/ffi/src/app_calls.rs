@@ -1,0 +1,169 @@
+//! The gate every call from headway's threads into the app's code passes (event listeners,
+//! token providers, and freeing them: UniFFI frees the app's side of an object by calling
+//! into the app), and [`shutdown`], which closes it before the app's runtime exits.
+//!
+//! Why: a language runtime that is exiting cannot take calls from other threads. CPython ends
+//! such a thread with a forced unwind (`pthread_exit`) when it asks for the GIL during
+//! finalization; that unwind cannot pass through Rust frames and the process aborts
+//! (`FATAL: exception not rethrown`, exit 134). A script that ended while a listener was
+//! being called did exactly that. The Python package calls [`shutdown`] from `atexit`, which
+//! runs before finalization: no new call starts, and the calls in flight are waited for.
+
+use std::cell::Cell;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long [`shutdown`] waits for calls in flight before it returns anyway.
+const WAIT_FOR_CALLS: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Gate {
+    closed: bool,
+    in_flight: usize,
+}
+
+static GATE: Mutex<Gate> = Mutex::new(Gate {
+    closed: false,
+    in_flight: 0,
+});
+static CALL_ENDED: Condvar = Condvar::new();
+
+thread_local! {
+    /// Calls into the app this thread is inside of (a listener may call back into headway).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+fn gate() -> MutexGuard<'static, Gate> {
+    // The gate holds two plain fields that no panic leaves half-written.
+    GATE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One call into the app's code in flight; [`shutdown`] waits for it to be dropped.
+struct AppCall(());
+
+impl AppCall {
+    /// Admits one call into the app's code, or `None` once [`shutdown`] was called: the
+    /// caller then skips the call (an event is not delivered, a token provider gives no token).
+    fn begin() -> Option<AppCall> {
+        let mut gate = gate();
+        if gate.closed {
+            return None;
+        }
+        gate.in_flight += 1;
+        DEPTH.with(|depth| depth.set(depth.get() + 1));
+        Some(AppCall(()))
+    }
+}
+
+impl Drop for AppCall {
+    fn drop(&mut self) {
+        DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        let mut gate = gate();
+        gate.in_flight = gate.in_flight.saturating_sub(1);
+        drop(gate);
+        CALL_ENDED.notify_all();
+    }
+}
+
+/// An object the app implemented (a listener, a token provider), held by headway. Every call
+/// into it, and freeing it (UniFFI frees the app's side by calling into the app), passes the
+/// gate; after [`shutdown`] calls are skipped and the object is leaked instead of freed (the
+/// process is exiting, and the app's runtime could not take the call).
+pub(crate) struct AppObject<P>(Option<P>);
+
+impl<P> AppObject<P> {
+    /// Holds `object` until it can be freed through the gate.
+    pub(crate) fn new(object: P) -> AppObject<P> {
+        AppObject(Some(object))
+    }
+
+    /// Runs `call` with the object, counted as a call in flight; `None` once [`shutdown`]
+    /// was called (the call is skipped).
+    pub(crate) fn call<R>(&self, call: impl FnOnce(&P) -> R) -> Option<R> {
+        let _in_flight = AppCall::begin()?;
+        self.0.as_ref().map(call)
+    }
+}
+
+impl<P> Drop for AppObject<P> {
+    fn drop(&mut self) {
+        let Some(object) = self.0.take() else {
+            return;
+        };
+        match AppCall::begin() {
+            Some(_in_flight) => drop(object),
+            // The gate is closed: leaked on purpose (see the type's doc).
+            None => std::mem::forget(object),
+        }
+    }
+}
+
+/// Stops every call from headway into the app's code (event listeners, token providers) and
+/// waits, up to five seconds, for the calls in flight to return. Call it when the app's
+/// runtime is about to exit; the Python package does so from `atexit`. Local calls keep
+/// working afterwards; events are no longer delivered and a token provider is no longer
+/// asked (a sync then leaves its items pending). Calling it again does nothing more.
+///
+/// ```
+/// headway_ffi::shutdown();
+/// let store = headway_ffi::Store::open_in_memory()?;
+/// assert!(store.pending("learner-1".into())?.is_empty()); // still works
+/// # Ok::<(), headway_ffi::HeadwayError>(())
+/// ```
+#[uniffi::export]
+pub fn shutdown() {
+    let own = DEPTH.with(Cell::get);
+    let deadline = Instant::now() + WAIT_FOR_CALLS;
+    let mut gate = gate();
+    gate.closed = true;
+    // A listener calling shutdown is itself a call in flight: do not wait for it.
+    while gate.in_flight > own {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::warn!(
+                calls = gate.in_flight - own,
+                "shutdown: calls into the app still running after {WAIT_FOR_CALLS:?}"
+            );
+            return;
+        }
+        gate = CALL_ENDED
+            .wait_timeout(gate, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    // The gate is process-wide, so one test walks through its whole life.
+    #[test]
+    fn shutdown_waits_for_the_call_in_flight_then_admits_none() {
+        let (started_tx, started_rx) = mpsc::channel();
+        let (finish_tx, finish_rx) = mpsc::channel::<()>();
+        let listener = std::thread::spawn(move || {
+            let call = AppCall::begin().expect("the gate is open before shutdown");
+            started_tx.send(()).unwrap();
+            finish_rx.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let ended = Instant::now();
+            drop(call);
+            ended
+        });
+        started_rx.recv().unwrap();
+        finish_tx.send(()).unwrap();
+        let nested = AppCall::begin().expect("still open");
+        shutdown(); // from inside a call: does not wait for itself
+        let returned = Instant::now();
+        let call_ended = listener.join().unwrap();
+        assert!(
+            returned >= call_ended,
+            "shutdown returned before the call in flight ended"
+        );
+        drop(nested);
+        assert!(AppCall::begin().is_none(), "a call started after shutdown");
+        shutdown(); // again: nothing in flight, returns
+    }
+}

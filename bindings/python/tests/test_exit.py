@@ -1,0 +1,137 @@
+"""A script may end at any moment while headway's threads call into Python (an event
+listener, a token provider). CPython ends a thread that asks for the GIL while the interpreter
+finalizes with an unwind that aborted the process (`FATAL: exception not rethrown`, exit 134);
+the package's `atexit` hook (`headway.shutdown`) stops those calls first. Each script runs
+several times because the abort depended on timing (18 runs of 20 aborted before the fix)."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+RUNS = 10
+
+LISTENER_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys, tempfile, time
+    import headway
+    from headway import ProgressUpdate, Status, Store, SunbirdServer
+
+    class Slow(headway.EventListener):
+        def on_event(self, event):
+            print("listener called", flush=True)
+            time.sleep(0.02)  # releases the GIL mid-call, as a listener doing IO does
+
+    store = Store(tempfile.mkdtemp() + "/phone.db")
+    store.subscribe(Slow())
+    for i in range(3):
+        store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                    content_id=f"do_{i}", status=Status.COMPLETED, progress=100))
+    asyncio.run(store.sync("asha", SunbirdServer(base_url=sys.argv[1], user_token="token")))
+    print("synced", flush=True)
+    # The script ends here, while the sync's events are being delivered.
+    """
+)
+
+TOKEN_SCRIPT = textwrap.dedent(
+    """
+    import sys, tempfile, threading, time
+    import headway
+    from headway import ProgressUpdate, Status, Store, SunbirdServer
+
+    asked = threading.Event()
+
+    class SlowTokens(headway.TokenProvider):
+        def token(self, user_id):
+            asked.set()
+            time.sleep(0.005)  # releases the GIL while headway's thread waits for the token
+            return "token"
+
+        def refresh(self, user_id):
+            return "token"
+
+    store = Store(tempfile.mkdtemp() + "/phone.db")
+    store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                content_id="do_1", status=Status.COMPLETED, progress=100))
+    store.start_background_sync("asha", SunbirdServer(base_url=sys.argv[1],
+                                                      token_provider=SlowTokens()))
+    store.network_up()
+    assert asked.wait(10), "the background sync never asked for a token"
+    print("provider called", flush=True)
+    # The script ends here, while headway's thread is inside the app's token provider.
+    """
+)
+
+
+def run_script(script: str, url: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", script, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+        # Not the tests' folder: `-c` puts the working folder first on the path, and
+        # bindings/python/headway (the sources, without the generated module) would shadow
+        # the package.
+        cwd=tempfile.gettempdir(),
+    )
+
+
+def assert_every_run_exits_cleanly(script: str, url: str, reached: str) -> int:
+    """Runs `script` RUNS times; each must exit 0. Returns how many runs printed `reached`."""
+    times_reached = 0
+    for run in range(RUNS):
+        done = run_script(script, url)
+        assert done.returncode == 0, (
+            f"run {run} exited {done.returncode}: {done.stdout[-500:]} {done.stderr[-1500:]}"
+        )
+        times_reached += reached in done.stdout
+    return times_reached
+
+
+def test_a_script_ending_while_a_listener_is_called_exits_cleanly(server):
+    server.course("do_course", "0130", ["do_0", "do_1", "do_2"], "asha")
+    called = assert_every_run_exits_cleanly(LISTENER_SCRIPT, server.url, "listener called")
+    # The window the abort needs (a listener running when the script ends) was open.
+    assert called > 0, "no run called the listener: the test did not exercise the exit"
+
+
+def test_a_script_ending_while_a_token_provider_is_called_exits_cleanly(server):
+    server.course("do_course", "0130", ["do_0", "do_1", "do_2"], "asha")
+    called = assert_every_run_exits_cleanly(TOKEN_SCRIPT, server.url, "provider called")
+    assert called == RUNS
+
+
+def test_shutdown_stops_deliveries_and_local_calls_keep_working(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys, time
+        import headway
+        from headway import ProgressUpdate, Status, Store
+
+        heard = []
+        class Listener(headway.EventListener):
+            def on_event(self, event):
+                heard.append(type(event).__name__)
+
+        store = Store(sys.argv[1])
+        store.subscribe(Listener())
+        update = dict(user_id="asha", course_id="do_course", batch_id="0130", status=Status.COMPLETED,
+                      progress=100)
+        store.record(ProgressUpdate(content_id="do_1", **update))
+        deadline = time.time() + 10
+        while not heard and time.time() < deadline:
+            time.sleep(0.01)
+        assert heard, "the listener never heard the first record"
+        headway.shutdown()
+        before = len(heard)
+        assert store.record(ProgressUpdate(content_id="do_2", **update)) is True
+        time.sleep(0.3)
+        assert len(heard) == before, f"a listener was called after shutdown: {heard[before:]}"
+        assert len(store.pending("asha")) == 2
+        print("ok")
+        """
+    )
+    done = run_script(script, str(tmp_path / "store.db"))
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-1500:]
