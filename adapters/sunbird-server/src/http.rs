@@ -141,12 +141,12 @@ async fn faults_before(app: &Shared) -> Option<Response> {
 /// Parses a JSON body the way the real server does: anything else is a 400.
 fn json_body(api: &str, body: &Bytes) -> Result<Value, Box<Response>> {
     serde_json::from_slice(body).map_err(|_| {
-        Box::new(reply(Reply {
-            status: 400,
-            body: json!({"id": api, "ver": "v1", "params": {"err": "INVALID_REQUESTED_DATA",
-                "status": "INVALID_REQUESTED_DATA", "errmsg": "Invalid request body."},
-                "responseCode": "CLIENT_ERROR", "result": {}}),
-        }))
+        Box::new(reply(service::client_error(
+            api,
+            now(),
+            "INVALID_REQUESTED_DATA",
+            "Invalid request body.",
+        )))
     })
 }
 
@@ -196,13 +196,12 @@ async fn update(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Resp
         })
     };
     if poisoned {
-        return reply(Reply {
-            status: 400,
-            body: json!({"id": "api.content.state.update", "ver": "v1",
-                "params": {"err": "DATE_FORMAT_ERRROR", "status": "DATE_FORMAT_ERRROR",
-                           "errmsg": "Date format error."},
-                "responseCode": "CLIENT_ERROR", "result": {}}),
-        });
+        return reply(service::client_error(
+            "api.content.state.update",
+            now(),
+            "DATE_FORMAT_ERRROR",
+            "Date format error.",
+        ));
     }
     let answer = app.service.update(caller.as_deref(), &body, now());
     let close = {
