@@ -280,8 +280,13 @@ async fn enrol(
 }
 
 fn admin_result(result: crate::error::Result<()>) -> Response {
+    admin_answer(result.map(|()| json!({"result": "OK"})))
+}
+
+/// An admin call's answer: `body` with 200, or a 500 whose `error` says what failed.
+fn admin_answer(result: crate::error::Result<Value>) -> Response {
     match result {
-        Ok(()) => (StatusCode::OK, Json(json!({"result": "OK"}))).into_response(),
+        Ok(body) => (StatusCode::OK, Json(body)).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": e.to_string()})),
@@ -389,12 +394,5 @@ async fn admin_stats(State(app): State<App>) -> Response {
 }
 
 async fn admin_states(State(app): State<App>, Path(user): Path<String>) -> Response {
-    match app.service.states_of(&user) {
-        Ok(states) => (StatusCode::OK, Json(json!(states))).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
-    }
+    admin_answer(app.service.states_of(&user).map(Value::from))
 }
