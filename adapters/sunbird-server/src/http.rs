@@ -258,6 +258,7 @@ struct EnrolRequest {
     request: EnrolBody,
 }
 
+/// One enrolment: the learner, the course and the batch.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct EnrolBody {
@@ -335,15 +336,8 @@ async fn admin_batch(State(app): State<App>, Json(body): Json<BatchBody>) -> Res
     )
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AdminEnrol {
-    user_id: String,
-    course_id: String,
-    batch_id: String,
-}
-
-async fn admin_enrol(State(app): State<App>, Json(body): Json<AdminEnrol>) -> Response {
+/// `/admin/enrol` takes the enrolment without the API's `request` wrapper.
+async fn admin_enrol(State(app): State<App>, Json(body): Json<EnrolBody>) -> Response {
     admin_result(
         app.service
             .enrol(&body.user_id, &body.course_id, &body.batch_id, now()),
