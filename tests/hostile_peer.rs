@@ -8,7 +8,7 @@ mod support;
 
 use automerge::{transaction::Transactable, AutoCommit, ReadDoc, ROOT};
 use headway::{Hello, PeerMessage, PeerSession, Role, Store};
-use support::{key, update, TempDir};
+use support::{key, update, user_id, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 
@@ -94,9 +94,4 @@ fn a_peers_change_deleting_a_register_does_not_hide_the_value_from_other_devices
 #[test]
 fn a_peers_change_overwriting_a_register_with_garbage_does_not_hide_the_value() {
     hostile_change(|doc, name| doc.put(ROOT, name, "not a register").unwrap());
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

@@ -5,7 +5,7 @@
 mod support;
 
 use headway::{Error, PeerMessage, PeerSession, Role, Store};
-use support::{update, TempDir};
+use support::{update, user_id, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 
@@ -184,9 +184,4 @@ fn a_live_exchange_settles_when_both_sides_compact_in_the_middle_of_it() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

@@ -15,7 +15,7 @@ mod support;
 use std::path::PathBuf;
 
 use headway::{Durability, PeerMessage, PeerSession, Role, Store, StoreOptions};
-use support::{covers, snapshot, update, Rng, Snapshot, TempDir};
+use support::{covers, snapshot, update, user_id, Rng, Snapshot, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 const USER: &str = "u";
@@ -223,9 +223,4 @@ fn run(seed: u64) -> Result<(), String> {
 #[test]
 fn long_lived_devices_never_lose_a_value_and_always_converge() {
     support::run_seeds("HEADWAY_PEER_SEEDS", 200, run);
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

@@ -15,7 +15,7 @@ mod support;
 use std::path::PathBuf;
 
 use headway::{Durability, PeerMessage, PeerSession, Role, Store, StoreOptions};
-use support::{covers, snapshot, update, Rng, Snapshot, TempDir};
+use support::{covers, snapshot, update, user_id, Rng, Snapshot, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 const USER: &str = "u";
@@ -274,9 +274,4 @@ fn run(seed: u64) -> Result<(), String> {
 #[test]
 fn harsh_long_lived_devices_with_old_files_cut_exchanges_and_two_handles_never_lose_a_value() {
     support::run_seeds("HEADWAY_REVIEW_SEEDS", 100, run);
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

@@ -6,7 +6,7 @@
 mod support;
 
 use headway::{Error, PeerMessage, PeerSession, Role, Store, StoreOptions};
-use support::{update, Rng, TempDir};
+use support::{update, user_id, Rng, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 
@@ -405,9 +405,4 @@ fn a_peer_file_holding_an_automerge_bundle_chunk_is_refused_and_changes_nothing(
         "{error:?}"
     );
     assert_eq!(phone.items(&user_id("u"), None).unwrap(), before);
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

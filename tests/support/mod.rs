@@ -1,9 +1,9 @@
-//! Helpers shared by the integration tests: temporary directories and update builders.
+//! Helpers shared by the integration tests: temporary directories, ids and update builders.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
-use headway::{ContentKey, ProgressUpdate, Status, Timestamp};
+use headway::{ContentKey, ProgressUpdate, Status, Timestamp, UserId};
 
 /// A directory removed when dropped.
 pub struct TempDir(PathBuf);
@@ -34,6 +34,11 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+pub fn user_id(id: &str) -> UserId {
+    UserId::new(id).unwrap()
 }
 
 pub fn key(user: &str, content: &str) -> ContentKey {
