@@ -7,8 +7,8 @@
 mod support;
 
 use automerge::{transaction::Transactable, AutoCommit, ReadDoc, ROOT};
-use headway::{Hello, PeerMessage, PeerSession, Role, Store};
-use support::{key, update, user_id, TempDir};
+use headway::{Hello, PeerMessage, Store};
+use support::{exchange, key, update, user_id, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 
@@ -28,18 +28,6 @@ fn split(file: &[u8]) -> (Hello, PeerMessage) {
     let rest = &file[4 + len..];
     let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
     (hello, PeerMessage::decode(&rest[4..4 + len]).unwrap())
-}
-
-fn exchange(initiator_store: &Store, responder_store: &Store, user: &str) {
-    let mut initiator = PeerSession::new(&user_id(user), Role::Initiator);
-    let mut responder = PeerSession::new(&user_id(user), Role::Responder);
-    let mut outgoing = vec![initiator.start(initiator_store).unwrap()];
-    while let Some(message) = outgoing.pop() {
-        for reply in responder.handle(responder_store, message).unwrap() {
-            outgoing.extend(initiator.handle(initiator_store, reply).unwrap());
-        }
-    }
-    assert!(initiator.is_finished());
 }
 
 fn hostile_change(vandalise: impl Fn(&mut AutoCommit, &str)) {
@@ -73,7 +61,7 @@ fn hostile_change(vandalise: impl Fn(&mut AutoCommit, &str)) {
     let table = victim.items(&user_id("u"), None).unwrap();
     assert_eq!(table.len(), 2, "the table keeps the value");
     // A friend's device syncs with the victim: it must hear of everything the victim holds.
-    exchange(&friend, &victim, "u");
+    exchange(&friend, &victim, "u").unwrap();
     assert_eq!(
         friend.state(&key("u", "k")).unwrap(),
         victim.state(&key("u", "k")).unwrap(),

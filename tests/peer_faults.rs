@@ -5,23 +5,9 @@
 mod support;
 
 use headway::{Error, PeerMessage, PeerSession, Role, Store};
-use support::{update, user_id, TempDir};
+use support::{exchange, update, user_id, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
-
-fn try_exchange(initiator_store: &Store, responder_store: &Store, user: &str) -> Result<(), Error> {
-    let mut initiator = PeerSession::new(&user_id(user), Role::Initiator);
-    let mut responder = PeerSession::new(&user_id(user), Role::Responder);
-    let mut outgoing = vec![initiator.start(initiator_store)?];
-    while let Some(message) = outgoing.pop() {
-        let message = PeerMessage::decode(&message.encode())?;
-        for reply in responder.handle(responder_store, message)? {
-            outgoing.extend(initiator.handle(initiator_store, reply)?);
-        }
-    }
-    assert!(initiator.is_finished());
-    Ok(())
-}
 
 /// The body of a peer file (after its hello).
 fn decode_body(file: &[u8]) -> PeerMessage {
@@ -86,8 +72,8 @@ fn a_stale_changes_file_does_not_stop_the_next_live_exchange() {
     let (a, b, _) = stale_changes_file_imported(&dir);
     a.record(update("u", "k5", 2, 100, T0 + 4)).unwrap();
     b.record(update("u", "k6", 1, 70, T0 + 5)).unwrap();
-    try_exchange(&b, &a, "u").expect("b initiates");
-    try_exchange(&a, &b, "u").expect("a initiates");
+    exchange(&b, &a, "u").expect("b initiates");
+    exchange(&a, &b, "u").expect("a initiates");
     assert_eq!(
         a.items(&user_id("u"), None).unwrap(),
         b.items(&user_id("u"), None).unwrap()
@@ -143,7 +129,7 @@ fn a_live_exchange_settles_when_both_sides_compact_in_the_middle_of_it() {
             a.record(update("u", &format!("do_{i}"), 1, 10 + i, T0 + i))
                 .unwrap();
         }
-        try_exchange(&a, &b, "u").unwrap();
+        exchange(&a, &b, "u").unwrap();
         for i in 0..6 {
             a.record(update("u", &format!("do_{i}"), 1, 30 + i, T0 + 10 + i))
                 .unwrap();
