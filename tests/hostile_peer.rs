@@ -8,27 +8,9 @@ mod support;
 
 use automerge::{transaction::Transactable, AutoCommit, ReadDoc, ROOT};
 use headway::{Hello, PeerMessage, Store};
-use support::{exchange, key, update, user_id, TempDir};
+use support::{exchange, framed, key, peer_file, update, user_id, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
-
-fn frame(message: &PeerMessage) -> Vec<u8> {
-    let bytes = message.encode();
-    let mut out = (bytes.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(&bytes);
-    out
-}
-
-/// The (hello, body) of a peer file.
-fn split(file: &[u8]) -> (Hello, PeerMessage) {
-    let len = u32::from_be_bytes(file[..4].try_into().unwrap()) as usize;
-    let PeerMessage::Hello(hello) = PeerMessage::decode(&file[4..4 + len]).unwrap() else {
-        panic!("no hello")
-    };
-    let rest = &file[4 + len..];
-    let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-    (hello, PeerMessage::decode(&rest[4..4 + len]).unwrap())
-}
 
 fn hostile_change(vandalise: impl Fn(&mut AutoCommit, &str)) {
     let dir = TempDir::new("review-hostile-delete");
@@ -37,7 +19,7 @@ fn hostile_change(vandalise: impl Fn(&mut AutoCommit, &str)) {
     victim.record(update("u", "k", 2, 100, T0)).unwrap();
     victim.record(update("u", "other", 1, 10, T0)).unwrap();
     // The hostile peer gets the victim's document as any peer would, and deletes "k".
-    let (hello, body) = split(&victim.peer_export(&user_id("u"), None).unwrap());
+    let (hello, body) = peer_file(&victim.peer_export(&user_id("u"), None).unwrap());
     let PeerMessage::Document(bytes) = body else {
         panic!("a whole document")
     };
@@ -49,14 +31,13 @@ fn hostile_change(vandalise: impl Fn(&mut AutoCommit, &str)) {
         .expect("the register");
     vandalise(&mut doc, &name);
     let changes = doc.save_after(&before);
-    let file = [
-        frame(&PeerMessage::Hello(Hello {
+    let file = framed(&[
+        PeerMessage::Hello(Hello {
             device: "hostile".into(),
             ..hello
-        })),
-        frame(&PeerMessage::Changes(changes)),
-    ]
-    .concat();
+        }),
+        PeerMessage::Changes(changes),
+    ]);
     let _ = victim.peer_import(&user_id("u"), &file);
     let table = victim.items(&user_id("u"), None).unwrap();
     assert_eq!(table.len(), 2, "the table keeps the value");

@@ -5,17 +5,9 @@
 mod support;
 
 use headway::{Error, PeerMessage, PeerSession, Role, Store};
-use support::{exchange, update, user_id, TempDir};
+use support::{exchange, peer_file, update, user_id, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
-
-/// The body of a peer file (after its hello).
-fn decode_body(file: &[u8]) -> PeerMessage {
-    let len = u32::from_be_bytes(file[..4].try_into().unwrap()) as usize;
-    let rest = &file[4 + len..];
-    let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-    PeerMessage::decode(&rest[4..4 + len]).unwrap()
-}
 
 /// A `--since-peer` file whose base the receiver no longer holds (it compacted after the
 /// sender last heard of it): its values reach the table, but its changes stay in the open
@@ -34,7 +26,7 @@ fn stale_changes_file_imported(dir: &TempDir) -> (Store, Store, String) {
     a.record(update("u", "k2", 1, 40, T0 + 1)).unwrap();
     let stale = a.peer_export(&user_id("u"), Some(&b_id)).unwrap();
     assert!(
-        matches!(decode_body(&stale), PeerMessage::Changes(_)),
+        matches!(peer_file(&stale).1, PeerMessage::Changes(_)),
         "the file carries changes only"
     );
     // b leaves the epoch before the file arrives.
@@ -96,7 +88,7 @@ fn a_stale_changes_file_imported_twice_then_compacted_keeps_everything() {
     a.record(update("u", "k2", 1, 40, T0 + 1)).unwrap();
     let stale = a.peer_export(&user_id("u"), Some(&b_id)).unwrap();
     assert!(
-        matches!(decode_body(&stale), PeerMessage::Changes(_)),
+        matches!(peer_file(&stale).1, PeerMessage::Changes(_)),
         "the file carries changes only"
     );
     b.compact(&user_id("u")).unwrap();

@@ -349,10 +349,8 @@ fn a_peer_file_holding_an_automerge_bundle_chunk_is_refused_and_changes_nothing(
     let phone = Store::open(dir.file("phone.db")).unwrap();
     fill(&phone, "u", 70, 20);
     let before = phone.items(&user_id("u"), None).unwrap();
-    let user = match PeerMessage::decode(
-        &file[4..4 + u32::from_be_bytes(file[..4].try_into().unwrap()) as usize],
-    ) {
-        Ok(PeerMessage::Hello(hello)) => hello.user,
+    let user = match PeerMessage::read_framed(&mut file.as_slice()) {
+        Ok(Some(Ok(PeerMessage::Hello(hello)))) => hello.user,
         other => panic!("the fixture starts with {other:?}"),
     };
     let error = phone.peer_import(&user, &file).unwrap_err();

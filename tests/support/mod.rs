@@ -1,11 +1,12 @@
 //! Helpers shared by the integration tests: temporary directories, ids, update builders,
-//! seeds, snapshots and the peer tests' live exchange.
+//! seeds, snapshots, and the peer tests' live exchange and peer-file framing.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
 use headway::{
-    ContentKey, PeerMessage, PeerSession, ProgressUpdate, Role, Status, Store, Timestamp, UserId,
+    ContentKey, Hello, PeerMessage, PeerSession, ProgressUpdate, Role, Status, Store, Timestamp,
+    UserId,
 };
 
 /// A directory removed when dropped.
@@ -216,4 +217,30 @@ pub fn exchange_along_the_chain_and_back(stores: &[&Store], user: &str) -> Resul
         exchange(pair[1], pair[0], user).map_err(|e| format!("final: {e}"))?;
     }
     Ok(())
+}
+
+/// A peer file's hello and body, read with the product's framing
+/// ([`PeerMessage::read_framed`]).
+pub fn peer_file(file: &[u8]) -> (Hello, PeerMessage) {
+    let mut input = file;
+    let mut next = || {
+        PeerMessage::read_framed(&mut input)
+            .unwrap()
+            .expect("a frame")
+            .unwrap()
+    };
+    let PeerMessage::Hello(hello) = next() else {
+        panic!("a peer file starts with a hello")
+    };
+    (hello, next())
+}
+
+/// `messages` framed one after the other ([`PeerMessage::write_framed`]), as a peer file or a
+/// connection carries them.
+pub fn framed(messages: &[PeerMessage]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for message in messages {
+        message.write_framed(&mut out).unwrap();
+    }
+    out
 }
