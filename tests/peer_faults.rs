@@ -9,13 +9,9 @@ use support::{exchange, peer_file, update, user_id, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 
-/// A `--since-peer` file whose base the receiver no longer holds (it compacted after the
-/// sender last heard of it): its values reach the table, but its changes stay in the open
-/// document waiting for dependencies that will never come.
-fn stale_changes_file_imported(dir: &TempDir) -> (Store, Store, String) {
-    let a = Store::open(dir.file("a.db")).unwrap();
-    let b_path = dir.file("b.db");
-    let b = Store::open(&b_path).unwrap();
+/// A `--since-peer` file from `a` to `b`, which share an epoch: `a` records `k1`, both hold
+/// it, `a` learns what `b` holds, records `k2` (progress 40) and exports the changes since.
+fn since_peer_changes_file(a: &Store, b: &Store) -> Vec<u8> {
     a.record(update("u", "k1", 1, 10, T0)).unwrap();
     b.peer_import(&user_id("u"), &a.peer_export(&user_id("u"), None).unwrap())
         .unwrap();
@@ -24,11 +20,22 @@ fn stale_changes_file_imported(dir: &TempDir) -> (Store, Store, String) {
         .unwrap();
     let b_id = b.device_id().unwrap();
     a.record(update("u", "k2", 1, 40, T0 + 1)).unwrap();
-    let stale = a.peer_export(&user_id("u"), Some(&b_id)).unwrap();
+    let file = a.peer_export(&user_id("u"), Some(&b_id)).unwrap();
     assert!(
-        matches!(peer_file(&stale).1, PeerMessage::Changes(_)),
+        matches!(peer_file(&file).1, PeerMessage::Changes(_)),
         "the file carries changes only"
     );
+    file
+}
+
+/// A `--since-peer` file whose base the receiver no longer holds (it compacted after the
+/// sender last heard of it): its values reach the table, but its changes stay in the open
+/// document waiting for dependencies that will never come.
+fn stale_changes_file_imported(dir: &TempDir) -> (Store, Store, String) {
+    let a = Store::open(dir.file("a.db")).unwrap();
+    let b_path = dir.file("b.db");
+    let b = Store::open(&b_path).unwrap();
+    let stale = since_peer_changes_file(&a, &b);
     // b leaves the epoch before the file arrives.
     b.record(update("u", "k3", 1, 20, T0 + 2)).unwrap();
     b.compact(&user_id("u")).unwrap();
@@ -78,19 +85,7 @@ fn a_stale_changes_file_imported_twice_then_compacted_keeps_everything() {
     let dir = TempDir::new("review-orphan-twice");
     let a = Store::open(dir.file("a.db")).unwrap();
     let b = Store::open(dir.file("b.db")).unwrap();
-    a.record(update("u", "k1", 1, 10, T0)).unwrap();
-    b.peer_import(&user_id("u"), &a.peer_export(&user_id("u"), None).unwrap())
-        .unwrap();
-    // a learns what b holds (b's file), so a later `--since-peer b` file carries changes.
-    a.peer_import(&user_id("u"), &b.peer_export(&user_id("u"), None).unwrap())
-        .unwrap();
-    let b_id = b.device_id().unwrap();
-    a.record(update("u", "k2", 1, 40, T0 + 1)).unwrap();
-    let stale = a.peer_export(&user_id("u"), Some(&b_id)).unwrap();
-    assert!(
-        matches!(peer_file(&stale).1, PeerMessage::Changes(_)),
-        "the file carries changes only"
-    );
+    let stale = since_peer_changes_file(&a, &b);
     b.compact(&user_id("u")).unwrap();
     b.peer_import(&user_id("u"), &stale).unwrap();
     b.peer_import(&user_id("u"), &stale).unwrap();
