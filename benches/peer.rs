@@ -27,6 +27,16 @@ impl Rng {
     }
 }
 
+/// The key of the learner's content item number `item` (200 contents a course).
+fn item_key(item: u64) -> Result<ContentKey, BoxError> {
+    Ok(ContentKey::new(
+        USER,
+        format!("do_11305961646828748{:06}", item / 200),
+        BATCH,
+        format!("do_1130560561046650{item:09}"),
+    )?)
+}
+
 fn updates(
     rng: &mut Rng,
     items: u64,
@@ -35,13 +45,7 @@ fn updates(
 ) -> Result<Vec<ProgressUpdate>, BoxError> {
     (0..count)
         .map(|i| {
-            let item = rng.below(items);
-            let key = ContentKey::new(
-                USER,
-                format!("do_11305961646828748{:06}", item / 200),
-                BATCH,
-                format!("do_1130560561046650{item:09}"),
-            )?;
+            let key = item_key(rng.below(items))?;
             let status = Status::try_from(i64::try_from(rng.below(3))?)?;
             let at = Timestamp::from_millis(t0 + i64::try_from(i)?)?;
             Ok(
@@ -88,13 +92,7 @@ fn main() -> Result<(), BoxError> {
     // A learner with `items` content items on the phone, compacted, then shared with the tablet.
     let mut all = Vec::new();
     for i in 0..items {
-        let key = ContentKey::new(
-            USER,
-            format!("do_11305961646828748{:06}", i / 200),
-            BATCH,
-            format!("do_1130560561046650{i:09}"),
-        )?;
-        all.push(ProgressUpdate::new(key, Status::InProgress, 10)?);
+        all.push(ProgressUpdate::new(item_key(i)?, Status::InProgress, 10)?);
     }
     for chunk in all.chunks(1_000) {
         phone.record_batch(chunk.to_vec())?;

@@ -26,7 +26,10 @@ const WORKLOAD_SEED: u64 = 0x4845_4144_5741_5901;
 const RATE_SEED: u64 = 0x5241_5445_0000_0001;
 const LOAD_SEED: u64 = 0x4c4f_4144_0000_0001;
 
-/// The baseline: the same max-upsert the store's table does, with nothing else.
+/// The baseline: the same max-upsert the store's table does, with nothing else. Its table,
+/// upsert and row type are written out here on purpose, not shared with `src/store/` (which
+/// they resemble): a baseline is what an app would write with rusqlite alone, so it must not
+/// call the code it is measured against, nor move when the store's schema changes.
 const RAW_SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS progress (
         user_id        TEXT NOT NULL,
@@ -274,7 +277,7 @@ fn raw_write(conn: &mut Connection, work: &Workload, updates: &[Update]) -> Benc
     Ok(())
 }
 
-/// A row read back from the baseline.
+/// A row read back from the baseline (its own type, not the store's: see [`RAW_SCHEMA`]).
 #[derive(Debug, PartialEq, Eq)]
 struct RawRow {
     course: String,

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::content_state::{ContentItem, ContentKey, ContentState};
+use crate::document::LearnerDocument;
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged, Event, EventHub, Subscription};
 use crate::id::{CourseId, UserId};
@@ -444,11 +445,7 @@ impl Store {
     /// # Ok(()) }
     /// ```
     pub fn flush(&self, user: &UserId) -> Result<()> {
-        let mut inner = self.lock()?;
-        let extra = inner.flush(user)?;
-        self.publish(&inner, extra);
-        drop(inner);
-        Ok(())
+        self.read_flushed_document(user, |_| ())
     }
 
     /// Rebases the learner's document onto a fresh snapshot of its current values, dropping
@@ -476,16 +473,7 @@ impl Store {
     /// The learner's content items as the Automerge document holds them, after a flush: equal
     /// to [`Store::items`] (the invariant the crash tests check).
     pub fn document_items(&self, user: &UserId) -> Result<Vec<ContentItem>> {
-        let mut inner = self.lock()?;
-        let extra = inner.flush(user)?;
-        let items = inner
-            .documents
-            .get(user)
-            .map(|open| open.doc.items())
-            .unwrap_or_default();
-        self.publish(&inner, extra);
-        drop(inner);
-        Ok(items)
+        self.read_flushed_document(user, |doc| doc.items())
     }
 
     /// A learner's document as bytes: a snapshot of every current value.
@@ -500,16 +488,27 @@ impl Store {
     /// # Ok(()) }
     /// ```
     pub fn save_document(&self, user: &UserId) -> Result<Vec<u8>> {
+        self.read_flushed_document(user, LearnerDocument::save)
+    }
+
+    /// Flushes the learner's raised rows into their document, then reads the document with
+    /// `read` (`T::default()` for a learner without one); the flush's events are published
+    /// before the store's lock is released.
+    fn read_flushed_document<T: Default>(
+        &self,
+        user: &UserId,
+        read: impl FnOnce(&mut LearnerDocument) -> T,
+    ) -> Result<T> {
         let mut inner = self.lock()?;
         let extra = inner.flush(user)?;
-        let bytes = inner
+        let value = inner
             .documents
             .get_mut(user)
-            .map(|open| open.doc.save())
+            .map(|open| read(&mut open.doc))
             .unwrap_or_default();
         self.publish(&inner, extra);
         drop(inner);
-        Ok(bytes)
+        Ok(value)
     }
 
     /// Subscribes to change events: every content state that goes up from now on, from a

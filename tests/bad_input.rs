@@ -5,7 +5,7 @@
 mod support;
 
 use headway::{ContentKey, Error, Progress, ProgressUpdate, Status, Store, Timestamp};
-use support::{update, TempDir};
+use support::{update, user_id, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 
@@ -187,9 +187,4 @@ fn ids_with_leading_or_trailing_white_space_are_refused() {
         });
         assert!(matches!(e, Error::InvalidId { .. }), "{e:?}");
     }
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 
 use headway::{Error, Store, StoreOptions};
-use support::{update, Rng, TempDir};
+use support::{update, user_id, Rng, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 
@@ -301,9 +301,4 @@ fn a_store_whose_schema_version_was_damaged_is_refused_and_left_untouched() {
             "version {version}: the refused file changed"
         );
     }
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 
 use headway::{EnrolledCourse, Event, Store};
-use support::update;
+use support::{update, user_id};
 
 const COURSE: &str = "do_course";
 const BATCH: &str = "0130000000000000001";
@@ -107,9 +107,4 @@ fn a_leaf_completion_announces_the_percentage_courses_shows_when_the_app_supplie
         })
         .collect();
     assert_eq!(moves, vec![(0, 25), (25, 50), (50, 75), (75, 100)]);
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

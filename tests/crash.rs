@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use headway::{Store, StoreOptions};
-use support::{key, test_seed, update, Rng, TempDir};
+use support::{key, test_seed, update, user_id, Rng, TempDir};
 
 const CHILD_ENV: &str = "HEADWAY_CRASH_CHILD_DB";
 const T0: i64 = 1_714_558_530_123;
@@ -133,9 +133,4 @@ fn sigkill_at_random_instants_loses_no_returned_record() {
         "only {confirmed} records were confirmed: the kills came too early"
     );
     eprintln!("{KILLS} kills, {confirmed} returned records checked");
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

@@ -3,10 +3,13 @@
 //! concurrently converge to the max of everything written, whatever the merge order.
 #![cfg(test)]
 
+mod support;
+
 use std::collections::BTreeMap;
 
 use headway::{ContentKey, ContentState, LearnerDocument, Progress, Status, Timestamp};
 use proptest::prelude::*;
+use support::user_id;
 
 const USER: &str = "learner-1";
 
@@ -214,9 +217,4 @@ fn concurrent_raises_read_the_max_not_automerges_default_winner() {
         a.merge(&mut b_copy).unwrap();
         assert_eq!(a.state(&k), Some(hi));
     }
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

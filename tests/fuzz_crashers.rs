@@ -4,12 +4,15 @@
 //! kept inputs and hand-written seeds with every property checked.
 #![cfg(test)]
 
+mod support;
+
 #[path = "../fuzz/src/store_ops.rs"]
 mod store_ops;
 
 use std::path::PathBuf;
 
 use headway::{Error, LearnerDocument, PeerMessage, Store};
+use support::user_id;
 
 /// Every kept input, as (target, file, bytes).
 fn crashers() -> Vec<(String, PathBuf, Vec<u8>)> {
@@ -75,9 +78,4 @@ fn every_store_ops_seed_keeps_every_store_property() {
         count += 1;
     }
     assert!(count >= 3, "the store_ops seeds are missing");
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

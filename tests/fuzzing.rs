@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use headway::{Error, LearnerDocument};
-use support::TempDir;
+use support::{user_id, TempDir};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -189,9 +189,4 @@ fn a_panic_escaping_a_target_fails_the_fuzz_run_and_names_the_input() {
         stdout.contains("a panic escaped the fuzz target"),
         "{stdout}"
     );
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

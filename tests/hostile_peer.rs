@@ -7,40 +7,10 @@
 mod support;
 
 use automerge::{transaction::Transactable, AutoCommit, ReadDoc, ROOT};
-use headway::{Hello, PeerMessage, PeerSession, Role, Store};
-use support::{key, update, TempDir};
+use headway::{Hello, PeerMessage, Store};
+use support::{exchange, framed, key, peer_file, update, user_id, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
-
-fn frame(message: &PeerMessage) -> Vec<u8> {
-    let bytes = message.encode();
-    let mut out = (bytes.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(&bytes);
-    out
-}
-
-/// The (hello, body) of a peer file.
-fn split(file: &[u8]) -> (Hello, PeerMessage) {
-    let len = u32::from_be_bytes(file[..4].try_into().unwrap()) as usize;
-    let PeerMessage::Hello(hello) = PeerMessage::decode(&file[4..4 + len]).unwrap() else {
-        panic!("no hello")
-    };
-    let rest = &file[4 + len..];
-    let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-    (hello, PeerMessage::decode(&rest[4..4 + len]).unwrap())
-}
-
-fn exchange(initiator_store: &Store, responder_store: &Store, user: &str) {
-    let mut initiator = PeerSession::new(&user_id(user), Role::Initiator);
-    let mut responder = PeerSession::new(&user_id(user), Role::Responder);
-    let mut outgoing = vec![initiator.start(initiator_store).unwrap()];
-    while let Some(message) = outgoing.pop() {
-        for reply in responder.handle(responder_store, message).unwrap() {
-            outgoing.extend(initiator.handle(initiator_store, reply).unwrap());
-        }
-    }
-    assert!(initiator.is_finished());
-}
 
 fn hostile_change(vandalise: impl Fn(&mut AutoCommit, &str)) {
     let dir = TempDir::new("review-hostile-delete");
@@ -49,7 +19,7 @@ fn hostile_change(vandalise: impl Fn(&mut AutoCommit, &str)) {
     victim.record(update("u", "k", 2, 100, T0)).unwrap();
     victim.record(update("u", "other", 1, 10, T0)).unwrap();
     // The hostile peer gets the victim's document as any peer would, and deletes "k".
-    let (hello, body) = split(&victim.peer_export(&user_id("u"), None).unwrap());
+    let (hello, body) = peer_file(&victim.peer_export(&user_id("u"), None).unwrap());
     let PeerMessage::Document(bytes) = body else {
         panic!("a whole document")
     };
@@ -61,19 +31,18 @@ fn hostile_change(vandalise: impl Fn(&mut AutoCommit, &str)) {
         .expect("the register");
     vandalise(&mut doc, &name);
     let changes = doc.save_after(&before);
-    let file = [
-        frame(&PeerMessage::Hello(Hello {
+    let file = framed(&[
+        PeerMessage::Hello(Hello {
             device: "hostile".into(),
             ..hello
-        })),
-        frame(&PeerMessage::Changes(changes)),
-    ]
-    .concat();
+        }),
+        PeerMessage::Changes(changes),
+    ]);
     let _ = victim.peer_import(&user_id("u"), &file);
     let table = victim.items(&user_id("u"), None).unwrap();
     assert_eq!(table.len(), 2, "the table keeps the value");
     // A friend's device syncs with the victim: it must hear of everything the victim holds.
-    exchange(&friend, &victim, "u");
+    exchange(&friend, &victim, "u").unwrap();
     assert_eq!(
         friend.state(&key("u", "k")).unwrap(),
         victim.state(&key("u", "k")).unwrap(),
@@ -94,9 +63,4 @@ fn a_peers_change_deleting_a_register_does_not_hide_the_value_from_other_devices
 #[test]
 fn a_peers_change_overwriting_a_register_with_garbage_does_not_hide_the_value() {
     hostile_change(|doc, name| doc.put(ROOT, name, "not a register").unwrap());
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

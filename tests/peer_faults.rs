@@ -5,30 +5,27 @@
 mod support;
 
 use headway::{Error, PeerMessage, PeerSession, Role, Store};
-use support::{update, TempDir};
+use support::{exchange, peer_file, update, user_id, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 
-fn try_exchange(initiator_store: &Store, responder_store: &Store, user: &str) -> Result<(), Error> {
-    let mut initiator = PeerSession::new(&user_id(user), Role::Initiator);
-    let mut responder = PeerSession::new(&user_id(user), Role::Responder);
-    let mut outgoing = vec![initiator.start(initiator_store)?];
-    while let Some(message) = outgoing.pop() {
-        let message = PeerMessage::decode(&message.encode())?;
-        for reply in responder.handle(responder_store, message)? {
-            outgoing.extend(initiator.handle(initiator_store, reply)?);
-        }
-    }
-    assert!(initiator.is_finished());
-    Ok(())
-}
-
-/// The body of a peer file (after its hello).
-fn decode_body(file: &[u8]) -> PeerMessage {
-    let len = u32::from_be_bytes(file[..4].try_into().unwrap()) as usize;
-    let rest = &file[4 + len..];
-    let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-    PeerMessage::decode(&rest[4..4 + len]).unwrap()
+/// A `--since-peer` file from `a` to `b`, which share an epoch: `a` records `k1`, both hold
+/// it, `a` learns what `b` holds, records `k2` (progress 40) and exports the changes since.
+fn since_peer_changes_file(a: &Store, b: &Store) -> Vec<u8> {
+    a.record(update("u", "k1", 1, 10, T0)).unwrap();
+    b.peer_import(&user_id("u"), &a.peer_export(&user_id("u"), None).unwrap())
+        .unwrap();
+    // a learns what b holds (b's file), so a later `--since-peer b` file carries changes.
+    a.peer_import(&user_id("u"), &b.peer_export(&user_id("u"), None).unwrap())
+        .unwrap();
+    let b_id = b.device_id().unwrap();
+    a.record(update("u", "k2", 1, 40, T0 + 1)).unwrap();
+    let file = a.peer_export(&user_id("u"), Some(&b_id)).unwrap();
+    assert!(
+        matches!(peer_file(&file).1, PeerMessage::Changes(_)),
+        "the file carries changes only"
+    );
+    file
 }
 
 /// A `--since-peer` file whose base the receiver no longer holds (it compacted after the
@@ -38,19 +35,7 @@ fn stale_changes_file_imported(dir: &TempDir) -> (Store, Store, String) {
     let a = Store::open(dir.file("a.db")).unwrap();
     let b_path = dir.file("b.db");
     let b = Store::open(&b_path).unwrap();
-    a.record(update("u", "k1", 1, 10, T0)).unwrap();
-    b.peer_import(&user_id("u"), &a.peer_export(&user_id("u"), None).unwrap())
-        .unwrap();
-    // a learns what b holds (b's file), so a later `--since-peer b` file carries changes.
-    a.peer_import(&user_id("u"), &b.peer_export(&user_id("u"), None).unwrap())
-        .unwrap();
-    let b_id = b.device_id().unwrap();
-    a.record(update("u", "k2", 1, 40, T0 + 1)).unwrap();
-    let stale = a.peer_export(&user_id("u"), Some(&b_id)).unwrap();
-    assert!(
-        matches!(decode_body(&stale), PeerMessage::Changes(_)),
-        "the file carries changes only"
-    );
+    let stale = since_peer_changes_file(&a, &b);
     // b leaves the epoch before the file arrives.
     b.record(update("u", "k3", 1, 20, T0 + 2)).unwrap();
     b.compact(&user_id("u")).unwrap();
@@ -86,8 +71,8 @@ fn a_stale_changes_file_does_not_stop_the_next_live_exchange() {
     let (a, b, _) = stale_changes_file_imported(&dir);
     a.record(update("u", "k5", 2, 100, T0 + 4)).unwrap();
     b.record(update("u", "k6", 1, 70, T0 + 5)).unwrap();
-    try_exchange(&b, &a, "u").expect("b initiates");
-    try_exchange(&a, &b, "u").expect("a initiates");
+    exchange(&b, &a, "u").expect("b initiates");
+    exchange(&a, &b, "u").expect("a initiates");
     assert_eq!(
         a.items(&user_id("u"), None).unwrap(),
         b.items(&user_id("u"), None).unwrap()
@@ -100,19 +85,7 @@ fn a_stale_changes_file_imported_twice_then_compacted_keeps_everything() {
     let dir = TempDir::new("review-orphan-twice");
     let a = Store::open(dir.file("a.db")).unwrap();
     let b = Store::open(dir.file("b.db")).unwrap();
-    a.record(update("u", "k1", 1, 10, T0)).unwrap();
-    b.peer_import(&user_id("u"), &a.peer_export(&user_id("u"), None).unwrap())
-        .unwrap();
-    // a learns what b holds (b's file), so a later `--since-peer b` file carries changes.
-    a.peer_import(&user_id("u"), &b.peer_export(&user_id("u"), None).unwrap())
-        .unwrap();
-    let b_id = b.device_id().unwrap();
-    a.record(update("u", "k2", 1, 40, T0 + 1)).unwrap();
-    let stale = a.peer_export(&user_id("u"), Some(&b_id)).unwrap();
-    assert!(
-        matches!(decode_body(&stale), PeerMessage::Changes(_)),
-        "the file carries changes only"
-    );
+    let stale = since_peer_changes_file(&a, &b);
     b.compact(&user_id("u")).unwrap();
     b.peer_import(&user_id("u"), &stale).unwrap();
     b.peer_import(&user_id("u"), &stale).unwrap();
@@ -143,7 +116,7 @@ fn a_live_exchange_settles_when_both_sides_compact_in_the_middle_of_it() {
             a.record(update("u", &format!("do_{i}"), 1, 10 + i, T0 + i))
                 .unwrap();
         }
-        try_exchange(&a, &b, "u").unwrap();
+        exchange(&a, &b, "u").unwrap();
         for i in 0..6 {
             a.record(update("u", &format!("do_{i}"), 1, 30 + i, T0 + 10 + i))
                 .unwrap();
@@ -184,9 +157,4 @@ fn a_live_exchange_settles_when_both_sides_compact_in_the_middle_of_it() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

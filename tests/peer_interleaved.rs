@@ -11,7 +11,7 @@
 mod support;
 
 use headway::{PeerMessage, PeerSession, Role, Store};
-use support::{covers, snapshot, update, Rng, TempDir};
+use support::{covers, snapshot, update, user_id, Rng, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 const USER: &str = "u";
@@ -146,9 +146,4 @@ fn run(seed: u64) -> Result<(), String> {
 #[test]
 fn a_live_exchange_settles_and_loses_nothing_while_both_stores_record_flush_and_compact() {
     support::run_seeds("HEADWAY_REVIEW_SEEDS", 200, run);
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

@@ -14,8 +14,11 @@ mod support;
 
 use std::path::PathBuf;
 
-use headway::{Durability, PeerMessage, PeerSession, Role, Store, StoreOptions};
-use support::{covers, snapshot, update, Rng, Snapshot, TempDir};
+use headway::{Durability, Store, StoreOptions};
+use support::{
+    covers, exchange, exchange_along_the_chain_and_back, snapshot, update, user_id, Rng, Snapshot,
+    TempDir,
+};
 
 const T0: i64 = 1_714_558_530_123;
 const USER: &str = "u";
@@ -63,33 +66,6 @@ impl Device {
             ));
         }
         Ok(())
-    }
-}
-
-/// One live exchange; any error (or a session that does not finish) is a failure.
-fn live(initiator_store: &Store, responder_store: &Store) -> Result<(), String> {
-    let mut initiator = PeerSession::new(&user_id(USER), Role::Initiator);
-    let mut responder = PeerSession::new(&user_id(USER), Role::Responder);
-    let mut outgoing = vec![initiator
-        .start(initiator_store)
-        .map_err(|e| e.to_string())?];
-    while let Some(message) = outgoing.pop() {
-        let wire = PeerMessage::decode(&message.encode()).map_err(|e| e.to_string())?;
-        for reply in responder
-            .handle(responder_store, wire)
-            .map_err(|e| format!("responder: {e}"))?
-        {
-            outgoing.extend(
-                initiator
-                    .handle(initiator_store, reply)
-                    .map_err(|e| format!("initiator: {e}"))?,
-            );
-        }
-    }
-    if initiator.is_finished() {
-        Ok(())
-    } else {
-        Err("the live exchange did not finish".into())
     }
 }
 
@@ -177,7 +153,7 @@ fn run(seed: u64) -> Result<(), String> {
             // A live exchange, x initiating.
             _ => {
                 let (held_x, held_y) = (devices[x].items(), devices[y].items());
-                live(devices[x].store(), devices[y].store())
+                exchange(devices[x].store(), devices[y].store(), USER)
                     .map_err(|e| format!("{label}: live {x} <-> {y}: {e}"))?;
                 covers(&devices[y].items(), &held_x)
                     .map_err(|e| format!("{label}: live {x} -> {y} lost a value: {e}"))?;
@@ -192,12 +168,10 @@ fn run(seed: u64) -> Result<(), String> {
         }
     }
     // A full round: everyone passes everything along a chain and back.
-    for i in 1..count {
-        live(devices[i - 1].store(), devices[i].store()).map_err(|e| format!("final: {e}"))?;
-    }
-    for i in (1..count).rev() {
-        live(devices[i].store(), devices[i - 1].store()).map_err(|e| format!("final: {e}"))?;
-    }
+    exchange_along_the_chain_and_back(
+        &devices.iter().map(Device::store).collect::<Vec<_>>(),
+        USER,
+    )?;
     for (i, device) in devices.iter_mut().enumerate() {
         let held = device.items();
         if held != everything {
@@ -223,9 +197,4 @@ fn run(seed: u64) -> Result<(), String> {
 #[test]
 fn long_lived_devices_never_lose_a_value_and_always_converge() {
     support::run_seeds("HEADWAY_PEER_SEEDS", 200, run);
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

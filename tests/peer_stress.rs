@@ -14,8 +14,11 @@ mod support;
 
 use std::path::PathBuf;
 
-use headway::{Durability, PeerMessage, PeerSession, Role, Store, StoreOptions};
-use support::{covers, snapshot, update, Rng, Snapshot, TempDir};
+use headway::{Durability, Store, StoreOptions};
+use support::{
+    covers, exchange, exchange_along_the_chain_and_back, exchange_cut_after, snapshot, update,
+    user_id, Rng, Snapshot, TempDir,
+};
 
 const T0: i64 = 1_714_558_530_123;
 const USER: &str = "u";
@@ -61,40 +64,6 @@ impl Device {
             ));
         }
         Ok(())
-    }
-}
-
-/// One live exchange, cut after `cut` messages when given. Returns whether it finished.
-fn live(a: &Store, b: &Store, cut: Option<usize>) -> Result<bool, String> {
-    let mut initiator = PeerSession::new(&user_id(USER), Role::Initiator);
-    let mut responder = PeerSession::new(&user_id(USER), Role::Responder);
-    let mut outgoing = vec![initiator.start(a).map_err(|e| e.to_string())?];
-    let mut delivered = 0;
-    while let Some(message) = outgoing.pop() {
-        if cut.is_some_and(|c| delivered >= c) {
-            return Ok(false);
-        }
-        delivered += 1;
-        let wire = PeerMessage::decode(&message.encode()).map_err(|e| e.to_string())?;
-        for reply in responder
-            .handle(b, wire)
-            .map_err(|e| format!("responder: {e}"))?
-        {
-            if cut.is_some_and(|c| delivered >= c) {
-                return Ok(false);
-            }
-            delivered += 1;
-            outgoing.extend(
-                initiator
-                    .handle(a, reply)
-                    .map_err(|e| format!("initiator: {e}"))?,
-            );
-        }
-    }
-    if initiator.is_finished() {
-        Ok(true)
-    } else {
-        Err("the live exchange did not finish".into())
     }
 }
 
@@ -209,14 +178,19 @@ fn run(seed: u64) -> Result<(), String> {
             // A live exchange cut part-way.
             74..=84 => {
                 let cut = 1 + rng.below(6) as usize;
-                live(devices[x].handle(hx), devices[y].handle(hy), Some(cut))
-                    .map_err(|e| format!("{label}: cut live {x} <-> {y}: {e}"))?;
+                exchange_cut_after(
+                    devices[x].handle(hx),
+                    devices[y].handle(hy),
+                    USER,
+                    Some(cut),
+                )
+                .map_err(|e| format!("{label}: cut live {x} <-> {y}: {e}"))?;
                 devices[x].check_document_agrees(&label, hx)?;
                 devices[y].check_document_agrees(&label, hy)?;
             }
             _ => {
                 let (held_x, held_y) = (devices[x].items(), devices[y].items());
-                live(devices[x].handle(hx), devices[y].handle(hy), None)
+                exchange(devices[x].handle(hx), devices[y].handle(hy), USER)
                     .map_err(|e| format!("{label}: live {x} <-> {y}: {e}"))?;
                 covers(&devices[y].items(), &held_x)
                     .map_err(|e| format!("{label}: live {x} -> {y} lost a value: {e}"))?;
@@ -238,14 +212,10 @@ fn run(seed: u64) -> Result<(), String> {
             }
         }
     }
-    for i in 1..count {
-        live(devices[i - 1].store(), devices[i].store(), None)
-            .map_err(|e| format!("final: {e}"))?;
-    }
-    for i in (1..count).rev() {
-        live(devices[i].store(), devices[i - 1].store(), None)
-            .map_err(|e| format!("final: {e}"))?;
-    }
+    exchange_along_the_chain_and_back(
+        &devices.iter().map(Device::store).collect::<Vec<_>>(),
+        USER,
+    )?;
     for (i, device) in devices.iter_mut().enumerate() {
         let held = device.items();
         if held != everything {
@@ -274,9 +244,4 @@ fn run(seed: u64) -> Result<(), String> {
 #[test]
 fn harsh_long_lived_devices_with_old_files_cut_exchanges_and_two_handles_never_lose_a_value() {
     support::run_seeds("HEADWAY_REVIEW_SEEDS", 100, run);
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

@@ -6,36 +6,9 @@
 mod support;
 
 use headway::{Error, PeerMessage, PeerSession, Role, Store, StoreOptions};
-use support::{update, Rng, TempDir};
+use support::{exchange, update, user_id, Rng, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
-
-/// Runs one live exchange between two stores through an in-memory "transport"; returns the
-/// bytes that crossed it.
-fn exchange(initiator_store: &Store, responder_store: &Store, user: &str) -> usize {
-    let mut initiator = PeerSession::new(&user_id(user), Role::Initiator);
-    let mut responder = PeerSession::new(&user_id(user), Role::Responder);
-    let mut bytes = 0;
-    let mut outgoing = vec![initiator.start(initiator_store).unwrap()];
-    while let Some(message) = outgoing.pop() {
-        let wire = message.encode();
-        bytes += wire.len();
-        for reply in responder
-            .handle(responder_store, PeerMessage::decode(&wire).unwrap())
-            .unwrap()
-        {
-            let wire = reply.encode();
-            bytes += wire.len();
-            outgoing.extend(
-                initiator
-                    .handle(initiator_store, PeerMessage::decode(&wire).unwrap())
-                    .unwrap(),
-            );
-        }
-    }
-    assert!(initiator.is_finished());
-    bytes
-}
 
 fn fill(store: &Store, user: &str, seed: u64, count: i64) {
     let mut rng = Rng::new(seed);
@@ -128,14 +101,14 @@ fn a_live_exchange_converges_and_the_next_sends_less() {
     let tablet = Store::open(dir.file("tablet.db")).unwrap();
     fill(&phone, "u", 5, 300);
     fill(&tablet, "u", 6, 300);
-    let first = exchange(&phone, &tablet, "u");
+    let first = exchange(&phone, &tablet, "u").unwrap();
     assert_eq!(
         phone.items(&user_id("u"), None).unwrap(),
         tablet.items(&user_id("u"), None).unwrap()
     );
     let update_on_tablet = update("u", "do_new", 2, 100, T0 + 10_000);
     tablet.record(update_on_tablet).unwrap();
-    let second = exchange(&phone, &tablet, "u");
+    let second = exchange(&phone, &tablet, "u").unwrap();
     assert_eq!(
         phone.items(&user_id("u"), None).unwrap(),
         tablet.items(&user_id("u"), None).unwrap()
@@ -145,7 +118,7 @@ fn a_live_exchange_converges_and_the_next_sends_less() {
         "second exchange {second} bytes vs first {first}"
     );
     // Nothing new: the exchange is a few hellos and idles.
-    let third = exchange(&tablet, &phone, "u");
+    let third = exchange(&tablet, &phone, "u").unwrap();
     assert!(third < 600, "{third} bytes to say nothing changed");
 }
 
@@ -160,9 +133,9 @@ fn devices_converge_after_one_side_compacts() {
         fill(&tablet, "u", 20 + round, 40);
         phone.compact(&user_id("u")).unwrap();
         if round % 2 == 0 {
-            exchange(&phone, &tablet, "u");
+            exchange(&phone, &tablet, "u").unwrap();
         } else {
-            exchange(&tablet, &phone, "u");
+            exchange(&tablet, &phone, "u").unwrap();
         }
         assert_eq!(
             phone.items(&user_id("u"), None).unwrap(),
@@ -263,7 +236,7 @@ fn a_value_that_loses_automerges_winner_arrives(via_live_exchange: bool) {
     a.flush(&user_id("u")).unwrap();
     b.record(update("u", "k", 1, 60, T0 + 3)).unwrap();
     if via_live_exchange {
-        exchange(&a, &b, "u");
+        exchange(&a, &b, "u").unwrap();
     } else {
         let from_a = a.peer_export(&user_id("u"), None).unwrap();
         a.peer_import(&user_id("u"), &b.peer_export(&user_id("u"), None).unwrap())
@@ -294,20 +267,6 @@ fn a_peers_higher_value_that_is_not_automerges_winner_reaches_the_table_live() {
     a_value_that_loses_automerges_winner_arrives(true);
 }
 
-/// Like [`exchange`], but returns the first error instead of panicking, from either side.
-fn try_exchange(initiator_store: &Store, responder_store: &Store, user: &str) -> Result<(), Error> {
-    let mut initiator = PeerSession::new(&user_id(user), Role::Initiator);
-    let mut responder = PeerSession::new(&user_id(user), Role::Responder);
-    let mut outgoing = vec![initiator.start(initiator_store)?];
-    while let Some(message) = outgoing.pop() {
-        for reply in responder.handle(responder_store, message)? {
-            outgoing.extend(initiator.handle(initiator_store, reply)?);
-        }
-    }
-    assert!(initiator.is_finished());
-    Ok(())
-}
-
 /// Issue 9, fault 2: A leaves the epoch it shares with B (a compaction), then comes back to it
 /// by adopting C's older copy from a file. The sync state A saved for B names changes A's
 /// document no longer holds; the next live exchange must still settle and converge, started
@@ -320,13 +279,13 @@ fn a_saved_sync_state_for_a_re_entered_epoch_does_not_stop_live_sync() {
         let b = Store::open(dir.file("b.db")).unwrap();
         let c = Store::open(dir.file("c.db")).unwrap();
         fill(&a, "u", 30, 40);
-        exchange(&a, &b, "u");
+        exchange(&a, &b, "u").unwrap();
         c.peer_import(&user_id("u"), &a.peer_export(&user_id("u"), None).unwrap())
             .unwrap();
         for round in 0..3 {
             fill(&a, "u", 31 + round, 10);
             fill(&b, "u", 41 + round, 10);
-            exchange(&a, &b, "u");
+            exchange(&a, &b, "u").unwrap();
         }
         a.compact(&user_id("u")).unwrap();
         fill(&a, "u", 50, 10);
@@ -334,9 +293,9 @@ fn a_saved_sync_state_for_a_re_entered_epoch_does_not_stop_live_sync() {
             .unwrap();
         fill(&b, "u", 51, 10);
         let outcome = if a_initiates {
-            try_exchange(&a, &b, "u")
+            exchange(&a, &b, "u")
         } else {
-            try_exchange(&b, &a, "u")
+            exchange(&b, &a, "u")
         };
         outcome.unwrap_or_else(|e| panic!("a initiates: {a_initiates}: {e}"));
         assert_eq!(
@@ -354,7 +313,7 @@ fn a_hello_for_a_learner_neither_device_holds_writes_nothing() {
     let a = Store::open(dir.file("a.db")).unwrap();
     let b = Store::open(dir.file("b.db")).unwrap();
     fill(&b, "u", 60, 5);
-    try_exchange(&a, &b, "ghost").unwrap();
+    exchange(&a, &b, "ghost").unwrap();
     for (name, path) in [("a", dir.file("a.db")), ("b", dir.file("b.db"))] {
         let conn = rusqlite::Connection::open(path).unwrap();
         for table in ["learner", "doc_chunk", "content_state", "peer"] {
@@ -369,7 +328,7 @@ fn a_hello_for_a_learner_neither_device_holds_writes_nothing() {
         }
     }
     // A learner only one side holds still arrives on the other.
-    try_exchange(&a, &b, "u").unwrap();
+    exchange(&a, &b, "u").unwrap();
     assert_eq!(
         a.items(&user_id("u"), None).unwrap(),
         b.items(&user_id("u"), None).unwrap()
@@ -390,10 +349,8 @@ fn a_peer_file_holding_an_automerge_bundle_chunk_is_refused_and_changes_nothing(
     let phone = Store::open(dir.file("phone.db")).unwrap();
     fill(&phone, "u", 70, 20);
     let before = phone.items(&user_id("u"), None).unwrap();
-    let user = match PeerMessage::decode(
-        &file[4..4 + u32::from_be_bytes(file[..4].try_into().unwrap()) as usize],
-    ) {
-        Ok(PeerMessage::Hello(hello)) => hello.user,
+    let user = match PeerMessage::read_framed(&mut file.as_slice()) {
+        Ok(Some(Ok(PeerMessage::Hello(hello)))) => hello.user,
         other => panic!("the fixture starts with {other:?}"),
     };
     let error = phone.peer_import(&user, &file).unwrap_err();
@@ -405,9 +362,4 @@ fn a_peer_file_holding_an_automerge_bundle_chunk_is_refused_and_changes_nothing(
         "{error:?}"
     );
     assert_eq!(phone.items(&user_id("u"), None).unwrap(), before);
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }

@@ -6,7 +6,7 @@
 mod support;
 
 use headway::{ChangeOrigin, Event, Status, Store, StoreOptions};
-use support::{key, update, TempDir};
+use support::{key, update, user_id, TempDir};
 
 const T0: i64 = 1_714_558_530_123;
 
@@ -329,11 +329,6 @@ fn an_async_subscriber_wakes_when_another_thread_records() {
         matches!(&event, Ok(Event::ContentStateChanged(change)) if change.after.progress().get() == 30),
         "{event:?}"
     );
-}
-
-/// The learner `id`, validated (every id in these tests is valid).
-fn user_id(id: &str) -> headway::UserId {
-    headway::UserId::new(id).unwrap()
 }
 
 /// Answers every push with one rejection per item, of the kind its content id names.

@@ -46,24 +46,29 @@ pub fn report_json(report: &SyncReport) -> serde_json::Value {
     json!({
         "sent": report.sent,
         "acknowledged": report.acknowledged,
-        "rejected": report.rejected.iter().map(|r| json!({
-            "contentId": r.key.content(),
-            "batchId": r.key.batch(),
-            "courseId": r.key.course(),
-            "reason": r.reason.to_string(),
-        })).collect::<Vec<_>>(),
+        "rejected": report.rejected.iter()
+            .map(|r| item_json(&r.key, "reason", &r.reason))
+            .collect::<Vec<_>>(),
         "retrying": report.retrying.len(),
-        "retryingItems": report.retrying.iter().map(|r| json!({
-            "contentId": r.key.content(),
-            "batchId": r.key.batch(),
-            "courseId": r.key.course(),
-            "cause": r.cause.to_string(),
-        })).collect::<Vec<_>>(),
+        "retryingItems": report.retrying.iter()
+            .map(|r| item_json(&r.key, "cause", &r.cause))
+            .collect::<Vec<_>>(),
         "requests": report.requests,
         "bytesSent": report.bytes_sent,
         "bytesReceived": report.bytes_received,
         "durationMs": u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// One item of the report: `contentId`, `batchId`, `courseId`, then `why` (`reason` or
+/// `cause`) as text.
+fn item_json(key: &ContentKey, why: &str, text: &impl Display) -> serde_json::Value {
+    let mut item = serde_json::Map::new();
+    item.insert("contentId".into(), json!(key.content()));
+    item.insert("batchId".into(), json!(key.batch()));
+    item.insert("courseId".into(), json!(key.course()));
+    item.insert(why.into(), json!(text.to_string()));
+    serde_json::Value::Object(item)
 }
 
 /// Why a sync reached nothing, in one line naming the server.

@@ -315,17 +315,19 @@ fn courses_in(conn: &Connection, user: &UserId) -> Result<Vec<EnrolledCourse>> {
                 WHERE user_id = ?1",
             )
             .map_err(Error::sqlite("reading course leaves"))?;
-        let mut rows = select
-            .query(params![user])
+        let rows = select
+            .query_map(params![user], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })
             .map_err(Error::sqlite("reading course leaves"))?;
-        while let Some(row) = rows
-            .next()
-            .map_err(Error::sqlite("reading course leaves"))?
-        {
-            let course: String = row.get(0).map_err(Error::sqlite("reading course leaves"))?;
-            let batch: String = row.get(1).map_err(Error::sqlite("reading course leaves"))?;
-            let content: String = row.get(2).map_err(Error::sqlite("reading course leaves"))?;
-            let status: i64 = row.get(3).map_err(Error::sqlite("reading course leaves"))?;
+        for row in rows {
+            let (course, batch, content, status) =
+                row.map_err(Error::sqlite("reading course leaves"))?;
             let status = u8::try_from(status.clamp(0, 2)).unwrap_or(0);
             leaves
                 .entry((course, batch))
@@ -340,37 +342,38 @@ fn courses_in(conn: &Connection, user: &UserId) -> Result<Vec<EnrolledCourse>> {
             FROM enrolled_course WHERE user_id = ?1 ORDER BY position",
         )
         .map_err(Error::sqlite("reading cached courses"))?;
-    let mut rows = select
-        .query(params![user])
+    let rows = select
+        .query_map(params![user], |row| {
+            // A JSON column that holds no text reads as an empty object.
+            let json = |i: usize| -> rusqlite::Result<Vec<u8>> {
+                Ok(row.get_ref(i)?.as_bytes().unwrap_or(b"{}").to_vec())
+            };
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, u32>(2)?,
+                row.get::<_, u32>(3)?,
+                row.get::<_, Option<i64>>(4)?,
+                json(5)?,
+                json(6)?,
+            ))
+        })
         .map_err(Error::sqlite("reading cached courses"))?;
     let mut courses = Vec::new();
-    while let Some(row) = rows
-        .next()
-        .map_err(Error::sqlite("reading cached courses"))?
-    {
-        let read = |i: usize| {
-            row.get_ref(i)
-                .map_err(Error::sqlite("reading cached courses"))
-        };
-        let course: String = row
-            .get(0)
-            .map_err(Error::sqlite("reading cached courses"))?;
-        let batch: String = row
-            .get(1)
-            .map_err(Error::sqlite("reading cached courses"))?;
-        let server_progress: u32 = row
-            .get(2)
-            .map_err(Error::sqlite("reading cached courses"))?;
-        let leaf_nodes_count: u32 = row
-            .get(3)
-            .map_err(Error::sqlite("reading cached courses"))?;
-        let batch_status: Option<i64> = row
-            .get(4)
-            .map_err(Error::sqlite("reading cached courses"))?;
+    for row in rows {
+        let (
+            course,
+            batch,
+            server_progress,
+            leaf_nodes_count,
+            batch_status,
+            content_status,
+            fields,
+        ) = row.map_err(Error::sqlite("reading cached courses"))?;
         let content_status: BTreeMap<String, u8> =
-            serde_json::from_slice(read(5)?.as_bytes().unwrap_or(b"{}")).map_err(corrupt)?;
+            serde_json::from_slice(&content_status).map_err(corrupt)?;
         let fields: serde_json::Map<String, Value> =
-            serde_json::from_slice(read(6)?.as_bytes().unwrap_or(b"{}")).map_err(corrupt)?;
+            serde_json::from_slice(&fields).map_err(corrupt)?;
         let course_leaves = leaves.remove(&(course.clone(), batch.clone()));
         let local_completed = course_leaves
             .as_ref()

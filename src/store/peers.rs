@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rusqlite::types::FromSql;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::rows::{self, Raise};
@@ -287,17 +288,13 @@ impl Store {
         peer: &str,
         epoch: Option<[u8; 16]>,
     ) -> Result<automerge::sync::State> {
-        let inner = self.lock()?;
         type Stored = Option<(Option<Vec<u8>>, Option<Vec<u8>>)>;
-        let stored: Stored = inner
-            .conn
-            .query_row(
-                "SELECT sync_epoch, sync_state FROM peer WHERE user_id = ?1 AND peer_id = ?2",
-                params![user, peer],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(Error::sqlite("reading a peer's sync state"))?;
+        let stored: Stored = self.peer_row(
+            user,
+            peer,
+            "sync_epoch, sync_state",
+            "reading a peer's sync state",
+        )?;
         Ok(match stored {
             Some((Some(stored_epoch), Some(bytes)))
                 if epoch.is_some_and(|e| e[..] == stored_epoch[..]) =>
@@ -379,20 +376,37 @@ impl Store {
 
     /// What this device remembers `peer` holding of `user`'s document: its epoch and heads.
     pub(crate) fn what_peer_holds(&self, user: &UserId, peer: &str) -> Result<Option<PeerHolds>> {
-        let inner = self.lock()?;
-        let known: Option<(Option<Vec<u8>>, Vec<u8>)> = inner
-            .conn
-            .query_row(
-                "SELECT their_epoch, heads FROM peer WHERE user_id = ?1 AND peer_id = ?2",
-                params![user, peer],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(Error::sqlite("reading what a peer holds"))?;
+        let known: Option<(Option<Vec<u8>>, Vec<u8>)> = self.peer_row(
+            user,
+            peer,
+            "their_epoch, heads",
+            "reading what a peer holds",
+        )?;
         Ok(known.map(|(epoch, heads)| {
             let epoch = epoch.and_then(|e| <[u8; 16]>::try_from(e.as_slice()).ok());
             (epoch, heads_from(&heads))
         }))
+    }
+
+    /// Two `columns` of what this device keeps about `peer` for `user` (the `peer` row), or
+    /// `None` when it keeps nothing; `step` names the read in an error.
+    fn peer_row<A: FromSql, B: FromSql>(
+        &self,
+        user: &UserId,
+        peer: &str,
+        columns: &'static str,
+        step: &'static str,
+    ) -> Result<Option<(A, B)>> {
+        let inner = self.lock()?;
+        inner
+            .conn
+            .query_row(
+                &format!("SELECT {columns} FROM peer WHERE user_id = ?1 AND peer_id = ?2"),
+                params![user, peer],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(Error::sqlite(step))
     }
 
     /// The changes of `user`'s document a peer holding `their_heads` lacks. Heads the peer has

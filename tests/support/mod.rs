@@ -1,9 +1,13 @@
-//! Helpers shared by the integration tests: temporary directories and update builders.
+//! Helpers shared by the integration tests: temporary directories, ids, update builders,
+//! seeds, snapshots, and the peer tests' live exchange and peer-file framing.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
-use headway::{ContentKey, ProgressUpdate, Status, Timestamp};
+use headway::{
+    ContentKey, Hello, PeerMessage, PeerSession, ProgressUpdate, Role, Status, Store, Timestamp,
+    UserId,
+};
 
 /// A directory removed when dropped.
 pub struct TempDir(PathBuf);
@@ -34,6 +38,11 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The learner `id`, validated (every id in these tests is valid).
+pub fn user_id(id: &str) -> UserId {
+    UserId::new(id).unwrap()
 }
 
 pub fn key(user: &str, content: &str) -> ContentKey {
@@ -138,4 +147,100 @@ pub fn run_seeds(count_var: &str, default: u64, run: impl Fn(u64) -> Result<(), 
         seeds.len()
     );
     eprintln!("{} seeds passed", seeds.len());
+}
+
+/// One live exchange for learner `user`, `initiator` starting, every message in both
+/// directions carried as bytes (encoded, then decoded) the way a transport carries it.
+/// Returns the bytes that crossed; the first error of either side, or a session that does not
+/// finish, is an `Err` naming the side.
+pub fn exchange(initiator: &Store, responder: &Store, user: &str) -> Result<usize, String> {
+    exchange_cut_after(initiator, responder, user, None)?
+        .ok_or_else(|| "an uncut exchange was cut".to_string())
+}
+
+/// [`exchange`], with the transport dropping after `cut` delivered messages when given:
+/// `Ok(None)` when it dropped, what was delivered having been handled.
+pub fn exchange_cut_after(
+    initiator_store: &Store,
+    responder_store: &Store,
+    user: &str,
+    cut: Option<usize>,
+) -> Result<Option<usize>, String> {
+    let mut initiator = PeerSession::new(&user_id(user), Role::Initiator);
+    let mut responder = PeerSession::new(&user_id(user), Role::Responder);
+    let carry = |message: PeerMessage, bytes: &mut usize| {
+        let wire = message.encode();
+        *bytes += wire.len();
+        PeerMessage::decode(&wire).map_err(|e| e.to_string())
+    };
+    let mut bytes = 0;
+    let mut delivered = 0;
+    let mut outgoing = vec![initiator
+        .start(initiator_store)
+        .map_err(|e| e.to_string())?];
+    while let Some(message) = outgoing.pop() {
+        if cut.is_some_and(|c| delivered >= c) {
+            return Ok(None);
+        }
+        delivered += 1;
+        let message = carry(message, &mut bytes)?;
+        for reply in responder
+            .handle(responder_store, message)
+            .map_err(|e| format!("responder: {e}"))?
+        {
+            if cut.is_some_and(|c| delivered >= c) {
+                return Ok(None);
+            }
+            delivered += 1;
+            let reply = carry(reply, &mut bytes)?;
+            outgoing.extend(
+                initiator
+                    .handle(initiator_store, reply)
+                    .map_err(|e| format!("initiator: {e}"))?,
+            );
+        }
+    }
+    if initiator.is_finished() {
+        Ok(Some(bytes))
+    } else {
+        Err("the live exchange did not finish".into())
+    }
+}
+
+/// A full round of live exchanges for `user`: along the chain of `stores` and back, so that
+/// every store ends up with what any of them held.
+pub fn exchange_along_the_chain_and_back(stores: &[&Store], user: &str) -> Result<(), String> {
+    for pair in stores.windows(2) {
+        exchange(pair[0], pair[1], user).map_err(|e| format!("final: {e}"))?;
+    }
+    for pair in stores.windows(2).rev() {
+        exchange(pair[1], pair[0], user).map_err(|e| format!("final: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A peer file's hello and body, read with the product's framing
+/// ([`PeerMessage::read_framed`]).
+pub fn peer_file(file: &[u8]) -> (Hello, PeerMessage) {
+    let mut input = file;
+    let mut next = || {
+        PeerMessage::read_framed(&mut input)
+            .unwrap()
+            .expect("a frame")
+            .unwrap()
+    };
+    let PeerMessage::Hello(hello) = next() else {
+        panic!("a peer file starts with a hello")
+    };
+    (hello, next())
+}
+
+/// `messages` framed one after the other ([`PeerMessage::write_framed`]), as a peer file or a
+/// connection carries them.
+pub fn framed(messages: &[PeerMessage]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for message in messages {
+        message.write_framed(&mut out).unwrap();
+    }
+    out
 }

@@ -141,12 +141,12 @@ async fn faults_before(app: &Shared) -> Option<Response> {
 /// Parses a JSON body the way the real server does: anything else is a 400.
 fn json_body(api: &str, body: &Bytes) -> Result<Value, Box<Response>> {
     serde_json::from_slice(body).map_err(|_| {
-        Box::new(reply(Reply {
-            status: 400,
-            body: json!({"id": api, "ver": "v1", "params": {"err": "INVALID_REQUESTED_DATA",
-                "status": "INVALID_REQUESTED_DATA", "errmsg": "Invalid request body."},
-                "responseCode": "CLIENT_ERROR", "result": {}}),
-        }))
+        Box::new(reply(service::client_error(
+            api,
+            now(),
+            "INVALID_REQUESTED_DATA",
+            "Invalid request body.",
+        )))
     })
 }
 
@@ -196,13 +196,12 @@ async fn update(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Resp
         })
     };
     if poisoned {
-        return reply(Reply {
-            status: 400,
-            body: json!({"id": "api.content.state.update", "ver": "v1",
-                "params": {"err": "DATE_FORMAT_ERRROR", "status": "DATE_FORMAT_ERRROR",
-                           "errmsg": "Date format error."},
-                "responseCode": "CLIENT_ERROR", "result": {}}),
-        });
+        return reply(service::client_error(
+            "api.content.state.update",
+            now(),
+            "DATE_FORMAT_ERRROR",
+            "Date format error.",
+        ));
     }
     let answer = app.service.update(caller.as_deref(), &body, now());
     let close = {
@@ -259,6 +258,7 @@ struct EnrolRequest {
     request: EnrolBody,
 }
 
+/// One enrolment: the learner, the course and the batch.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct EnrolBody {
@@ -281,8 +281,13 @@ async fn enrol(
 }
 
 fn admin_result(result: crate::error::Result<()>) -> Response {
+    admin_answer(result.map(|()| json!({"result": "OK"})))
+}
+
+/// An admin call's answer: `body` with 200, or a 500 whose `error` says what failed.
+fn admin_answer(result: crate::error::Result<Value>) -> Response {
     match result {
-        Ok(()) => (StatusCode::OK, Json(json!({"result": "OK"}))).into_response(),
+        Ok(body) => (StatusCode::OK, Json(body)).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": e.to_string()})),
@@ -331,15 +336,8 @@ async fn admin_batch(State(app): State<App>, Json(body): Json<BatchBody>) -> Res
     )
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AdminEnrol {
-    user_id: String,
-    course_id: String,
-    batch_id: String,
-}
-
-async fn admin_enrol(State(app): State<App>, Json(body): Json<AdminEnrol>) -> Response {
+/// `/admin/enrol` takes the enrolment without the API's `request` wrapper.
+async fn admin_enrol(State(app): State<App>, Json(body): Json<EnrolBody>) -> Response {
     admin_result(
         app.service
             .enrol(&body.user_id, &body.course_id, &body.batch_id, now()),
@@ -390,12 +388,5 @@ async fn admin_stats(State(app): State<App>) -> Response {
 }
 
 async fn admin_states(State(app): State<App>, Path(user): Path<String>) -> Response {
-    match app.service.states_of(&user) {
-        Ok(states) => (StatusCode::OK, Json(json!(states))).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
-    }
+    admin_answer(app.service.states_of(&user).map(Value::from))
 }

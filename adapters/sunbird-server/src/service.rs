@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use envelope::UPDATE_API;
-pub use envelope::{server_error, unauthorized};
+pub use envelope::{client_error, server_error, unauthorized};
 
 /// An HTTP status and a JSON body.
 #[derive(Clone, Debug, PartialEq)]

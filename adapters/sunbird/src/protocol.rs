@@ -827,13 +827,20 @@ mod tests {
         }
     }
 
-    /// Runs `push` to its end, answering each request with `answer` (given the request's
-    /// body); returns the report and the requests sent.
+    /// `n` first writes `do_0`.. of course `c`, batch `b`.
+    fn items(n: usize) -> Vec<Outgoing> {
+        (0..n).map(|i| out("c", "b", &format!("do_{i}"))).collect()
+    }
+
+    /// Pushes learner `u`'s `items` under `config` to the end, answering each request with
+    /// `answer` (given the request); returns the report, the requests sent and the tally.
     fn run(
-        push: &mut UpdatePush<'_>,
+        config: &SunbirdConfig,
+        items: &[Outgoing],
         mut answer: impl FnMut(&Request) -> Answer,
-    ) -> (PushReport, Vec<Request>) {
+    ) -> (PushReport, Vec<Request>, Tally) {
         let mut now = Instant::now();
+        let mut push = UpdatePush::new(config, "u", items, now);
         let mut sent = Vec::new();
         loop {
             match push.poll(now) {
@@ -843,7 +850,7 @@ mod tests {
                     push.answer(now, a);
                 }
                 Step::Wait(pause) => now += pause,
-                Step::Done(report) => return (report, sent),
+                Step::Done(report) => return (report, sent, push.tally()),
             }
         }
     }
@@ -904,10 +911,9 @@ mod tests {
 
     #[test]
     fn a_400_is_bisected_down_to_the_one_refused_item() {
-        let items: Vec<Outgoing> = (0..8).map(|i| out("c", "b", &format!("do_{i}"))).collect();
+        let items = items(8);
         let config = SunbirdConfig::new("http://sim");
-        let mut push = UpdatePush::new(&config, "u", &items, Instant::now());
-        let (report, sent) = run(&mut push, |request| {
+        let (report, sent, tally) = run(&config, &items, |request| {
             let ids = contents(request);
             if ids.iter().any(|id| id == "do_5") {
                 Answer::Answered {
@@ -927,7 +933,7 @@ mod tests {
             .filter(|o| o.is_acknowledged())
             .count();
         assert_eq!(acknowledged, 7);
-        assert_eq!(push.tally().bisections, 3);
+        assert_eq!(tally.bisections, 3);
         assert_eq!(report.requests, sent.len());
         assert_eq!(
             sent.len(),
@@ -940,8 +946,7 @@ mod tests {
     fn a_refused_token_is_refreshed_once_then_the_items_are_unauthorized() {
         let items = [out("c", "b", "do_1")];
         let config = SunbirdConfig::new("http://sim");
-        let mut push = UpdatePush::new(&config, "u", &items, Instant::now());
-        let (report, sent) = run(&mut push, |_| Answer::Answered {
+        let (report, sent, tally) = run(&config, &items, |_| Answer::Answered {
             status: 401,
             body: Vec::new(),
         });
@@ -955,17 +960,14 @@ mod tests {
                 cause: RetryCause::CredentialsRefused { status: 401 }
             }]
         );
-        assert_eq!(push.tally().token_refreshes, 1);
+        assert_eq!(tally.token_refreshes, 1);
     }
 
     #[test]
     fn a_token_refused_after_its_refresh_ends_the_push_and_everything_stays_pending() {
-        let items: Vec<Outgoing> = (0..250)
-            .map(|i| out("c", "b", &format!("do_{i}")))
-            .collect();
+        let items = items(250);
         let config = SunbirdConfig::new("http://sim");
-        let mut push = UpdatePush::new(&config, "u", &items, Instant::now());
-        let (report, sent) = run(&mut push, |_| Answer::Answered {
+        let (report, sent, _) = run(&config, &items, |_| Answer::Answered {
             status: 403,
             body: Vec::new(),
         });
@@ -982,12 +984,9 @@ mod tests {
 
     #[test]
     fn an_unreachable_service_ends_the_push_after_one_request_and_everything_stays_pending() {
-        let items: Vec<Outgoing> = (0..250)
-            .map(|i| out("c", "b", &format!("do_{i}")))
-            .collect();
+        let items = items(250);
         let config = SunbirdConfig::new("http://sim");
-        let mut push = UpdatePush::new(&config, "u", &items, Instant::now());
-        let (report, sent) = run(&mut push, |_| {
+        let (report, sent, _) = run(&config, &items, |_| {
             Answer::Failed(Error::CannotConnect {
                 address: "http://sim".into(),
             })
@@ -1003,8 +1002,7 @@ mod tests {
     fn server_errors_are_retried_with_back_off_up_to_the_attempts() {
         let items = [out("c", "b", "do_1")];
         let config = SunbirdConfig::new("http://sim").attempts(3);
-        let mut push = UpdatePush::new(&config, "u", &items, Instant::now());
-        let (report, sent) = run(&mut push, |_| Answer::Answered {
+        let (report, sent, _) = run(&config, &items, |_| Answer::Answered {
             status: 503,
             body: Vec::new(),
         });
@@ -1034,9 +1032,8 @@ mod tests {
     fn a_second_round_that_times_out_leaves_the_item_retrying_not_held_lower() {
         let items = first_write_at_60();
         let config = SunbirdConfig::new("http://sim");
-        let mut push = UpdatePush::new(&config, "u", &items, Instant::now());
         let mut first = true;
-        let (report, sent) = run(&mut push, |request| {
+        let (report, sent, tally) = run(&config, &items, |request| {
             if std::mem::take(&mut first) {
                 success(&contents(request))
             } else {
@@ -1050,16 +1047,15 @@ mod tests {
                 cause: RetryCause::Timeout
             }]
         );
-        assert_eq!(push.tally().second_rounds, 1);
+        assert_eq!(tally.second_rounds, 1);
     }
 
     #[test]
     fn a_second_round_refused_with_5xx_is_tried_attempts_times_and_reports_the_server_error() {
         let items = first_write_at_60();
         let config = SunbirdConfig::new("http://sim").attempts(3);
-        let mut push = UpdatePush::new(&config, "u", &items, Instant::now());
         let mut first = true;
-        let (report, sent) = run(&mut push, |request| {
+        let (report, sent, _) = run(&config, &items, |request| {
             if std::mem::take(&mut first) {
                 success(&contents(request))
             } else {

@@ -52,7 +52,9 @@ pub(super) fn envelope(
     }
 }
 
-pub(super) fn client_error(api: &str, now: i64, err: &str, msg: &str) -> Reply {
+/// A 400 with Sunbird's client-error envelope: `err` in `params.err` and `params.status`,
+/// `msg` in `params.errmsg`.
+pub fn client_error(api: &str, now: i64, err: &str, msg: &str) -> Reply {
     envelope(api, now, 400, Some((err, msg)), json!({}))
 }
 
