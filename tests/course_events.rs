@@ -8,7 +8,7 @@ mod support;
 
 use std::sync::Arc;
 
-use headway::{EnrolledCourse, Event, Store};
+use headway::{BatchId, ContentId, CourseId, EnrolledCourse, Event, Store};
 use support::update;
 
 const COURSE: &str = "do_course";
@@ -16,14 +16,17 @@ const BATCH: &str = "0130000000000000001";
 
 #[test]
 fn course_progress_events_never_go_backwards_when_leaves_are_set_while_recording() {
-    let leaves: Vec<String> = (0..200).map(|i| format!("do_{i}")).collect();
+    let leaves = leaves(200);
     for attempt in 0..150 {
         let store = Arc::new(Store::open_in_memory().unwrap());
         store
-            .cache_courses(&user_id("u"), &[EnrolledCourse::new(COURSE, BATCH, 200)])
+            .cache_courses(
+                &user_id("u"),
+                &[EnrolledCourse::new(course(), batch(), 200)],
+            )
             .unwrap();
         store
-            .set_leaf_nodes(&user_id("u"), COURSE, BATCH, &leaves)
+            .set_leaf_nodes(&user_id("u"), &course(), &batch(), &leaves)
             .unwrap();
         let events = store.subscribe();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -45,7 +48,7 @@ fn course_progress_events_never_go_backwards_when_leaves_are_set_while_recording
             std::thread::spawn(move || {
                 while !done.load(std::sync::atomic::Ordering::SeqCst) {
                     store
-                        .set_leaf_nodes(&user_id("u"), COURSE, BATCH, &leaves)
+                        .set_leaf_nodes(&user_id("u"), &course(), &batch(), &leaves)
                         .unwrap();
                 }
             })
@@ -84,13 +87,13 @@ fn course_progress_events_never_go_backwards_when_leaves_are_set_while_recording
 /// and announce 100% at the first completion.
 #[test]
 fn a_leaf_completion_announces_the_percentage_courses_shows_when_the_app_supplied_the_leaves() {
-    let leaves: Vec<String> = (0..4).map(|i| format!("do_{i}")).collect();
+    let leaves = leaves(4);
     let store = Store::open_in_memory().unwrap();
     store
-        .cache_courses(&user_id("u"), &[EnrolledCourse::new(COURSE, BATCH, 0)])
+        .cache_courses(&user_id("u"), &[EnrolledCourse::new(course(), batch(), 0)])
         .unwrap();
     store
-        .set_leaf_nodes(&user_id("u"), COURSE, BATCH, &leaves)
+        .set_leaf_nodes(&user_id("u"), &course(), &batch(), &leaves)
         .unwrap();
     let events = store.subscribe();
     for (i, leaf) in leaves.iter().enumerate() {
@@ -110,6 +113,20 @@ fn a_leaf_completion_announces_the_percentage_courses_shows_when_the_app_supplie
 }
 
 /// The learner `id`, validated (every id in these tests is valid).
+fn course() -> CourseId {
+    CourseId::new(COURSE).unwrap()
+}
+
+fn batch() -> BatchId {
+    BatchId::new(BATCH).unwrap()
+}
+
+fn leaves(count: usize) -> Vec<ContentId> {
+    (0..count)
+        .map(|i| ContentId::new(format!("do_{i}")).unwrap())
+        .collect()
+}
+
 fn user_id(id: &str) -> headway::UserId {
     headway::UserId::new(id).unwrap()
 }

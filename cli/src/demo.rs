@@ -198,7 +198,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
 
     say!("\n4. The tablet refreshes. The server's course list still lags (its progress job")?;
     say!("   runs later), but the tablet reads the content states and merges them in.")?;
-    let listed = online.enrolled_courses(LEARNER).await?;
+    let listed = online.enrolled_courses(&learner).await?;
     for course in &listed {
         say!(
             "     server's list: {:<14} {:>3}%",
@@ -229,7 +229,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     );
     tablet.sync(&learner, &online, &options).await?;
     let on_server = online
-        .read_states(LEARNER, "do_fractions", BATCH_FRACTIONS)
+        .read_states(&learner, key.course(), key.batch())
         .await?;
     let held = on_server
         .iter()

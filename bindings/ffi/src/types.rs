@@ -204,8 +204,8 @@ impl From<&headway::EnrolledCourse> for EnrolledCourse {
         let status = headway::Status::try_from(i64::from(course.status))
             .unwrap_or(headway::Status::NotStarted);
         EnrolledCourse {
-            course_id: course.course_id.clone(),
-            batch_id: course.batch_id.clone(),
+            course_id: course.course_id.to_string(),
+            batch_id: course.batch_id.to_string(),
             progress: course.progress,
             leaf_nodes_count: course.leaf_nodes_count,
             completion_percentage: course.completion_percentage,
@@ -380,9 +380,9 @@ impl Event {
                 after: ContentItem::new(&change.key, &change.after),
             },
             headway::Event::CourseProgressChanged(change) => Event::CourseProgressChanged {
-                user_id: change.user.clone(),
-                course_id: change.course.clone(),
-                batch_id: change.batch.clone(),
+                user_id: change.user.to_string(),
+                course_id: change.course.to_string(),
+                batch_id: change.batch.to_string(),
                 old_percentage: change.before,
                 new_percentage: change.after,
             },
@@ -390,7 +390,7 @@ impl Event {
                 report: SyncReport::new(report, store),
             },
             headway::Event::SyncFailed(failed) => Event::SyncFailed {
-                user_id: failed.user.clone(),
+                user_id: failed.user.to_string(),
                 cause: failed.cause.clone(),
                 pending: count(failed.pending),
             },
