@@ -8,11 +8,28 @@ mod support;
 
 use std::sync::Arc;
 
-use headway::{BatchId, ContentId, CourseId, EnrolledCourse, Event, Store};
+use headway::{EnrolledCourse, Event, Store};
 use support::update;
 
 const COURSE: &str = "do_course";
 const BATCH: &str = "0130000000000000001";
+
+/// The course of these tests.
+fn course() -> headway::CourseId {
+    headway::CourseId::new(COURSE).unwrap()
+}
+
+/// The batch of these tests.
+fn batch() -> headway::BatchId {
+    headway::BatchId::new(BATCH).unwrap()
+}
+
+/// The course's leaves `do_0`, `do_1`, ...
+fn leaves(count: usize) -> Vec<headway::ContentId> {
+    (0..count)
+        .map(|i| headway::ContentId::new(format!("do_{i}")).unwrap())
+        .collect()
+}
 
 #[test]
 fn course_progress_events_never_go_backwards_when_leaves_are_set_while_recording() {
@@ -113,20 +130,6 @@ fn a_leaf_completion_announces_the_percentage_courses_shows_when_the_app_supplie
 }
 
 /// The learner `id`, validated (every id in these tests is valid).
-fn course() -> CourseId {
-    CourseId::new(COURSE).unwrap()
-}
-
-fn batch() -> BatchId {
-    BatchId::new(BATCH).unwrap()
-}
-
-fn leaves(count: usize) -> Vec<ContentId> {
-    (0..count)
-        .map(|i| ContentId::new(format!("do_{i}")).unwrap())
-        .collect()
-}
-
 fn user_id(id: &str) -> headway::UserId {
     headway::UserId::new(id).unwrap()
 }
