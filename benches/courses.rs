@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use headway::{ContentKey, EnrolledCourse, ProgressUpdate, Status, Store, StoreOptions};
+use headway::{
+    BatchId, ContentId, ContentKey, CourseId, EnrolledCourse, ProgressUpdate, Status, Store,
+    StoreOptions,
+};
 use rusqlite::{params, Connection};
 
 type BoxError = Box<dyn std::error::Error>;
@@ -35,13 +38,14 @@ fn main() -> Result<(), BoxError> {
     // The store: the cached list with every course's leaves, and the learner's progress on
     // every content (a third completed).
     let store = Store::open_with(dir.join("store.db"), StoreOptions::new())?;
-    let list: Vec<EnrolledCourse> = (0..courses)
-        .map(|c| {
-            let mut course = EnrolledCourse::new(&course_id(c), BATCH, 200);
-            course.leaf_nodes = Some((0..leaves).map(|i| content_id(c, i)).collect());
-            course
-        })
-        .collect();
+    let mut list = Vec::new();
+    for c in 0..courses {
+        let mut course =
+            EnrolledCourse::new(CourseId::new(course_id(c))?, BatchId::new(BATCH)?, 200);
+        let leaf_nodes = (0..leaves).map(|i| ContentId::new(content_id(c, i)));
+        course.leaf_nodes = Some(leaf_nodes.collect::<headway::Result<_>>()?);
+        list.push(course);
+    }
     store.cache_courses(&headway::UserId::new(USER)?, &list)?;
     let mut updates = Vec::new();
     for c in 0..courses {

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::content_state::{ContentItem, ContentState};
 use crate::course::EnrolledCourse;
+use crate::id::{BatchId, CourseId, UserId};
 use crate::rejection::RejectionReason;
 
 /// One item handed to [`Adapter::push`]: the state to send, and the highest state the server
@@ -185,18 +186,21 @@ impl AdapterError {
 ///
 /// ```
 /// use async_trait::async_trait;
-/// use headway::{Adapter, AdapterError, ContentItem, EnrolledCourse, ItemOutcome, Outgoing, PushReport};
+/// use headway::{
+///     Adapter, AdapterError, BatchId, ContentItem, CourseId, EnrolledCourse, ItemOutcome, Outgoing,
+///     PushReport, UserId,
+/// };
 /// /// A server that takes everything.
 /// struct Accepting;
 /// #[async_trait]
 /// impl Adapter for Accepting {
-///     async fn push(&self, _user: &str, items: &[Outgoing]) -> PushReport {
+///     async fn push(&self, _user: &UserId, items: &[Outgoing]) -> PushReport {
 ///         PushReport { requests: 1, ..PushReport::all(items.len(), ItemOutcome::Acknowledged) }
 ///     }
-///     async fn read_states(&self, _: &str, _: &str, _: &str) -> Result<Vec<ContentItem>, AdapterError> {
+///     async fn read_states(&self, _: &UserId, _: &CourseId, _: &BatchId) -> Result<Vec<ContentItem>, AdapterError> {
 ///         Ok(Vec::new())
 ///     }
-///     async fn enrolled_courses(&self, _: &str) -> Result<Vec<EnrolledCourse>, AdapterError> {
+///     async fn enrolled_courses(&self, _: &UserId) -> Result<Vec<EnrolledCourse>, AdapterError> {
 ///         Ok(Vec::new())
 ///     }
 /// }
@@ -207,16 +211,18 @@ impl AdapterError {
 pub trait Adapter: Send + Sync {
     /// Sends one learner's states in bulk; returns one outcome per item, in order. A failure
     /// of the whole call is reported as [`ItemOutcome::Retry`] for every item, never lost.
-    async fn push(&self, user: &str, items: &[Outgoing]) -> PushReport;
+    async fn push(&self, user: &UserId, items: &[Outgoing]) -> PushReport;
 
     /// Reads the server's content states of one learner in one course batch.
     async fn read_states(
         &self,
-        user: &str,
-        course: &str,
-        batch: &str,
+        user: &UserId,
+        course: &CourseId,
+        batch: &BatchId,
     ) -> Result<Vec<ContentItem>, AdapterError>;
 
-    /// Reads the learner's enrolled courses.
-    async fn enrolled_courses(&self, user: &str) -> Result<Vec<EnrolledCourse>, AdapterError>;
+    /// Reads the learner's enrolled courses. An entry the server lists with an id the core
+    /// refuses (see [`CourseId`]) cannot be tracked and is left out of the list, as an entry
+    /// without its id would be.
+    async fn enrolled_courses(&self, user: &UserId) -> Result<Vec<EnrolledCourse>, AdapterError>;
 }

@@ -103,11 +103,11 @@ enum Command {
 /// # struct Accepting;
 /// # #[async_trait]
 /// # impl Adapter for Accepting {
-/// #     async fn push(&self, _: &str, items: &[Outgoing]) -> PushReport {
+/// #     async fn push(&self, _: &UserId, items: &[Outgoing]) -> PushReport {
 /// #         PushReport { requests: 1, ..PushReport::all(items.len(), ItemOutcome::Acknowledged) }
 /// #     }
-/// #     async fn read_states(&self, _: &str, _: &str, _: &str) -> std::result::Result<Vec<ContentItem>, AdapterError> { Ok(vec![]) }
-/// #     async fn enrolled_courses(&self, _: &str) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> { Ok(vec![]) }
+/// #     async fn read_states(&self, _: &UserId, _: &CourseId, _: &BatchId) -> std::result::Result<Vec<ContentItem>, AdapterError> { Ok(vec![]) }
+/// #     async fn enrolled_courses(&self, _: &UserId) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> { Ok(vec![]) }
 /// # }
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> headway::Result<()> {

@@ -4,23 +4,26 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::id::{BatchId, ContentId, CourseId};
+
 /// One enrolled course: a course is a set of leaf contents, and its progress is how many of
 /// them are completed. `progress` counts the completed leaf nodes, not a percentage;
 /// `completion_percentage` and `status` follow from it and `leaf_nodes_count`
 /// ([`derive_course_progress`]). The server's other fields are kept for the app in `fields`.
 ///
 /// ```
-/// use headway::EnrolledCourse;
-/// let course = EnrolledCourse::new("do_course", "0130", 3).with_progress(1);
+/// use headway::{BatchId, CourseId, EnrolledCourse};
+/// let course = EnrolledCourse::new(CourseId::new("do_course")?, BatchId::new("0130")?, 3).with_progress(1);
 /// assert_eq!((course.progress, course.completion_percentage, course.status), (1, 33, 1));
+/// # Ok::<(), headway::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrolledCourse {
     /// The course.
-    pub course_id: String,
+    pub course_id: CourseId,
     /// The batch the learner is enrolled in.
-    pub batch_id: String,
+    pub batch_id: BatchId,
     /// Completed leaf nodes.
     pub progress: u32,
     /// Leaf nodes (trackable contents) of the course.
@@ -30,9 +33,9 @@ pub struct EnrolledCourse {
     /// 0 not started, 1 in progress, 2 completed, derived from `progress`.
     pub status: u8,
     /// Status per content, as far as known.
-    pub content_status: BTreeMap<String, u8>,
+    pub content_status: BTreeMap<ContentId, u8>,
     /// The course's leaf node ids, when the server listed them (or the app supplied them).
-    pub leaf_nodes: Option<Vec<String>>,
+    pub leaf_nodes: Option<Vec<ContentId>>,
     /// The batch's status (1 ongoing), when the server listed it.
     pub batch_status: Option<i64>,
     /// The server's fields as it sent them, including those headway does not model, so the
@@ -43,10 +46,10 @@ pub struct EnrolledCourse {
 
 impl EnrolledCourse {
     /// A course with no progress.
-    pub fn new(course_id: &str, batch_id: &str, leaf_nodes_count: u32) -> EnrolledCourse {
+    pub fn new(course_id: CourseId, batch_id: BatchId, leaf_nodes_count: u32) -> EnrolledCourse {
         EnrolledCourse {
-            course_id: course_id.to_string(),
-            batch_id: batch_id.to_string(),
+            course_id,
+            batch_id,
             progress: 0,
             leaf_nodes_count,
             completion_percentage: 0,

@@ -6,6 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::content_state::{ContentKey, ContentState};
+use crate::id::{BatchId, CourseId, UserId};
 
 /// Where a change came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,11 +53,11 @@ pub struct ContentStateChanged {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CourseProgressChanged {
     /// The learner.
-    pub user: String,
+    pub user: UserId,
     /// The course.
-    pub course: String,
+    pub course: CourseId,
     /// The batch.
-    pub batch: String,
+    pub batch: BatchId,
     /// The completion percentage before.
     pub before: u32,
     /// The completion percentage now.
@@ -67,7 +68,7 @@ pub struct CourseProgressChanged {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncFailed {
     /// The learner.
-    pub user: String,
+    pub user: UserId,
     /// Why, for the first item that stays pending.
     pub cause: String,
     /// How many items stay pending.

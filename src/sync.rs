@@ -85,11 +85,11 @@ impl Store {
     /// # struct Accepting;
     /// # #[async_trait]
     /// # impl Adapter for Accepting {
-    /// #     async fn push(&self, _: &str, items: &[Outgoing]) -> PushReport {
+    /// #     async fn push(&self, _: &UserId, items: &[Outgoing]) -> PushReport {
     /// #         PushReport { requests: 1, ..PushReport::all(items.len(), ItemOutcome::Acknowledged) }
     /// #     }
-    /// #     async fn read_states(&self, _: &str, _: &str, _: &str) -> std::result::Result<Vec<ContentItem>, AdapterError> { Ok(vec![]) }
-    /// #     async fn enrolled_courses(&self, _: &str) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> { Ok(vec![]) }
+    /// #     async fn read_states(&self, _: &UserId, _: &CourseId, _: &BatchId) -> std::result::Result<Vec<ContentItem>, AdapterError> { Ok(vec![]) }
+    /// #     async fn enrolled_courses(&self, _: &UserId) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> { Ok(vec![]) }
     /// # }
     /// # fn main() -> headway::Result<()> {
     /// let store = Store::open_in_memory()?;
@@ -119,10 +119,10 @@ impl Store {
 }
 
 /// What the app hears when a sync ends: it failed when nothing reached the server.
-fn sync_event(user: &str, report: &SyncReport) -> Event {
+fn sync_event(user: &UserId, report: &SyncReport) -> Event {
     if report.server_failed() {
         Event::SyncFailed(SyncFailed {
-            user: user.to_string(),
+            user: user.clone(),
             cause: report
                 .retrying
                 .first()

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 use crate::adapter::Adapter;
 use crate::content_state::{ContentItem, ContentKey, ContentState, Status};
-use crate::id::UserId;
+use crate::id::{BatchId, ContentId, CourseId, UserId};
 use crate::progress_update::ProgressUpdate;
 use crate::store::Store;
 use crate::sync::SyncOptions;
@@ -30,15 +30,15 @@ use crate::sync_report::SyncReport;
 /// ```
 /// # use async_trait::async_trait;
 /// # use headway::testing::Harness;
-/// # use headway::Adapter;
+/// # use headway::{Adapter, BatchId, CourseId, UserId};
 /// /// Only the shape: a real harness starts a server and points its adapter at it.
-/// struct Mine { adapter: Box<dyn Adapter>, learner: headway::UserId }
+/// struct Mine { adapter: Box<dyn Adapter>, learner: UserId, course: CourseId, open: BatchId, closed: BatchId }
 /// #[async_trait]
 /// impl Harness for Mine {
 ///     fn adapter(&self) -> &dyn Adapter { self.adapter.as_ref() }
-///     fn learner(&self) -> &headway::UserId { &self.learner }
-///     fn open_batch(&self) -> (&str, &str) { ("course-1", "batch-open") }
-///     fn refused_batch(&self) -> (&str, &str) { ("course-1", "batch-closed") }
+///     fn learner(&self) -> &UserId { &self.learner }
+///     fn open_batch(&self) -> (CourseId, BatchId) { (self.course.clone(), self.open.clone()) }
+///     fn refused_batch(&self) -> (CourseId, BatchId) { (self.course.clone(), self.closed.clone()) }
 ///     async fn break_server(&self) {}
 ///     async fn heal_server(&self) {}
 ///     fn update_requests(&self) -> u64 { 0 }
@@ -51,9 +51,9 @@ pub trait Harness: Send + Sync {
     /// The learner the suite records progress for.
     fn learner(&self) -> &UserId;
     /// A course and batch whose updates the server takes.
-    fn open_batch(&self) -> (&str, &str);
+    fn open_batch(&self) -> (CourseId, BatchId);
     /// A course and batch whose updates the server refuses for good (a closed batch, say).
-    fn refused_batch(&self) -> (&str, &str);
+    fn refused_batch(&self) -> (CourseId, BatchId);
     /// Makes every request fail until [`Harness::heal_server`] (a 5xx, a dropped connection).
     async fn break_server(&self);
     /// Ends [`Harness::break_server`].
@@ -110,10 +110,16 @@ fn step<T>(check: &'static str, result: crate::Result<T>) -> Result<T, Violation
 fn key(
     check: &'static str,
     h: &dyn Harness,
-    (course, batch): (&str, &str),
+    (course, batch): (CourseId, BatchId),
     content: &str,
 ) -> Result<ContentKey, Violation> {
-    step(check, ContentKey::new(h.learner(), course, batch, content))
+    let content = step(check, ContentId::new(content))?;
+    Ok(ContentKey::from_ids(
+        h.learner().clone(),
+        course,
+        batch,
+        content,
+    ))
 }
 
 fn record(
@@ -131,10 +137,10 @@ fn record(
 async fn server_states(
     check: &'static str,
     h: &dyn Harness,
-    (course, batch): (&str, &str),
+    (course, batch): (CourseId, BatchId),
 ) -> Result<Vec<ContentItem>, Violation> {
     h.adapter()
-        .read_states(h.learner(), course, batch)
+        .read_states(h.learner(), &course, &batch)
         .await
         .map_err(|e| Violation {
             check,

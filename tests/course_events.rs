@@ -14,16 +14,36 @@ use support::{update, user_id};
 const COURSE: &str = "do_course";
 const BATCH: &str = "0130000000000000001";
 
+/// The course of these tests.
+fn course() -> headway::CourseId {
+    headway::CourseId::new(COURSE).unwrap()
+}
+
+/// The batch of these tests.
+fn batch() -> headway::BatchId {
+    headway::BatchId::new(BATCH).unwrap()
+}
+
+/// The course's leaves `do_0`, `do_1`, ...
+fn leaves(count: usize) -> Vec<headway::ContentId> {
+    (0..count)
+        .map(|i| headway::ContentId::new(format!("do_{i}")).unwrap())
+        .collect()
+}
+
 #[test]
 fn course_progress_events_never_go_backwards_when_leaves_are_set_while_recording() {
-    let leaves: Vec<String> = (0..200).map(|i| format!("do_{i}")).collect();
+    let leaves = leaves(200);
     for attempt in 0..150 {
         let store = Arc::new(Store::open_in_memory().unwrap());
         store
-            .cache_courses(&user_id("u"), &[EnrolledCourse::new(COURSE, BATCH, 200)])
+            .cache_courses(
+                &user_id("u"),
+                &[EnrolledCourse::new(course(), batch(), 200)],
+            )
             .unwrap();
         store
-            .set_leaf_nodes(&user_id("u"), COURSE, BATCH, &leaves)
+            .set_leaf_nodes(&user_id("u"), &course(), &batch(), &leaves)
             .unwrap();
         let events = store.subscribe();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -45,7 +65,7 @@ fn course_progress_events_never_go_backwards_when_leaves_are_set_while_recording
             std::thread::spawn(move || {
                 while !done.load(std::sync::atomic::Ordering::SeqCst) {
                     store
-                        .set_leaf_nodes(&user_id("u"), COURSE, BATCH, &leaves)
+                        .set_leaf_nodes(&user_id("u"), &course(), &batch(), &leaves)
                         .unwrap();
                 }
             })
@@ -84,13 +104,13 @@ fn course_progress_events_never_go_backwards_when_leaves_are_set_while_recording
 /// and announce 100% at the first completion.
 #[test]
 fn a_leaf_completion_announces_the_percentage_courses_shows_when_the_app_supplied_the_leaves() {
-    let leaves: Vec<String> = (0..4).map(|i| format!("do_{i}")).collect();
+    let leaves = leaves(4);
     let store = Store::open_in_memory().unwrap();
     store
-        .cache_courses(&user_id("u"), &[EnrolledCourse::new(COURSE, BATCH, 0)])
+        .cache_courses(&user_id("u"), &[EnrolledCourse::new(course(), batch(), 0)])
         .unwrap();
     store
-        .set_leaf_nodes(&user_id("u"), COURSE, BATCH, &leaves)
+        .set_leaf_nodes(&user_id("u"), &course(), &batch(), &leaves)
         .unwrap();
     let events = store.subscribe();
     for (i, leaf) in leaves.iter().enumerate() {

@@ -336,7 +336,7 @@ struct Refusing;
 
 #[async_trait::async_trait]
 impl headway::Adapter for Refusing {
-    async fn push(&self, _: &str, items: &[headway::Outgoing]) -> headway::PushReport {
+    async fn push(&self, _: &headway::UserId, items: &[headway::Outgoing]) -> headway::PushReport {
         use headway::{ItemOutcome, RejectionReason};
         let outcomes = items
             .iter()
@@ -358,15 +358,15 @@ impl headway::Adapter for Refusing {
     }
     async fn read_states(
         &self,
-        _: &str,
-        _: &str,
-        _: &str,
+        _: &headway::UserId,
+        _: &headway::CourseId,
+        _: &headway::BatchId,
     ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
         Ok(vec![])
     }
     async fn enrolled_courses(
         &self,
-        _: &str,
+        _: &headway::UserId,
     ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
         Ok(vec![])
     }
@@ -502,4 +502,56 @@ fn a_rejections_kind_and_server_text_survive_a_reopen() {
     for (item, reason) in rejected {
         assert_eq!(reason, expected(item.key().content()));
     }
+}
+
+/// Issue 10: before ids were typed, a cached enrollment list could hold any string as a
+/// course, batch or content id. A store holding such rows still answers: the course under a
+/// refused id is left out (as an enrollment list leaves such an entry out now), a refused leaf
+/// or `contentStatus` id is not listed, and everything else reads as before.
+#[test]
+fn courses_cached_under_ids_the_core_now_refuses_are_left_out_and_the_rest_still_reads() {
+    use headway::{BatchId, ContentId, CourseId, EnrolledCourse};
+    let dir = TempDir::new("legacy-course-ids");
+    let path = dir.file("legacy.db");
+    let store = Store::open(&path).unwrap();
+    let (course, batch) = (CourseId::new("do_c").unwrap(), BatchId::new("b1").unwrap());
+    let mut listed = EnrolledCourse::new(course.clone(), batch.clone(), 0);
+    listed.leaf_nodes = Some(vec![ContentId::new("do_1").unwrap()]);
+    store.cache_courses(&user_id("u"), &[listed]).unwrap();
+    drop(store);
+    // What an earlier version could write: a whole course under a blank id, a leaf and a
+    // `contentStatus` entry under ids with white space around them.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        r#"INSERT INTO enrolled_course (user_id, course_id, batch_id, position, server_progress,
+            leaf_nodes_count, batch_status, content_status, fields, fetched_at)
+        VALUES ('u', ' ', 'b1', 1, 0, 1, NULL, '{}', '{"courseName":"blank"}', 0);
+        INSERT INTO course_leaf (user_id, course_id, batch_id, content_id, status)
+        VALUES ('u', 'do_c', 'b1', ' do_2', 0);
+        UPDATE enrolled_course SET content_status = '{"do_1":2," do_2":1}'
+        WHERE course_id = 'do_c';"#,
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(&path).unwrap();
+    let courses = store.courses(&user_id("u")).unwrap();
+    assert_eq!(courses.len(), 1, "{courses:?}");
+    assert_eq!(
+        (&courses[0].course_id, &courses[0].batch_id),
+        (&course, &batch)
+    );
+    assert_eq!(
+        courses[0].leaf_nodes,
+        Some(vec![ContentId::new("do_1").unwrap()])
+    );
+    let statuses: Vec<(&str, u8)> = courses[0]
+        .content_status
+        .iter()
+        .map(|(id, status)| (id.as_str(), *status))
+        .collect();
+    assert_eq!(statuses, [("do_1", 2)]);
+    // The leaf under the refused id still counts (it can never be completed, as no progress
+    // can be recorded under that id), as it does in the course-progress events.
+    assert_eq!(courses[0].leaf_nodes_count, 2);
 }

@@ -83,7 +83,7 @@ fn table(courses: &[EnrolledCourse]) -> Table {
     for course in courses {
         table.row(vec![
             name(course).to_string(),
-            course.batch_id.clone(),
+            course.batch_id.to_string(),
             bar(u8::try_from(course.completion_percentage.min(100)).unwrap_or(100)),
             format!(
                 "{}/{}",

@@ -57,14 +57,14 @@ fn end_event(content: &str, summary: &str) -> String {
     )
 }
 
-fn context(course: &str, batch: &str, mime: &str) -> CourseContext {
-    CourseContext {
-        user_id: LEARNER.into(),
-        course_id: course.into(),
-        batch_id: batch.into(),
+fn context(course: &str, batch: &str, mime: &str) -> headway::Result<CourseContext> {
+    Ok(CourseContext {
+        user_id: LEARNER.try_into()?,
+        course_id: course.try_into()?,
+        batch_id: batch.try_into()?,
         batch_status: Some(1),
         mime_type: Some(mime.into()),
-    }
+    })
 }
 
 /// Completion percentages by course id, sorted.
@@ -150,8 +150,8 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
 
     say!("\n2. The phone goes offline. The learner finishes two Fractions videos and reads a")?;
     say!("   Photosynthesis PDF to the end; the player's END events are recorded on the phone.")?;
-    let video = context("do_fractions", BATCH_FRACTIONS, "video/mp4");
-    let pdf = context("do_plants", BATCH_PLANTS, "application/pdf");
+    let video = context("do_fractions", BATCH_FRACTIONS, "video/mp4")?;
+    let pdf = context("do_plants", BATCH_PLANTS, "application/pdf")?;
     let watched = r#"[{"progress":100},{"totallength":312},{"visitedlength":312},{"visitedcontentend":true}]"#;
     let read = r#"[{"progress":100},{"endpageseen":true}]"#;
     for (event, ctx) in [
@@ -198,7 +198,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
 
     say!("\n4. The tablet refreshes. The server's course list still lags (its progress job")?;
     say!("   runs later), but the tablet reads the content states and merges them in.")?;
-    let listed = online.enrolled_courses(LEARNER).await?;
+    let listed = online.enrolled_courses(&learner).await?;
     for course in &listed {
         say!(
             "     server's list: {:<14} {:>3}%",
@@ -229,7 +229,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     );
     tablet.sync(&learner, &online, &options).await?;
     let on_server = online
-        .read_states(LEARNER, "do_fractions", BATCH_FRACTIONS)
+        .read_states(&learner, key.course(), key.batch())
         .await?;
     let held = on_server
         .iter()

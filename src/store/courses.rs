@@ -12,7 +12,7 @@ use crate::content_state::Status;
 use crate::course::{derive_course_progress, EnrolledCourse};
 use crate::error::{Error, Result};
 use crate::events::{ContentStateChanged, CourseProgressChanged, Event};
-use crate::id::UserId;
+use crate::id::{BatchId, ContentId, CourseId, UserId};
 use crate::timestamp::Timestamp;
 
 /// One course's figures: what the server said and what the device counts.
@@ -47,7 +47,12 @@ fn leaf_count(listed: u32, supplied: u32) -> u32 {
     }
 }
 
-fn figures(conn: &Connection, user: &str, course: &str, batch: &str) -> Result<Option<Figures>> {
+fn figures(
+    conn: &Connection,
+    user: &UserId,
+    course: &CourseId,
+    batch: &BatchId,
+) -> Result<Option<Figures>> {
     let cached: Option<(u32, u32)> = conn
         .prepare_cached(
             "SELECT server_progress, leaf_nodes_count FROM enrolled_course
@@ -78,9 +83,9 @@ fn figures(conn: &Connection, user: &str, course: &str, batch: &str) -> Result<O
 fn is_leaf(
     conn: &Connection,
     user: &UserId,
-    course: &str,
-    batch: &str,
-    content: &str,
+    course: &CourseId,
+    batch: &BatchId,
+    content: &ContentId,
 ) -> Result<bool> {
     conn.prepare_cached(
         "SELECT 1 FROM course_leaf
@@ -110,14 +115,14 @@ impl Store {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        let mut groups: BTreeMap<(String, String, String), u32> = BTreeMap::new();
+        let mut groups: BTreeMap<(UserId, CourseId, BatchId), u32> = BTreeMap::new();
         for change in completions {
             let key = &change.key;
             if is_leaf(conn, key.user(), key.course(), key.batch(), key.content())? {
                 let group = (
-                    key.user().to_string(),
-                    key.course().to_string(),
-                    key.batch().to_string(),
+                    key.user().clone(),
+                    key.course().clone(),
+                    key.batch().clone(),
                 );
                 *groups.entry(group).or_default() += 1;
             }
@@ -151,10 +156,11 @@ impl Store {
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
-    /// use headway::{ContentKey, EnrolledCourse, ProgressUpdate, Status, Store, UserId};
+    /// use headway::{BatchId, ContentId, ContentKey, CourseId, EnrolledCourse, ProgressUpdate, Status, Store, UserId};
     /// let store = Store::open_in_memory()?;
-    /// let mut listed = EnrolledCourse::new("do_course", "0130", 4);
-    /// listed.leaf_nodes = Some(vec!["do_1".into(), "do_2".into(), "do_3".into(), "do_4".into()]);
+    /// let mut listed = EnrolledCourse::new(CourseId::new("do_course")?, BatchId::new("0130")?, 4);
+    /// let leaves = ["do_1", "do_2", "do_3", "do_4"].map(ContentId::new);
+    /// listed.leaf_nodes = Some(leaves.into_iter().collect::<headway::Result<_>>()?);
     /// store.cache_courses(&UserId::new("u")?, &[listed])?; // what a refresh stores
     /// store.record(ProgressUpdate::new(ContentKey::new("u", "do_course", "0130", "do_1")?, Status::Completed, 100)?)?;
     /// let course = &store.courses(&UserId::new("u")?)?[0];
@@ -171,10 +177,11 @@ impl Store {
     /// ones the app supplied ([`Store::set_leaf_nodes`]).
     ///
     /// ```
-    /// # use headway::UserId;
+    /// # use headway::{BatchId, CourseId, EnrolledCourse, UserId};
     /// # fn main() -> headway::Result<()> {
     /// let store = headway::Store::open_in_memory()?;
-    /// store.cache_courses(&UserId::new("u")?, &[headway::EnrolledCourse::new("do_course", "0130", 3)])?;
+    /// let listed = EnrolledCourse::new(CourseId::new("do_course")?, BatchId::new("0130")?, 3);
+    /// store.cache_courses(&UserId::new("u")?, &[listed])?;
     /// assert_eq!(store.courses(&UserId::new("u")?)?.len(), 1);
     /// # Ok(()) }
     /// ```
@@ -276,20 +283,22 @@ impl Store {
     /// not a leaf never moves course progress.
     ///
     /// ```
-    /// # use headway::UserId;
+    /// # use headway::{BatchId, ContentId, CourseId, EnrolledCourse, UserId};
     /// # fn main() -> headway::Result<()> {
     /// let store = headway::Store::open_in_memory()?;
-    /// store.cache_courses(&UserId::new("u")?, &[headway::EnrolledCourse::new("do_course", "0130", 0)])?;
-    /// store.set_leaf_nodes(&UserId::new("u")?, "do_course", "0130", &["do_1".into(), "do_2".into()])?;
+    /// let (course, batch) = (CourseId::new("do_course")?, BatchId::new("0130")?);
+    /// store.cache_courses(&UserId::new("u")?, &[EnrolledCourse::new(course.clone(), batch.clone(), 0)])?;
+    /// let leaves = [ContentId::new("do_1")?, ContentId::new("do_2")?];
+    /// store.set_leaf_nodes(&UserId::new("u")?, &course, &batch, &leaves)?;
     /// assert_eq!(store.courses(&UserId::new("u")?)?[0].leaf_nodes_count, 2);
     /// # Ok(()) }
     /// ```
     pub fn set_leaf_nodes(
         &self,
         user: &UserId,
-        course: &str,
-        batch: &str,
-        leaves: &[String],
+        course: &CourseId,
+        batch: &BatchId,
+        leaves: &[ContentId],
     ) -> Result<()> {
         let mut inner = self.lock()?;
         let before = courses_in(&inner.conn, user)?;
@@ -305,9 +314,16 @@ impl Store {
     }
 }
 
+/// Each cached course batch's stored leaves: the content id (`None` when the core refuses it)
+/// and the learner's status.
+type StoredLeaves = BTreeMap<(String, String), Vec<(Option<ContentId>, u8)>>;
+
 /// The learner's cached courses with local progress merged in (see [`Store::courses`]).
 fn courses_in(conn: &Connection, user: &UserId) -> Result<Vec<EnrolledCourse>> {
-    let mut leaves: BTreeMap<(String, String), Vec<(String, u8)>> = BTreeMap::new();
+    // A leaf counts as stored, but is listed only when the core takes its id: a version
+    // before ids were checked may have stored one it refuses (no progress can be recorded
+    // for it, so it is never completed).
+    let mut leaves: StoredLeaves = BTreeMap::new();
     {
         let mut select = conn
             .prepare_cached(
@@ -332,7 +348,7 @@ fn courses_in(conn: &Connection, user: &UserId) -> Result<Vec<EnrolledCourse>> {
             leaves
                 .entry((course, batch))
                 .or_default()
-                .push((content, status));
+                .push((ContentId::new(content).ok(), status));
         }
     }
     let mut select = conn
@@ -375,6 +391,11 @@ fn courses_in(conn: &Connection, user: &UserId) -> Result<Vec<EnrolledCourse>> {
         let fields: serde_json::Map<String, Value> =
             serde_json::from_slice(&fields).map_err(corrupt)?;
         let course_leaves = leaves.remove(&(course.clone(), batch.clone()));
+        // A course cached by a version before ids were checked, under an id the core refuses,
+        // is left out, as an enrollment list leaves out such an entry now.
+        let (Ok(course), Ok(batch)) = (CourseId::new(course), BatchId::new(batch)) else {
+            continue;
+        };
         let local_completed = course_leaves
             .as_ref()
             .map_or(0, |l| count(l.iter().filter(|(_, s)| *s >= 2).count()));
@@ -385,9 +406,18 @@ fn courses_in(conn: &Connection, user: &UserId) -> Result<Vec<EnrolledCourse>> {
             leaf_nodes_count,
             local_completed,
         };
-        let mut enrolled = EnrolledCourse::new(&course, &batch, leaf_nodes_count)
-            .with_progress(figures.progress());
-        enrolled.content_status = content_status;
+        let mut enrolled =
+            EnrolledCourse::new(course, batch, leaf_nodes_count).with_progress(figures.progress());
+        // Likewise a content id cached before ids were checked that the core refuses.
+        enrolled.content_status = content_status
+            .into_iter()
+            .filter_map(|(content, status)| Some((ContentId::new(content).ok()?, status)))
+            .collect();
+        let course_leaves: Option<Vec<(ContentId, u8)>> = course_leaves.map(|l| {
+            l.into_iter()
+                .filter_map(|(content, status)| Some((content?, status)))
+                .collect()
+        });
         if let Some(l) = &course_leaves {
             for (content, status) in l {
                 let entry = enrolled.content_status.entry(content.clone()).or_insert(0);
@@ -405,9 +435,9 @@ fn courses_in(conn: &Connection, user: &UserId) -> Result<Vec<EnrolledCourse>> {
 fn write_leaves(
     conn: &Connection,
     user: &UserId,
-    course: &str,
-    batch: &str,
-    leaves: &[String],
+    course: &CourseId,
+    batch: &BatchId,
+    leaves: &[ContentId],
 ) -> Result<()> {
     conn.execute(
         "DELETE FROM course_leaf WHERE user_id = ?1 AND course_id = ?2 AND batch_id = ?3",
@@ -444,7 +474,7 @@ fn progress_moves(
                 .map_or(0, |b| b.completion_percentage);
             (old != course.completion_percentage).then(|| {
                 Event::CourseProgressChanged(CourseProgressChanged {
-                    user: user.to_string(),
+                    user: user.clone(),
                     course: course.course_id.clone(),
                     batch: course.batch_id.clone(),
                     before: old,

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use headway::{
-    Adapter, AdapterError, ContentItem, EnrolledCourse, Outgoing, PushReport, RetryCause,
+    Adapter, AdapterError, BatchId, ContentItem, CourseId, EnrolledCourse, Outgoing, PushReport,
+    RetryCause, UserId,
 };
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
@@ -65,9 +66,9 @@ impl std::fmt::Debug for UserToken {
 #[async_trait]
 pub trait TokenProvider: Send + Sync {
     /// The current token of `user`.
-    async fn token(&self, user: &str) -> Result<UserToken>;
+    async fn token(&self, user: &UserId) -> Result<UserToken>;
     /// A new token for `user`, after the server refused the current one.
-    async fn refresh(&self, user: &str) -> Result<UserToken> {
+    async fn refresh(&self, user: &UserId) -> Result<UserToken> {
         self.token(user).await
     }
 }
@@ -91,7 +92,7 @@ impl StaticToken {
 
 #[async_trait]
 impl TokenProvider for StaticToken {
-    async fn token(&self, _user: &str) -> Result<UserToken> {
+    async fn token(&self, _user: &UserId) -> Result<UserToken> {
         Ok(self.0.clone())
     }
 }
@@ -317,7 +318,7 @@ impl SunbirdAdapter {
         }
     }
 
-    async fn headers(&self, user: &str, token: TokenUse) -> Result<HeaderMap> {
+    async fn headers(&self, user: &UserId, token: TokenUse) -> Result<HeaderMap> {
         let token = match token {
             TokenUse::Current => self.tokens.token(user).await?,
             TokenUse::Refreshed => self.tokens.refresh(user).await?,
@@ -343,7 +344,7 @@ impl SunbirdAdapter {
     }
 
     /// Sends one request the machine asked for; no retry here.
-    async fn send(&self, user: &str, request: Request) -> Answer {
+    async fn send(&self, user: &UserId, request: Request) -> Answer {
         let headers = match self.headers(user, request.token).await {
             Ok(headers) => headers,
             Err(e) => return Answer::NotSent(e),
@@ -378,7 +379,7 @@ impl SunbirdAdapter {
 
     /// Runs `machine` to its end over HTTP: sends what it asks, sleeps its back-offs, and
     /// reports its progress.
-    async fn drive<M: Machine + Send>(&self, user: &str, mut machine: M) -> M::Output {
+    async fn drive<M: Machine + Send>(&self, user: &UserId, mut machine: M) -> M::Output {
         loop {
             let step = machine.poll(Instant::now());
             if let (Some(progress), Some((done, total))) =
@@ -400,16 +401,16 @@ impl SunbirdAdapter {
 
 #[async_trait]
 impl Adapter for SunbirdAdapter {
-    async fn push(&self, user: &str, items: &[Outgoing]) -> PushReport {
+    async fn push(&self, user: &UserId, items: &[Outgoing]) -> PushReport {
         let push = UpdatePush::new(&self.config, user, items, Instant::now());
         self.drive(user, push).await
     }
 
     async fn read_states(
         &self,
-        user: &str,
-        course: &str,
-        batch: &str,
+        user: &UserId,
+        course: &CourseId,
+        batch: &BatchId,
     ) -> std::result::Result<Vec<ContentItem>, AdapterError> {
         let read = Read::states(&self.config, user, course, batch, Instant::now());
         let answer = self.drive(user, read).await?;
@@ -420,7 +421,7 @@ impl Adapter for SunbirdAdapter {
 
     async fn enrolled_courses(
         &self,
-        user: &str,
+        user: &UserId,
     ) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> {
         let read = Read::enrolled_courses(&self.config, user, Instant::now());
         let answer = self.drive(user, read).await?;

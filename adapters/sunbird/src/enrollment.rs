@@ -27,8 +27,9 @@ mod tests {
 
     #[test]
     fn the_leaf_list_is_kept_once_and_every_other_field_stays() {
-        let mut course = EnrolledCourse::new("do_course", "0130", 2);
-        course.leaf_nodes = Some(vec!["do_1".into(), "do_2".into()]);
+        let (course, batch) = ("do_course".try_into().unwrap(), "0130".try_into().unwrap());
+        let mut course = EnrolledCourse::new(course, batch, 2);
+        course.leaf_nodes = Some(vec!["do_1".try_into().unwrap(), "do_2".try_into().unwrap()]);
         let fields = serde_json::json!({
             "courseId": "do_course",
             "content": {"name": "Photosynthesis", "leafNodes": ["do_1", "do_2"], "leafNodesCount": 2},

@@ -4,7 +4,10 @@
 //! derives. A malformed event is refused with the core's [`headway::Error::InvalidTelemetry`]
 //! (a generic refusal of the app's input) and records nothing.
 
-use headway::{ContentKey, ContentState, Error, ProgressUpdate, Result, Status, Store, Timestamp};
+use headway::{
+    BatchId, ContentId, ContentKey, ContentState, CourseId, Error, ProgressUpdate, Result, Status,
+    Store, Timestamp, UserId,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -17,17 +20,20 @@ use serde_json::{Map, Value};
 ///     r#"{"userId":"u1","courseId":"do_course","batchId":"0130","batchStatus":1,"mimeType":"video/mp4"}"#,
 /// )?;
 /// assert_eq!(context.batch_status, Some(1));
+/// // Ids are checked as they are read.
+/// let padded = r#"{"userId":"u1","courseId":" do_course","batchId":"0130"}"#;
+/// assert!(serde_json::from_str::<headway_sunbird::CourseContext>(padded).is_err());
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CourseContext {
     /// The learner.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The course being played.
-    pub course_id: String,
+    pub course_id: CourseId,
     /// The batch the learner is enrolled in.
-    pub batch_id: String,
+    pub batch_id: BatchId,
     /// The batch's status: only 1 (ongoing) accepts updates; missing counts as 0.
     #[serde(default)]
     pub batch_status: Option<i64>,
@@ -167,7 +173,7 @@ pub fn progress_from_summary(summary: &[Value], mime_type: &str) -> u8 {
 /// use headway::Status;
 /// use headway_sunbird::{player_event, CourseContext, PlayerEvent};
 /// let context = CourseContext {
-///     user_id: "u1".into(), course_id: "do_course".into(), batch_id: "0130".into(),
+///     user_id: "u1".try_into()?, course_id: "do_course".try_into()?, batch_id: "0130".try_into()?,
 ///     batch_status: Some(1), mime_type: Some("video/mp4".into()),
 /// };
 /// let end = br#"{"eid":"END","ets":1714558530123,"actor":{"id":"u1"},
@@ -233,12 +239,12 @@ impl ParsedEvent {
                 )));
             }
         }
-        let key = ContentKey::new(
+        let key = ContentKey::from_ids(
             context.user_id.clone(),
             context.course_id.clone(),
             context.batch_id.clone(),
-            content,
-        )?;
+            ContentId::new(content)?,
+        );
         let at = match event.get("ets") {
             None | Some(Value::Null) => now,
             Some(ets) => {
@@ -338,7 +344,7 @@ pub trait RecordPlayerEvent {
     /// use headway_sunbird::{CourseContext, PlayerEventOutcome, RecordPlayerEvent};
     /// let store = Store::open_in_memory()?;
     /// let context = CourseContext {
-    ///     user_id: "u1".into(), course_id: "do_course".into(), batch_id: "0130".into(),
+    ///     user_id: "u1".try_into()?, course_id: "do_course".try_into()?, batch_id: "0130".try_into()?,
     ///     batch_status: Some(1), mime_type: Some("application/pdf".into()),
     /// };
     /// let end = br#"{"eid":"END","context":{"pdata":{"pid":"sunbird.app.contentplayer"}},

@@ -8,11 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use headway::{
-    ContentItem, ContentKey, ContentState, EnrolledCourse, ItemOutcome, Outgoing, Progress,
-    RejectionReason, RetryCause, Status, Timestamp,
+    BatchId, ContentId, ContentItem, ContentKey, ContentState, CourseId, EnrolledCourse,
+    ItemOutcome, Outgoing, Progress, RejectionReason, RetryCause, Status, Timestamp, UserId,
 };
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
@@ -580,7 +580,7 @@ struct ReadFilter<'a> {
 /// Reads `result.contentList` of a content-state read into content items of `user`. Rows with
 /// missing ids are skipped; a status above 2 reads as completed, and dates that do not parse
 /// read as unknown.
-pub fn parse_read(user: &str, body: &[u8]) -> Result<Vec<ContentItem>, String> {
+pub fn parse_read(user: &UserId, body: &[u8]) -> Result<Vec<ContentItem>, String> {
     let envelope: Lenient<ReadEnvelope> =
         serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let list = envelope
@@ -618,98 +618,205 @@ pub fn parse_read(user: &str, body: &[u8]) -> Result<Vec<ContentItem>, String> {
 }
 
 /// Reads `result.courses` of an enrollment list. Every course keeps all the fields the server
-/// sent (`fields`); `contentStatus` is accepted as a map or as a JSON string.
+/// sent (`fields`); `contentStatus` is accepted as a map or as a JSON string. The course id is
+/// `courseId`, else `collectionId`, else `contentId`; the leaves are `content.leafNodes`; the
+/// leaf count is `leafNodesCount`, else `content.leafNodesCount`, else the leaves listed; the
+/// batch's status is `batch.status`, else that of the enrolled batch in `content.batches`.
+/// A field of another type than Sunbird's reads as absent, and so does an id the core refuses
+/// ([`CourseId`] and the other id types): an entry without a usable course or batch id is
+/// skipped, and a leaf or a `contentStatus` entry under a refused content id is left out.
+///
+/// ```
+/// let body = br#"{"result":{"courses":[
+///     {"collectionId":"do_c","batchId":"b1","progress":1,"leafNodesCount":2,"courseName":"Fractions"},
+///     {"courseId":"do_d"}
+/// ]}}"#;
+/// let courses = headway_sunbird::wire::parse_enrollment_list(body)?;
+/// assert_eq!(courses.len(), 1); // the second has no batch
+/// assert_eq!((courses[0].course_id.as_str(), courses[0].progress), ("do_c", 1));
+/// assert_eq!(courses[0].fields["courseName"], "Fractions");
+/// # Ok::<(), String>(())
+/// ```
 pub fn parse_enrollment_list(body: &[u8]) -> Result<Vec<EnrolledCourse>, String> {
-    let envelope: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let envelope: Lenient<ListEnvelope> =
+        serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let courses = envelope
-        .pointer("/result/courses")
-        .and_then(Value::as_array)
+        .0
+        .and_then(|e| e.result.0)
+        .and_then(|r| r.courses.0)
         .ok_or("no result.courses")?;
-    let mut out = Vec::new();
-    for course in courses {
-        let Some(fields) = course.as_object() else {
-            continue;
-        };
-        let text = |name: &str| fields.get(name).and_then(Value::as_str);
-        let Some(course_id) = text("courseId")
-            .or_else(|| text("collectionId"))
-            .or_else(|| text("contentId"))
-        else {
-            continue;
-        };
-        let Some(batch_id) = text("batchId") else {
-            continue;
-        };
-        let number = |v: Option<&Value>| {
-            v.and_then(Value::as_u64)
-                .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-        };
-        let content = fields.get("content");
-        let leaf_nodes: Option<Vec<String>> = content
-            .and_then(|c| c.get("leafNodes"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            });
-        let leaf_nodes_count = number(fields.get("leafNodesCount"))
-            .or_else(|| number(content.and_then(|c| c.get("leafNodesCount"))))
-            .or_else(|| {
-                leaf_nodes
-                    .as_ref()
-                    .map(|l| u32::try_from(l.len()).unwrap_or(u32::MAX))
-            })
-            .unwrap_or(0);
-        let batch_status = fields
-            .get("batch")
-            .and_then(|b| b.get("status"))
-            .and_then(Value::as_i64)
-            .or_else(|| {
-                content
-                    .and_then(|c| c.get("batches"))
-                    .and_then(Value::as_array)?
-                    .iter()
-                    .find(|b| b.get("batchId").and_then(Value::as_str) == Some(batch_id))?
-                    .get("status")?
-                    .as_i64()
-            });
-        let mut enrolled = EnrolledCourse::new(course_id, batch_id, leaf_nodes_count);
-        enrolled.progress = number(fields.get("progress")).unwrap_or(0);
-        enrolled.completion_percentage = number(fields.get("completionPercentage")).unwrap_or(0);
-        enrolled.status = fields
-            .get("status")
-            .and_then(Value::as_u64)
-            .map_or(0, |s| u8::try_from(s.min(2)).unwrap_or(2));
-        enrolled.content_status = content_status(fields.get("contentStatus"));
-        enrolled.leaf_nodes = leaf_nodes;
-        enrolled.batch_status = batch_status;
-        enrolled.fields = fields.clone();
-        out.push(enrolled);
-    }
-    Ok(out)
+    Ok(courses
+        .into_iter()
+        .filter_map(|entry| entry.0.and_then(Object::into_course))
+        .collect())
 }
 
-fn content_status(value: Option<&Value>) -> BTreeMap<String, u8> {
-    let parsed;
-    let map = match value {
-        Some(Value::Object(map)) => map,
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => {
-                parsed = map;
-                &parsed
-            }
-            _ => return BTreeMap::new(),
-        },
-        _ => return BTreeMap::new(),
-    };
-    map.iter()
-        .filter_map(|(id, status)| {
-            let s = status.as_u64()?.min(2);
-            Some((id.clone(), u8::try_from(s).ok()?))
-        })
-        .collect()
+/// An enrollment list's answer: `result.courses`.
+#[derive(Deserialize)]
+struct ListEnvelope {
+    #[serde(default)]
+    result: Lenient<ListResult>,
+}
+
+#[derive(Deserialize)]
+struct ListResult {
+    #[serde(default)]
+    courses: Lenient<Vec<Lenient<Object<ListedCourse>>>>,
+}
+
+/// A JSON object read as `T`, with the object itself kept. Only an object is read: serde's
+/// derived structs would also read an array, field by field.
+struct Object<T> {
+    typed: T,
+    fields: Map<String, Value>,
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Object<T>, D::Error> {
+        let fields = Map::deserialize(deserializer)?;
+        let typed = T::deserialize(&fields).map_err(serde::de::Error::custom)?;
+        Ok(Object { typed, fields })
+    }
+}
+
+/// One entry of an enrollment list, as far as headway models it (sunbird-api.md §4.1; every
+/// field may be missing or of another type, as the list drifts between server versions).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedCourse {
+    #[serde(default)]
+    course_id: Lenient<CourseId>,
+    #[serde(default)]
+    collection_id: Lenient<CourseId>,
+    #[serde(default)]
+    content_id: Lenient<CourseId>,
+    #[serde(default)]
+    batch_id: Lenient<BatchId>,
+    #[serde(default)]
+    progress: Lenient<u64>,
+    #[serde(default)]
+    leaf_nodes_count: Lenient<u64>,
+    #[serde(default)]
+    completion_percentage: Lenient<u64>,
+    #[serde(default)]
+    status: Lenient<u64>,
+    #[serde(default)]
+    content_status: Lenient<ContentStatus>,
+    #[serde(default)]
+    batch: Lenient<Object<ListedBatch>>,
+    #[serde(default)]
+    content: Lenient<Object<ListedContent>>,
+}
+
+/// The course's content, from content search: its leaves and batches.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedContent {
+    #[serde(default)]
+    leaf_nodes: Lenient<Vec<Lenient<ContentId>>>,
+    #[serde(default)]
+    leaf_nodes_count: Lenient<u64>,
+    #[serde(default)]
+    batches: Lenient<Vec<Lenient<Object<ListedBatch>>>>,
+}
+
+/// A batch of the course: `batch` (with `batchDetails`) or an element of `content.batches`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedBatch {
+    #[serde(default)]
+    batch_id: Lenient<String>,
+    #[serde(default)]
+    status: Lenient<i64>,
+}
+
+/// `contentStatus`: content id → status, as a map or as the same map in a JSON string (the
+/// mobile SDK's model types it as a string).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ContentStatus {
+    Map(BTreeMap<String, Lenient<u64>>),
+    Text(String),
+}
+
+impl ContentStatus {
+    /// The statuses, each at most 2; an entry that is not a number, or whose id the core
+    /// refuses, is left out, and a string that is not such a map reads as empty.
+    fn statuses(self) -> BTreeMap<ContentId, u8> {
+        let map = match self {
+            ContentStatus::Map(map) => map,
+            ContentStatus::Text(text) => serde_json::from_str(&text).unwrap_or_default(),
+        };
+        map.into_iter()
+            .filter_map(|(id, status)| {
+                let status = u8::try_from(status.0?.min(2)).ok()?;
+                Some((ContentId::new(id).ok()?, status))
+            })
+            .collect()
+    }
+}
+
+/// A count as the core keeps it: saturated at `u32::MAX`.
+fn count(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl Object<ListedCourse> {
+    /// The enrolled course this entry lists, or `None` when it has no usable course or batch id.
+    fn into_course(self) -> Option<EnrolledCourse> {
+        let Object {
+            typed: listed,
+            fields,
+        } = self;
+        let course_id = listed
+            .course_id
+            .0
+            .or(listed.collection_id.0)
+            .or(listed.content_id.0)?;
+        let batch_id = listed.batch_id.0?;
+        let content = listed.content.0.map(|c| c.typed);
+        let (leaf_nodes, content_count, batches) = match content {
+            Some(c) => (c.leaf_nodes.0, c.leaf_nodes_count.0, c.batches.0),
+            None => (None, None, None),
+        };
+        let leaf_nodes: Option<Vec<ContentId>> =
+            leaf_nodes.map(|l| l.into_iter().filter_map(|leaf| leaf.0).collect());
+        let leaf_nodes_count = listed
+            .leaf_nodes_count
+            .0
+            .or(content_count)
+            .map(count)
+            .or_else(|| {
+                let listed = leaf_nodes.as_ref()?.len();
+                Some(count(u64::try_from(listed).unwrap_or(u64::MAX)))
+            })
+            .unwrap_or(0);
+        let batch_status = listed.batch.0.and_then(|b| b.typed.status.0).or_else(|| {
+            // The first batch listed under the enrolled batch's id.
+            batches?
+                .into_iter()
+                .filter_map(|b| b.0.map(|b| b.typed))
+                .find(|b| b.batch_id.0.as_deref() == Some(batch_id.as_str()))?
+                .status
+                .0
+        });
+        let mut enrolled = EnrolledCourse::new(course_id, batch_id, leaf_nodes_count);
+        enrolled.progress = listed.progress.0.map_or(0, count);
+        enrolled.completion_percentage = listed.completion_percentage.0.map_or(0, count);
+        enrolled.status = listed
+            .status
+            .0
+            .map_or(0, |s| u8::try_from(s.min(2)).unwrap_or(2));
+        enrolled.content_status = listed
+            .content_status
+            .0
+            .map(ContentStatus::statuses)
+            .unwrap_or_default();
+        enrolled.leaf_nodes = leaf_nodes;
+        enrolled.batch_status = batch_status;
+        enrolled.fields = fields;
+        Some(enrolled)
+    }
 }
 
 #[cfg(test)]
@@ -1012,16 +1119,16 @@ mod tests {
         let read = br#"{"result":{"contentList":[5,{"contentId":"do_1","collectionId":"c",
             "batchId":"b","status":"2","progress":250},{"contentId":"do_2","courseId":7,
             "batchId":"b","status":2}]}}"#;
-        let items = parse_read("u1", read).unwrap();
+        let items = parse_read(&"u1".try_into().unwrap(), read).unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].key().course(), "c");
         assert_eq!(items[0].state().status(), Status::NotStarted);
         assert_eq!(items[0].state().progress().get(), 100);
         assert_eq!(
-            parse_read("u1", br#"{"result":{}}"#),
+            parse_read(&"u1".try_into().unwrap(), br#"{"result":{}}"#),
             Err("no result.contentList".into())
         );
-        assert!(parse_read("u1", b"not json").is_err());
+        assert!(parse_read(&"u1".try_into().unwrap(), b"not json").is_err());
         assert_eq!(
             error_reason(br#"{"params":{"err":5,"errmsg":"Date format error."}}"#),
             Some("Date format error.".into())
@@ -1040,5 +1147,458 @@ mod tests {
         assert_eq!(courses[0].leaf_nodes.as_ref().map(Vec::len), Some(3));
         assert_eq!(courses[0].batch_status, Some(1));
         assert_eq!(courses[0].fields["courseName"], "Fractions");
+    }
+
+    /// The courses of an enrollment list whose `result.courses` is `entries`.
+    fn listed(entries: &str) -> Vec<EnrolledCourse> {
+        let body = format!(r#"{{"result":{{"courses":[{entries}]}}}}"#);
+        parse_enrollment_list(body.as_bytes()).unwrap()
+    }
+
+    fn ids(courses: &[EnrolledCourse]) -> Vec<(&str, &str)> {
+        courses
+            .iter()
+            .map(|c| (c.course_id.as_str(), c.batch_id.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn an_enrollment_entry_takes_its_course_id_from_course_id_then_collection_id_then_content_id() {
+        let courses = listed(
+            r#"{"courseId":"do_a","collectionId":"do_x","contentId":"do_y","batchId":"b1"},
+            {"collectionId":"do_b","contentId":"do_y","batchId":"b1"},
+            {"contentId":"do_c","batchId":"b1"},
+            {"courseId":7,"collectionId":"do_d","batchId":"b1"}"#,
+        );
+        assert_eq!(
+            ids(&courses),
+            [
+                ("do_a", "b1"),
+                ("do_b", "b1"),
+                ("do_c", "b1"),
+                ("do_d", "b1")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_enrollment_entry_whose_ids_the_core_refuses_is_skipped_like_one_missing_its_ids() {
+        let courses = listed(
+            r#"{"courseId":"do_ok","batchId":"b1"},
+            {"courseId":"do_no_batch"},
+            {"batchId":"b1"},
+            {"courseId":" ","batchId":"b1"},
+            {"courseId":"do_blank_batch","batchId":""},
+            {"courseId":"do_padded_batch","batchId":"b1 "},
+            {"courseId":"do_numbered_batch","batchId":130},
+            {"courseId":"","collectionId":"do_fallback","batchId":"b2"}"#,
+        );
+        // A refused course id reads as absent, so the next name of the course is used.
+        assert_eq!(ids(&courses), [("do_ok", "b1"), ("do_fallback", "b2")]);
+    }
+
+    #[test]
+    fn an_enrollment_entry_that_is_not_an_object_is_skipped() {
+        let courses =
+            listed(r#"["do_array","b1"], "do_text", 3, null, {"courseId":"do_ok","batchId":"b1"}"#);
+        assert_eq!(ids(&courses), [("do_ok", "b1")]);
+    }
+
+    #[test]
+    fn an_enrollment_list_without_result_courses_is_an_error() {
+        for body in [
+            &br#"{"result":{}}"#[..],
+            br#"{"result":{"courses":{}}}"#,
+            br#"{"result":"courses"}"#,
+            br#"[]"#,
+        ] {
+            assert_eq!(parse_enrollment_list(body), Err("no result.courses".into()));
+        }
+        assert!(parse_enrollment_list(b"{not json").is_err());
+        assert_eq!(
+            parse_enrollment_list(br#"{"result":{"courses":[]}}"#),
+            Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn the_leaves_come_from_content_and_refused_or_non_text_leaves_are_left_out() {
+        let courses = listed(
+            r#"{"courseId":"do_c","batchId":"b1","leafNodesCount":4,
+                "content":{"leafNodes":["do_1","",7,"do_2 ","do_3"]}}"#,
+        );
+        let leaves: Vec<&str> = courses[0]
+            .leaf_nodes
+            .iter()
+            .flatten()
+            .map(|leaf| leaf.as_str())
+            .collect();
+        assert_eq!(leaves, ["do_1", "do_3"]);
+        assert_eq!(courses[0].leaf_nodes_count, 4);
+    }
+
+    #[test]
+    fn the_leaf_count_is_the_lists_else_the_contents_else_the_number_of_leaves_listed() {
+        let courses = listed(
+            r#"{"courseId":"do_a","batchId":"b1","leafNodesCount":9,
+                "content":{"leafNodesCount":5,"leafNodes":["do_1"]}},
+            {"courseId":"do_b","batchId":"b1","leafNodesCount":"9",
+                "content":{"leafNodesCount":5,"leafNodes":["do_1"]}},
+            {"courseId":"do_c","batchId":"b1","content":{"leafNodes":["do_1","do_2"]}},
+            {"courseId":"do_d","batchId":"b1","content":"do_d"},
+            {"courseId":"do_e","batchId":"b1","leafNodesCount":99999999999}"#,
+        );
+        let counts: Vec<u32> = courses.iter().map(|c| c.leaf_nodes_count).collect();
+        assert_eq!(counts, [9, 5, 2, 0, u32::MAX]);
+        assert_eq!(courses[3].leaf_nodes, None);
+    }
+
+    #[test]
+    fn the_batch_status_is_the_batchs_else_that_of_the_enrolled_batch_in_content_batches() {
+        let courses = listed(
+            r#"{"courseId":"do_a","batchId":"b1","batch":{"batchId":"b1","status":2},
+                "content":{"batches":[{"batchId":"b1","status":1}]}},
+            {"courseId":"do_b","batchId":"b1",
+                "content":{"batches":[{"batchId":"b0","status":2},"b1",{"batchId":"b1","status":1}]}},
+            {"courseId":"do_c","batchId":"b1","batch":["b1",2],
+                "content":{"batches":[{"batchId":"b1","status":"1"},{"batchId":"b1","status":1}]}},
+            {"courseId":"do_d","batchId":"b1","batch":{"status":"2"}}"#,
+        );
+        let statuses: Vec<Option<i64>> = courses.iter().map(|c| c.batch_status).collect();
+        // A batch given as an array is not read field by field; the first enrolled batch in
+        // `content.batches` decides, even when its status is of another type.
+        assert_eq!(statuses, [Some(2), Some(1), None, None]);
+    }
+
+    #[test]
+    fn the_lists_figures_of_another_type_read_as_absent_and_a_status_above_2_as_completed() {
+        let courses = listed(
+            r#"{"courseId":"do_a","batchId":"b1","progress":"3","completionPercentage":-1,
+                "status":7,"leafNodesCount":4},
+            {"courseId":"do_b","batchId":"b1","progress":3,"completionPercentage":75,"status":1.0,
+                "leafNodesCount":4}"#,
+        );
+        let figures: Vec<(u32, u32, u8)> = courses
+            .iter()
+            .map(|c| (c.progress, c.completion_percentage, c.status))
+            .collect();
+        assert_eq!(figures, [(0, 0, 2), (3, 75, 0)]);
+    }
+
+    #[test]
+    fn content_status_keeps_only_numbered_entries_under_ids_the_core_takes() {
+        let courses = listed(
+            r#"{"courseId":"do_a","batchId":"b1",
+                "contentStatus":{"do_1":2,"do_2":"2","":1,"do_3":5,"do_4":-1,"do_5":1}},
+            {"courseId":"do_b","batchId":"b1","contentStatus":"{\"do_1\":1,\"do_2\":null}"},
+            {"courseId":"do_c","batchId":"b1","contentStatus":"not a map"},
+            {"courseId":"do_d","batchId":"b1","contentStatus":["do_1"]}"#,
+        );
+        let statuses: Vec<Vec<(&str, u8)>> = courses
+            .iter()
+            .map(|c| {
+                c.content_status
+                    .iter()
+                    .map(|(id, s)| (id.as_str(), *s))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                vec![("do_1", 2), ("do_3", 2), ("do_5", 1)],
+                vec![("do_1", 1)],
+                vec![],
+                vec![],
+            ]
+        );
+    }
+
+    #[test]
+    fn every_field_of_an_enrollment_entry_is_kept_as_the_server_sent_it() {
+        let entry = serde_json::json!({
+            "courseId": "do_c", "collectionId": "do_c", "batchId": "b1", "userId": "u1",
+            "courseName": "Fractions", "active": true, "dateTime": 1_594_191_696_100_i64,
+            "progress": "1", "status": 1, "contentStatus": "{\"do_1\":2}",
+            "content": {"leafNodes": ["do_1", ""], "batches": [{"batchId": "b1", "status": 1}]},
+            "batch": [1, 2], "certificates": [{"lastIssuedOn": "2020-07-22T12:57:44.335+00:00"}],
+        });
+        let courses = listed(&entry.to_string());
+        assert_eq!(serde_json::Value::Object(courses[0].fields.clone()), entry);
+    }
+
+    /// The enrollment-list reader before it went through serde structs (walking
+    /// `serde_json::Value` by hand), kept as the oracle its replacement must agree with on
+    /// every list whose ids the core takes. Each course as `EnrolledCourse` serializes.
+    fn parse_enrollment_list_by_hand(body: &[u8]) -> Result<Vec<Value>, String> {
+        let envelope: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let courses = envelope
+            .pointer("/result/courses")
+            .and_then(Value::as_array)
+            .ok_or("no result.courses")?;
+        let mut out = Vec::new();
+        for course in courses {
+            let Some(fields) = course.as_object() else {
+                continue;
+            };
+            let text = |name: &str| fields.get(name).and_then(Value::as_str);
+            let Some(course_id) = text("courseId")
+                .or_else(|| text("collectionId"))
+                .or_else(|| text("contentId"))
+            else {
+                continue;
+            };
+            let Some(batch_id) = text("batchId") else {
+                continue;
+            };
+            let number = |v: Option<&Value>| {
+                v.and_then(Value::as_u64)
+                    .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            };
+            let content = fields.get("content");
+            // Every text of `content.leafNodes`, in order.
+            let leaf_nodes: Option<Vec<String>> = content
+                .and_then(|c| c.get("leafNodes"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| Some(v.as_str()?.to_owned()))
+                        .collect()
+                });
+            let leaf_nodes_count = number(fields.get("leafNodesCount"))
+                .or_else(|| number(content.and_then(|c| c.get("leafNodesCount"))))
+                .or_else(|| {
+                    leaf_nodes
+                        .as_ref()
+                        .map(|l| u32::try_from(l.len()).unwrap_or(u32::MAX))
+                })
+                .unwrap_or(0);
+            let batch_status = fields
+                .get("batch")
+                .and_then(|b| b.get("status"))
+                .and_then(Value::as_i64)
+                .or_else(|| {
+                    content
+                        .and_then(|c| c.get("batches"))
+                        .and_then(Value::as_array)?
+                        .iter()
+                        .find(|b| b.get("batchId").and_then(Value::as_str) == Some(batch_id))?
+                        .get("status")?
+                        .as_i64()
+                });
+            let parsed;
+            let status_map = match fields.get("contentStatus") {
+                Some(Value::Object(map)) => Some(map),
+                Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+                    Ok(Value::Object(map)) => {
+                        parsed = map;
+                        Some(&parsed)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            let content_status: BTreeMap<String, u8> = status_map
+                .into_iter()
+                .flatten()
+                .filter_map(|(id, status)| {
+                    let s = status.as_u64()?.min(2);
+                    Some((id.clone(), u8::try_from(s).ok()?))
+                })
+                .collect();
+            out.push(serde_json::json!({
+                "courseId": course_id,
+                "batchId": batch_id,
+                "progress": number(fields.get("progress")).unwrap_or(0),
+                "leafNodesCount": leaf_nodes_count,
+                "completionPercentage": number(fields.get("completionPercentage")).unwrap_or(0),
+                "status": fields
+                    .get("status")
+                    .and_then(Value::as_u64)
+                    .map_or(0, |s| u8::try_from(s.min(2)).unwrap_or(2)),
+                "contentStatus": content_status,
+                "leafNodes": leaf_nodes,
+                "batchStatus": batch_status,
+                "fields": fields,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Any JSON value an enrollment list might hold in a place it should not: every text is
+    /// an id the core takes.
+    fn junk() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            prop::sample::select(vec![-1_i64, 0, 1, 2, 3, 7, 5_000_000_000]).prop_map(Value::from),
+            Just(serde_json::json!(1.5)),
+            prop::sample::select(vec!["do_1", "b1", "2", r#"{"do_1":2,"do_2":"1"}"#, "[1]"])
+                .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec!["do_1", "status", "batchId"]),
+                        inner
+                    ),
+                    0..3
+                )
+                .prop_map(|entries| Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect()
+                )),
+            ]
+        })
+    }
+
+    /// An id (most of the time) or junk.
+    fn id_or_junk() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => prop::sample::select(vec!["do_c", "do_d", "b1", "b2"]).prop_map(Value::from),
+            1 => junk(),
+        ]
+    }
+
+    /// A count or status (most of the time) or junk.
+    fn number_or_junk() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => prop::sample::select(vec![0_u64, 1, 2, 3, 40, 5_000_000_000]).prop_map(Value::from),
+            1 => junk(),
+        ]
+    }
+
+    /// An object of the given optional fields.
+    fn object(fields: Vec<(&'static str, Option<Value>)>) -> Value {
+        Value::Object(
+            fields
+                .into_iter()
+                .filter_map(|(name, value)| Some((name.to_string(), value?)))
+                .collect(),
+        )
+    }
+
+    /// A batch: `batch` or an element of `content.batches`.
+    fn listed_batch() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => (prop::option::of(id_or_junk()), prop::option::of(number_or_junk()))
+                .prop_map(|(id, status)| object(vec![("batchId", id), ("status", status)])),
+            1 => junk(),
+        ]
+    }
+
+    /// `contentStatus`: a map, the same map as a string, or junk.
+    fn content_status_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let map = || {
+            prop::collection::vec(
+                (
+                    prop::sample::select(vec!["do_1", "do_2", "do_3"]),
+                    number_or_junk(),
+                ),
+                0..4,
+            )
+            .prop_map(|entries| {
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                )
+            })
+        };
+        prop_oneof![
+            2 => map(),
+            2 => map().prop_map(|m| Value::from(m.to_string())),
+            1 => junk(),
+        ]
+    }
+
+    /// An enrollment-list entry: Sunbird's fields, each perhaps missing or of another type.
+    fn listing_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaves = prop_oneof![
+            3 => prop::collection::vec(id_or_junk(), 0..5).prop_map(Value::Array),
+            1 => junk(),
+        ];
+        let content = prop_oneof![
+            4 => (
+                prop::option::of(leaves),
+                prop::option::of(number_or_junk()),
+                prop::option::of(prop_oneof![
+                    3 => prop::collection::vec(listed_batch(), 0..4).prop_map(Value::Array),
+                    1 => junk(),
+                ]),
+            )
+                .prop_map(|(leaves, count, batches)| object(vec![
+                    ("leafNodes", leaves),
+                    ("leafNodesCount", count),
+                    ("batches", batches),
+                    ("name", Some(Value::from("Fractions"))),
+                ])),
+            1 => junk(),
+        ];
+        let ids = (
+            prop::option::of(id_or_junk()),
+            prop::option::of(id_or_junk()),
+            prop::option::of(id_or_junk()),
+            prop::option::of(id_or_junk()),
+        );
+        let figures = (
+            prop::option::of(number_or_junk()),
+            prop::option::of(number_or_junk()),
+            prop::option::of(number_or_junk()),
+            prop::option::of(number_or_junk()),
+        );
+        let rest = (
+            prop::option::of(content_status_json()),
+            prop::option::of(listed_batch()),
+            prop::option::of(content),
+            prop::option::of(junk()),
+        );
+        let entry = (ids, figures, rest).prop_map(
+            |(
+                (course, collection, content_id, batch),
+                (progress, count, percentage, status),
+                (statuses, listed, content, extra),
+            )| {
+                object(vec![
+                    ("courseId", course),
+                    ("collectionId", collection),
+                    ("contentId", content_id),
+                    ("batchId", batch),
+                    ("progress", progress),
+                    ("leafNodesCount", count),
+                    ("completionPercentage", percentage),
+                    ("status", status),
+                    ("contentStatus", statuses),
+                    ("batch", listed),
+                    ("content", content),
+                    ("courseName", extra),
+                ])
+            },
+        );
+        prop_oneof![8 => entry, 1 => junk()]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        #[test]
+        fn the_enrollment_list_reads_as_the_hand_walked_reader_read_it_when_every_id_is_taken(
+            entries in proptest::collection::vec(listing_json(), 0..4),
+        ) {
+            let body = serde_json::json!({"result": {"courses": entries}}).to_string();
+            let ours = parse_enrollment_list(body.as_bytes())
+                .map(|courses| courses.iter().map(|c| serde_json::to_value(c).unwrap()).collect::<Vec<_>>());
+            proptest::prop_assert_eq!(ours, parse_enrollment_list_by_hand(body.as_bytes()));
+        }
     }
 }

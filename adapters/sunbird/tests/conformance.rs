@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use headway::testing::{checks, Harness};
 use headway::{
-    Adapter, AdapterError, ContentItem, EnrolledCourse, ItemOutcome, Outgoing, PushReport, UserId,
+    Adapter, AdapterError, BatchId, ContentItem, CourseId, EnrolledCourse, ItemOutcome, Outgoing,
+    PushReport, UserId,
 };
 use headway_sunbird::{StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
 use headway_sunbird_server::{BatchStatus, Faults, ReferenceServer, ServerConfig};
@@ -35,11 +36,14 @@ impl Harness for SunbirdHarness {
         static ID: LazyLock<UserId> = LazyLock::new(|| UserId::new(LEARNER).unwrap());
         &ID
     }
-    fn open_batch(&self) -> (&str, &str) {
-        (COURSE, OPEN)
+    fn open_batch(&self) -> (CourseId, BatchId) {
+        (CourseId::new(COURSE).unwrap(), BatchId::new(OPEN).unwrap())
     }
-    fn refused_batch(&self) -> (&str, &str) {
-        (COURSE, CLOSED)
+    fn refused_batch(&self) -> (CourseId, BatchId) {
+        (
+            CourseId::new(COURSE).unwrap(),
+            BatchId::new(CLOSED).unwrap(),
+        )
     }
     async fn break_server(&self) {
         self.server.set_faults(Faults {
@@ -80,7 +84,7 @@ struct Broken {
 
 #[async_trait]
 impl Adapter for Broken {
-    async fn push(&self, user: &str, items: &[Outgoing]) -> PushReport {
+    async fn push(&self, user: &UserId, items: &[Outgoing]) -> PushReport {
         match self.breakage {
             Breakage::AcknowledgesWithoutSending => {
                 PushReport::all(items.len(), ItemOutcome::Acknowledged)
@@ -124,9 +128,9 @@ impl Adapter for Broken {
 
     async fn read_states(
         &self,
-        user: &str,
-        course: &str,
-        batch: &str,
+        user: &UserId,
+        course: &CourseId,
+        batch: &BatchId,
     ) -> Result<Vec<ContentItem>, AdapterError> {
         match self.breakage {
             Breakage::ReadsNothing => Ok(Vec::new()),
@@ -134,7 +138,7 @@ impl Adapter for Broken {
         }
     }
 
-    async fn enrolled_courses(&self, user: &str) -> Result<Vec<EnrolledCourse>, AdapterError> {
+    async fn enrolled_courses(&self, user: &UserId) -> Result<Vec<EnrolledCourse>, AdapterError> {
         self.inner.enrolled_courses(user).await
     }
 }

@@ -114,7 +114,7 @@ async fn a_refresh_while_the_server_lags_never_shows_a_course_lower() {
         .unwrap();
     assert_eq!(answer.sync.as_ref().map(|s| s.acknowledged), Some(2));
     use headway::Adapter;
-    let listed = adapter.enrolled_courses(USER).await.unwrap();
+    let listed = adapter.enrolled_courses(&user_id(USER)).await.unwrap();
     assert_eq!(
         listed[0].progress, 0,
         "the reference server's list should lag"

@@ -19,9 +19,9 @@ fn fixture(name: &str) -> Vec<u8> {
 
 fn context(mime: &str, batch_status: Option<i64>) -> CourseContext {
     CourseContext {
-        user_id: LEARNER.into(),
-        course_id: COURSE.into(),
-        batch_id: "01305961938705612812".into(),
+        user_id: user_id(LEARNER),
+        course_id: COURSE.try_into().unwrap(),
+        batch_id: "01305961938705612812".try_into().unwrap(),
         batch_status,
         mime_type: Some(mime.into()),
     }

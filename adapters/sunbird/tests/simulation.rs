@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use headway::{
-    Adapter, AdapterError, ContentItem, ContentKey, ContentState, Durability, EnrolledCourse,
-    Outgoing, PeerMessage, PeerSession, ProgressUpdate, PushReport, RetryCause, Role, Status,
-    Store, StoreOptions, SyncOptions, Timestamp,
+    Adapter, AdapterError, BatchId, ContentItem, ContentKey, ContentState, CourseId, Durability,
+    EnrolledCourse, Outgoing, PeerMessage, PeerSession, ProgressUpdate, PushReport, RetryCause,
+    Role, Status, Store, StoreOptions, SyncOptions, Timestamp, UserId,
 };
 use headway_sunbird::protocol::{
     Answer, Machine, Method, Read, Request, Step, Tally, TokenUse, UpdatePush,
@@ -197,16 +197,16 @@ impl SimAdapter<'_> {
 
 #[async_trait]
 impl Adapter for SimAdapter<'_> {
-    async fn push(&self, user: &str, items: &[Outgoing]) -> PushReport {
+    async fn push(&self, user: &UserId, items: &[Outgoing]) -> PushReport {
         let push = UpdatePush::new(self.config, user, items, self.network.now());
         self.drive(user, push)
     }
 
     async fn read_states(
         &self,
-        user: &str,
-        course: &str,
-        batch: &str,
+        user: &UserId,
+        course: &CourseId,
+        batch: &BatchId,
     ) -> Result<Vec<ContentItem>, AdapterError> {
         let read = Read::states(self.config, user, course, batch, self.network.now());
         let body = self.drive(user, read)?;
@@ -215,7 +215,7 @@ impl Adapter for SimAdapter<'_> {
         })
     }
 
-    async fn enrolled_courses(&self, _user: &str) -> Result<Vec<EnrolledCourse>, AdapterError> {
+    async fn enrolled_courses(&self, _user: &UserId) -> Result<Vec<EnrolledCourse>, AdapterError> {
         Ok(Vec::new())
     }
 }
@@ -266,6 +266,14 @@ impl Device {
 
 /// A server row's status, progress, last access and last completion.
 type ServerRow = (i64, i64, Option<i64>, Option<i64>);
+
+fn course_id() -> CourseId {
+    CourseId::new(COURSE).unwrap()
+}
+
+fn batch_id() -> BatchId {
+    BatchId::new(BATCH).unwrap()
+}
 
 fn server_states(service: &CourseService, user: &str) -> BTreeMap<String, ServerRow> {
     service
@@ -426,7 +434,10 @@ async fn run(seed: u64) -> Tally {
                     config: &config,
                 };
                 let user = devices[d].user.clone();
-                if let Ok(states) = adapter.read_states(&user, COURSE, BATCH).await {
+                if let Ok(states) = adapter
+                    .read_states(&user_id(&user), &course_id(), &batch_id())
+                    .await
+                {
                     devices[d].store().merge_server_states(&states).unwrap();
                 }
             }
@@ -536,7 +547,10 @@ async fn run(seed: u64) -> Tally {
                 report.rejected.is_empty(),
                 "HEADWAY_SEED={seed}: {report:?}"
             );
-            let states = adapter.read_states(&user, COURSE, BATCH).await.unwrap();
+            let states = adapter
+                .read_states(&user_id(&user), &course_id(), &batch_id())
+                .await
+                .unwrap();
             device.store().merge_server_states(&states).unwrap();
         }
         for d in 0..device_count {

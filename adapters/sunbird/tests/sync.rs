@@ -250,7 +250,7 @@ struct ExpiringTokens {
 
 #[async_trait]
 impl TokenProvider for ExpiringTokens {
-    async fn token(&self, _user: &str) -> headway_sunbird::Result<UserToken> {
+    async fn token(&self, _user: &headway::UserId) -> headway_sunbird::Result<UserToken> {
         Ok(UserToken::new(
             if self.refreshes.load(Ordering::SeqCst) > 0 {
                 "fresh"
@@ -259,7 +259,7 @@ impl TokenProvider for ExpiringTokens {
             },
         ))
     }
-    async fn refresh(&self, user: &str) -> headway_sunbird::Result<UserToken> {
+    async fn refresh(&self, user: &headway::UserId) -> headway_sunbird::Result<UserToken> {
         self.refreshes.fetch_add(1, Ordering::SeqCst);
         self.token(user).await
     }
@@ -475,11 +475,18 @@ async fn reads_parse_the_servers_states_and_enrolled_courses() {
         .await
         .unwrap();
     use headway::Adapter;
-    let states = adapter.read_states(USER, COURSE, BATCH).await.unwrap();
+    let (course, batch) = (
+        headway::CourseId::new(COURSE).unwrap(),
+        headway::BatchId::new(BATCH).unwrap(),
+    );
+    let states = adapter
+        .read_states(&user_id(USER), &course, &batch)
+        .await
+        .unwrap();
     assert_eq!(states.len(), 1);
     assert_eq!(states[0].state().status(), Status::Completed);
     assert!(states[0].state().last_completed_time().is_some());
-    let courses = adapter.enrolled_courses(USER).await.unwrap();
+    let courses = adapter.enrolled_courses(&user_id(USER)).await.unwrap();
     assert_eq!(courses.len(), 1);
     assert_eq!(courses[0].leaf_nodes_count, 2);
     assert_eq!(courses[0].fields["courseName"], "Fractions");
@@ -594,21 +601,25 @@ struct Counting {
 
 #[async_trait]
 impl headway::Adapter for Counting {
-    async fn push(&self, user: &str, items: &[headway::Outgoing]) -> headway::PushReport {
+    async fn push(
+        &self,
+        user: &headway::UserId,
+        items: &[headway::Outgoing],
+    ) -> headway::PushReport {
         self.pushes.fetch_add(1, Ordering::SeqCst);
         self.inner.push(user, items).await
     }
     async fn read_states(
         &self,
-        user: &str,
-        course: &str,
-        batch: &str,
+        user: &headway::UserId,
+        course: &headway::CourseId,
+        batch: &headway::BatchId,
     ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
         self.inner.read_states(user, course, batch).await
     }
     async fn enrolled_courses(
         &self,
-        user: &str,
+        user: &headway::UserId,
     ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
         self.inner.enrolled_courses(user).await
     }
@@ -650,14 +661,18 @@ struct ReadsTimeOut {
 
 #[async_trait]
 impl headway::Adapter for ReadsTimeOut {
-    async fn push(&self, user: &str, items: &[headway::Outgoing]) -> headway::PushReport {
+    async fn push(
+        &self,
+        user: &headway::UserId,
+        items: &[headway::Outgoing],
+    ) -> headway::PushReport {
         self.inner.push(user, items).await
     }
     async fn read_states(
         &self,
-        _user: &str,
-        _course: &str,
-        _batch: &str,
+        _user: &headway::UserId,
+        _course: &headway::CourseId,
+        _batch: &headway::BatchId,
     ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         Err(headway::AdapterError::Unavailable {
@@ -666,7 +681,7 @@ impl headway::Adapter for ReadsTimeOut {
     }
     async fn enrolled_courses(
         &self,
-        user: &str,
+        user: &headway::UserId,
     ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
         self.inner.enrolled_courses(user).await
     }

@@ -91,11 +91,11 @@ impl AppTokens {
 
 #[async_trait]
 impl headway_sunbird::TokenProvider for AppTokens {
-    async fn token(&self, user: &str) -> headway_sunbird::Result<UserToken> {
+    async fn token(&self, user: &headway::UserId) -> headway_sunbird::Result<UserToken> {
         self.ask(user, |p, u| p.token(u))
     }
 
-    async fn refresh(&self, user: &str) -> headway_sunbird::Result<UserToken> {
+    async fn refresh(&self, user: &headway::UserId) -> headway_sunbird::Result<UserToken> {
         self.ask(user, |p, u| p.refresh(u))
     }
 }

@@ -196,7 +196,7 @@ impl Store {
         context: CourseContext,
     ) -> Result<Option<ContentItem>, HeadwayError> {
         guard(|| {
-            let context = headway_sunbird::CourseContext::from(context);
+            let context = headway_sunbird::CourseContext::try_from(context)?;
             match self
                 .store
                 .record_player_event(event_json.as_bytes(), &context)?

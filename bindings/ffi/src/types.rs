@@ -204,8 +204,8 @@ impl From<&headway::EnrolledCourse> for EnrolledCourse {
         let status = headway::Status::try_from(i64::from(course.status))
             .unwrap_or(headway::Status::NotStarted);
         EnrolledCourse {
-            course_id: course.course_id.clone(),
-            batch_id: course.batch_id.clone(),
+            course_id: course.course_id.to_string(),
+            batch_id: course.batch_id.to_string(),
             progress: course.progress,
             leaf_nodes_count: course.leaf_nodes_count,
             completion_percentage: course.completion_percentage,
@@ -310,15 +310,17 @@ pub struct CourseContext {
     pub mime_type: Option<String>,
 }
 
-impl From<CourseContext> for headway_sunbird::CourseContext {
-    fn from(context: CourseContext) -> headway_sunbird::CourseContext {
-        headway_sunbird::CourseContext {
-            user_id: context.user_id,
-            course_id: context.course_id,
-            batch_id: context.batch_id,
+/// The ids are checked here, at the boundary: a refused one is `InvalidInput`.
+impl TryFrom<CourseContext> for headway_sunbird::CourseContext {
+    type Error = headway::Error;
+    fn try_from(context: CourseContext) -> Result<headway_sunbird::CourseContext, headway::Error> {
+        Ok(headway_sunbird::CourseContext {
+            user_id: context.user_id.try_into()?,
+            course_id: context.course_id.try_into()?,
+            batch_id: context.batch_id.try_into()?,
             batch_status: context.batch_status,
             mime_type: context.mime_type,
-        }
+        })
     }
 }
 
@@ -380,9 +382,9 @@ impl Event {
                 after: ContentItem::new(&change.key, &change.after),
             },
             headway::Event::CourseProgressChanged(change) => Event::CourseProgressChanged {
-                user_id: change.user.clone(),
-                course_id: change.course.clone(),
-                batch_id: change.batch.clone(),
+                user_id: change.user.to_string(),
+                course_id: change.course.to_string(),
+                batch_id: change.batch.to_string(),
                 old_percentage: change.before,
                 new_percentage: change.after,
             },
@@ -390,11 +392,38 @@ impl Event {
                 report: SyncReport::new(report, store),
             },
             headway::Event::SyncFailed(failed) => Event::SyncFailed {
-                user_id: failed.user.clone(),
+                user_id: failed.user.to_string(),
                 cause: failed.cause.clone(),
                 pending: count(failed.pending),
             },
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_player_event_in_a_context_with_a_refused_id_is_invalid_input_and_records_nothing() {
+        let store = crate::Store::open_in_memory().unwrap();
+        let end = r#"{"eid":"END","context":{"pdata":{"pid":"sunbird.app.contentplayer"}},
+            "object":{"id":"do_1"},"edata":{"summary":[{"progress":40}]}}"#;
+        let context = |course_id: &str| CourseContext {
+            user_id: "learner-1".into(),
+            course_id: course_id.into(),
+            batch_id: "0130".into(),
+            batch_status: Some(1),
+            mime_type: Some("application/pdf".into()),
+        };
+        let refused = store.record_player_event(end.into(), context(" do_course"));
+        assert!(
+            matches!(refused, Err(HeadwayError::InvalidInput { .. })),
+            "{refused:?}"
+        );
+        assert!(store.pending("learner-1".into()).unwrap().is_empty());
+        let taken = store.record_player_event(end.into(), context("do_course"));
+        assert_eq!(taken.unwrap().map(|item| item.progress), Some(40));
     }
 }
