@@ -82,10 +82,11 @@ async fn per_item(
     let server = fresh_server(courses, rtt_ms).await?;
     let http = reqwest::Client::new();
     let url = format!("{}/api/course/v1/content/state/update", server.url());
+    let user = headway::UserId::new(USER)?;
     let started = Instant::now();
     for update in updates {
         let item = ContentItem::new(update.key().clone(), *update.state());
-        let body = serde_json::to_vec(&wire::update_body(USER, &[&item]))?;
+        let body = serde_json::to_vec(&wire::update_body(&user, &[&item]))?;
         let response = http
             .patch(&url)
             .header("content-type", "application/json")

@@ -20,7 +20,8 @@
 //! let key = ContentKey::new("u1", "do_course", "b1", "do_1")?;
 //! let items = [Outgoing { item: ContentItem::new(key, done), server: None }];
 //! let config = SunbirdConfig::new("http://127.0.0.1:9000");
-//! let mut push = UpdatePush::new(&config, "u1", &items, Instant::now());
+//! let user = headway::UserId::new("u1")?;
+//! let mut push = UpdatePush::new(&config, &user, &items, Instant::now());
 //! let Step::Send(request) = push.poll(Instant::now()) else { panic!("nothing to send") };
 //! assert_eq!(request.path, "content/state/update");
 //! let body = br#"{"responseCode":"OK","result":{"do_1":"SUCCESS"}}"#.to_vec();
@@ -35,8 +36,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use headway::{
-    AdapterError, Backoff, ContentItem, ItemOutcome, Outgoing, PushReport, RejectionReason,
-    RetryCause,
+    AdapterError, Backoff, BatchId, ContentItem, CourseId, ItemOutcome, Outgoing, PushReport,
+    RejectionReason, RetryCause, UserId,
 };
 
 use crate::client::{SunbirdConfig, WhenUnreachable};
@@ -78,9 +79,11 @@ pub enum TokenUse {
 /// use std::time::Instant;
 /// use headway_sunbird::protocol::{Machine, Method, Read, Step};
 /// let config = headway_sunbird::SunbirdConfig::new("http://127.0.0.1:9000");
-/// let mut read = Read::states(&config, "u1", "do_course", "b1", Instant::now());
+/// let (user, course, batch) = ("u1".try_into()?, "do_course".try_into()?, "b1".try_into()?);
+/// let mut read = Read::states(&config, &user, &course, &batch, Instant::now());
 /// let Step::Send(request) = read.poll(Instant::now()) else { panic!() };
 /// assert_eq!((request.method, request.path.as_str()), (Method::Post, "content/state/read"));
+/// # Ok::<(), headway::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
@@ -145,11 +148,12 @@ pub enum Step<T> {
 /// use headway_sunbird::protocol::{Answer, Machine, Read, Step};
 /// use headway_sunbird::SunbirdConfig;
 /// let config = SunbirdConfig::new("http://127.0.0.1:9");
-/// let mut read = Read::enrolled_courses(&config, "u1", Instant::now());
+/// let mut read = Read::enrolled_courses(&config, &headway::UserId::new("u1")?, Instant::now());
 /// let Step::Send(_) = read.poll(Instant::now()) else { panic!() };
 /// read.answer(Instant::now(), Answer::Failed(headway_sunbird::Error::TimedOut));
 /// // Stop at once (the default): a timeout ends the call with no retry.
 /// assert!(matches!(read.poll(Instant::now()), Step::Done(Err(_))));
+/// # Ok::<(), headway::Error>(())
 /// ```
 pub trait Machine {
     /// What the call ends with.
@@ -440,7 +444,8 @@ fn plan_requests(items: &[Outgoing], indices: &[usize], chunk: usize) -> Vec<Vec
 /// let items = [Outgoing { item: ContentItem::new(key, watching), server: None }];
 /// let config = headway_sunbird::SunbirdConfig::new("http://127.0.0.1:9000");
 /// let now = Instant::now();
-/// let mut push = UpdatePush::new(&config, "u1", &items, now);
+/// let user = headway::UserId::new("u1")?;
+/// let mut push = UpdatePush::new(&config, &user, &items, now);
 /// let report = loop {
 ///     match push.poll(now) {
 ///         Step::Send(_) => {
@@ -459,7 +464,7 @@ fn plan_requests(items: &[Outgoing], indices: &[usize], chunk: usize) -> Vec<Vec
 #[derive(Debug)]
 pub struct UpdatePush<'a> {
     config: &'a SunbirdConfig,
-    user: &'a str,
+    user: &'a UserId,
     items: &'a [Outgoing],
     /// The items of the second round: sent again, with what the server now holds.
     resent: HashMap<usize, Outgoing>,
@@ -481,7 +486,7 @@ impl<'a> UpdatePush<'a> {
     /// A push of `items` for `user`, starting at `now` (the call's deadline runs from here).
     pub fn new(
         config: &'a SunbirdConfig,
-        user: &'a str,
+        user: &'a UserId,
         items: &'a [Outgoing],
         now: Instant,
     ) -> UpdatePush<'a> {
@@ -703,10 +708,12 @@ impl Machine for UpdatePush<'_> {
 /// use headway_sunbird::protocol::{Answer, Machine, Read, Step};
 /// let config = headway_sunbird::SunbirdConfig::new("http://127.0.0.1:9000");
 /// let now = Instant::now();
-/// let mut read = Read::states(&config, "u1", "do_course", "b1", now);
+/// let (user, course, batch) = ("u1".try_into()?, "do_course".try_into()?, "b1".try_into()?);
+/// let mut read = Read::states(&config, &user, &course, &batch, now);
 /// let Step::Send(_) = read.poll(now) else { panic!() };
 /// read.answer(now, Answer::Answered { status: 200, body: br#"{"result":{"contentList":[]}}"#.to_vec() });
 /// assert!(matches!(read.poll(now), Step::Done(Ok(body)) if body.starts_with(b"{")));
+/// # Ok::<(), headway::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct Read<'a> {
@@ -720,9 +727,9 @@ impl<'a> Read<'a> {
     /// A read of `user`'s content states in one course batch.
     pub fn states(
         config: &'a SunbirdConfig,
-        user: &str,
-        course: &str,
-        batch: &str,
+        user: &UserId,
+        course: &CourseId,
+        batch: &BatchId,
         now: Instant,
     ) -> Read<'a> {
         // Serializing a `serde_json::Value` to bytes cannot fail.
@@ -738,7 +745,7 @@ impl<'a> Read<'a> {
 
     /// A read of `user`'s enrollment list: the SDK's query, plus the leaf nodes the offline
     /// answer counts completions against.
-    pub fn enrolled_courses(config: &'a SunbirdConfig, user: &str, now: Instant) -> Read<'a> {
+    pub fn enrolled_courses(config: &'a SunbirdConfig, user: &UserId, now: Instant) -> Read<'a> {
         let path = format!(
             "user/enrollment/list/{}?orgdetails=orgName,email&fields=contentType,topic,name,channel,pkgVersion,primaryCategory,trackable,leafNodes,leafNodesCount&batchDetails=name,endDate,startDate,status,enrollmentType,createdBy,certificates",
             path_segment(user)
@@ -840,7 +847,8 @@ mod tests {
         mut answer: impl FnMut(&Request) -> Answer,
     ) -> (PushReport, Vec<Request>, Tally) {
         let mut now = Instant::now();
-        let mut push = UpdatePush::new(config, "u", items, now);
+        let user = UserId::new("u").unwrap();
+        let mut push = UpdatePush::new(config, &user, items, now);
         let mut sent = Vec::new();
         loop {
             match push.poll(now) {
@@ -1079,7 +1087,8 @@ mod tests {
         let items = first_write_at_60();
         let config = SunbirdConfig::new("http://sim").deadline(Duration::from_secs(2));
         let start = Instant::now();
-        let mut push = UpdatePush::new(&config, "u", &items, start);
+        let user = UserId::new("u").unwrap();
+        let mut push = UpdatePush::new(&config, &user, &items, start);
         let Step::Send(request) = push.poll(start) else {
             panic!("nothing sent")
         };

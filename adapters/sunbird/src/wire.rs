@@ -63,12 +63,12 @@ pub fn parse_date(text: &str) -> Option<Timestamp> {
 ///     ContentKey::new("u1", "do_c", "0130", "do_1")?,
 ///     ContentState::new(Status::InProgress, Progress::new(40)?, None, None),
 /// );
-/// let body = serde_json::to_value(headway_sunbird::wire::update_body("u1", &[&item]))?;
+/// let body = serde_json::to_value(headway_sunbird::wire::update_body(&"u1".try_into()?, &[&item]))?;
 /// assert_eq!(body["request"]["contents"][0]["progress"], 40);
 /// assert!(body["request"]["contents"][0].get("lastAccessTime").is_none());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn update_body<'a>(user: &'a str, items: &[&'a ContentItem]) -> UpdateRequest<'a> {
+pub fn update_body<'a>(user: &'a UserId, items: &[&'a ContentItem]) -> UpdateRequest<'a> {
     let contents = items
         .iter()
         .map(|item| {
@@ -102,9 +102,10 @@ pub fn update_body<'a>(user: &'a str, items: &[&'a ContentItem]) -> UpdateReques
 /// The body of one bulk update (see [`update_body`]); serialize it to send it.
 ///
 /// ```
-/// let body = headway_sunbird::wire::update_body("u1", &[]);
+/// let user = headway::UserId::new("u1")?;
+/// let body = headway_sunbird::wire::update_body(&user, &[]);
 /// assert_eq!(serde_json::to_string(&body)?, r#"{"request":{"userId":"u1","contents":[]}}"#);
-/// # Ok::<(), serde_json::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct UpdateRequest<'a> {
@@ -541,14 +542,19 @@ pub fn error_reason(body: &[u8]) -> Option<String> {
 /// The body of a content-state read for one course batch.
 ///
 /// ```
-/// let body = headway_sunbird::wire::read_body("u1", "do_c", "b1");
+/// let (user, course, batch) = ("u1".try_into()?, "do_c".try_into()?, "b1".try_into()?);
+/// let body = headway_sunbird::wire::read_body(&user, &course, &batch);
 /// assert_eq!(
 ///     serde_json::to_string(&body)?,
 ///     r#"{"request":{"userId":"u1","courseId":"do_c","batchId":"b1"}}"#
 /// );
-/// # Ok::<(), serde_json::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn read_body<'a>(user: &'a str, course: &'a str, batch: &'a str) -> ReadRequest<'a> {
+pub fn read_body<'a>(
+    user: &'a UserId,
+    course: &'a CourseId,
+    batch: &'a BatchId,
+) -> ReadRequest<'a> {
     ReadRequest {
         request: ReadFilter {
             user_id: user,
@@ -561,8 +567,10 @@ pub fn read_body<'a>(user: &'a str, course: &'a str, batch: &'a str) -> ReadRequ
 /// The body of a content-state read (see [`read_body`]); serialize it to send it.
 ///
 /// ```
-/// let body = headway_sunbird::wire::read_body("u1", "do_c", "b1");
+/// let (user, course, batch) = ("u1".try_into()?, "do_c".try_into()?, "b1".try_into()?);
+/// let body = headway_sunbird::wire::read_body(&user, &course, &batch);
 /// assert!(serde_json::to_vec(&body).is_ok());
+/// # Ok::<(), headway::Error>(())
 /// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct ReadRequest<'a> {
