@@ -1,6 +1,8 @@
 //! The gate every call from headway's threads into the app's code passes (event listeners,
-//! token providers, and freeing them: UniFFI frees the app's side of an object by calling
-//! into the app), and [`shutdown`], which closes it before the app's runtime exits.
+//! token providers, freeing them: UniFFI frees the app's side of an object by calling into
+//! the app, and waking the app's coroutine that awaits a `sync`: UniFFI wakes it by calling
+//! into the app from the thread that finished the work), and [`shutdown`], which closes it
+//! before the app's runtime exits.
 //!
 //! Why: a language runtime that is exiting cannot take calls from other threads. CPython ends
 //! such a thread with a forced unwind (`pthread_exit`) when it asks for the GIL during
@@ -10,7 +12,10 @@
 //! runs before finalization: no new call starts, and the calls in flight are waited for.
 
 use std::cell::Cell;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 /// How long [`shutdown`] waits for calls in flight before it returns anyway.
@@ -98,11 +103,49 @@ impl<P> Drop for AppObject<P> {
     }
 }
 
+/// Whether [`shutdown`] was called: calls into the app are no longer made.
+pub(crate) fn is_shut_down() -> bool {
+    gate().closed
+}
+
+/// A future awaited by the app (through UniFFI) whose wake-ups pass the gate. UniFFI wakes
+/// the app's coroutine by calling into the app on the thread that wakes it: headway's
+/// runtime thread that finished the work. After [`shutdown`] the wake-up is dropped: the
+/// app's runtime may be exiting, and the coroutine awaiting it never resumes.
+pub(crate) struct WakeThroughGate<F>(pub(crate) F);
+
+impl<F: Future + Unpin> Future for WakeThroughGate<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let waker = Waker::from(Arc::new(GatedWaker(cx.waker().clone())));
+        Pin::new(&mut self.0).poll(&mut Context::from_waker(&waker))
+    }
+}
+
+/// The app's waker (UniFFI's), woken only through the gate. Dropping it calls nothing.
+struct GatedWaker(Waker);
+
+impl Wake for GatedWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(_in_flight) = AppCall::begin() {
+            self.0.wake_by_ref();
+        }
+    }
+}
+
 /// Stops every call from headway into the app's code (event listeners, token providers) and
 /// waits, up to five seconds, for the calls in flight to return. Call it when the app's
 /// runtime is about to exit; the Python package does so from `atexit`. Local calls keep
-/// working afterwards; events are no longer delivered and a token provider is no longer
-/// asked (a sync then leaves its items pending). Calling it again does nothing more.
+/// working afterwards; events are no longer delivered, a token provider is no longer asked,
+/// `sync` raises `ServerUnavailable` at once and `refresh_courses` answers the cached list
+/// (every item stays pending). A `sync` or `refresh_courses` still running when it is called
+/// finishes its work, but the app's coroutine awaiting it is not woken: the app is exiting.
+/// Calling it again does nothing more.
 ///
 /// ```
 /// headway_ffi::shutdown();

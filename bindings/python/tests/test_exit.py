@@ -175,11 +175,36 @@ ASYNC_SYNC_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FAULT (review11): UniFFI's continuation callback is called from headway-net "
-    "without passing the gate; 15 of 20 runs aborted (exit 134)",
-)
 def test_a_script_ending_while_an_async_sync_completes_exits_cleanly():
+    # Before the wake-up passed the gate, 15 of 20 runs aborted (exit 134).
     held = assert_every_run_exits_cleanly(ASYNC_SYNC_SCRIPT, "", "request held")
     assert held == RUNS
+
+
+def test_after_shutdown_a_sync_raises_at_once_and_refresh_answers_the_cached_list(server):
+    # The coroutine of a sync started after shutdown could not be woken: it must not hang.
+    server.course("do_course", "0130", ["do_1"], "asha")
+    script = textwrap.dedent(
+        """
+        import asyncio, sys, tempfile
+        import headway
+        from headway import HeadwayError, ProgressUpdate, Status, Store, SunbirdServer
+
+        store = Store(tempfile.mkdtemp() + "/phone.db")
+        store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                    content_id="do_1", status=Status.COMPLETED, progress=100))
+        server = SunbirdServer(base_url=sys.argv[1], user_token="token")
+        headway.shutdown()
+        try:
+            asyncio.run(asyncio.wait_for(store.sync("asha", server), 10))
+            raise SystemExit("a sync after shutdown did not raise")
+        except HeadwayError.ServerUnavailable:
+            pass
+        courses = asyncio.run(asyncio.wait_for(store.refresh_courses("asha", server), 10))
+        assert courses == store.courses("asha"), courses
+        assert len(store.pending("asha")) == 1
+        print("ok")
+        """
+    )
+    done = run_script(script, server.url)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-1500:]
