@@ -25,11 +25,15 @@ const WAIT_FOR_CALLS: Duration = Duration::from_secs(5);
 struct Gate {
     closed: bool,
     in_flight: usize,
+    /// Calls in flight whose thread waits in [`shutdown`] (a listener calling it): they end
+    /// only after it returns, so no `shutdown` waits for them.
+    parked: usize,
 }
 
 static GATE: Mutex<Gate> = Mutex::new(Gate {
     closed: false,
     in_flight: 0,
+    parked: 0,
 });
 static CALL_ENDED: Condvar = Condvar::new();
 
@@ -159,21 +163,27 @@ pub fn shutdown() {
     let deadline = Instant::now() + WAIT_FOR_CALLS;
     let mut gate = gate();
     gate.closed = true;
-    // A listener calling shutdown is itself a call in flight: do not wait for it.
-    while gate.in_flight > own {
+    // A listener calling shutdown is itself a call in flight: parked, no shutdown waits for
+    // it (two listeners calling shutdown at once would otherwise wait for each other).
+    gate.parked += own;
+    if own > 0 {
+        CALL_ENDED.notify_all();
+    }
+    while gate.in_flight > gate.parked {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             tracing::warn!(
-                calls = gate.in_flight - own,
+                calls = gate.in_flight - gate.parked,
                 "shutdown: calls into the app still running after {WAIT_FOR_CALLS:?}"
             );
-            return;
+            break;
         }
         gate = CALL_ENDED
             .wait_timeout(gate, left)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
+    gate.parked -= own;
 }
 
 #[cfg(test)]
