@@ -28,12 +28,16 @@ struct Gate {
     /// Calls in flight whose thread waits in [`shutdown`] (a listener calling it): they end
     /// only after it returns, so no `shutdown` waits for them.
     parked: usize,
+    /// [`shutdown`]s waiting for calls in flight: the app's runtime is still alive, and a
+    /// call in flight may need its coroutine woken to end (see [`WakeThroughGate`]).
+    closing: usize,
 }
 
 static GATE: Mutex<Gate> = Mutex::new(Gate {
     closed: false,
     in_flight: 0,
     parked: 0,
+    closing: 0,
 });
 static CALL_ENDED: Condvar = Condvar::new();
 
@@ -54,8 +58,18 @@ impl AppCall {
     /// Admits one call into the app's code, or `None` once [`shutdown`] was called: the
     /// caller then skips the call (an event is not delivered, a token provider gives no token).
     fn begin() -> Option<AppCall> {
+        AppCall::admit(|gate| !gate.closed)
+    }
+
+    /// Admits one wake-up of the app's coroutine: also while a [`shutdown`] waits for the
+    /// calls in flight (a listener awaiting a sync ends only once woken), not after.
+    fn begin_wake() -> Option<AppCall> {
+        AppCall::admit(|gate| !gate.closed || gate.closing > 0)
+    }
+
+    fn admit(open: impl FnOnce(&Gate) -> bool) -> Option<AppCall> {
         let mut gate = gate();
-        if gate.closed {
+        if !open(&gate) {
             return None;
         }
         gate.in_flight += 1;
@@ -114,8 +128,8 @@ pub(crate) fn is_shut_down() -> bool {
 
 /// A future awaited by the app (through UniFFI) whose wake-ups pass the gate. UniFFI wakes
 /// the app's coroutine by calling into the app on the thread that wakes it: headway's
-/// runtime thread that finished the work. After [`shutdown`] the wake-up is dropped: the
-/// app's runtime may be exiting, and the coroutine awaiting it never resumes.
+/// runtime thread that finished the work. Once [`shutdown`] returned the wake-up is dropped:
+/// the app's runtime may be exiting, and the coroutine awaiting it never resumes.
 pub(crate) struct WakeThroughGate<F>(pub(crate) F);
 
 impl<F: Future + Unpin> Future for WakeThroughGate<F> {
@@ -136,7 +150,7 @@ impl Wake for GatedWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if let Some(_in_flight) = AppCall::begin() {
+        if let Some(_in_flight) = AppCall::begin_wake() {
             self.0.wake_by_ref();
         }
     }
@@ -147,7 +161,7 @@ impl Wake for GatedWaker {
 /// runtime is about to exit; the Python package does so from `atexit`. Local calls keep
 /// working afterwards; events are no longer delivered, a token provider is no longer asked,
 /// `sync` raises `ServerUnavailable` at once and `refresh_courses` answers the cached list
-/// (every item stays pending). A `sync` or `refresh_courses` still running when it is called
+/// (every item stays pending). A `sync` or `refresh_courses` still running when it returns
 /// finishes its work, but the app's coroutine awaiting it is not woken: the app is exiting.
 /// Calling it again does nothing more.
 ///
@@ -163,6 +177,7 @@ pub fn shutdown() {
     let deadline = Instant::now() + WAIT_FOR_CALLS;
     let mut gate = gate();
     gate.closed = true;
+    gate.closing += 1;
     // A listener calling shutdown is itself a call in flight: parked, no shutdown waits for
     // it (two listeners calling shutdown at once would otherwise wait for each other).
     gate.parked += own;
@@ -184,6 +199,7 @@ pub fn shutdown() {
             .0;
     }
     gate.parked -= own;
+    gate.closing -= 1;
 }
 
 #[cfg(test)]

@@ -245,3 +245,49 @@ def test_two_listeners_calling_shutdown_at_once_do_not_wait_for_each_other():
     assert len(took) == 2, done.stdout
     # Waiting for each other, each waited out shutdown's whole 5 s.
     assert max(took) < 4, f"the shutdowns waited for each other: {took} s"
+
+
+def test_a_listener_awaiting_a_sync_at_exit_is_woken_and_the_exit_is_not_delayed():
+    # shutdown waits for the listener, which ends only once its coroutine is woken: the
+    # wake-up passes the gate while shutdown waits (dropping it delayed every exit by 5 s).
+    script = textwrap.dedent(
+        """
+        import atexit, os, socket, time
+        server = socket.create_server(("127.0.0.1", 0))
+        # Registered before headway is imported: runs after headway.shutdown returned.
+        atexit.register(lambda: print("shutdown took %.2f" % (time.monotonic() - exit_started)))
+        import asyncio, tempfile, threading
+        import headway
+        from headway import ProgressUpdate, Status, Store, SunbirdServer
+
+        url = "http://127.0.0.1:%d" % server.getsockname()[1]
+        class Syncs(headway.EventListener):
+            def __init__(self, store):
+                self.store, self.once = store, False
+            def on_event(self, event):
+                if not self.once:
+                    self.once = True
+                    asyncio.run(self.store.sync("asha", SunbirdServer(base_url=url,
+                                                                      user_token="token")))
+                    print("listener's sync ended", flush=True)
+
+        store = Store(tempfile.mkdtemp() + "/phone.db")
+        store.subscribe(Syncs(store))
+        store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                    content_id="do_1", status=Status.COMPLETED, progress=100))
+        conn, _ = server.accept()
+        conn.recv(65536)  # the listener's sync is in flight
+        def answer_during_shutdown():
+            time.sleep(0.3)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\\r\\nContent-Type: application/json\\r\\n"
+                         b"Content-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}")
+            conn.close()
+        threading.Thread(target=answer_during_shutdown, daemon=True).start()
+        exit_started = time.monotonic()
+        """
+    )
+    done = run_script(script, "")
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "listener's sync ended" in done.stdout, done.stdout + done.stderr[-1500:]
+    took = float(done.stdout.split("shutdown took")[1])
+    assert took < 4, f"shutdown waited out its 5 s for a listener it did not wake: {took} s"

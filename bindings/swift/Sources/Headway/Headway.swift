@@ -3056,7 +3056,7 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
  * runtime is about to exit; the Python package does so from `atexit`. Local calls keep
  * working afterwards; events are no longer delivered, a token provider is no longer asked,
  * `sync` raises `ServerUnavailable` at once and `refresh_courses` answers the cached list
- * (every item stays pending). A `sync` or `refresh_courses` still running when it is called
+ * (every item stays pending). A `sync` or `refresh_courses` still running when it returns
  * finishes its work, but the app's coroutine awaiting it is not woken: the app is exiting.
  * Calling it again does nothing more.
  *
@@ -3089,7 +3089,7 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_headway_ffi_checksum_func_shutdown() != 26515) {
+    if (uniffi_headway_ffi_checksum_func_shutdown() != 27947) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_headway_ffi_checksum_method_tokenprovider_token() != 51676) {

@@ -971,7 +971,7 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_headway_ffi_checksum_func_shutdown() and 0xFFFF) != 26515) {
+    if ((lib.uniffi_headway_ffi_checksum_func_shutdown() and 0xFFFF) != 27947) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_headway_ffi_checksum_method_tokenprovider_token() and 0xFFFF) != 51676) {
@@ -3912,7 +3912,7 @@ public object FfiConverterSequenceTypeRejectedItem: FfiConverterRustBuffer<List<
          * runtime is about to exit; the Python package does so from `atexit`. Local calls keep
          * working afterwards; events are no longer delivered, a token provider is no longer asked,
          * `sync` raises `ServerUnavailable` at once and `refresh_courses` answers the cached list
-         * (every item stays pending). A `sync` or `refresh_courses` still running when it is called
+         * (every item stays pending). A `sync` or `refresh_courses` still running when it returns
          * finishes its work, but the app's coroutine awaiting it is not woken: the app is exiting.
          * Calling it again does nothing more.
          *
