@@ -205,7 +205,13 @@ pub fn shutdown() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc;
+    use std::sync::{mpsc, Barrier};
+
+    fn wait_until_closed() {
+        while !is_shut_down() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 
     // The gate is process-wide, so one test walks through its whole life.
     #[test]
@@ -216,23 +222,50 @@ mod tests {
             let call = AppCall::begin().expect("the gate is open before shutdown");
             started_tx.send(()).unwrap();
             finish_rx.recv().unwrap();
+            wait_until_closed();
+            assert!(
+                AppCall::begin().is_none(),
+                "a call started while shutdown waits"
+            );
+            // A wake-up may be what the call in flight waits for: it passes.
+            drop(AppCall::begin_wake().expect("a wake-up while shutdown waits"));
             std::thread::sleep(Duration::from_millis(100));
             let ended = Instant::now();
             drop(call);
             ended
         });
+        // Two calls in flight that call shutdown at once: neither waits for the other.
+        let both_inside = Arc::new(Barrier::new(2));
+        let other_inside = both_inside.clone();
+        let other = std::thread::spawn(move || {
+            let call = AppCall::begin().expect("still open");
+            other_inside.wait();
+            shutdown();
+            drop(call);
+            Instant::now()
+        });
         started_rx.recv().unwrap();
         finish_tx.send(()).unwrap();
         let nested = AppCall::begin().expect("still open");
+        both_inside.wait();
+        let called = Instant::now();
         shutdown(); // from inside a call: does not wait for itself
         let returned = Instant::now();
+        // The call ends after its shutdown returned, as a listener's does: the other
+        // shutdown, if not returned yet, waits for it again.
+        drop(nested);
         let call_ended = listener.join().unwrap();
+        let other_returned = other.join().unwrap();
         assert!(
-            returned >= call_ended,
+            returned >= call_ended && other_returned >= call_ended,
             "shutdown returned before the call in flight ended"
         );
-        drop(nested);
+        assert!(
+            returned.max(other_returned) - called < WAIT_FOR_CALLS / 2,
+            "the two shutdowns waited for each other"
+        );
         assert!(AppCall::begin().is_none(), "a call started after shutdown");
+        assert!(AppCall::begin_wake().is_none(), "a wake-up after shutdown");
         shutdown(); // again: nothing in flight, returns
     }
 }
