@@ -291,3 +291,42 @@ def test_a_listener_awaiting_a_sync_at_exit_is_woken_and_the_exit_is_not_delayed
     assert "listener's sync ended" in done.stdout, done.stdout + done.stderr[-1500:]
     took = float(done.stdout.split("shutdown took")[1])
     assert took < 4, f"shutdown waited out its 5 s for a listener it did not wake: {took} s"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FAULT (review11): a forked child inherits the parent's count of calls in flight "
+    "but not the threads making them; its shutdown waits 5 s for them (4 of 4 runs)",
+)
+def test_a_child_forked_while_a_listener_is_called_exits_without_waiting_for_it():
+    script = textwrap.dedent(
+        """
+        import os, tempfile, threading, time, warnings
+        import headway
+        from headway import ProgressUpdate, Status, Store
+
+        inside = threading.Event()
+        class Slow(headway.EventListener):
+            def on_event(self, event):
+                inside.set()
+                time.sleep(1)
+
+        store = Store(tempfile.mkdtemp() + "/phone.db")
+        store.subscribe(Slow())
+        store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                    content_id="do_1", status=Status.COMPLETED, progress=100))
+        assert inside.wait(10)
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12: fork with threads
+        child = os.fork()
+        if child == 0:
+            started = time.monotonic()
+            headway.shutdown()  # what atexit does when the child ends
+            print("child's shutdown took %.2f" % (time.monotonic() - started), flush=True)
+            os._exit(0)
+        os.waitpid(child, 0)
+        """
+    )
+    done = run_script(script, "")
+    assert done.returncode == 0, done.stderr[-1500:]
+    took = float(done.stdout.split("took")[1])
+    assert took < 4, f"the child waited for its parent's listener: {took} s"
