@@ -23,6 +23,8 @@ const WAIT_FOR_CALLS: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Gate {
+    /// The process the counts belong to (see [`gate`]).
+    pid: u32,
     closed: bool,
     in_flight: usize,
     /// Calls in flight whose thread waits in [`shutdown`] (a listener calling it): they end
@@ -34,6 +36,7 @@ struct Gate {
 }
 
 static GATE: Mutex<Gate> = Mutex::new(Gate {
+    pid: 0,
     closed: false,
     in_flight: 0,
     parked: 0,
@@ -47,8 +50,19 @@ thread_local! {
 }
 
 fn gate() -> MutexGuard<'static, Gate> {
-    // The gate holds two plain fields that no panic leaves half-written.
-    GATE.lock().unwrap_or_else(PoisonError::into_inner)
+    // The gate holds plain fields that no panic leaves half-written.
+    let mut gate = GATE.lock().unwrap_or_else(PoisonError::into_inner);
+    let pid = std::process::id();
+    if gate.pid != pid {
+        // First use, or a child forked while calls were in flight: the child has none of
+        // the threads making them, which would never end there (its shutdown waited 5 s).
+        *gate = Gate {
+            pid,
+            closed: gate.closed,
+            ..Gate::default()
+        };
+    }
+    gate
 }
 
 /// One call into the app's code in flight; [`shutdown`] waits for it to be dropped.
