@@ -192,17 +192,20 @@ pub fn shutdown() {
     let mut gate = gate();
     gate.closed = true;
     gate.closing += 1;
-    // A listener calling shutdown is itself a call in flight: parked, no shutdown waits for
-    // it (two listeners calling shutdown at once would otherwise wait for each other).
+    // A listener calling shutdown is itself a call in flight: parked. Another listener's
+    // shutdown does not wait for it (the two would wait for each other); the app's own
+    // shutdown (from no call: `atexit`) waits for every call, parked ones too, since the
+    // app's runtime exits once it returned and a parked call goes on into the app.
     gate.parked += own;
     if own > 0 {
         CALL_ENDED.notify_all();
     }
-    while gate.in_flight > gate.parked {
+    let ignored = |gate: &Gate| if own > 0 { gate.parked } else { 0 };
+    while gate.in_flight > ignored(&gate) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             tracing::warn!(
-                calls = gate.in_flight - gate.parked,
+                calls = gate.in_flight - ignored(&gate),
                 "shutdown: calls into the app still running after {WAIT_FOR_CALLS:?}"
             );
             break;

@@ -326,3 +326,38 @@ def test_a_child_forked_while_a_listener_is_called_exits_without_waiting_for_it(
     assert done.returncode == 0, done.stderr[-1500:]
     took = float(done.stdout.split("took")[1])
     assert took < 4, f"the child waited for its parent's listener: {took} s"
+
+
+def test_a_script_ending_while_a_listener_waits_in_shutdown_exits_cleanly():
+    # The atexit shutdown must wait for a listener parked in its own shutdown: that listener
+    # goes on into Python once it returns (2 of 10 runs aborted when it was not waited for).
+    script = textwrap.dedent(
+        """
+        import tempfile, threading, time
+        import headway
+        from headway import ProgressUpdate, Status, Store
+
+        slow_inside, shutting_down = threading.Event(), threading.Event()
+        class Slow(headway.EventListener):
+            def on_event(self, event):
+                slow_inside.set()
+                time.sleep(0.3)
+        class ShutsDown(headway.EventListener):
+            def on_event(self, event):
+                slow_inside.wait(10)
+                shutting_down.set()
+                headway.shutdown()  # waits for Slow
+                time.sleep(0.05)  # goes on after its shutdown returned
+
+        stores = [Store(tempfile.mkdtemp() + "/phone.db") for _ in range(2)]
+        stores[0].subscribe(Slow())
+        stores[1].subscribe(ShutsDown())
+        for store in stores:
+            store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                        content_id="do_1", status=Status.COMPLETED, progress=100))
+        assert shutting_down.wait(10)
+        print("listener in shutdown", flush=True)
+        """
+    )
+    reached = assert_every_run_exits_cleanly(script, "", "listener in shutdown")
+    assert reached == RUNS
