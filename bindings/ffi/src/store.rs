@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use headway::{BackgroundOptions, BackgroundSync, ChangeOrigin, CourseId, StoreOptions, UserId};
 use headway_sunbird::{PlayerEventOutcome, RecordPlayerEvent};
 
+use crate::app_calls::{is_shut_down, WakeThroughGate};
 use crate::error::{guard, HeadwayError};
 use crate::events::{deliver, EventListener};
 use crate::server::SunbirdServer;
@@ -34,11 +35,12 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, HeadwayError> {
 }
 
 /// Runs `work` on headway's runtime and waits for it without blocking the caller's executor;
-/// a panic in it becomes [`HeadwayError::Internal`].
+/// a panic in it becomes [`HeadwayError::Internal`]. The app is woken through the gate (see
+/// `WakeThroughGate`): the runtime's thread that finishes `work` wakes it.
 async fn on_runtime<T: Send + 'static>(
     work: impl std::future::Future<Output = Result<T, HeadwayError>> + Send + 'static,
 ) -> Result<T, HeadwayError> {
-    match runtime()?.spawn(work).await {
+    match WakeThroughGate(runtime()?.spawn(work)).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => Err(HeadwayError::from_panic(e.into_panic())),
         Err(e) => Err(HeadwayError::Internal {
@@ -284,6 +286,12 @@ impl Store {
         // The app's objects in `server` are freed here, on the caller's thread.
         let adapter = server.adapter();
         drop(server);
+        if is_shut_down() {
+            // The app could not be woken when the work ends: nothing is started.
+            return Err(HeadwayError::ServerUnavailable {
+                message: "headway was shut down: nothing is sent, every item stays pending".into(),
+            });
+        }
         on_runtime(async move {
             let user_id = UserId::new(user_id)?;
             let adapter = adapter?;
@@ -317,6 +325,11 @@ impl Store {
         // The app's objects in `server` are freed here, on the caller's thread.
         let adapter = server.adapter();
         drop(server);
+        if is_shut_down() {
+            // The app could not be woken when the work ends: the cached list answers, as
+            // when the server cannot be reached.
+            return self.courses(user_id);
+        }
         on_runtime(async move {
             let user_id = UserId::new(user_id)?;
             let adapter = adapter?;

@@ -10,6 +10,8 @@ import sys
 import tempfile
 import textwrap
 
+import pytest
+
 RUNS = 10
 
 LISTENER_SCRIPT = textwrap.dedent(
@@ -135,3 +137,227 @@ def test_shutdown_stops_deliveries_and_local_calls_keep_working(tmp_path):
     )
     done = run_script(script, str(tmp_path / "store.db"))
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-1500:]
+
+
+# The script's server: it holds the sync's request and answers it from the last `atexit` hook
+# (registered before headway is imported, so it runs after `headway.shutdown`). The sync then
+# completes on headway's runtime thread while the interpreter finalizes, and UniFFI wakes the
+# awaiting coroutine by calling into Python from that thread.
+ASYNC_SYNC_SCRIPT = textwrap.dedent(
+    """
+    import atexit, socket
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+    def answer():
+        for conn in held:
+            conn.sendall(b"HTTP/1.1 400 Bad Request\\r\\nContent-Type: application/json\\r\\n"
+                         b"Content-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}")
+            conn.close()
+    atexit.register(answer)
+
+    import asyncio, tempfile, threading
+    import headway
+    from headway import ProgressUpdate, Status, Store, SunbirdServer
+
+    store = Store(tempfile.mkdtemp() + "/phone.db")
+    store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                content_id="do_1", status=Status.COMPLETED, progress=100))
+    url = "http://127.0.0.1:%d" % listener.getsockname()[1]
+    def sync():
+        asyncio.run(store.sync("asha", SunbirdServer(base_url=url, user_token="token")))
+    threading.Thread(target=sync, daemon=True).start()
+    conn, _ = listener.accept()
+    conn.recv(65536)
+    held.append(conn)
+    print("request held", flush=True)
+    # The script ends here; the sync's answer arrives as the interpreter finalizes.
+    """
+)
+
+
+def test_a_script_ending_while_an_async_sync_completes_exits_cleanly():
+    # Before the wake-up passed the gate, 15 of 20 runs aborted (exit 134).
+    held = assert_every_run_exits_cleanly(ASYNC_SYNC_SCRIPT, "", "request held")
+    assert held == RUNS
+
+
+def test_after_shutdown_a_sync_raises_at_once_and_refresh_answers_the_cached_list(server):
+    # The coroutine of a sync started after shutdown could not be woken: it must not hang.
+    server.course("do_course", "0130", ["do_1"], "asha")
+    script = textwrap.dedent(
+        """
+        import asyncio, sys, tempfile
+        import headway
+        from headway import HeadwayError, ProgressUpdate, Status, Store, SunbirdServer
+
+        store = Store(tempfile.mkdtemp() + "/phone.db")
+        store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                    content_id="do_1", status=Status.COMPLETED, progress=100))
+        server = SunbirdServer(base_url=sys.argv[1], user_token="token")
+        headway.shutdown()
+        try:
+            asyncio.run(asyncio.wait_for(store.sync("asha", server), 10))
+            raise SystemExit("a sync after shutdown did not raise")
+        except HeadwayError.ServerUnavailable:
+            pass
+        courses = asyncio.run(asyncio.wait_for(store.refresh_courses("asha", server), 10))
+        assert courses == store.courses("asha"), courses
+        assert len(store.pending("asha")) == 1
+        print("ok")
+        """
+    )
+    done = run_script(script, server.url)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-1500:]
+
+
+def test_two_listeners_calling_shutdown_at_once_do_not_wait_for_each_other():
+    # Before calls waiting in shutdown were parked, both blocked the full 5 s (3 of 3 runs).
+    script = textwrap.dedent(
+        """
+        import tempfile, threading, time
+        import headway
+        from headway import ProgressUpdate, Status, Store
+
+        both_inside = threading.Barrier(2, timeout=10)
+        took = []
+        class ShutsDown(headway.EventListener):
+            def on_event(self, event):
+                both_inside.wait()  # both calls are in flight before either shuts down
+                started = time.monotonic()
+                headway.shutdown()
+                took.append(time.monotonic() - started)
+
+        stores = [Store(tempfile.mkdtemp() + "/phone.db") for _ in range(2)]
+        for store in stores:
+            store.subscribe(ShutsDown())
+        for store in stores:
+            store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                        content_id="do_1", status=Status.COMPLETED, progress=100))
+        deadline = time.monotonic() + 20
+        while len(took) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(" ".join(f"{t:.2f}" for t in took))
+        """
+    )
+    done = run_script(script, "")
+    assert done.returncode == 0, done.stderr[-1500:]
+    took = [float(t) for t in done.stdout.split()]
+    assert len(took) == 2, done.stdout
+    # Waiting for each other, each waited out shutdown's whole 5 s.
+    assert max(took) < 4, f"the shutdowns waited for each other: {took} s"
+
+
+def test_a_listener_awaiting_a_sync_at_exit_is_woken_and_the_exit_is_not_delayed():
+    # shutdown waits for the listener, which ends only once its coroutine is woken: the
+    # wake-up passes the gate while shutdown waits (dropping it delayed every exit by 5 s).
+    script = textwrap.dedent(
+        """
+        import atexit, os, socket, time
+        server = socket.create_server(("127.0.0.1", 0))
+        # Registered before headway is imported: runs after headway.shutdown returned.
+        atexit.register(lambda: print("shutdown took %.2f" % (time.monotonic() - exit_started)))
+        import asyncio, tempfile, threading
+        import headway
+        from headway import ProgressUpdate, Status, Store, SunbirdServer
+
+        url = "http://127.0.0.1:%d" % server.getsockname()[1]
+        class Syncs(headway.EventListener):
+            def __init__(self, store):
+                self.store, self.once = store, False
+            def on_event(self, event):
+                if not self.once:
+                    self.once = True
+                    asyncio.run(self.store.sync("asha", SunbirdServer(base_url=url,
+                                                                      user_token="token")))
+                    print("listener's sync ended", flush=True)
+
+        store = Store(tempfile.mkdtemp() + "/phone.db")
+        store.subscribe(Syncs(store))
+        store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                    content_id="do_1", status=Status.COMPLETED, progress=100))
+        conn, _ = server.accept()
+        conn.recv(65536)  # the listener's sync is in flight
+        def answer_during_shutdown():
+            time.sleep(0.3)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\\r\\nContent-Type: application/json\\r\\n"
+                         b"Content-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}")
+            conn.close()
+        threading.Thread(target=answer_during_shutdown, daemon=True).start()
+        exit_started = time.monotonic()
+        """
+    )
+    done = run_script(script, "")
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "listener's sync ended" in done.stdout, done.stdout + done.stderr[-1500:]
+    took = float(done.stdout.split("shutdown took")[1])
+    assert took < 4, f"shutdown waited out its 5 s for a listener it did not wake: {took} s"
+
+
+def test_a_child_forked_while_a_listener_is_called_exits_without_waiting_for_it():
+    # Before the gate kept its process id, the child's shutdown waited 5 s (4 of 4 runs).
+    script = textwrap.dedent(
+        """
+        import os, tempfile, threading, time, warnings
+        import headway
+        from headway import ProgressUpdate, Status, Store
+
+        inside = threading.Event()
+        class Slow(headway.EventListener):
+            def on_event(self, event):
+                inside.set()
+                time.sleep(1)
+
+        store = Store(tempfile.mkdtemp() + "/phone.db")
+        store.subscribe(Slow())
+        store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                    content_id="do_1", status=Status.COMPLETED, progress=100))
+        assert inside.wait(10)
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12: fork with threads
+        child = os.fork()
+        if child == 0:
+            started = time.monotonic()
+            headway.shutdown()  # what atexit does when the child ends
+            print("child's shutdown took %.2f" % (time.monotonic() - started), flush=True)
+            os._exit(0)
+        os.waitpid(child, 0)
+        """
+    )
+    done = run_script(script, "")
+    assert done.returncode == 0, done.stderr[-1500:]
+    took = float(done.stdout.split("took")[1])
+    assert took < 4, f"the child waited for its parent's listener: {took} s"
+
+
+def test_a_script_ending_while_a_listener_waits_in_shutdown_exits_cleanly():
+    # The atexit shutdown must wait for a listener parked in its own shutdown: that listener
+    # goes on into Python once it returns (2 of 10 runs aborted when it was not waited for).
+    script = textwrap.dedent(
+        """
+        import tempfile, threading, time
+        import headway
+        from headway import ProgressUpdate, Status, Store
+
+        slow_inside, shutting_down = threading.Event(), threading.Event()
+        class Slow(headway.EventListener):
+            def on_event(self, event):
+                slow_inside.set()
+                time.sleep(0.3)
+        class ShutsDown(headway.EventListener):
+            def on_event(self, event):
+                slow_inside.wait(10)
+                shutting_down.set()
+                headway.shutdown()  # waits for Slow
+                time.sleep(0.05)  # goes on after its shutdown returned
+
+        stores = [Store(tempfile.mkdtemp() + "/phone.db") for _ in range(2)]
+        stores[0].subscribe(Slow())
+        stores[1].subscribe(ShutsDown())
+        for store in stores:
+            store.record(ProgressUpdate(user_id="asha", course_id="do_course", batch_id="0130",
+                                        content_id="do_1", status=Status.COMPLETED, progress=100))
+        assert shutting_down.wait(10)
+        print("listener in shutdown", flush=True)
+        """
+    )
+    reached = assert_every_run_exits_cleanly(script, "", "listener in shutdown")
+    assert reached == RUNS

@@ -3054,8 +3054,11 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
  * Stops every call from headway into the app's code (event listeners, token providers) and
  * waits, up to five seconds, for the calls in flight to return. Call it when the app's
  * runtime is about to exit; the Python package does so from `atexit`. Local calls keep
- * working afterwards; events are no longer delivered and a token provider is no longer
- * asked (a sync then leaves its items pending). Calling it again does nothing more.
+ * working afterwards; events are no longer delivered, a token provider is no longer asked,
+ * `sync` raises `ServerUnavailable` at once and `refresh_courses` answers the cached list
+ * (every item stays pending). A `sync` or `refresh_courses` still running when it returns
+ * finishes its work, but the app's coroutine awaiting it is not woken: the app is exiting.
+ * Calling it again does nothing more.
  *
  * ```
  * headway_ffi::shutdown();
@@ -3086,7 +3089,7 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_headway_ffi_checksum_func_shutdown() != 22328) {
+    if (uniffi_headway_ffi_checksum_func_shutdown() != 27947) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_headway_ffi_checksum_method_tokenprovider_token() != 51676) {

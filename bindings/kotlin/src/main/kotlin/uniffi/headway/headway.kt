@@ -971,7 +971,7 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_headway_ffi_checksum_func_shutdown() and 0xFFFF) != 22328) {
+    if ((lib.uniffi_headway_ffi_checksum_func_shutdown() and 0xFFFF) != 27947) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_headway_ffi_checksum_method_tokenprovider_token() and 0xFFFF) != 51676) {
@@ -3910,8 +3910,11 @@ public object FfiConverterSequenceTypeRejectedItem: FfiConverterRustBuffer<List<
          * Stops every call from headway into the app's code (event listeners, token providers) and
          * waits, up to five seconds, for the calls in flight to return. Call it when the app's
          * runtime is about to exit; the Python package does so from `atexit`. Local calls keep
-         * working afterwards; events are no longer delivered and a token provider is no longer
-         * asked (a sync then leaves its items pending). Calling it again does nothing more.
+         * working afterwards; events are no longer delivered, a token provider is no longer asked,
+         * `sync` raises `ServerUnavailable` at once and `refresh_courses` answers the cached list
+         * (every item stays pending). A `sync` or `refresh_courses` still running when it returns
+         * finishes its work, but the app's coroutine awaiting it is not woken: the app is exiting.
+         * Calling it again does nothing more.
          *
          * ```
          * headway_ffi::shutdown();
