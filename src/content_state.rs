@@ -166,16 +166,6 @@ impl ContentKey {
         }
     }
 
-    /// A key from ids validated before (stored rows whose checksum matched).
-    pub(crate) fn trusted(user: &str, course: &str, batch: &str, content: &str) -> ContentKey {
-        ContentKey {
-            user: UserId::trusted(user),
-            course: CourseId::trusted(course),
-            batch: BatchId::trusted(batch),
-            content: ContentId::trusted(content),
-        }
-    }
-
     /// The learner (Sunbird `userId`).
     pub fn user(&self) -> &UserId {
         &self.user

@@ -6,12 +6,14 @@
 //! carries a 64-bit checksum of its stored values (all but the `in_document` mark), and
 //! a row whose checksum does not match is reported as [`Error::CorruptStore`].
 
+use rusqlite::types::{FromSqlResult, ValueRef};
 use rusqlite::{params, Connection};
 
 use crate::content_state::{ContentKey, ContentState, Progress, Status};
 use crate::document::{pack, unpack_bytes};
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged};
+use crate::id::{BatchId, ContentId, CourseId, UserId};
 use crate::rejection::RejectionReason;
 use crate::timestamp::Timestamp;
 
@@ -179,57 +181,69 @@ pub(crate) enum InDocument {
     Yes,
 }
 
-/// A row as stored, before its checksum is verified.
-struct RawRow {
-    course: String,
-    batch: String,
-    content: String,
+/// A row as stored, before its checksum is verified. Text and blobs are borrowed from SQLite's
+/// row: only the ids that end up in the [`Row`] are copied, once (see [`KnownIds`]).
+struct RawRow<'r> {
+    course: &'r str,
+    batch: &'r str,
+    content: &'r str,
     status: i64,
     progress: i64,
     last_access: Option<i64>,
     last_completed: Option<i64>,
-    server: Option<Vec<u8>>,
-    rejected_state: Option<Vec<u8>>,
-    rejected_reason: Option<String>,
+    server: Option<&'r [u8]>,
+    rejected_state: Option<&'r [u8]>,
+    rejected_reason: Option<&'r str>,
     checksum: i64,
     in_document: i64,
-    rejected_kind: Option<String>,
+    rejected_kind: Option<&'r str>,
 }
 
-impl RawRow {
-    fn from_sql(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+/// Reads column `idx` of `row` without copying it.
+fn borrowed<'r, T>(
+    row: &'r rusqlite::Row<'_>,
+    idx: usize,
+    read: impl FnOnce(&ValueRef<'r>) -> FromSqlResult<T>,
+) -> rusqlite::Result<T> {
+    let value = row.get_ref(idx)?;
+    read(&value)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, value.data_type(), e.into()))
+}
+
+impl<'r> RawRow<'r> {
+    fn from_sql(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<RawRow<'r>> {
         Ok(RawRow {
-            course: row.get(0)?,
-            batch: row.get(1)?,
-            content: row.get(2)?,
+            course: borrowed(row, 0, ValueRef::as_str)?,
+            batch: borrowed(row, 1, ValueRef::as_str)?,
+            content: borrowed(row, 2, ValueRef::as_str)?,
             status: row.get(3)?,
             progress: row.get(4)?,
             last_access: row.get(5)?,
             last_completed: row.get(6)?,
-            server: row.get(7)?,
-            rejected_state: row.get(8)?,
-            rejected_reason: row.get(9)?,
+            server: borrowed(row, 7, ValueRef::as_blob_or_null)?,
+            rejected_state: borrowed(row, 8, ValueRef::as_blob_or_null)?,
+            rejected_reason: borrowed(row, 9, ValueRef::as_str_or_null)?,
             checksum: row.get(10)?,
             in_document: row.get(11)?,
-            rejected_kind: row.get(12)?,
+            rejected_kind: borrowed(row, 12, ValueRef::as_str_or_null)?,
         })
     }
 
     fn checksum(&self, user: &str) -> i64 {
         checksum(
             user,
-            [&self.course, &self.batch, &self.content],
+            [self.course, self.batch, self.content],
             [self.status, self.progress],
             [self.last_access, self.last_completed],
-            [self.server.as_deref(), self.rejected_state.as_deref()],
+            [self.server, self.rejected_state],
             self.rejected_reason
-                .as_deref()
-                .map(|text| summed_reason(self.rejected_kind.as_deref().unwrap_or(""), text))
+                .map(|text| summed_reason(self.rejected_kind.unwrap_or(""), text))
                 .as_deref(),
         )
     }
 
-    fn validate(self, user: &str) -> Result<Row> {
+    fn validate(self, ids: &mut KnownIds) -> Result<Row> {
+        let user: &str = &ids.user;
         if self.checksum(user) != self.checksum {
             return Err(Error::CorruptStore {
                 reason: format!(
@@ -240,7 +254,7 @@ impl RawRow {
         }
         // The ids were validated when the row was written and the checksum proves they are
         // unchanged, so they are not checked again.
-        let key = ContentKey::trusted(user, &self.course, &self.batch, &self.content);
+        let key = ids.key(self.course, self.batch, self.content);
         let time = |t: Option<i64>| t.map(Timestamp::from_millis).transpose();
         let state = ContentState::new(
             Status::try_from(self.status).map_err(corrupt)?,
@@ -248,15 +262,15 @@ impl RawRow {
             time(self.last_access).map_err(corrupt)?,
             time(self.last_completed).map_err(corrupt)?,
         );
-        let server = self.server.as_deref().map(register).transpose()?;
+        let server = self.server.map(register).transpose()?;
         let rejected = match (
-            self.rejected_state.as_deref(),
-            self.rejected_kind.as_deref(),
+            self.rejected_state,
+            self.rejected_kind,
             self.rejected_reason,
         ) {
             (Some(bytes), Some(kind), Some(text)) => Some(Rejection {
                 state: register(bytes)?,
-                reason: RejectionReason::from_kind(kind, text)
+                reason: RejectionReason::from_kind(kind, text.to_string())
                     .ok_or_else(|| corrupt_reason("a rejection is of an unknown kind"))?,
             }),
             (None, None, None) => None,
@@ -277,6 +291,55 @@ impl RawRow {
             rejected,
             in_document,
         })
+    }
+}
+
+/// The ids of the row read last, shared with the next row that names the same ones. A
+/// learner's rows come ordered by course and batch, so 10,000 items of 50 courses hold one copy
+/// of the learner's id and one per course and batch, not one each per row. The ids come from
+/// rows whose checksum matched: they were validated when written and are not checked again.
+struct KnownIds {
+    user: UserId,
+    course: Option<CourseId>,
+    batch: Option<BatchId>,
+    content: Option<ContentId>,
+}
+
+impl KnownIds {
+    /// Shares the ids of `key`, as when reading its own row back.
+    fn of_key(key: &ContentKey) -> KnownIds {
+        KnownIds {
+            user: key.user().clone(),
+            course: Some(key.course().clone()),
+            batch: Some(key.batch().clone()),
+            content: Some(key.content().clone()),
+        }
+    }
+
+    fn of_user(user: &UserId) -> KnownIds {
+        KnownIds {
+            user: user.clone(),
+            course: None,
+            batch: None,
+            content: None,
+        }
+    }
+
+    fn key(&mut self, course: &str, batch: &str, content: &str) -> ContentKey {
+        ContentKey::from_ids(
+            self.user.clone(),
+            shared(&mut self.course, course, CourseId::trusted),
+            shared(&mut self.batch, batch, BatchId::trusted),
+            shared(&mut self.content, content, ContentId::trusted),
+        )
+    }
+}
+
+/// The id known already if it reads `text`, else a new one from `text`, kept for the next row.
+fn shared<I: Clone + PartialEq<str>>(known: &mut Option<I>, text: &str, new: fn(&str) -> I) -> I {
+    match known {
+        Some(id) if *id == *text => id.clone(),
+        _ => known.insert(new(text)).clone(),
     }
 }
 
@@ -365,14 +428,18 @@ pub(crate) fn select_one(conn: &Connection, key: &ContentKey) -> Result<Option<R
     {
         Some(row) => {
             let raw = RawRow::from_sql(row).map_err(Error::sqlite("reading a content state"))?;
-            raw.validate(key.user()).map(Some)
+            raw.validate(&mut KnownIds::of_key(key)).map(Some)
         }
         None => Ok(None),
     }
 }
 
 /// Reads a learner's rows, ordered by course, batch and content.
-pub(crate) fn select_learner(conn: &Connection, user: &str, which: Rows<'_>) -> Result<Vec<Row>> {
+pub(crate) fn select_learner(
+    conn: &Connection,
+    user: &UserId,
+    which: Rows<'_>,
+) -> Result<Vec<Row>> {
     let filter = match which {
         Rows::All => "",
         Rows::Course(_) => "AND course_id = ?2",
@@ -386,17 +453,18 @@ pub(crate) fn select_learner(conn: &Connection, user: &str, which: Rows<'_>) -> 
         .prepare_cached(&sql)
         .map_err(Error::sqlite("reading content states"))?;
     let mut rows = match which {
-        Rows::Course(course) => select.query(params![user, course]),
-        Rows::All | Rows::NotInDocument => select.query(params![user]),
+        Rows::Course(course) => select.query(params![user.as_str(), course]),
+        Rows::All | Rows::NotInDocument => select.query(params![user.as_str()]),
     }
     .map_err(Error::sqlite("reading content states"))?;
+    let mut ids = KnownIds::of_user(user);
     let mut out = Vec::new();
     while let Some(row) = rows
         .next()
         .map_err(Error::sqlite("reading content states"))?
     {
         let raw = RawRow::from_sql(row).map_err(Error::sqlite("reading content states"))?;
-        out.push(raw.validate(user)?);
+        out.push(raw.validate(&mut ids)?);
     }
     Ok(out)
 }
@@ -476,4 +544,49 @@ pub(crate) fn write(conn: &Connection, row: &Row) -> Result<()> {
         .map_err(Error::sqlite("updating a course leaf"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{ContentKey, ProgressUpdate, Status, Store, UserId};
+
+    /// Where an id's text lives: two ids that share one allocation have the same address.
+    fn text_at(id: &str) -> *const u8 {
+        id.as_ptr()
+    }
+
+    #[test]
+    fn a_learners_rows_share_one_copy_of_the_learner_course_and_batch_ids() {
+        let store = Store::open_in_memory().unwrap();
+        let mut updates = Vec::new();
+        for course in ["do_course_a", "do_course_b"] {
+            for content in ["do_1", "do_2", "do_3"] {
+                let key = ContentKey::new("learner-1", course, "0130", content).unwrap();
+                updates.push(ProgressUpdate::new(key, Status::InProgress, 40).unwrap());
+            }
+        }
+        store.record_batch(updates).unwrap();
+        let items = store
+            .items(&UserId::new("learner-1").unwrap(), None)
+            .unwrap();
+        assert_eq!(items.len(), 6);
+        let keys: Vec<&ContentKey> = items.iter().map(|item| item.key()).collect();
+        for key in &keys {
+            assert_eq!(text_at(key.user()), text_at(keys[0].user()), "{key:?}");
+        }
+        for course in keys.chunks(3) {
+            for key in course {
+                assert_eq!(
+                    text_at(key.course()),
+                    text_at(course[0].course()),
+                    "{key:?}"
+                );
+                assert_eq!(text_at(key.batch()), text_at(course[0].batch()), "{key:?}");
+            }
+        }
+        assert_ne!(text_at(keys[0].course()), text_at(keys[3].course()));
+        let contents: std::collections::BTreeSet<_> =
+            keys.iter().map(|key| text_at(key.content())).collect();
+        assert_eq!(contents.len(), 6, "each content id is its own");
+    }
 }
