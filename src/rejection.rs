@@ -73,7 +73,7 @@ impl RejectionReason {
         matches!(self, RejectionReason::DroppedByServer { .. })
     }
 
-    /// The name of the kind, as the store's `rejected_kind` column holds it.
+    /// The name of the kind, as the store keeps it (before the text in the `rejection` column).
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             RejectionReason::BatchNotOngoing { .. } => "batch_not_ongoing",

@@ -249,15 +249,30 @@ fn restamp(path: &Path, drop: &[&str], version: i64) {
 #[test]
 fn a_store_of_an_older_schema_is_upgraded_and_keeps_every_item() {
     let dir = TempDir::new("older");
-    // What each version added: 4 the kind of a rejection, 3 the peer table and the index of
-    // rows to fold, 2 the course cache.
+    // What each version added: 5 one `rejection` column for kind and text, 4 the kind of a
+    // rejection in its own column, 3 the peer table and the index of rows to fold, 2 the
+    // course cache.
+    let version_5 = [
+        "ALTER TABLE content_state RENAME COLUMN rejection TO rejected_reason",
+        "ALTER TABLE content_state ADD COLUMN rejected_kind TEXT",
+    ];
     let version_4 = ["ALTER TABLE content_state DROP COLUMN rejected_kind"];
     let version_3 = ["DROP TABLE peer", "DROP INDEX content_state_unfolded"];
     let version_2 = ["DROP TABLE enrolled_course", "DROP TABLE course_leaf"];
     for (version, dropped) in [
-        (1, [&version_4[..], &version_3[..], &version_2[..]].concat()),
-        (2, [&version_4[..], &version_3[..]].concat()),
-        (3, version_4.to_vec()),
+        (
+            1,
+            [
+                &version_5[..],
+                &version_4[..],
+                &version_3[..],
+                &version_2[..],
+            ]
+            .concat(),
+        ),
+        (2, [&version_5[..], &version_4[..], &version_3[..]].concat()),
+        (3, [&version_5[..], &version_4[..]].concat()),
+        (4, version_5.to_vec()),
     ] {
         let path = dir.file(&format!("v{version}.db"));
         filled_store(&path);
@@ -275,13 +290,13 @@ fn a_store_of_an_older_schema_is_upgraded_and_keeps_every_item() {
 #[test]
 fn a_store_whose_schema_version_was_damaged_is_refused_and_left_untouched() {
     let dir = TempDir::new("restamped");
-    for version in [0, 1, 2, 3, 7] {
+    for version in [0, 1, 2, 3, 4, 7] {
         let path = dir.file(&format!("stamped-{version}.db"));
         filled_store(&path);
         restamp(&path, &[], version);
         let before = std::fs::read(&path).unwrap();
         let error = open_and_read(&path).expect_err("a restamped store must be refused");
-        if version > 4 {
+        if version > 5 {
             // Indistinguishable from a store a newer build wrote: refused as too new.
             assert!(
                 matches!(error, Error::StoreTooNew { found: 7, .. }),

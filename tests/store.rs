@@ -372,9 +372,27 @@ impl headway::Adapter for Refusing {
     }
 }
 
+/// Rewrites a current store file (schema 5: `rejection` holds the kind, U+001E, the text)
+/// into the layout of schema version 4: the text in `rejected_reason`, the kind in
+/// `rejected_kind`.
+fn downgrade_to_schema_4(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE content_state RENAME COLUMN rejection TO rejected_reason;
+        ALTER TABLE content_state ADD COLUMN rejected_kind TEXT;
+        UPDATE content_state
+        SET rejected_kind = substr(rejected_reason, 1, instr(rejected_reason, char(30)) - 1),
+            rejected_reason = substr(rejected_reason, instr(rejected_reason, char(30)) + 1)
+        WHERE rejected_reason IS NOT NULL;
+        PRAGMA user_version = 4;",
+    )
+    .unwrap();
+}
+
 /// Rewrites a current store file into the layout of schema version 3: no `rejected_kind`
 /// column, and a dropped item marked by a prefix of its reason (what version 3 wrote).
 fn downgrade_to_schema_3(path: &std::path::Path) {
+    downgrade_to_schema_4(path);
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
         "UPDATE content_state SET rejected_reason = char(30) || 'next-sync' || char(30) || rejected_reason
@@ -383,6 +401,70 @@ fn downgrade_to_schema_3(path: &std::path::Path) {
         PRAGMA user_version = 3;",
     )
     .unwrap();
+}
+
+/// Schema 5 keeps a rejection's kind and text in one column (a row never rejected spends
+/// nothing on the kind): a version 4 store, with a rejection of each kind, opens, keeps its
+/// checksums and reads the same reasons, kinds included.
+#[test]
+fn a_version_4_store_with_rejections_of_every_kind_opens_and_reads_the_same_rejections() {
+    let dir = TempDir::new("schema4");
+    let path = dir.file("p.db");
+    let user = user_id("u");
+    {
+        let store = Store::open(&path).unwrap();
+        for content in ["dropped", "closed", "bad", "ok"] {
+            store.record(update("u", content, 1, 40, T0)).unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = headway::SyncOptions::new().max_rounds(1);
+        runtime
+            .block_on(store.sync(&user, &Refusing, &options))
+            .unwrap();
+    }
+    let (before, items_before) = {
+        let store = Store::open(&path).unwrap();
+        (
+            store.rejected(&user).unwrap(),
+            store.items(&user, None).unwrap(),
+        )
+    };
+    assert_eq!(before.len(), 4, "{before:?}");
+    downgrade_to_schema_4(&path);
+    let kind: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT rejected_kind FROM content_state WHERE content_id = 'closed'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        kind, "batch_not_ongoing",
+        "the downgrade wrote version 4's layout"
+    );
+
+    let store = Store::open(&path).unwrap();
+    store.check_integrity().unwrap();
+    assert_eq!(store.rejected(&user).unwrap(), before);
+    assert_eq!(store.items(&user, None).unwrap(), items_before);
+    drop(store);
+    let columns: Vec<String> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .prepare("SELECT name FROM pragma_table_info('content_state')")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(columns.contains(&"rejection".to_string()), "{columns:?}");
+    assert!(
+        !columns.contains(&"rejected_kind".to_string()),
+        "{columns:?}"
+    );
 }
 
 /// Issue 10: rejection reasons are a kind plus the server's text, in their own column; a store

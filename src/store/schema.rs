@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 const APPLICATION_ID: i64 = 0x4857_4159;
 
 /// The newest schema version this build writes.
-pub(crate) const VERSION: i64 = 4;
+pub(crate) const VERSION: i64 = 5;
 
 /// How long a write waits for another connection's write to finish.
 pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -132,9 +132,8 @@ const TABLES: [(&str, &[&str]); 7] = [
             "in_document",
             "server_state",
             "rejected_state",
-            "rejected_reason",
+            "rejection",
             "checksum",
-            "rejected_kind",
         ],
     ),
     (
@@ -371,6 +370,19 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
                     WHEN substr(rejected_reason, 1, 11) = char(30) || 'next-sync' || char(30)
                     THEN substr(rejected_reason, 12) ELSE rejected_reason END
             WHERE rejected_reason IS NOT NULL;
+            "
+        }
+        4 => {
+            "
+            -- A rejection's kind and the server's text share one column, `rejection`: the kind,
+            -- U+001E, the text (store/rows.rs `stored_reason`). The kind's own column cost every
+            -- row a byte, rejected or not. Checksums stay valid: they cover kind and text, not
+            -- how they are stored. The new name also keeps this layout apart from version 3's.
+            UPDATE content_state
+            SET rejected_reason = rejected_kind || char(30) || rejected_reason
+            WHERE rejected_reason IS NOT NULL;
+            ALTER TABLE content_state DROP COLUMN rejected_kind;
+            ALTER TABLE content_state RENAME COLUMN rejected_reason TO rejection;
             "
         }
         other => {
