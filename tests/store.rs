@@ -372,6 +372,36 @@ impl headway::Adapter for Refusing {
     }
 }
 
+/// Records learner `u`'s `contents` in a store at `path` and syncs once with [`Refusing`];
+/// returns how many items it rejected.
+fn rejected_by_one_sync(path: &std::path::Path, contents: &[&str]) -> usize {
+    let store = Store::open(path).unwrap();
+    for content in contents {
+        store.record(update("u", content, 1, 40, T0)).unwrap();
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let options = headway::SyncOptions::new().max_rounds(1);
+    let report = runtime
+        .block_on(store.sync(&user_id("u"), &Refusing, &options))
+        .unwrap();
+    report.rejected.len()
+}
+
+/// The text in `column` of the content state row of `content`, read with plain SQLite.
+fn stored_text(path: &std::path::Path, column: &str, content: &str) -> String {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            &format!("SELECT {column} FROM content_state WHERE content_id = ?1"),
+            [content],
+            |row| row.get(0),
+        )
+        .unwrap()
+}
+
 /// Rewrites a current store file (schema 5: `rejection` holds the kind, U+001E, the text)
 /// into the layout of schema version 4: the text in `rejected_reason`, the kind in
 /// `rejected_kind`.
@@ -411,20 +441,10 @@ fn a_version_4_store_with_rejections_of_every_kind_opens_and_reads_the_same_reje
     let dir = TempDir::new("schema4");
     let path = dir.file("p.db");
     let user = user_id("u");
-    {
-        let store = Store::open(&path).unwrap();
-        for content in ["dropped", "closed", "bad", "ok"] {
-            store.record(update("u", content, 1, 40, T0)).unwrap();
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let options = headway::SyncOptions::new().max_rounds(1);
-        runtime
-            .block_on(store.sync(&user, &Refusing, &options))
-            .unwrap();
-    }
+    assert_eq!(
+        rejected_by_one_sync(&path, &["dropped", "closed", "bad", "ok"]),
+        4
+    );
     let (before, items_before) = {
         let store = Store::open(&path).unwrap();
         (
@@ -434,14 +454,7 @@ fn a_version_4_store_with_rejections_of_every_kind_opens_and_reads_the_same_reje
     };
     assert_eq!(before.len(), 4, "{before:?}");
     downgrade_to_schema_4(&path);
-    let kind: String = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row(
-            "SELECT rejected_kind FROM content_state WHERE content_id = 'closed'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
+    let kind = stored_text(&path, "rejected_kind", "closed");
     assert_eq!(
         kind, "batch_not_ongoing",
         "the downgrade wrote version 4's layout"
@@ -475,35 +488,14 @@ fn a_version_3_store_with_a_prefixed_dropped_reason_opens_and_reads_the_same_rej
     let dir = TempDir::new("schema3");
     let path = dir.file("p.db");
     let user = user_id("u");
-    {
-        let store = Store::open(&path).unwrap();
-        // Version 3 knew two kinds only: a refusal for good and a dropped item.
-        for content in ["dropped", "bad"] {
-            store.record(update("u", content, 1, 40, T0)).unwrap();
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let options = headway::SyncOptions::new().max_rounds(1);
-        let report = runtime
-            .block_on(store.sync(&user, &Refusing, &options))
-            .unwrap();
-        assert_eq!(report.rejected.len(), 2);
-    }
+    // Version 3 knew two kinds only: a refusal for good and a dropped item.
+    assert_eq!(rejected_by_one_sync(&path, &["dropped", "bad"]), 2);
     let before: Vec<_> = {
         let store = Store::open(&path).unwrap();
         store.rejected(&user).unwrap()
     };
     downgrade_to_schema_3(&path);
-    let prefixed: String = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row(
-            "SELECT rejected_reason FROM content_state WHERE content_id = 'dropped'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
+    let prefixed = stored_text(&path, "rejected_reason", "dropped");
     assert_eq!(prefixed, "\u{1e}next-sync\u{1e}server text for dropped");
 
     let store = Store::open(&path).unwrap();
