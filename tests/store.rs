@@ -629,3 +629,304 @@ fn courses_cached_under_ids_the_core_now_refuses_are_left_out_and_the_rest_still
     // can be recorded under that id), as it does in the course-progress events.
     assert_eq!(courses[0].leaf_nodes_count, 2);
 }
+
+/// Answers every push with one rejection per item: the kind and the text `texts` names for
+/// its content id (a refusal with an empty text for any other).
+struct RefusingWith(Vec<(&'static str, headway::RejectionReason)>);
+
+#[async_trait::async_trait]
+impl headway::Adapter for RefusingWith {
+    async fn push(&self, _: &headway::UserId, items: &[headway::Outgoing]) -> headway::PushReport {
+        let outcomes = items
+            .iter()
+            .map(|out| {
+                let content = out.item.key().content().as_str();
+                let reason = self
+                    .0
+                    .iter()
+                    .find(|(c, _)| *c == content)
+                    .map(|(_, r)| r.clone())
+                    .unwrap_or(headway::RejectionReason::RefusedByServer {
+                        text: String::new(),
+                    });
+                headway::ItemOutcome::Rejected { reason }
+            })
+            .collect();
+        headway::PushReport {
+            outcomes,
+            requests: 1,
+            ..headway::PushReport::default()
+        }
+    }
+    async fn read_states(
+        &self,
+        _: &headway::UserId,
+        _: &headway::CourseId,
+        _: &headway::BatchId,
+    ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
+        Ok(vec![])
+    }
+    async fn enrolled_courses(
+        &self,
+        _: &headway::UserId,
+    ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
+        Ok(vec![])
+    }
+}
+
+/// Server texts an upgrade must carry byte for byte: empty, holding the separator U+001E (also
+/// where version 3's marker would be), holding NUL, and long.
+fn awkward_rejections() -> Vec<(&'static str, headway::RejectionReason)> {
+    use headway::RejectionReason::*;
+    let long = "x\u{1e}\0é".repeat(50_000);
+    vec![
+        (
+            "empty",
+            RefusedByServer {
+                text: String::new(),
+            },
+        ),
+        (
+            "sep",
+            BatchUnknown {
+                text: "\u{1e}a\u{1e}\u{1e}".into(),
+            },
+        ),
+        (
+            "marker",
+            RefusedByServer {
+                text: "\u{1e}next-sync\u{1e}not dropped".into(),
+            },
+        ),
+        (
+            "nul",
+            BatchNotOngoing {
+                text: "before\0after".into(),
+            },
+        ),
+        (
+            "dropped_nul",
+            DroppedByServer {
+                text: "left\0out".into(),
+            },
+        ),
+        (
+            "dropped_sep",
+            DroppedByServer {
+                text: "\u{1e}dropped\u{1e}".into(),
+            },
+        ),
+        ("long", RefusedByServer { text: long }),
+    ]
+}
+
+/// Records one item per entry of `rejections` for learner `u` at `path`, syncs once with
+/// [`RefusingWith`] and returns what the store then reads: its rejections and its items.
+fn store_with_rejections(
+    path: &std::path::Path,
+    rejections: Vec<(&'static str, headway::RejectionReason)>,
+) -> (
+    Vec<(headway::ContentItem, headway::RejectionReason)>,
+    Vec<headway::ContentItem>,
+) {
+    let store = Store::open(path).unwrap();
+    for (content, _) in &rejections {
+        store.record(update("u", content, 1, 40, T0)).unwrap();
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let adapter = RefusingWith(rejections.clone());
+    let options = headway::SyncOptions::new().max_rounds(1);
+    let report = runtime
+        .block_on(store.sync(&user_id("u"), &adapter, &options))
+        .unwrap();
+    assert_eq!(report.rejected.len(), rejections.len());
+    let user = user_id("u");
+    let read = (
+        store.rejected(&user).unwrap(),
+        store.items(&user, None).unwrap(),
+    );
+    let reasons: Vec<_> = read.0.iter().map(|(_, r)| r.clone()).collect();
+    for (_, reason) in &rejections {
+        assert!(reasons.contains(reason), "schema 5 itself keeps {reason:?}");
+    }
+    read
+}
+
+/// [`downgrade_to_schema_4`] with the split done in Rust and bound as parameters: SQLite's
+/// `substr` stops at a NUL, so the SQL one cannot carry texts holding one.
+fn downgrade_to_schema_4_exactly(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE content_state RENAME COLUMN rejection TO rejected_reason;
+        ALTER TABLE content_state ADD COLUMN rejected_kind TEXT;",
+    )
+    .unwrap();
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT content_id, rejected_reason FROM content_state WHERE rejected_reason IS NOT NULL")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    for (content, stored) in rows {
+        let (kind, text) = stored.split_once('\u{1e}').unwrap();
+        conn.execute(
+            "UPDATE content_state SET rejected_kind = ?1, rejected_reason = ?2 WHERE content_id = ?3",
+            rusqlite::params![kind, text, content],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("PRAGMA user_version = 4;").unwrap();
+}
+
+/// Every server text, whatever bytes it holds, reads back the same after the version 4 to 5
+/// upgrade, and every checksum still verifies.
+#[test]
+fn a_version_4_store_keeps_empty_long_and_separator_or_nul_holding_texts_through_the_upgrade() {
+    let dir = TempDir::new("schema4-texts");
+    let path = dir.file("p.db");
+    let rejections: Vec<_> = awkward_rejections()
+        .into_iter()
+        .filter(|(c, _)| *c != "marker")
+        .collect();
+    let (before, items) = store_with_rejections(&path, rejections);
+    downgrade_to_schema_4_exactly(&path);
+    let store = Store::open(&path).unwrap();
+    store.check_integrity().unwrap();
+    let user = user_id("u");
+    assert_eq!(store.rejected(&user).unwrap(), before);
+    assert_eq!(store.items(&user, None).unwrap(), items);
+}
+
+/// A version 3 store's dropped item keeps its whole text through the upgrades, even when the
+/// server's text holds a NUL (the text is kept exactly as it came, so it may).
+#[test]
+fn a_version_3_store_keeps_a_dropped_items_text_holding_nul_through_the_upgrades() {
+    let dir = TempDir::new("schema3-nul");
+    let path = dir.file("p.db");
+    let rejections: Vec<_> = awkward_rejections()
+        .into_iter()
+        .filter(|(c, _)| matches!(*c, "dropped_nul" | "dropped_sep" | "empty"))
+        .collect();
+    let (before, items) = store_with_rejections(&path, rejections);
+    downgrade_to_schema_4_exactly(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let dropped: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT content_id, rejected_reason FROM content_state WHERE rejected_kind = 'dropped'",
+        )
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(dropped.len(), 2);
+    for (content, text) in dropped {
+        conn.execute(
+            "UPDATE content_state SET rejected_reason = ?1 WHERE content_id = ?2",
+            rusqlite::params![format!("\u{1e}next-sync\u{1e}{text}"), content],
+        )
+        .unwrap();
+    }
+    conn.execute_batch(
+        "ALTER TABLE content_state DROP COLUMN rejected_kind; PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&path).unwrap();
+    let user = user_id("u");
+    assert_eq!(store.rejected(&user).unwrap(), before);
+    assert_eq!(store.items(&user, None).unwrap(), items);
+}
+
+/// A version 4 row holding a rejection's state and text but no kind (a damaged row) reads as
+/// corrupt under version 4 and still does after the upgrade, but the upgrade must not erase
+/// the server's text on the way: it is still in the file afterwards.
+#[test]
+fn a_version_4_rejection_without_a_kind_keeps_its_text_through_the_upgrade() {
+    let dir = TempDir::new("schema4-nokind");
+    let path = dir.file("p.db");
+    assert_eq!(rejected_by_one_sync(&path, &["bad"]), 1);
+    downgrade_to_schema_4(&path);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("UPDATE content_state SET rejected_kind = NULL")
+        .unwrap();
+    let store = Store::open(&path).unwrap();
+    let error = store.items(&user_id("u"), None).unwrap_err();
+    assert!(error.is_corruption(), "{error:?}");
+    drop(store);
+    let kept: Option<String> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT rejection FROM content_state", [], |row| row.get(0))
+        .unwrap();
+    assert!(
+        kept.as_deref()
+            .is_some_and(|k| k.ends_with("server text for bad")),
+        "the upgrade erased the text: {kept:?}"
+    );
+}
+
+/// The upgrade's steps run in one transaction: when the last one fails (here SQLite refuses to
+/// drop `rejected_kind` while a view names it), the file keeps version 4's stamp, layout and
+/// texts, and opens once the obstacle is gone.
+#[test]
+fn a_version_4_upgrade_that_fails_midway_leaves_the_file_as_it_was() {
+    let dir = TempDir::new("schema4-interrupted");
+    let path = dir.file("p.db");
+    assert_eq!(rejected_by_one_sync(&path, &["bad", "dropped"]), 2);
+    let user = user_id("u");
+    let before = Store::open(&path).unwrap().rejected(&user).unwrap();
+    // A row never rejected goes through the upgrade too.
+    Store::open(&path)
+        .unwrap()
+        .record(update("u", "never", 1, 40, T0))
+        .unwrap();
+    downgrade_to_schema_4(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE VIEW kinds AS SELECT rejected_kind FROM content_state")
+        .unwrap();
+    drop(conn);
+    assert!(Store::open(&path).is_err(), "the view blocks the upgrade");
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    assert_eq!(
+        stored_text(&path, "rejected_reason", "bad"),
+        "server text for bad"
+    );
+    assert_eq!(stored_text(&path, "rejected_kind", "dropped"), "dropped");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP VIEW kinds")
+        .unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.rejected(&user).unwrap(), before);
+    assert_eq!(store.items(&user, None).unwrap().len(), 3);
+}
+
+/// A file with version 4's tables but a damaged stamp saying 5 is refused, not read with the
+/// kind column taken for the rejection, and left untouched.
+#[test]
+fn a_version_4_file_stamped_5_is_refused_and_left_untouched() {
+    let dir = TempDir::new("schema4-stamped5");
+    let path = dir.file("p.db");
+    assert_eq!(rejected_by_one_sync(&path, &["bad"]), 1);
+    downgrade_to_schema_4(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA user_version = 5; PRAGMA journal_mode = DELETE;")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&path).unwrap();
+    let error = Store::open(&path).map(|_| ()).unwrap_err();
+    assert!(error.is_corruption(), "{error:?}");
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the refused file changed"
+    );
+}

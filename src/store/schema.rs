@@ -60,6 +60,11 @@ pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<(
     }
     // The version stamp is one header field: a damaged one must not run upgrades over tables
     // of a later version. Checked before anything is written (WAL included).
+    if !fresh && found == VERSION {
+        // A current stamp over other tables is refused before the switch to WAL writes to
+        // the file's header.
+        check_tables(conn)?;
+    }
     if !fresh && found < VERSION && layout(conn)? != layout_at(found)? {
         return Err(Error::CorruptStore {
             reason: format!(
@@ -89,8 +94,8 @@ pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<(
     conn.pragma_update(None, "synchronous", synchronous)
         .map_err(Error::sqlite("setting synchronous"))?;
     if found == VERSION {
-        // Current: nothing to write, so opening costs no commit.
-        return check_tables(conn);
+        // Current (its tables checked above): nothing to write, so opening costs no commit.
+        return Ok(());
     }
     super::write_transaction(conn, "upgrading the schema", |tx| {
         // Another process may have upgraded the file meanwhile: read the version again under
@@ -361,6 +366,8 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
             -- marked a dropped item by prefixing its reason with U+001E `next-sync` U+001E;
             -- the marker moves into the kind here, and every other rejection was a refusal.
             -- Checksums stay valid: they cover the text behind the same marker (store/rows.rs).
+            -- The marker is cut off as bytes: substr on text stops at a NUL, which a server's
+            -- text may hold.
             ALTER TABLE content_state ADD COLUMN rejected_kind TEXT;
             UPDATE content_state
             SET rejected_kind = CASE
@@ -368,7 +375,8 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
                     THEN 'dropped' ELSE 'refused' END,
                 rejected_reason = CASE
                     WHEN substr(rejected_reason, 1, 11) = char(30) || 'next-sync' || char(30)
-                    THEN substr(rejected_reason, 12) ELSE rejected_reason END
+                    THEN CAST(substr(CAST(rejected_reason AS BLOB), 12) AS TEXT)
+                    ELSE rejected_reason END
             WHERE rejected_reason IS NOT NULL;
             "
         }
@@ -378,8 +386,10 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
             -- U+001E, the text (store/rows.rs `stored_reason`). The kind's own column cost every
             -- row a byte, rejected or not. Checksums stay valid: they cover kind and text, not
             -- how they are stored. The new name also keeps this layout apart from version 3's.
+            -- A damaged row with a text but no kind keeps its text (kind '': it reads as corrupt,
+            -- as under version 4, whose checksum took a missing kind for '' too).
             UPDATE content_state
-            SET rejected_reason = rejected_kind || char(30) || rejected_reason
+            SET rejected_reason = coalesce(rejected_kind, '') || char(30) || rejected_reason
             WHERE rejected_reason IS NOT NULL;
             ALTER TABLE content_state DROP COLUMN rejected_kind;
             ALTER TABLE content_state RENAME COLUMN rejected_reason TO rejection;
