@@ -164,10 +164,15 @@ impl Error {
                 };
             }
             if let rusqlite::Error::SqliteFailure(e, msg) = &source {
-                if matches!(
-                    e.code,
-                    rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
-                ) {
+                // A damaged header (schema format number, say) reads as a format SQLite does
+                // not know: plain SQLITE_ERROR with this text.
+                let unknown_format = msg.as_deref() == Some("unsupported file format");
+                if unknown_format
+                    || matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+                    )
+                {
                     let detail = msg.clone().unwrap_or_else(|| e.to_string());
                     return Error::CorruptStore {
                         reason: format!("{detail} (while {step})"),

@@ -111,6 +111,31 @@ fn flipped_header_bytes_are_reported() {
     assert_damage_reported(open_and_read(&path));
 }
 
+/// A header whose write version SQLite does not know opens read-only: refused at open with a
+/// typed error, not at the first write after the app believed the store open (found by the
+/// flipped-bytes test below, seed 58); a schema format it does not know is a damaged header.
+#[test]
+fn a_header_sqlite_cannot_write_or_read_is_refused_at_open_and_left_untouched() {
+    let dir = TempDir::new("header-versions");
+    for (offset, value) in [(18, 3u8), (19, 3), (47, 9)] {
+        let path = dir.file(&format!("byte-{offset}.db"));
+        filled_store(&path);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[offset] = value;
+        std::fs::write(&path, &bytes).unwrap();
+        let error = open_and_read(&path)
+            .expect_err(&format!("byte {offset} = {value}: a store SQLite cannot use opened"));
+        assert!(
+            error.is_corruption() || matches!(error, Error::StoreOpen { .. }),
+            "byte {offset} = {value}: untyped error {error:?}"
+        );
+        assert!(
+            std::fs::read(&path).unwrap() == bytes,
+            "byte {offset}: the refused file changed"
+        );
+    }
+}
+
 #[test]
 fn flipped_bytes_never_panic_and_never_read_as_empty() {
     let dir = TempDir::new("flips");

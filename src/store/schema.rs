@@ -58,6 +58,19 @@ pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<(
             supported: VERSION,
         });
     }
+    // Read-only (no write permission, or a header whose write version SQLite does not know):
+    // refused now, not at the first write after the app believed the store open.
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(Error::sqlite("reading the file header"))?
+    {
+        return Err(Error::StoreOpen {
+            path: conn.path().unwrap_or("").to_string(),
+            reason: "the file cannot be written (read-only, or a header this SQLite cannot \
+                     write)"
+                .into(),
+        });
+    }
     // The version stamp is one header field: a damaged one must not run upgrades over tables
     // of a later version. Checked before anything is written (WAL included).
     if !fresh && found == VERSION {
