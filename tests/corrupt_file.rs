@@ -123,8 +123,9 @@ fn a_header_sqlite_cannot_write_or_read_is_refused_at_open_and_left_untouched() 
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[offset] = value;
         std::fs::write(&path, &bytes).unwrap();
-        let error = open_and_read(&path)
-            .expect_err(&format!("byte {offset} = {value}: a store SQLite cannot use opened"));
+        let error = open_and_read(&path).expect_err(&format!(
+            "byte {offset} = {value}: a store SQLite cannot use opened"
+        ));
         assert!(
             error.is_corruption() || matches!(error, Error::StoreOpen { .. }),
             "byte {offset} = {value}: untyped error {error:?}"
