@@ -331,8 +331,17 @@ fn an_async_subscriber_wakes_when_another_thread_records() {
     );
 }
 
-/// Answers every push with one rejection per item, of the kind its content id names.
-struct Refusing;
+/// Answers every push with one rejection per item: the reason listed for its content id, or
+/// else one of the kind its content id names (`dropped`, `closed`, a refusal for any other)
+/// with the text "server text for <id>".
+struct Refusing(Vec<(&'static str, headway::RejectionReason)>);
+
+impl Refusing {
+    /// Every reason from the content id's name.
+    fn by_name() -> Refusing {
+        Refusing(Vec::new())
+    }
+}
 
 #[async_trait::async_trait]
 impl headway::Adapter for Refusing {
@@ -341,11 +350,14 @@ impl headway::Adapter for Refusing {
         let outcomes = items
             .iter()
             .map(|out| {
-                let text = format!("server text for {}", out.item.key().content());
-                let reason = match out.item.key().content().as_str() {
-                    "dropped" => RejectionReason::DroppedByServer { text },
-                    "closed" => RejectionReason::BatchNotOngoing { text },
-                    _ => RejectionReason::RefusedByServer { text },
+                let content = out.item.key().content().as_str();
+                let listed = self.0.iter().find(|(c, _)| *c == content);
+                let text = format!("server text for {content}");
+                let reason = match (listed, content) {
+                    (Some((_, reason)), _) => reason.clone(),
+                    (None, "dropped") => RejectionReason::DroppedByServer { text },
+                    (None, "closed") => RejectionReason::BatchNotOngoing { text },
+                    (None, _) => RejectionReason::RefusedByServer { text },
                 };
                 ItemOutcome::Rejected { reason }
             })
@@ -385,7 +397,7 @@ fn rejected_by_one_sync(path: &std::path::Path, contents: &[&str]) -> usize {
         .unwrap();
     let options = headway::SyncOptions::new().max_rounds(1);
     let report = runtime
-        .block_on(store.sync(&user_id("u"), &Refusing, &options))
+        .block_on(store.sync(&user_id("u"), &Refusing::by_name(), &options))
         .unwrap();
     report.rejected.len()
 }
@@ -532,7 +544,11 @@ fn a_version_3_store_with_a_prefixed_dropped_reason_opens_and_reads_the_same_rej
         .build()
         .unwrap();
     let report = runtime
-        .block_on(store.sync(&user, &Refusing, &headway::SyncOptions::new().max_rounds(1)))
+        .block_on(store.sync(
+            &user,
+            &Refusing::by_name(),
+            &headway::SyncOptions::new().max_rounds(1),
+        ))
         .unwrap();
     let resent: Vec<_> = report
         .rejected
@@ -567,7 +583,11 @@ fn a_rejections_kind_and_server_text_survive_a_reopen() {
             .build()
             .unwrap();
         runtime
-            .block_on(store.sync(&user, &Refusing, &headway::SyncOptions::new().max_rounds(1)))
+            .block_on(store.sync(
+                &user,
+                &Refusing::by_name(),
+                &headway::SyncOptions::new().max_rounds(1),
+            ))
             .unwrap();
     }
     let store = Store::open(&path).unwrap();
@@ -630,50 +650,6 @@ fn courses_cached_under_ids_the_core_now_refuses_are_left_out_and_the_rest_still
     assert_eq!(courses[0].leaf_nodes_count, 2);
 }
 
-/// Answers every push with one rejection per item: the kind and the text `texts` names for
-/// its content id (a refusal with an empty text for any other).
-struct RefusingWith(Vec<(&'static str, headway::RejectionReason)>);
-
-#[async_trait::async_trait]
-impl headway::Adapter for RefusingWith {
-    async fn push(&self, _: &headway::UserId, items: &[headway::Outgoing]) -> headway::PushReport {
-        let outcomes = items
-            .iter()
-            .map(|out| {
-                let content = out.item.key().content().as_str();
-                let reason = self
-                    .0
-                    .iter()
-                    .find(|(c, _)| *c == content)
-                    .map(|(_, r)| r.clone())
-                    .unwrap_or(headway::RejectionReason::RefusedByServer {
-                        text: String::new(),
-                    });
-                headway::ItemOutcome::Rejected { reason }
-            })
-            .collect();
-        headway::PushReport {
-            outcomes,
-            requests: 1,
-            ..headway::PushReport::default()
-        }
-    }
-    async fn read_states(
-        &self,
-        _: &headway::UserId,
-        _: &headway::CourseId,
-        _: &headway::BatchId,
-    ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
-        Ok(vec![])
-    }
-    async fn enrolled_courses(
-        &self,
-        _: &headway::UserId,
-    ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
-        Ok(vec![])
-    }
-}
-
 /// Server texts an upgrade must carry byte for byte: empty, holding the separator U+001E (also
 /// where version 3's marker would be), holding NUL, and long.
 fn awkward_rejections() -> Vec<(&'static str, headway::RejectionReason)> {
@@ -721,7 +697,7 @@ fn awkward_rejections() -> Vec<(&'static str, headway::RejectionReason)> {
 }
 
 /// Records one item per entry of `rejections` for learner `u` at `path`, syncs once with
-/// [`RefusingWith`] and returns what the store then reads: its rejections and its items.
+/// [`Refusing`] and returns what the store then reads: its rejections and its items.
 fn store_with_rejections(
     path: &std::path::Path,
     rejections: Vec<(&'static str, headway::RejectionReason)>,
@@ -737,7 +713,7 @@ fn store_with_rejections(
         .enable_all()
         .build()
         .unwrap();
-    let adapter = RefusingWith(rejections.clone());
+    let adapter = Refusing(rejections.clone());
     let options = headway::SyncOptions::new().max_rounds(1);
     let report = runtime
         .block_on(store.sync(&user_id("u"), &adapter, &options))
