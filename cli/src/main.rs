@@ -6,6 +6,13 @@
 
 /// Writes one line to stdout; a closed pipe is an error the caller passes up (`?`), so the
 /// command ends quietly instead of panicking like `println!`.
+/// Writes one line to stderr; a closed stderr is ignored, never a panic (what `eprintln!` does).
+macro_rules! note {
+    ($($arg:tt)*) => {
+        crate::output::note(format_args!($($arg)*))
+    };
+}
+
 macro_rules! say {
     () => {
         crate::output::say(format_args!(""))
@@ -231,16 +238,16 @@ fn main() -> ExitCode {
     match run(cli, db_given) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(reason)) => {
-            eprintln!("headway: refused: {reason}");
+            note!("headway: refused: {reason}");
             ExitCode::from(2)
         }
         Err(Failure::Unavailable(reason)) => {
-            eprintln!("headway: server unavailable: {reason}");
+            note!("headway: server unavailable: {reason}");
             ExitCode::from(3)
         }
         Err(Failure::Other(error)) if is_closed_stdout(&error) => ExitCode::SUCCESS,
         Err(Failure::Other(error)) => {
-            eprintln!("headway: error: {error:#}");
+            note!("headway: error: {error:#}");
             ExitCode::from(1)
         }
     }
