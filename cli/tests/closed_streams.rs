@@ -2,6 +2,8 @@
 //! `eprintln!` panics when stderr is a pipe whose reader has gone; the exit code must stay the
 //! one scripts rely on (2 refused input, 3 unavailable, 1 other), never 101.
 
+#![cfg(test)]
+
 mod support;
 
 use std::process::{Command, ExitStatus, Stdio};
