@@ -416,7 +416,8 @@ mod tests {
     // Issue 17, fault 8: the seed defaulted to 0, so every device backed off in step.
     #[test]
     fn two_stores_default_schedules_retry_at_different_times() {
-        let options = BackgroundOptions::new().backoff(Duration::from_secs(2), Duration::from_secs(300));
+        let options =
+            BackgroundOptions::new().backoff(Duration::from_secs(2), Duration::from_secs(300));
         let (phone, tablet) = (
             Store::open_in_memory().unwrap(),
             Store::open_in_memory().unwrap(),

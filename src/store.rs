@@ -257,11 +257,8 @@ impl Store {
         match self.inner.lock() {
             Ok(inner) => {
                 let (high, low) = inner.device.split_at(8);
-                let word = |bytes: &[u8]| {
-                    bytes
-                        .iter()
-                        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
-                };
+                let word =
+                    |bytes: &[u8]| bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
                 word(high) ^ word(low)
             }
             Err(_) => std::collections::hash_map::RandomState::new()
