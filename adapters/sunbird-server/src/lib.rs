@@ -40,7 +40,12 @@ pub struct ServerConfig {
     request_timeout: Duration,
 }
 
-/// How long a client has to send a request's head, and then again its body, by default.
+/// How long a client has to send a request's head, and then again its body, by default (see
+/// [`ServerConfig::request_timeout`]).
+///
+/// ```
+/// assert_eq!(headway_sunbird_server::DEFAULT_REQUEST_TIMEOUT.as_secs(), 10);
+/// ```
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Shows where the server listens and what it holds, never the API key or the tokens.
