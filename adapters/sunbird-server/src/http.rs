@@ -65,9 +65,23 @@ pub(crate) async fn serve(
 
 /// Reads a request's whole body within `timeout` of its head, then hands the request on: a
 /// client that sends a head and stalls in its body is answered 408 and its connection closed.
-/// Bodies are capped at 2 MiB, axum's default for the handlers' `Bytes` (400 past it).
+/// Bodies are capped at 2 MiB, axum's default for the handlers' `Bytes`: a larger announced
+/// length is answered 413 before anything is read, a chunked body that grows past it 400.
 async fn body_in_time(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
     const BODY_CAP: usize = 2 * 1024 * 1024;
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > BODY_CAP as u64) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(axum::http::header::CONNECTION, "close")],
+            Json(json!({"error": "the request body is over 2 MiB"})),
+        )
+            .into_response();
+    }
     let (parts, body) = request.into_parts();
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_CAP)).await {
         Ok(Ok(bytes)) => {
