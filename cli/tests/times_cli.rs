@@ -230,3 +230,64 @@ fn what_state_prints_always_re_imports_with_record_from() {
         assert_eq!(state(&copy), state(&db), "round {round}");
     }
 }
+
+/// Records `content` at `status`/`progress` in the store at `db` as a device whose clock reads
+/// `clock` would (the binary refuses a time past its own tomorrow, so the library does it).
+fn record_with_clock(db: &Path, content: &str, status: i64, progress: i64, clock: Timestamp) {
+    let store = headway::Store::open(db).unwrap();
+    let key = headway::ContentKey::new(USER, "do_course", "0130", content).unwrap();
+    let update = headway::ProgressUpdate::new(key, status.try_into().unwrap(), progress)
+        .unwrap()
+        .consumed_at_checked(clock, clock)
+        .unwrap();
+    store.record(update).unwrap();
+}
+
+/// Each item's (content, status, progress) as `state` prints it.
+fn standing(db: &Path) -> Vec<(String, i64, i64)> {
+    state(db)
+        .iter()
+        .map(|item| {
+            (
+                item["contentId"].as_str().unwrap().to_string(),
+                item["status"].as_i64().unwrap(),
+                item["progress"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+// Issue 17, fault 7: through the server, a device whose clock runs a year ahead and one on time
+// end with the same status and progress, and the one on time holds no time from next year.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_a_year_ahead_and_one_on_time_converge_through_the_server() {
+    let dir = TempDir::new("year-ahead-server");
+    let (ahead, on_time) = (dir.0.join("ahead.db"), dir.0.join("on-time.db"));
+    let server = server_with_a_course(USER, Timestamp::now().as_millis()).await;
+    let url = server.url().to_string();
+    let now = Timestamp::now();
+    let next_year = Timestamp::from_millis(now.as_millis() + 365 * 86_400_000).unwrap();
+    record_with_clock(&ahead, "do_0000", 2, 100, next_year);
+    record_with_clock(&ahead, "do_0001", 1, 60, next_year);
+    record_with_clock(&on_time, "do_0001", 1, 30, now);
+    record_with_clock(&on_time, "do_0002", 2, 100, now);
+    for db in [&ahead, &on_time, &ahead] {
+        let out = headway_async(db, &["courses", "--user", USER, "--server", &url, "--json"]).await;
+        json_of(&out);
+    }
+    assert_eq!(standing(&ahead), standing(&on_time));
+    assert_eq!(standing(&on_time).len(), 3);
+    let tomorrow = now.as_millis() + 2 * 86_400_000;
+    for item in state(&on_time) {
+        for field in ["lastAccessTime", "lastCompletedTime"] {
+            if let Some(t) = item[field].as_str() {
+                let t = Timestamp::parse_rfc3339(t).unwrap().as_millis();
+                assert!(
+                    t < tomorrow,
+                    "{field} from next year reached the device on time: {item}"
+                );
+            }
+        }
+    }
+    server.shutdown().await;
+}
