@@ -63,7 +63,9 @@ async fn server_of_asha_and_bob() -> ReferenceServer {
     let server = ReferenceServer::start(config).await.unwrap();
     let service = server.service();
     let leaves: Vec<String> = (0..4).map(|c| format!("do_{c:04}")).collect();
-    service.put_course("do_course", "Fractions", &leaves).unwrap();
+    service
+        .put_course("do_course", "Fractions", &leaves)
+        .unwrap();
     service
         .put_batch("0130", "do_course", BatchStatus::Ongoing)
         .unwrap();
@@ -98,16 +100,33 @@ async fn courses_with_another_learners_token_exits_4_and_changes_nothing() {
     .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
-    assert!(stderr.contains("\"asha\"") && stderr.contains("\"bob\""), "{stderr}");
+    assert!(
+        stderr.contains("\"asha\"") && stderr.contains("\"bob\""),
+        "{stderr}"
+    );
     assert!(stderr.contains("HEADWAY_USER_TOKEN"), "{stderr}");
-    assert!(!stderr.contains(ASHA_TOKEN), "the token was printed: {stderr}");
+    assert!(
+        !stderr.contains(ASHA_TOKEN),
+        "the token was printed: {stderr}"
+    );
     let store = Store::open(&bob_db).unwrap();
     let bob = UserId::new("bob").unwrap();
     let asha_item = ContentKey::new("bob", "do_course", "0130", "do_0000").unwrap();
-    assert_eq!(store.state(&asha_item).unwrap(), None, "asha's state became bob's");
-    assert_eq!(store.pending(&bob).unwrap().len(), 1, "bob's pending item changed");
+    assert_eq!(
+        store.state(&asha_item).unwrap(),
+        None,
+        "asha's state became bob's"
+    );
+    assert_eq!(
+        store.pending(&bob).unwrap().len(),
+        1,
+        "bob's pending item changed"
+    );
     assert!(store.rejected(&bob).unwrap().is_empty());
-    assert!(store.courses(&bob).unwrap().is_empty(), "asha's courses were cached");
+    assert!(
+        store.courses(&bob).unwrap().is_empty(),
+        "asha's courses were cached"
+    );
     assert!(
         server.service().states_of("bob").unwrap().is_empty(),
         "something was sent for bob with asha's token"
@@ -126,7 +145,15 @@ async fn a_refused_token_exits_4_naming_where_it_came_from_never_its_value() {
 
     let by_flag = headway_with_env(
         &db,
-        &["sync", "--user", "bob", "--server", &url, "--user-token", bad],
+        &[
+            "sync",
+            "--user",
+            "bob",
+            "--server",
+            &url,
+            "--user-token",
+            bad,
+        ],
         &[],
     )
     .await;
@@ -222,17 +249,32 @@ async fn a_redirect_to_another_host_is_not_followed_and_everything_stays_pending
     record(&db, "bob", "do_0001", Status::Completed, 100);
     let out = headway_with_env(
         &db,
-        &["sync", "--user", "bob", "--server", &url, "--user-token", BOB_TOKEN],
+        &[
+            "sync",
+            "--user",
+            "bob",
+            "--server",
+            &url,
+            "--user-token",
+            BOB_TOKEN,
+        ],
         &[],
     )
     .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains(&format!("redirected to {elsewhere}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("redirected to {elsewhere}")),
+        "{stderr}"
+    );
     assert_eq!(pending(&db, "bob"), 1);
     // Give a followed redirect every chance to have arrived.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(reached.load(Ordering::SeqCst), 0, "127.0.0.2 received a request");
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "127.0.0.2 received a request"
+    );
 }
 
 /// The peak resident set of `headway ARGS` (via `/usr/bin/time -v`, when present) and its
@@ -277,7 +319,12 @@ async fn an_endless_answer_is_cut_at_the_cap_and_everything_stays_pending() {
             return;
         }
         let chunk = vec![b' '; 64 << 10];
-        let framed = [format!("{:x}\r\n", chunk.len()).into_bytes(), chunk, b"\r\n".to_vec()].concat();
+        let framed = [
+            format!("{:x}\r\n", chunk.len()).into_bytes(),
+            chunk,
+            b"\r\n".to_vec(),
+        ]
+        .concat();
         // Until the client closes the connection.
         while stream.write_all(&framed).is_ok() {
             count.fetch_add(framed.len() as u64, Ordering::SeqCst);
@@ -291,8 +338,15 @@ async fn an_endless_answer_is_cut_at_the_cap_and_everything_stays_pending() {
         let (out, peak_kib) = headway_measured(
             &db,
             &[
-                command, "--user", "bob", "--server", &url, "--user-token", BOB_TOKEN,
-                "--max-answer-bytes", &cap,
+                command,
+                "--user",
+                "bob",
+                "--server",
+                &url,
+                "--user-token",
+                BOB_TOKEN,
+                "--max-answer-bytes",
+                &cap,
             ],
         )
         .await;
@@ -301,13 +355,19 @@ async fn an_endless_answer_is_cut_at_the_cap_and_everything_stays_pending() {
         // `sync` fails (exit 3); `courses` answers from the cache with a note (exit 0).
         let expected = if command == "sync" { 3 } else { 0 };
         assert_eq!(out.status.code(), Some(expected), "{command}: {stderr}");
-        assert!(stderr.contains("exceeded 1048576 bytes"), "{command}: {stderr}");
+        assert!(
+            stderr.contains("exceeded 1048576 bytes"),
+            "{command}: {stderr}"
+        );
         assert_eq!(pending(&db, "bob"), 1, "{command}");
         // Socket buffers on both ends hold a few MiB at most per request past what the
         // client read (`courses` makes two: the list, then the sync).
         tokio::time::sleep(Duration::from_millis(100)).await;
         let sent = written.load(Ordering::SeqCst) - before;
-        assert!(sent < CAP + (16 << 20), "{command}: the server wrote {sent} bytes");
+        assert!(
+            sent < CAP + (16 << 20),
+            "{command}: the server wrote {sent} bytes"
+        );
         // A generous ceiling: the request timeout (10 s) is never waited for.
         assert!(took < Duration::from_secs(8), "{command} took {took:?}");
         if let Some(kib) = peak_kib {
@@ -315,4 +375,39 @@ async fn an_endless_answer_is_cut_at_the_cap_and_everything_stays_pending() {
             assert!(kib < 256 * 1024, "{command}: peak RSS {kib} KiB");
         }
     }
+}
+
+// Issue 17, fault 2: nothing warned that a token would travel unencrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_over_plain_http_to_another_host_prints_one_warning() {
+    let dir = TempDir::new("clear-text");
+    let db = dir.0.join("bob.db");
+    let warnings = |out: &Output| {
+        text(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("headway: warning:"))
+            .count()
+    };
+    // Nothing is pending, so nothing is sent: only the warning is under test.
+    let sync = ["sync", "--user", "bob", "--timeout", "0.5", "--server"];
+    let far = [
+        &sync[..],
+        &["http://192.0.2.1:9", "--user-token", BOB_TOKEN],
+    ]
+    .concat();
+    let out = headway_with_env(&db, &far, &[]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(warnings(&out), 1, "{stderr}");
+    assert!(
+        stderr.contains("--user-token") && !stderr.contains(BOB_TOKEN),
+        "{stderr}"
+    );
+    let near = [
+        &sync[..],
+        &["http://127.0.0.1:9", "--user-token", BOB_TOKEN],
+    ]
+    .concat();
+    assert_eq!(warnings(&headway_with_env(&db, &near, &[]).await), 0);
+    let no_token = [&sync[..], &["http://192.0.2.1:9"]].concat();
+    assert_eq!(warnings(&headway_with_env(&db, &no_token, &[]).await), 0);
 }
