@@ -21,9 +21,9 @@ use async_trait::async_trait;
 
 use crate::adapter::{Adapter, AdapterError};
 use crate::content_state::{ContentItem, ContentKey, ContentState, Status};
+use crate::error::Error;
 use crate::id::{BatchId, ContentId, CourseId, UserId};
 use crate::progress_update::ProgressUpdate;
-use crate::error::Error;
 use crate::store::Store;
 use crate::sync::SyncOptions;
 use crate::sync_report::SyncReport;

@@ -116,8 +116,7 @@ pub fn run(db: &Path, args: CoursesArgs) -> Result<(), Failure> {
             let answer =
                 runtime.block_on(store.refresh_courses(&user, &adapter, &SyncOptions::new()));
             spinner.finish_and_clear();
-            let answer =
-                answer.map_err(|e| server_access::refresh_failure(server, source, e))?;
+            let answer = answer.map_err(|e| server_access::refresh_failure(server, source, e))?;
             if let CoursesSource::Cache { cause } = &answer.source {
                 ui::note(&format!(
                     "offline answer from the cached list ({server}: {cause})"

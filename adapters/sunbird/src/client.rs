@@ -391,7 +391,10 @@ impl SunbirdAdapter {
     async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>> {
         let limit = self.config.answer_cap();
         let too_large = Error::AnswerTooLarge { limit };
-        if response.content_length().is_some_and(|length| length > limit) {
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit)
+        {
             return Err(too_large);
         }
         let mut body = Vec::new();
@@ -538,9 +541,10 @@ impl Adapter for SunbirdAdapter {
     ) -> std::result::Result<Vec<ContentItem>, AdapterError> {
         let read = Read::states(&self.config, user, course, batch, Instant::now());
         let answer = self.drive(user, read).await?;
-        let items = wire::parse_read(user, &answer).map_err(|detail| AdapterError::Unavailable {
-            cause: RetryCause::Unparsable { detail },
-        })?;
+        let items =
+            wire::parse_read(user, &answer).map_err(|detail| AdapterError::Unavailable {
+                cause: RetryCause::Unparsable { detail },
+            })?;
         // A row naming another learner: the token belongs to someone else (issue 17).
         match AdapterError::foreign_item(user, &items) {
             Some(wrong) => Err(wrong),
@@ -554,11 +558,10 @@ impl Adapter for SunbirdAdapter {
     ) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> {
         let read = Read::enrolled_courses(&self.config, user, Instant::now());
         let answer = self.drive(user, read).await?;
-        let listed = wire::parse_enrollment_list(&answer).map_err(|detail| {
-            AdapterError::Unavailable {
+        let listed =
+            wire::parse_enrollment_list(&answer).map_err(|detail| AdapterError::Unavailable {
                 cause: RetryCause::Unparsable { detail },
-            }
-        })?;
+            })?;
         // An entry naming another learner: the token belongs to someone else (issue 17).
         if let Some(wrong) = listed
             .iter()

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use headway::testing::{checks, Harness};
 use headway::{
-    Adapter, AdapterError, BatchId, ContentItem, ContentKey, CourseId, EnrolledCourse,
-    ItemOutcome, Outgoing, PushReport, UserId,
+    Adapter, AdapterError, BatchId, ContentItem, ContentKey, CourseId, EnrolledCourse, ItemOutcome,
+    Outgoing, PushReport, UserId,
 };
 use headway_sunbird::{StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
 use headway_sunbird_server::{BatchStatus, Faults, ReferenceServer, ServerConfig};
@@ -204,7 +204,9 @@ async fn started() -> (ReferenceServer, SunbirdAdapter, SunbirdAdapter) {
     service
         .put_batch(CLOSED, COURSE, BatchStatus::Closed)
         .unwrap();
-    service.enrol(OTHER, COURSE, OPEN, 1_714_558_530_123).unwrap();
+    service
+        .enrol(OTHER, COURSE, OPEN, 1_714_558_530_123)
+        .unwrap();
     let adapter = |token: &str| {
         let config = SunbirdConfig::new(server.url()).retry_base(Duration::from_millis(5));
         let tokens = Arc::new(StaticToken::new(UserToken::new(token)));
@@ -318,10 +320,7 @@ async fn the_suite_fails_an_adapter_that_ignores_whom_the_server_answered_for() 
         violation.check,
         "an answer for another learner changes nothing"
     );
-    assert!(
-        violation.detail.contains("enrolment list"),
-        "{violation}"
-    );
+    assert!(violation.detail.contains("enrolment list"), "{violation}");
     assert!(checks::all(&h).await.is_err());
 }
 
