@@ -689,8 +689,9 @@ public protocol StoreProtocol: AnyObject, Sendable {
     func recordPlayerEvent(eventJson: String, context: CourseContext) throws  -> ContentItem?
     
     /**
-     * The online refresh of enrolled courses: syncs first, then reads the server's list and
-     * its content states (how another device's progress arrives), caches the list and
+     * The online refresh of enrolled courses: reads the server's list (which names whom the
+     * token belongs to), syncs, then reads the listed content states (how another device's
+     * progress arrives), caches the list and
      * answers with local progress merged in. When the server cannot be reached, the cached
      * list answers (as `courses` does) and a `SyncFailed` event says why. Raises
      * `CredentialsRefused` when the server refused the user token or answered for another
@@ -960,8 +961,9 @@ open func recordPlayerEvent(eventJson: String, context: CourseContext)throws  ->
 }
     
     /**
-     * The online refresh of enrolled courses: syncs first, then reads the server's list and
-     * its content states (how another device's progress arrives), caches the list and
+     * The online refresh of enrolled courses: reads the server's list (which names whom the
+     * token belongs to), syncs, then reads the listed content states (how another device's
+     * progress arrives), caches the list and
      * answers with local progress merged in. When the server cannot be reached, the cached
      * list answers (as `courses` does) and a `SyncFailed` event says why. Raises
      * `CredentialsRefused` when the server refused the user token or answered for another
@@ -3145,7 +3147,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_headway_ffi_checksum_method_store_record_player_event() != 37668) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_headway_ffi_checksum_method_store_refresh_courses() != 60876) {
+    if (uniffi_headway_ffi_checksum_method_store_refresh_courses() != 59407) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_headway_ffi_checksum_method_store_rejected() != 46415) {

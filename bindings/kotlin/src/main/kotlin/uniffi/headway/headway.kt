@@ -1007,7 +1007,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_headway_ffi_checksum_method_store_record_player_event() and 0xFFFF) != 37668) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_headway_ffi_checksum_method_store_refresh_courses() and 0xFFFF) != 60876) {
+    if ((lib.uniffi_headway_ffi_checksum_method_store_refresh_courses() and 0xFFFF) != 59407) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_headway_ffi_checksum_method_store_rejected() and 0xFFFF) != 46415) {
@@ -1615,8 +1615,9 @@ public interface StoreInterface {
     fun `recordPlayerEvent`(`eventJson`: kotlin.String, `context`: CourseContext): ContentItem?
     
     /**
-     * The online refresh of enrolled courses: syncs first, then reads the server's list and
-     * its content states (how another device's progress arrives), caches the list and
+     * The online refresh of enrolled courses: reads the server's list (which names whom the
+     * token belongs to), syncs, then reads the listed content states (how another device's
+     * progress arrives), caches the list and
      * answers with local progress merged in. When the server cannot be reached, the cached
      * list answers (as `courses` does) and a `SyncFailed` event says why. Raises
      * `CredentialsRefused` when the server refused the user token or answered for another
@@ -1982,8 +1983,9 @@ open class Store: Disposable, AutoCloseable, StoreInterface
 
     
     /**
-     * The online refresh of enrolled courses: syncs first, then reads the server's list and
-     * its content states (how another device's progress arrives), caches the list and
+     * The online refresh of enrolled courses: reads the server's list (which names whom the
+     * token belongs to), syncs, then reads the listed content states (how another device's
+     * progress arrives), caches the list and
      * answers with local progress merged in. When the server cannot be reached, the cached
      * list answers (as `courses` does) and a `SyncFailed` event says why. Raises
      * `CredentialsRefused` when the server refused the user token or answered for another
