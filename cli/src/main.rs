@@ -173,12 +173,21 @@ pub(crate) enum Failure {
     Input(String),
     /// The server or peer was unreachable or kept failing: exit 3, nothing pending lost.
     Unavailable(String),
+    /// The server refused the user token, or answered for another learner (the token belongs
+    /// to someone else): exit 4, nothing changed, nothing pending lost (issue 17).
+    Credentials(String),
     /// Anything else: exit 1 (or a quiet 0 when stdout was closed).
     Other(anyhow::Error),
 }
 
 impl From<headway::Error> for Failure {
     fn from(e: headway::Error) -> Failure {
+        if matches!(
+            e,
+            headway::Error::WrongLearner { .. } | headway::Error::CredentialsRefused { .. }
+        ) {
+            return Failure::Credentials(e.to_string());
+        }
         if e.is_invalid_input() {
             Failure::Input(e.to_string())
         } else {
@@ -244,6 +253,10 @@ fn main() -> ExitCode {
         Err(Failure::Unavailable(reason)) => {
             note!("headway: server unavailable: {reason}");
             ExitCode::from(3)
+        }
+        Err(Failure::Credentials(reason)) => {
+            eprintln!("headway: credentials refused: {reason}");
+            ExitCode::from(4)
         }
         Err(Failure::Other(error)) if is_closed_stdout(&error) => ExitCode::SUCCESS,
         Err(Failure::Other(error)) => {
