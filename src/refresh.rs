@@ -35,7 +35,8 @@ pub struct CoursesAnswer {
     pub courses: Vec<EnrolledCourse>,
     /// Where the list came from.
     pub source: CoursesSource,
-    /// The sync that ran first.
+    /// The sync that ran first; `None` when the server could not be reached (or did not
+    /// answer in time) for the enrollment list, so no sync was tried.
     pub sync: Option<SyncReport>,
 }
 
@@ -60,6 +61,14 @@ impl Store {
         let listed = adapter.enrolled_courses(user).await;
         if let Err(e) = &listed {
             refuse_outright(e)?;
+            // A server that could not be reached or did not answer in time would make the
+            // sync wait just as long: the cache answers after one timeout, not two.
+            if let AdapterError::Unavailable {
+                cause: RetryCause::Network { .. } | RetryCause::Timeout,
+            } = e
+            {
+                return self.cached_answer(user, e.to_string(), None).await;
+            }
         }
         let sync = self.sync(user, adapter, options).await?;
         if sync.server_failed() {
@@ -70,11 +79,11 @@ impl Store {
                 .retrying
                 .first()
                 .map_or_else(|| "sync failed".to_string(), |r| r.cause.to_string());
-            return self.cached_answer(user, cause, sync).await;
+            return self.cached_answer(user, cause, Some(sync)).await;
         }
         let list = match listed {
             Ok(list) => list,
-            Err(e) => return self.cached_answer(user, e.to_string(), sync).await,
+            Err(e) => return self.cached_answer(user, e.to_string(), Some(sync)).await,
         };
         // Every read is checked before anything is merged: one answer naming another learner
         // leaves the store as it was (issue 17).
@@ -120,7 +129,7 @@ impl Store {
         &self,
         user: &UserId,
         cause: String,
-        sync: SyncReport,
+        sync: Option<SyncReport>,
     ) -> Result<CoursesAnswer> {
         let owner = user.clone();
         let courses = self
@@ -129,7 +138,7 @@ impl Store {
         Ok(CoursesAnswer {
             courses,
             source: CoursesSource::Cache { cause },
-            sync: Some(sync),
+            sync,
         })
     }
 }
