@@ -94,9 +94,11 @@ impl FrameLimit {
     pub fn max_inflated(self, deflated: usize) -> Option<usize> {
         match self {
             FrameLimit::Opening => None,
-            FrameLimit::Exchange => {
-                Some(deflated.saturating_mul(MAX_INFLATION_RATIO).min(MAX_MESSAGE_LEN))
-            }
+            FrameLimit::Exchange => Some(
+                deflated
+                    .saturating_mul(MAX_INFLATION_RATIO)
+                    .min(MAX_MESSAGE_LEN),
+            ),
         }
     }
 }
@@ -884,7 +886,10 @@ mod tests {
         assert!(cap < 16 * 1024 * 1024, "the bomb is {} bytes", bomb.len());
         let mut sink = Counted::default();
         let refused = inflate_into(&bomb, FrameLimit::Exchange, &mut sink).unwrap_err();
-        assert!(refused.to_string().contains("more than its kind can need"), "{refused}");
+        assert!(
+            refused.to_string().contains("more than its kind can need"),
+            "{refused}"
+        );
         assert!(sink.0 <= cap as u64 + 1, "{} bytes inflated", sink.0);
         // The same payload as a framed sync message is refused whole.
         let mut frame = MAGIC.to_vec();
@@ -899,7 +904,9 @@ mod tests {
     /// Issue 17 (fault 6): before a hello nothing inflates, and no frame is large.
     #[test]
     fn before_a_hello_nothing_inflates_and_no_frame_is_large() {
-        let ids: Vec<u8> = (0..1000).flat_map(|i| format!("do_{i};").into_bytes()).collect();
+        let ids: Vec<u8> = (0..1000)
+            .flat_map(|i| format!("do_{i};").into_bytes())
+            .collect();
         let sync = PeerMessage::Sync(ids).encode();
         assert_eq!(sync[5], 5 | DEFLATED);
         assert!(PeerMessage::decode_within(&sync, FrameLimit::Opening).is_err());

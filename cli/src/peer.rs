@@ -163,10 +163,7 @@ impl std::error::Error for NotAPeer {}
 
 /// One message within `limit`, or `None` at a clean end of stream (the framing is
 /// `PeerMessage`'s). Bytes that are not a headway peer's framing are a [`NotAPeer`].
-fn read_frame(
-    stream: &mut impl Read,
-    limit: FrameLimit,
-) -> anyhow::Result<Option<PeerMessage>> {
+fn read_frame(stream: &mut impl Read, limit: FrameLimit) -> anyhow::Result<Option<PeerMessage>> {
     match PeerMessage::read_framed_within(stream, limit) {
         Ok(message) => Ok(message.transpose()?),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
@@ -194,7 +191,10 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
         match stream.and_then(|stream| Ok((slots.admit(&stream)?, stream))) {
             Ok(((mut slot, dropped), stream)) => {
                 if let Some(dropped) = dropped {
-                    eprintln!("headway: peer {dropped} dropped: {}", slots::NoSlot::Dropped);
+                    eprintln!(
+                        "headway: peer {dropped} dropped: {}",
+                        slots::NoSlot::Dropped
+                    );
                 }
                 // One thread per connection, each in a bounded pool (see `slots`) and bounded
                 // by the deadlines: a slow or idle peer never blocks the others, and many
@@ -204,11 +204,16 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
                 workers.push(std::thread::spawn(move || {
                     let name = slots::peer_name(&stream);
                     let mut stream = DeadlineStream::new(stream, deadlines);
-                    if let Err(error) = answer(&store, &mut stream, only.as_ref(), &mut slot) {
-                        // Say why before closing, so the other side reports the real reason.
-                        let reason = format!("{error:#}");
-                        let _ = write_frame(&mut stream, &PeerMessage::Refused(reason));
-                        eprintln!("headway: peer exchange with {name} abandoned: {error:#}");
+                    match answer(&store, &mut stream, only.as_ref(), &mut slot) {
+                        Ok(()) => {}
+                        // Dropped to admit a newer connection: logged then.
+                        Err(_) if slot.was_dropped() => {}
+                        Err(error) => {
+                            // Say why before closing, so the other side reports the real reason.
+                            let reason = format!("{error:#}");
+                            let _ = write_frame(&mut stream, &PeerMessage::Refused(reason));
+                            eprintln!("headway: peer exchange with {name} abandoned: {error:#}");
+                        }
                     }
                     drop(slot);
                 }));

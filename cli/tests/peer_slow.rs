@@ -152,7 +152,10 @@ fn refusal(stream: &mut TcpStream) -> Option<String> {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
         ),
     };
-    assert!(ended && started.elapsed() < CEILING, "the server kept the connection");
+    assert!(
+        ended && started.elapsed() < CEILING,
+        "the server kept the connection"
+    );
     match PeerMessage::read_framed(&mut said.as_slice()) {
         Ok(Some(Ok(PeerMessage::Refused(reason)))) => Some(reason),
         _ => None,
@@ -267,7 +270,9 @@ fn peer_serve_stays_under_64_mib_under_16_inflation_bomb_connections() {
     // frame's length limit before a hello, so that only the refusal to inflate stops it.
     let bombs = [64usize << 20, 16 << 20].map(|n| {
         let mut frame = Vec::new();
-        PeerMessage::Sync(vec![0; n]).write_framed(&mut frame).unwrap();
+        PeerMessage::Sync(vec![0; n])
+            .write_framed(&mut frame)
+            .unwrap();
         frame
     });
     let before = peak_rss_kib(server.id());

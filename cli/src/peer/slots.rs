@@ -47,7 +47,8 @@ impl std::fmt::Display for NoSlot {
             NoSlot::Busy => write!(f, "this device already serves {MAX_PEERS} peers; try again"),
             NoSlot::Dropped => write!(
                 f,
-                "{MAX_OPENING} newer connections arrived before this one's first message"
+                "it waited longest for its first message while {MAX_OPENING} connections \
+                 waited and another arrived"
             ),
         }
     }
@@ -135,6 +136,17 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// True when this connection was dropped from the opening pool to admit a newer one (the
+    /// accepting loop logged it already).
+    pub fn was_dropped(&self) -> bool {
+        match self.place {
+            Place::Opening(id) => !self.slots.pools().opening.iter().any(|(o, _)| *o == id),
+            Place::Exchange | Place::Out => false,
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut pools = self.slots.pools();
@@ -187,6 +199,7 @@ mod tests {
         // The oldest one's socket was shut down: its client sees the end.
         let mut byte = [0; 1];
         assert_eq!((&pairs[0].1).read(&mut byte).unwrap(), 0);
+        assert!(silent[0].was_dropped() && !silent[1].was_dropped());
         assert_eq!(silent[0].start_exchange(), Err(NoSlot::Dropped));
         assert_eq!(newcomer.start_exchange(), Ok(()));
         assert_eq!(slots.counts(), (MAX_OPENING - 1, 1));
