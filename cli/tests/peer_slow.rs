@@ -304,3 +304,34 @@ fn peer_serve_stays_under_64_mib_under_16_inflation_bomb_connections() {
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+#[test]
+fn deadline_flags_that_are_not_seconds_above_0_are_refused_with_exit_2_and_create_no_store() {
+    let dir = TempDir::new("deadline-flags");
+    let db = dir.0.join("never.db");
+    for flag in [
+        "--handshake-timeout",
+        "--message-timeout",
+        "--exchange-timeout",
+    ] {
+        for value in ["0", "-1", "soon", "86401"] {
+            for command in [
+                &["peer", "serve", "--addr", "127.0.0.1:0"][..],
+                &["peer", "connect", "127.0.0.1:9"][..],
+            ] {
+                let given = format!("{flag}={value}");
+                let mut args = command.to_vec();
+                args.push(&given);
+                let out = headway(&db, &args);
+                assert_eq!(
+                    out.status.code(),
+                    Some(2),
+                    "{args:?}: {}",
+                    text(&out.stderr)
+                );
+                assert!(text(&out.stderr).contains(flag), "{}", text(&out.stderr));
+                assert!(!db.exists());
+            }
+        }
+    }
+}
