@@ -81,7 +81,10 @@ pub use events::{
     SUBSCRIPTION_CAPACITY,
 };
 pub use id::{BatchId, ContentId, CourseId, UserId, MAX_ID_LEN};
-pub use peer::{Hello, PeerMessage, PeerSession, Role, MAX_MESSAGE_LEN};
+pub use peer::{
+    FrameLimit, Hello, PeerMessage, PeerSession, Role, MAX_INFLATION_RATIO, MAX_MESSAGE_LEN,
+    OPENING_FRAME_LEN,
+};
 pub use progress_update::ProgressUpdate;
 pub use refresh::{CoursesAnswer, CoursesSource};
 pub use rejection::RejectionReason;

@@ -36,6 +36,73 @@ const VERSION: u8 = 1;
 /// The largest message accepted: a learner's whole document is far smaller.
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024 * 1024;
 
+/// The largest frame accepted before a hello: a hello with 4,096 heads and two ids of 4,096
+/// bytes (the most [`PeerMessage::decode`] takes) is about 136 KiB.
+pub const OPENING_FRAME_LEN: usize = 256 * 1024;
+
+/// How many times its deflated size a payload may inflate to. Real sync messages, changes
+/// and documents shrink a few times (`real_payloads_inflate_far_below_the_cap` measures it);
+/// deflate itself reaches about 1,000 times, which is what a bomb uses.
+pub const MAX_INFLATION_RATIO: usize = 64;
+
+/// How much one frame may carry at a point of a live exchange (issue 17: a 292 KB frame used
+/// to inflate to 64 MiB before any hello).
+///
+/// ```
+/// use headway::{FrameLimit, PeerMessage};
+/// let bomb = PeerMessage::Sync(vec![0; 1_000_000]).encode(); // about 1 KB on the wire
+/// assert!(PeerMessage::decode_within(&bomb, FrameLimit::Opening).is_err()); // before a hello
+/// assert!(PeerMessage::decode_within(&bomb, FrameLimit::Exchange).is_err()); // 1,000 times
+/// let hello_first = PeerMessage::ListLearners.encode();
+/// assert!(PeerMessage::decode_within(&hello_first, FrameLimit::Opening).is_ok());
+/// assert_eq!(FrameLimit::Opening.max_frame(), headway::OPENING_FRAME_LEN);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameLimit {
+    /// Before a hello was accepted: frames of at most [`OPENING_FRAME_LEN`] bytes, and no
+    /// payload inflates (a hello, an idle, a list request are never deflated).
+    Opening,
+    /// Inside an exchange: frames of at most [`MAX_MESSAGE_LEN`] bytes; a document, changes
+    /// or a sync message inflate to at most [`MAX_INFLATION_RATIO`] times their deflated
+    /// size, and never past [`MAX_MESSAGE_LEN`].
+    Exchange,
+}
+
+impl FrameLimit {
+    /// The longest frame (after its 4-byte length) accepted at this point.
+    ///
+    /// ```
+    /// use headway::{FrameLimit, MAX_MESSAGE_LEN};
+    /// assert_eq!(FrameLimit::Exchange.max_frame(), MAX_MESSAGE_LEN);
+    /// ```
+    pub fn max_frame(self) -> usize {
+        match self {
+            FrameLimit::Opening => OPENING_FRAME_LEN,
+            FrameLimit::Exchange => MAX_MESSAGE_LEN,
+        }
+    }
+
+    /// The most bytes a deflated payload of `deflated` bytes may inflate to at this point
+    /// (`None`: no payload may inflate here).
+    ///
+    /// ```
+    /// use headway::FrameLimit;
+    /// assert_eq!(FrameLimit::Opening.max_inflated(1_000), None);
+    /// assert_eq!(FrameLimit::Exchange.max_inflated(1_000), Some(64_000));
+    /// ```
+    pub fn max_inflated(self, deflated: usize) -> Option<usize> {
+        match self {
+            FrameLimit::Opening => None,
+            FrameLimit::Exchange => Some(
+                deflated
+                    .saturating_mul(MAX_INFLATION_RATIO)
+                    .min(MAX_MESSAGE_LEN),
+            ),
+        }
+    }
+}
+
 /// What a device says about its copy of a learner's document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hello {
@@ -57,8 +124,9 @@ pub struct Hello {
 /// use headway::PeerMessage;
 /// let message = PeerMessage::Sync(vec![1, 2, 3]);
 /// assert_eq!(PeerMessage::decode(&message.encode())?, message);
-/// let large = PeerMessage::Document(vec![7; 100_000]);
-/// assert!(large.encode().len() < 1_000); // deflated on the wire
+/// let ids: Vec<u8> = (0..10_000).flat_map(|i| format!("do_{i};").into_bytes()).collect();
+/// let large = PeerMessage::Document(ids.clone());
+/// assert!(large.encode().len() < ids.len() / 2); // deflated on the wire
 /// assert_eq!(PeerMessage::decode(&large.encode())?, large);
 /// assert!(PeerMessage::decode(b"garbage").is_err());
 /// # Ok::<(), headway::Error>(())
@@ -166,18 +234,31 @@ fn deflate(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap_or_default()
 }
 
-/// Inflates at most [`MAX_MESSAGE_LEN`] bytes: a hostile payload cannot exhaust memory.
-fn inflate(bytes: &[u8]) -> Result<Vec<u8>> {
-    let limit = u64::try_from(MAX_MESSAGE_LEN).unwrap_or(u64::MAX) + 1;
+/// Inflates a payload within what `limit` allows for its size: a hostile payload cannot
+/// exhaust memory.
+fn inflate(bytes: &[u8], limit: FrameLimit) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    flate2::read::DeflateDecoder::new(bytes)
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|e| refuse(format!("a compressed payload does not inflate: {e}")))?;
-    if out.len() > MAX_MESSAGE_LEN {
-        return Err(refuse("a compressed payload inflates past the size limit"));
-    }
+    inflate_into(bytes, limit, &mut out)?;
     Ok(out)
+}
+
+/// Inflates `bytes` into `out`, reading the inflated stream through [`Read::take`]: at most one
+/// byte past the cap ever reaches `out`, so a bomb is refused before it is allocated.
+fn inflate_into(bytes: &[u8], limit: FrameLimit, out: &mut impl Write) -> Result<()> {
+    let Some(cap) = limit.max_inflated(bytes.len()) else {
+        return Err(refuse("a compressed payload before a hello"));
+    };
+    let mut inflated = flate2::read::DeflateDecoder::new(bytes)
+        .take(u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1));
+    let written = io::copy(&mut inflated, out)
+        .map_err(|e| refuse(format!("a compressed payload does not inflate: {e}")))?;
+    if written > u64::try_from(cap).unwrap_or(u64::MAX) {
+        return Err(refuse(format!(
+            "a compressed payload of {} bytes inflates past {cap} bytes, more than its kind can need",
+            bytes.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes a payload with its kind, deflated when that pays.
@@ -244,8 +325,23 @@ impl PeerMessage {
         out
     }
 
-    /// Reads one message; anything malformed is [`Error::PeerMessage`].
+    /// Reads one message inside an exchange (see [`FrameLimit::Exchange`]); anything
+    /// malformed is [`Error::PeerMessage`].
     pub fn decode(bytes: &[u8]) -> Result<PeerMessage> {
+        PeerMessage::decode_within(bytes, FrameLimit::Exchange)
+    }
+
+    /// Reads one message within what `limit` allows: a payload that would inflate past its
+    /// cap is refused before it is inflated whole (see [`FrameLimit`]).
+    ///
+    /// ```
+    /// use headway::{FrameLimit, PeerMessage};
+    /// let sync = PeerMessage::Sync(b"a sync message".repeat(100));
+    /// assert_eq!(PeerMessage::decode_within(&sync.encode(), FrameLimit::Exchange)?, sync);
+    /// assert!(PeerMessage::decode_within(&sync.encode(), FrameLimit::Opening).is_err());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn decode_within(bytes: &[u8], limit: FrameLimit) -> Result<PeerMessage> {
         let mut r = Reader { bytes };
         if r.take(4)? != MAGIC {
             return Err(refuse("not a headway peer message"));
@@ -258,7 +354,7 @@ impl PeerMessage {
         let payload = |r: &mut Reader<'_>| -> Result<Vec<u8>> {
             let blob = r.blob()?;
             if deflated {
-                inflate(&blob)
+                inflate(&blob, limit)
             } else {
                 Ok(blob)
             }
@@ -380,6 +476,29 @@ impl PeerMessage {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read_framed(input: &mut impl Read) -> io::Result<Option<Result<PeerMessage>>> {
+        PeerMessage::read_framed_within(input, FrameLimit::Exchange)
+    }
+
+    /// [`PeerMessage::read_framed`] within what `limit` allows: before a hello
+    /// ([`FrameLimit::Opening`]) a frame longer than [`OPENING_FRAME_LEN`] is refused from its
+    /// length alone, [`io::ErrorKind::InvalidData`], and no payload inflates.
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use headway::{FrameLimit, PeerMessage};
+    /// let mut wire = Vec::new();
+    /// PeerMessage::Document(vec![0; 300_000]).write_framed(&mut wire)?;
+    /// let early = PeerMessage::read_framed_within(&mut wire.as_slice(), FrameLimit::Opening)?;
+    /// assert!(matches!(early, Some(Err(headway::Error::PeerMessage { .. }))));
+    /// let huge = [0x00, 0x10, 0x00, 0x00]; // announces 1 MiB
+    /// let refused = PeerMessage::read_framed_within(&mut &huge[..], FrameLimit::Opening);
+    /// assert_eq!(refused.unwrap_err().kind(), ErrorKind::InvalidData);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_framed_within(
+        input: &mut impl Read,
+        limit: FrameLimit,
+    ) -> io::Result<Option<Result<PeerMessage>>> {
         let mut prefix = [0u8; 4];
         let mut filled = 0;
         while filled < prefix.len() {
@@ -401,6 +520,12 @@ impl PeerMessage {
                 String::from_utf8_lossy(&prefix)
             )));
         }
+        if len > limit.max_frame() {
+            return Err(not_a_peer(format!(
+                "it announced a frame of {len} bytes before a hello (at most {} before one)",
+                limit.max_frame()
+            )));
+        }
         let mut bytes = Vec::with_capacity(len.min(FRAME_BUFFER_START));
         let read = input
             .take(u64::try_from(len).unwrap_or(u64::MAX))
@@ -408,7 +533,7 @@ impl PeerMessage {
         if read < len {
             return Err(closed_mid_message());
         }
-        Ok(Some(PeerMessage::decode(&bytes)))
+        Ok(Some(PeerMessage::decode_within(&bytes, limit)))
     }
 }
 
@@ -731,5 +856,133 @@ impl Store {
             _ => return Err(refuse("the file's body is neither a document nor changes")),
         }
         remember(self, user, hello)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ContentKey, ProgressUpdate, Status};
+
+    /// A sink that only counts what reaches it.
+    #[derive(Default)]
+    struct Counted(u64);
+
+    impl Write for Counted {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0 += bytes.len() as u64;
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Issue 17 (fault 6): a small frame used to inflate to 64 MiB before anything looked at it.
+    #[test]
+    fn a_payload_that_would_inflate_past_its_kinds_cap_is_refused_without_allocating_it() {
+        let bomb = deflate(&vec![0; 16 * 1024 * 1024]);
+        let cap = FrameLimit::Exchange.max_inflated(bomb.len()).unwrap();
+        assert!(cap < 16 * 1024 * 1024, "the bomb is {} bytes", bomb.len());
+        let mut sink = Counted::default();
+        let refused = inflate_into(&bomb, FrameLimit::Exchange, &mut sink).unwrap_err();
+        assert!(
+            refused.to_string().contains("more than its kind can need"),
+            "{refused}"
+        );
+        assert!(sink.0 <= cap as u64 + 1, "{} bytes inflated", sink.0);
+        // The same payload as a framed sync message is refused whole.
+        let mut frame = MAGIC.to_vec();
+        frame.extend([VERSION, 5 | DEFLATED]);
+        put_blob(&mut frame, &bomb);
+        assert!(matches!(
+            PeerMessage::decode(&frame),
+            Err(Error::PeerMessage { .. })
+        ));
+    }
+
+    /// Issue 17 (fault 6): before a hello nothing inflates, and no frame is large.
+    #[test]
+    fn before_a_hello_nothing_inflates_and_no_frame_is_large() {
+        let ids: Vec<u8> = (0..1000)
+            .flat_map(|i| format!("do_{i};").into_bytes())
+            .collect();
+        let sync = PeerMessage::Sync(ids).encode();
+        assert_eq!(sync[5], 5 | DEFLATED);
+        assert!(PeerMessage::decode_within(&sync, FrameLimit::Opening).is_err());
+        assert!(PeerMessage::decode_within(&sync, FrameLimit::Exchange).is_ok());
+        let mut sink = Counted::default();
+        assert!(inflate_into(&sync[10..], FrameLimit::Opening, &mut sink).is_err());
+        assert_eq!(sink.0, 0);
+        let mut wire = (u32::try_from(OPENING_FRAME_LEN + 1).unwrap())
+            .to_be_bytes()
+            .to_vec();
+        wire.extend(b"HWPS");
+        let early = PeerMessage::read_framed_within(&mut wire.as_slice(), FrameLimit::Opening);
+        assert_eq!(early.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        // The largest hello the decoder takes fits before a hello.
+        let hello = PeerMessage::Hello(Hello {
+            user: UserId::new("u".repeat(crate::id::MAX_ID_LEN)).unwrap(),
+            device: "d".repeat(MAX_TEXT_LEN),
+            epoch: Some([1; 16]),
+            changes: u64::MAX,
+            heads: vec![[2; 32]; 4096],
+        });
+        let mut wire = Vec::new();
+        hello.write_framed(&mut wire).unwrap();
+        let read = PeerMessage::read_framed_within(&mut wire.as_slice(), FrameLimit::Opening);
+        assert_eq!(read.unwrap().unwrap().unwrap(), hello);
+    }
+
+    /// What real exchanges send stays far below the inflation cap: a first sync of 2,000
+    /// contents with Sunbird-like ids, then 2,000 updates as changes of the same epoch.
+    #[test]
+    fn real_payloads_inflate_far_below_the_cap() {
+        let user = UserId::new("learner-7f3c2a").unwrap();
+        let (a, b) = (
+            Store::open_in_memory().unwrap(),
+            Store::open_in_memory().unwrap(),
+        );
+        let updates = |status: Status, progress: i64| {
+            (0..2000)
+                .map(|i| {
+                    let key = ContentKey::new(
+                        user.as_str(),
+                        format!("do_1131{:017}", i / 50),
+                        "01311111111111111111",
+                        format!("do_1139{:017}", i * 7919),
+                    )
+                    .unwrap();
+                    ProgressUpdate::new(key, status, progress).unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        a.record_batch(updates(Status::InProgress, 10)).unwrap();
+        let mut worst = 0.0f64;
+        // Every message goes over the wire format, both ways; the worst ratio is kept.
+        let mut wire = |message: PeerMessage| {
+            let bytes = message.encode();
+            if let PeerMessage::Document(p) | PeerMessage::Changes(p) | PeerMessage::Sync(p) =
+                &message
+            {
+                worst = worst.max(p.len() as f64 / bytes.len() as f64);
+            }
+            PeerMessage::decode(&bytes).unwrap()
+        };
+        let exchange = |wire: &mut dyn FnMut(PeerMessage) -> PeerMessage| {
+            let mut initiator = PeerSession::new(&user, Role::Initiator);
+            let mut responder = PeerSession::new(&user, Role::Responder);
+            let mut to_b = vec![initiator.start(&a).unwrap()];
+            while let Some(message) = to_b.pop() {
+                for reply in responder.handle(&b, wire(message)).unwrap() {
+                    to_b.extend(initiator.handle(&a, wire(reply)).unwrap());
+                }
+            }
+        };
+        exchange(&mut wire);
+        a.record_batch(updates(Status::Completed, 100)).unwrap();
+        exchange(&mut wire);
+        println!("worst inflation ratio of a real payload: {worst:.1}");
+        assert!(worst * 4.0 < MAX_INFLATION_RATIO as f64, "{worst:.1}");
     }
 }

@@ -1,15 +1,20 @@
 //! `headway peer`: device-to-device sync of a learner's progress, through a file (a USB stick
 //! between a school server and phones) or live over TCP between two processes.
 
-use std::net::{TcpListener, TcpStream};
+mod deadline;
+mod slots;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use headway::{PeerMessage, PeerSession, Role, Store, UserId};
+use headway::{FrameLimit, PeerMessage, PeerSession, Role, Store, UserId};
 
 use crate::{existing_store, open_store, ui, Failure};
+use deadline::{DeadlineArgs, DeadlinePassed, DeadlineStream};
+use slots::{Slot, Slots};
 
 #[derive(Subcommand)]
 pub enum PeerCommand {
@@ -58,6 +63,8 @@ pub struct ServeArgs {
     /// Stop after this many exchanges (default: serve until killed).
     #[arg(long)]
     exchanges: Option<usize>,
+    #[command(flatten)]
+    deadlines: DeadlineArgs,
 }
 
 #[derive(Args)]
@@ -67,6 +74,8 @@ pub struct ConnectArgs {
     /// Only this learner (default: every learner either device holds).
     #[arg(long)]
     user: Option<String>,
+    #[command(flatten)]
+    deadlines: DeadlineArgs,
 }
 
 pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
@@ -136,7 +145,7 @@ fn refused(e: headway::Error) -> Failure {
     }
 }
 
-fn write_frame(stream: &mut TcpStream, message: &PeerMessage) -> anyhow::Result<usize> {
+fn write_frame(stream: &mut impl Write, message: &PeerMessage) -> anyhow::Result<usize> {
     Ok(message.write_framed(stream)?)
 }
 
@@ -152,10 +161,10 @@ impl std::fmt::Display for NotAPeer {
 
 impl std::error::Error for NotAPeer {}
 
-/// One message, or `None` at a clean end of stream (the framing is `PeerMessage`'s). Bytes
-/// that are not a headway peer's framing are a [`NotAPeer`].
-fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<PeerMessage>> {
-    match PeerMessage::read_framed(stream) {
+/// One message within `limit`, or `None` at a clean end of stream (the framing is
+/// `PeerMessage`'s). Bytes that are not a headway peer's framing are a [`NotAPeer`].
+fn read_frame(stream: &mut impl Read, limit: FrameLimit) -> anyhow::Result<Option<PeerMessage>> {
+    match PeerMessage::read_framed_within(stream, limit) {
         Ok(message) => Ok(message.transpose()?),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             Err(NotAPeer(e.to_string()).into())
@@ -175,32 +184,38 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
         listener.local_addr().map_err(anyhow::Error::from)?
     )?;
     let mut workers = Vec::new();
-    let connected = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let deadlines = args.deadlines.deadlines();
+    let slots = Slots::default();
     for (served, stream) in listener.incoming().enumerate() {
         workers.retain(|worker: &std::thread::JoinHandle<()>| !worker.is_finished());
-        match stream {
-            Ok(mut stream) => {
-                use std::sync::atomic::Ordering;
-                if connected.load(Ordering::SeqCst) >= MAX_PEERS {
-                    let busy = format!("this device already serves {MAX_PEERS} peers; try again");
-                    let _ = write_frame(&mut stream, &PeerMessage::Refused(busy));
-                    eprintln!("headway: peer connection refused: {MAX_PEERS} peers connected");
-                    continue;
+        match stream.and_then(|stream| Ok((slots.admit(&stream)?, stream))) {
+            Ok(((mut slot, dropped), stream)) => {
+                if let Some(dropped) = dropped {
+                    eprintln!(
+                        "headway: peer {dropped} dropped: {}",
+                        slots::NoSlot::Dropped
+                    );
                 }
-                // One thread per connection, at most MAX_PEERS at once: a slow or idle peer
-                // never blocks the others, and many cannot exhaust memory.
-                connected.fetch_add(1, Ordering::SeqCst);
+                // One thread per connection, each in a bounded pool (see `slots`) and bounded
+                // by the deadlines: a slow or idle peer never blocks the others, and many
+                // cannot exhaust memory.
                 let store = store.clone();
                 let only = only.clone();
-                let connected = connected.clone();
                 workers.push(std::thread::spawn(move || {
-                    if let Err(error) = answer(&store, &mut stream, only.as_ref()) {
-                        // Say why before closing, so the other side reports the real reason.
-                        let reason = format!("{error:#}");
-                        let _ = write_frame(&mut stream, &PeerMessage::Refused(reason));
-                        eprintln!("headway: peer exchange abandoned: {error:#}");
+                    let name = slots::peer_name(&stream);
+                    let mut stream = DeadlineStream::new(stream, deadlines);
+                    match answer(&store, &mut stream, only.as_ref(), &mut slot) {
+                        Ok(()) => {}
+                        // Dropped to admit a newer connection: logged then.
+                        Err(_) if slot.was_dropped() => {}
+                        Err(error) => {
+                            // Say why before closing, so the other side reports the real reason.
+                            let reason = format!("{error:#}");
+                            let _ = write_frame(&mut stream, &PeerMessage::Refused(reason));
+                            eprintln!("headway: peer exchange with {name} abandoned: {error:#}");
+                        }
                     }
-                    connected.fetch_sub(1, Ordering::SeqCst);
+                    drop(slot);
                 }));
             }
             Err(error) => eprintln!("headway: peer connection failed: {error}"),
@@ -215,18 +230,23 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// How long either side of a live exchange waits for the other's next message.
-const PEER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The most peers `peer serve` answers at once; more are refused with a reason.
-const MAX_PEERS: usize = 16;
-
 /// Answers one connection: every message gets exactly one reply. A hello starts an exchange
-/// for the learner it names; one connection may carry exchanges for several learners.
-fn answer(store: &Store, stream: &mut TcpStream, only: Option<&UserId>) -> anyhow::Result<()> {
-    stream.set_read_timeout(Some(PEER_TIMEOUT))?;
+/// for the learner it names; one connection may carry exchanges for several learners. Its
+/// first message moves it from the opening pool to an exchange `slot`; until a hello, frames
+/// are small and nothing inflates ([`FrameLimit::Opening`]).
+fn answer(
+    store: &Store,
+    stream: &mut (impl Read + Write),
+    only: Option<&UserId>,
+    slot: &mut Slot,
+) -> anyhow::Result<()> {
     let mut session: Option<PeerSession> = None;
-    while let Some(message) = read_frame(stream)? {
+    let limit = |session: &Option<PeerSession>| match session {
+        Some(_) => FrameLimit::Exchange,
+        None => FrameLimit::Opening,
+    };
+    while let Some(message) = read_frame(stream, limit(&session))? {
+        slot.start_exchange()?;
         let replies = match message {
             PeerMessage::ListLearners => {
                 let learners = store
@@ -259,13 +279,13 @@ fn answer(store: &Store, stream: &mut TcpStream, only: Option<&UserId>) -> anyho
 /// One request, one reply, with the peer at `peer` (its address as the user gave it: once a
 /// connection is reset the socket no longer knows it).
 fn ask(
-    stream: &mut TcpStream,
+    stream: &mut (impl Read + Write),
     peer: &str,
     message: &PeerMessage,
     bytes: &mut usize,
 ) -> Result<PeerMessage, Failure> {
     *bytes += write_frame(stream, message).map_err(|e| peer_failure(peer, e))?;
-    let reply = match read_frame(stream) {
+    let reply = match read_frame(stream, FrameLimit::Exchange) {
         Ok(Some(reply)) => reply,
         Ok(None) => {
             return Err(Failure::Unavailable(format!(
@@ -279,7 +299,7 @@ fn ask(
 }
 
 /// How a failed exchange with a live peer exits: bytes that are not a headway peer's or a
-/// refused message are refused input (2, nothing changed); a peer that stops answering, resets
+/// refused message are refused input (2, nothing changed); a peer that passes a deadline, resets
 /// the connection or closes it mid-message is unavailable (3, never a bare OS error with exit
 /// 1, and never a write error taken for a closed stdout).
 fn peer_failure(peer: &str, error: anyhow::Error) -> Failure {
@@ -291,6 +311,9 @@ fn peer_failure(peer: &str, error: anyhow::Error) -> Failure {
         Ok(e) => return refused(e),
         Err(error) => error,
     };
+    if let Some(passed) = DeadlinePassed::in_chain(&error) {
+        return Failure::Unavailable(format!("the peer {peer}: {passed}"));
+    }
     let timed_out = error.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
             matches!(
@@ -300,10 +323,7 @@ fn peer_failure(peer: &str, error: anyhow::Error) -> Failure {
         })
     });
     if timed_out {
-        Failure::Unavailable(format!(
-            "the peer {peer} did not answer within {} s",
-            PEER_TIMEOUT.as_secs()
-        ))
+        Failure::Unavailable(format!("the peer {peer} did not answer in time"))
     } else {
         Failure::Unavailable(format!("the peer {peer}: {error:#}"))
     }
@@ -312,11 +332,10 @@ fn peer_failure(peer: &str, error: anyhow::Error) -> Failure {
 fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
     let only = args.user.clone().map(UserId::new).transpose()?;
     let store = open_store(db)?;
-    let mut stream = TcpStream::connect(&args.addr)
+    let deadlines = args.deadlines.deadlines();
+    let stream = connect_within(&args.addr, deadlines.handshake.min(deadlines.exchange))
         .map_err(|e| Failure::Unavailable(format!("cannot connect to {}: {e}", args.addr)))?;
-    stream
-        .set_read_timeout(Some(PEER_TIMEOUT))
-        .map_err(anyhow::Error::from)?;
+    let mut stream = DeadlineStream::new(stream, deadlines);
     let mut bytes = 0usize;
     let learners = match only {
         Some(user) => vec![user],
@@ -368,4 +387,18 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
     bar.finish_and_clear();
     say!("{} learner(s), {bytes} bytes exchanged", learners.len())?;
     Ok(())
+}
+
+/// A connection to the first of `addr`'s addresses that answers within `timeout` each.
+fn connect_within(addr: &str, timeout: std::time::Duration) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for address in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&address, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the address names no host")
+    }))
 }

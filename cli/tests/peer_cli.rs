@@ -198,21 +198,35 @@ fn the_connecting_side_reports_why_the_peer_refused() {
     let _ = server.wait();
 }
 
+/// Issue 17 (fault 6): exchange slots are taken by peers whose hello arrived, not by sockets;
+/// a frame too large for a hello is refused from its length, before it is read.
 #[test]
-fn peer_serve_bounds_its_connections_and_survives_hostile_frames() {
+fn peer_serve_bounds_its_exchanges_and_survives_hostile_frames() {
     use std::io::Write;
     let dir = TempDir::new("bounded");
     let (tablet, phone) = (dir.0.join("tablet.db"), dir.0.join("phone.db"));
     record(&phone, "do_1", "2", "100");
     let (mut server, addr) = serve(&tablet, &[]);
-    // Peers that announce the largest frame and send a few bytes of it, then idle.
+    let hello = |device: &str| {
+        headway::PeerMessage::Hello(headway::Hello {
+            user: headway::UserId::new("u1").unwrap(),
+            device: device.into(),
+            epoch: None,
+            changes: 0,
+            heads: Vec::new(),
+        })
+    };
+    // Peers that said hello, were answered, and then idle mid-exchange.
     let mut idle = Vec::new();
-    for _ in 0..16 {
+    for i in 0..16 {
         let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        stream
-            .write_all(&(64u32 * 1024 * 1024).to_be_bytes())
+        hello(&format!("idle-{i}"))
+            .write_framed(&mut stream)
             .unwrap();
-        stream.write_all(b"HWPS").unwrap();
+        assert!(matches!(
+            read_frame(&mut stream),
+            headway::PeerMessage::Hello(_)
+        ));
         idle.push(stream);
     }
     // One more is refused with a reason, not left hanging.
@@ -220,8 +234,19 @@ fn peer_serve_bounds_its_connections_and_survives_hostile_frames() {
     extra
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
+    hello("one-too-many").write_framed(&mut extra).unwrap();
     match read_frame(&mut extra) {
         headway::PeerMessage::Refused(reason) => assert!(reason.contains("16 peers"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A peer announcing the largest frame before a hello is refused from the length alone.
+    let mut huge = std::net::TcpStream::connect(&addr).unwrap();
+    huge.write_all(&(64u32 * 1024 * 1024).to_be_bytes())
+        .unwrap();
+    match read_frame(&mut huge) {
+        headway::PeerMessage::Refused(reason) => {
+            assert!(reason.contains("before a hello"), "{reason}")
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     // Once they go, a real exchange goes through.
