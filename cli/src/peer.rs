@@ -191,7 +191,7 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
         match stream.and_then(|stream| Ok((slots.admit(&stream)?, stream))) {
             Ok(((mut slot, dropped), stream)) => {
                 if let Some(dropped) = dropped {
-                    eprintln!(
+                    note!(
                         "headway: peer {dropped} dropped: {}",
                         slots::NoSlot::Dropped
                     );
@@ -212,13 +212,13 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
                             // Say why before closing, so the other side reports the real reason.
                             let reason = format!("{error:#}");
                             let _ = write_frame(&mut stream, &PeerMessage::Refused(reason));
-                            eprintln!("headway: peer exchange with {name} abandoned: {error:#}");
+                            note!("headway: peer exchange with {name} abandoned: {error:#}");
                         }
                     }
                     drop(slot);
                 }));
             }
-            Err(error) => eprintln!("headway: peer connection failed: {error}"),
+            Err(error) => note!("headway: peer connection failed: {error}"),
         }
         if args.exchanges.is_some_and(|n| served + 1 >= n) {
             break;
