@@ -255,7 +255,7 @@ fn main() -> ExitCode {
             ExitCode::from(3)
         }
         Err(Failure::Credentials(reason)) => {
-            eprintln!("headway: credentials refused: {reason}");
+            note!("headway: credentials refused: {reason}");
             ExitCode::from(4)
         }
         Err(Failure::Other(error)) if is_closed_stdout(&error) => ExitCode::SUCCESS,
