@@ -60,6 +60,7 @@ mod error;
 mod events;
 mod id;
 mod peer;
+mod pairing;
 mod progress_update;
 mod refresh;
 mod rejection;
@@ -81,6 +82,7 @@ pub use events::{
     SUBSCRIPTION_CAPACITY,
 };
 pub use id::{BatchId, ContentId, CourseId, UserId, MAX_ID_LEN};
+pub use pairing::{PairingKey, PeerChannel, MAX_PAIRED_LEARNERS};
 pub use peer::{Hello, PeerMessage, PeerSession, Role, MAX_MESSAGE_LEN};
 pub use progress_update::ProgressUpdate;
 pub use refresh::{CoursesAnswer, CoursesSource};
