@@ -1,6 +1,10 @@
 //! `headway peer`: device-to-device sync of a learner's progress, through a file (a USB stick
-//! between a school server and phones) or live over TCP between two processes.
+//! between a school server and phones) or live over TCP between two processes. Live peers
+//! pair first (`peer pair`, `--key`): see `peer/pairing.rs`.
 
+mod pairing;
+
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,11 +12,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use headway::{PeerMessage, PeerSession, Role, Store, UserId};
+use pairing::{PeerStream, Scope};
 
 use crate::{existing_store, open_store, ui, Failure};
 
 #[derive(Subcommand)]
 pub enum PeerCommand {
+    /// Make a pairing key for some learners: both devices hold it to sync them.
+    Pair(pairing::PairArgs),
     /// Write what a peer lacks (or the whole document) to a file.
     Export(ExportArgs),
     /// Merge a peer's file into this device's store.
@@ -36,6 +43,9 @@ pub struct ExportArgs {
     /// Only what this peer device lacks, if this device knows what it holds.
     #[arg(long)]
     since_peer: Option<String>,
+    /// Seal the file with this pairing key (it must cover --user): only its holder opens it.
+    #[arg(long, value_name = "KEYFILE")]
+    key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -45,6 +55,9 @@ pub struct ImportArgs {
     user: String,
     /// The file a peer exported.
     file: PathBuf,
+    /// The pairing key a sealed file was sealed with (it must cover --user).
+    #[arg(long, value_name = "KEYFILE")]
+    key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -58,23 +71,40 @@ pub struct ServeArgs {
     /// Stop after this many exchanges (default: serve until killed).
     #[arg(long)]
     exchanges: Option<usize>,
+    /// A pairing key (from `headway peer pair`) peers must hold; repeat for several. A
+    /// connection touches only its key's learners.
+    #[arg(long, value_name = "KEYFILE")]
+    key: Vec<PathBuf>,
+    /// Serve anyone, in clear, without a key: only on a loopback address (tests, demos).
+    #[arg(long)]
+    no_auth: bool,
 }
 
 #[derive(Args)]
 pub struct ConnectArgs {
     /// The peer's address, e.g. 127.0.0.1:9100.
     addr: String,
-    /// Only this learner (default: every learner either device holds).
+    /// Only this learner (default: every learner either device holds that the key covers).
     #[arg(long)]
     user: Option<String>,
+    /// The pairing key both devices hold (without it, only a `--no-auth` peer answers).
+    #[arg(long, value_name = "KEYFILE")]
+    key: Option<PathBuf>,
 }
 
 pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
     match command {
         PeerCommand::Export(args) => {
             let user = UserId::new(args.user.clone())?;
+            let key = args.key.as_deref().map(pairing::read_key).transpose()?;
+            if let Some(key) = &key {
+                pairing::check_covers(key, &user)?;
+            }
             let store = existing_store(db)?;
-            let file = store.peer_export(&user, args.since_peer.as_deref())?;
+            let file = match &key {
+                Some(key) => store.peer_export_sealed(&user, args.since_peer.as_deref(), key)?,
+                None => store.peer_export(&user, args.since_peer.as_deref())?,
+            };
             std::fs::write(&args.out, &file)
                 .with_context(|| format!("writing {}", args.out.display()))?;
             say!(
@@ -88,12 +118,20 @@ pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
         }
         PeerCommand::Import(args) => {
             let user = UserId::new(args.user.clone())?;
+            let key = args.key.as_deref().map(pairing::read_key).transpose()?;
+            if let Some(key) = &key {
+                pairing::check_covers(key, &user)?;
+            }
             let bytes = std::fs::read(&args.file)
                 .map_err(|e| Failure::Input(format!("cannot read {}: {e}", args.file.display())))?;
             let created = !db.exists();
             let store = open_store(db)?;
             let spinner = ui::spinner(true, format!("merging {}'s progress", args.user));
-            let imported = store.peer_import(&user, &bytes).map_err(refused);
+            let imported = match &key {
+                Some(key) => store.peer_import_sealed(&user, &bytes, key),
+                None => store.peer_import(&user, &bytes),
+            }
+            .map_err(refused);
             spinner.finish_and_clear();
             if created && matches!(imported, Err(Failure::Input(_))) {
                 // A refused file creates nothing: the store this command made goes again.
@@ -108,6 +146,7 @@ pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
             )?;
             Ok(())
         }
+        PeerCommand::Pair(args) => pairing::pair(args),
         PeerCommand::Serve(args) => serve(db, args),
         PeerCommand::Connect(args) => connect(db, args),
         PeerCommand::Id => {
@@ -129,14 +168,16 @@ fn remove_new_store(db: &Path) {
 /// Bytes a peer sent that were refused are bad input (exit 2): nothing was changed.
 fn refused(e: headway::Error) -> Failure {
     match e {
-        headway::Error::PeerMessage { .. } | headway::Error::CorruptDocument { .. } => {
+        headway::Error::PeerMessage { .. }
+        | headway::Error::CorruptDocument { .. }
+        | headway::Error::NotPaired { .. } => {
             Failure::Input(e.to_string())
         }
         other => other.into(),
     }
 }
 
-fn write_frame(stream: &mut TcpStream, message: &PeerMessage) -> anyhow::Result<usize> {
+fn write_frame(stream: &mut impl Write, message: &PeerMessage) -> anyhow::Result<usize> {
     Ok(message.write_framed(stream)?)
 }
 
@@ -154,7 +195,7 @@ impl std::error::Error for NotAPeer {}
 
 /// One message, or `None` at a clean end of stream (the framing is `PeerMessage`'s). Bytes
 /// that are not a headway peer's framing are a [`NotAPeer`].
-fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<PeerMessage>> {
+fn read_frame(stream: &mut impl Read) -> anyhow::Result<Option<PeerMessage>> {
     match PeerMessage::read_framed(stream) {
         Ok(message) => Ok(message.transpose()?),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
@@ -166,6 +207,8 @@ fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Option<PeerMessage>> {
 
 fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     let only = args.user.clone().map(UserId::new).transpose()?;
+    // Pairing before listening: a device never serves unauthenticated by mistake.
+    let auth = std::sync::Arc::new(pairing::serve_auth(&args.key, args.no_auth, &args.addr)?);
     // Listening first: an --addr that cannot be listened on creates no store.
     let listener = TcpListener::bind(&args.addr)
         .map_err(|e| Failure::Input(format!("--addr {:?}: cannot listen there: {e}", args.addr)))?;
@@ -193,8 +236,18 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
                 let store = store.clone();
                 let only = only.clone();
                 let connected = connected.clone();
+                let auth = auth.clone();
                 workers.push(std::thread::spawn(move || {
-                    if let Err(error) = answer(&store, &mut stream, only.as_ref()) {
+                    let paired = pairing::accept(stream, &auth, PEER_TIMEOUT);
+                    let (mut stream, scope) = match paired {
+                        Ok(paired) => paired,
+                        Err(error) => {
+                            eprintln!("headway: peer refused: {error:#}");
+                            connected.fetch_sub(1, Ordering::SeqCst);
+                            return;
+                        }
+                    };
+                    if let Err(error) = answer(&store, &mut stream, only.as_ref(), &scope) {
                         // Say why before closing, so the other side reports the real reason.
                         let reason = format!("{error:#}");
                         let _ = write_frame(&mut stream, &PeerMessage::Refused(reason));
@@ -223,7 +276,12 @@ const MAX_PEERS: usize = 16;
 
 /// Answers one connection: every message gets exactly one reply. A hello starts an exchange
 /// for the learner it names; one connection may carry exchanges for several learners.
-fn answer(store: &Store, stream: &mut TcpStream, only: Option<&UserId>) -> anyhow::Result<()> {
+fn answer(
+    store: &Store,
+    stream: &mut PeerStream,
+    only: Option<&UserId>,
+    scope: &Scope,
+) -> anyhow::Result<()> {
     stream.set_read_timeout(Some(PEER_TIMEOUT))?;
     let mut session: Option<PeerSession> = None;
     while let Some(message) = read_frame(stream)? {
@@ -232,7 +290,7 @@ fn answer(store: &Store, stream: &mut TcpStream, only: Option<&UserId>) -> anyho
                 let learners = store
                     .learners()?
                     .into_iter()
-                    .filter(|u| only.is_none_or(|o| o == u))
+                    .filter(|u| only.is_none_or(|o| o == u) && scope.allows(u))
                     .collect();
                 vec![PeerMessage::Learners(learners)]
             }
@@ -240,6 +298,9 @@ fn answer(store: &Store, stream: &mut TcpStream, only: Option<&UserId>) -> anyho
                 if only.is_some_and(|u| *u != hello.user) {
                     let only = only.map_or("", |u| u.as_str());
                     anyhow::bail!("this device serves only learner {only:?}");
+                }
+                if !scope.allows(&hello.user) {
+                    anyhow::bail!("{}", scope.refusal(&hello.user));
                 }
                 let session = session.insert(PeerSession::new(&hello.user, Role::Responder));
                 session.handle(store, PeerMessage::Hello(hello))?
@@ -259,7 +320,7 @@ fn answer(store: &Store, stream: &mut TcpStream, only: Option<&UserId>) -> anyho
 /// One request, one reply, with the peer at `peer` (its address as the user gave it: once a
 /// connection is reset the socket no longer knows it).
 fn ask(
-    stream: &mut TcpStream,
+    stream: &mut PeerStream,
     peer: &str,
     message: &PeerMessage,
     bytes: &mut usize,
@@ -311,12 +372,17 @@ fn peer_failure(peer: &str, error: anyhow::Error) -> Failure {
 
 fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
     let only = args.user.clone().map(UserId::new).transpose()?;
+    let key = args.key.as_deref().map(pairing::read_key).transpose()?;
+    if let (Some(key), Some(user)) = (&key, &only) {
+        pairing::check_covers(key, user)?;
+    }
     let store = open_store(db)?;
-    let mut stream = TcpStream::connect(&args.addr)
+    let stream = TcpStream::connect(&args.addr)
         .map_err(|e| Failure::Unavailable(format!("cannot connect to {}: {e}", args.addr)))?;
     stream
         .set_read_timeout(Some(PEER_TIMEOUT))
         .map_err(anyhow::Error::from)?;
+    let (mut stream, scope) = pairing::open(stream, key.as_ref(), &args.addr)?;
     let mut bytes = 0usize;
     let learners = match only {
         Some(user) => vec![user],
@@ -328,6 +394,7 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
                 &PeerMessage::ListLearners,
                 &mut bytes,
             )? {
+                // Both ends keep to the key: what the peer lists beyond it is not asked for.
                 PeerMessage::Learners(theirs) => all.extend(theirs),
                 PeerMessage::Refused(reason) => {
                     return Err(Failure::Input(format!(
@@ -340,6 +407,7 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
                     )))
                 }
             }
+            all.retain(|u| scope.allows(u));
             all.sort();
             all.dedup();
             all
