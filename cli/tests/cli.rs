@@ -264,7 +264,7 @@ fn refused_flags_of_networked_and_peer_commands_create_no_store() {
     let cases: [&[&str]; 4] = [
         &["sync", "--user", "u1", "--server", "ftp://example.org"],
         &["courses", "--user", "u1", "--server", "ftp://example.org"],
-        &["peer", "serve", "--addr", "not-an-address"],
+        &["peer", "serve", "--no-auth", "--addr", "not-an-address"],
         &["peer", "import", "--user", "u1", junk],
     ];
     for (i, args) in cases.into_iter().enumerate() {

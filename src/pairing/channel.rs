@@ -227,6 +227,7 @@ impl<S: Read + Write> PeerChannel<S> {
                           (a key made by `headway peer pair`)";
             // Best effort: the peer may already be gone.
             let _ = PeerMessage::Refused(reason.into()).write_framed(&mut stream);
+            drain(&mut stream);
             return Ok(Err(not_paired(
                 "the peer talks without a pairing key (it sent no pairing preamble)",
             )));
@@ -311,12 +312,31 @@ impl<S: Read + Write> PeerChannel<S> {
     }
 }
 
-/// Tells the initiator why its handshake is refused.
-fn refuse_handshake(stream: &mut impl Write, status: u8, reason: &str) -> io::Result<()> {
+/// Tells the initiator why its handshake is refused, then waits for it to hang up.
+fn refuse_handshake(stream: &mut (impl Read + Write), status: u8, reason: &str) -> io::Result<()> {
     stream.write_all(MAGIC)?;
     stream.write_all(&[status])?;
     write_u16_message(stream, reason.as_bytes())?;
-    stream.flush()
+    stream.flush()?;
+    drain(stream);
+    Ok(())
+}
+
+/// The most bytes read from a refused peer while waiting for it to hang up.
+const MAX_DRAINED: usize = MAX_NOISE_MESSAGE + 64;
+
+/// Reads (and drops) what a refused peer still sends, until it hangs up, a read fails (the
+/// caller's timeout), or [`MAX_DRAINED`] bytes: closing a socket with unread bytes resets
+/// it, and the reset could reach the peer before the refusal does.
+fn drain(stream: &mut impl Read) {
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    while total < MAX_DRAINED {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
 }
 
 /// What a peer that answered the preamble without a handshake meant: a headway peer serving

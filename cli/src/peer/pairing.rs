@@ -215,6 +215,9 @@ pub fn accept(
             if seen == head.len() && &head == PAIRING_MAGIC {
                 let reason = "this device serves without pairing (--no-auth): connect without --key";
                 let _ = PeerMessage::Refused(reason.into()).write_framed(&mut stream);
+                // Unread bytes at close would reset the connection before the refusal
+                // arrives: read what the peer sent until it hangs up (bounded).
+                let _ = std::io::copy(&mut (&stream).take(70_000), &mut std::io::sink());
                 anyhow::bail!(
                     "the peer offered a pairing key, but this device serves without pairing \
                      (--no-auth)"
