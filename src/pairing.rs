@@ -183,8 +183,7 @@ impl PairingKey {
         }
         Ok(PairingKey {
             id: unhex(&file.id).ok_or_else(|| refuse("the key id is not 32 hex digits"))?,
-            secret: unhex(&file.secret)
-                .ok_or_else(|| refuse("the secret is not 64 hex digits"))?,
+            secret: unhex(&file.secret).ok_or_else(|| refuse("the secret is not 64 hex digits"))?,
             learners: checked_learners(file.learners)?,
         })
     }
@@ -273,7 +272,11 @@ impl PairingKey {
     pub(crate) fn learners_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for learner in &self.learners {
-            out.extend_from_slice(&u32::try_from(learner.as_str().len()).unwrap_or(0).to_be_bytes());
+            out.extend_from_slice(
+                &u32::try_from(learner.as_str().len())
+                    .unwrap_or(0)
+                    .to_be_bytes(),
+            );
             out.extend_from_slice(learner.as_str().as_bytes());
         }
         out

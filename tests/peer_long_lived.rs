@@ -17,8 +17,8 @@ use std::path::PathBuf;
 
 use headway::{Durability, Store, StoreOptions};
 use support::{
-    covers, exchange, exchange_along_the_chain_and_back, exchange_paired, snapshot, update, user_id, Rng, Snapshot,
-    TempDir,
+    covers, exchange, exchange_along_the_chain_and_back, exchange_paired, snapshot, update,
+    user_id, Rng, Snapshot, TempDir,
 };
 
 const T0: i64 = 1_714_558_530_123;
@@ -73,9 +73,9 @@ impl Device {
 fn run(seed: u64) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     // Issue 17: keys in use must not change what converges.
-    let paired = (seed % 3 == 0).then(|| {
-        headway::PairingKey::generate([user_id(USER)]).expect("a pairing key")
-    });
+    let paired = seed
+        .is_multiple_of(3)
+        .then(|| headway::PairingKey::generate([user_id(USER)]).expect("a pairing key"));
     let dir = TempDir::new("long-lived");
     let count = 2 + rng.below(3) as usize;
     let contents: Vec<String> = (0..2 + rng.below(7)).map(|i| format!("do_{i}")).collect();

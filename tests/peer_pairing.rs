@@ -64,7 +64,10 @@ fn a_message_larger_than_one_noise_message_crosses_in_chunks() {
     let large = PeerMessage::Sync((0..300_000u32).map(|i| (i * 7919 % 251) as u8).collect());
     std::thread::scope(|scope| {
         scope.spawn(|| large.write_framed(&mut client).unwrap());
-        let got = PeerMessage::read_framed(&mut server).unwrap().unwrap().unwrap();
+        let got = PeerMessage::read_framed(&mut server)
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(got, large);
     });
 }
@@ -102,7 +105,10 @@ fn clear_bytes_are_refused_before_and_after_the_handshake() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     drop(a);
-    assert!(matches!(server.join().unwrap(), Err(Error::NotPaired { .. })));
+    assert!(matches!(
+        server.join().unwrap(),
+        Err(Error::NotPaired { .. })
+    ));
     // After: clear bytes injected where a Noise message is expected do not decrypt.
     let key = asha_key();
     let (a, b) = UnixStream::pair().unwrap();
@@ -134,7 +140,10 @@ fn a_key_file_is_written_for_its_owner_only_and_read_back_whole() {
     let read = PairingKey::read(&path).unwrap();
     assert_eq!(read.id(), key.id());
     assert_eq!(read.learners(), [user_id("asha"), user_id("bob")]);
-    assert!(matches!(key.write_new(&path), Err(Error::PairingKey { .. })));
+    assert!(matches!(
+        key.write_new(&path),
+        Err(Error::PairingKey { .. })
+    ));
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
     let refused = PairingKey::read(&path).unwrap_err().to_string();
     assert!(refused.contains("may be read by others"), "{refused}");
@@ -154,7 +163,9 @@ fn a_malformed_key_is_refused_with_what_is_wrong() {
     for (field, value, says) in cases {
         let mut json = good.clone();
         json[field] = value;
-        let error = PairingKey::from_json(&json.to_string()).unwrap_err().to_string();
+        let error = PairingKey::from_json(&json.to_string())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains(says), "{field}: {error}");
     }
     assert!(PairingKey::from_json("{\"format\":1}").is_err());
@@ -182,7 +193,10 @@ fn a_sealed_file_opens_only_with_its_key_and_unchanged() {
         phone.peer_import_sealed(&bob, &sealed, &PairingKey::generate([bob.clone()]).unwrap()),
     ];
     for refused in refusals {
-        assert!(matches!(refused, Err(Error::NotPaired { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Error::NotPaired { .. })),
+            "{refused:?}"
+        );
     }
     assert!(phone
         .peer_import(&asha, &sealed)

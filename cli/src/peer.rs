@@ -170,9 +170,7 @@ fn refused(e: headway::Error) -> Failure {
     match e {
         headway::Error::PeerMessage { .. }
         | headway::Error::CorruptDocument { .. }
-        | headway::Error::NotPaired { .. } => {
-            Failure::Input(e.to_string())
-        }
+        | headway::Error::NotPaired { .. } => Failure::Input(e.to_string()),
         other => other.into(),
     }
 }

@@ -152,7 +152,11 @@ fn a_key_scoped_to_one_learner_neither_reads_nor_raises_the_other_two() {
         &["peer", "connect", &addr, "--key", key_arg, "--user", "bob"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("does not cover learner bob"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not cover learner bob"),
+        "{}",
+        stderr(&out)
+    );
     let phone_store = Store::open(&phone).unwrap();
     let mut raw = channel(&addr, &key);
     let mut session = PeerSession::new(&bob, Role::Initiator);
@@ -191,9 +195,15 @@ fn a_peer_without_a_key_or_with_a_wrong_key_gets_nothing_and_changes_nothing() {
     let attempts: [(&[&str], &str); 5] = [
         (&[], "paired peers"),
         (&["--user", "bob"], "paired peers"),
-        (&["--key", other.to_str().unwrap()], "does not hold pairing key"),
+        (
+            &["--key", other.to_str().unwrap()],
+            "does not hold pairing key",
+        ),
         (&["--key", forged.to_str().unwrap()], "another key"),
-        (&["--key", widened.to_str().unwrap(), "--user", "bob"], "another key"),
+        (
+            &["--key", widened.to_str().unwrap(), "--user", "bob"],
+            "another key",
+        ),
     ];
     for (extra, says) in attempts {
         let mut args = vec!["peer", "connect", &addr];
@@ -237,7 +247,11 @@ fn peer_serve_without_a_key_refuses_to_start_and_names_peer_pair() {
     let db = dir.0.join("tablet.db");
     let out = headway(&db, &["peer", "serve", "--addr", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("headway peer pair"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("headway peer pair"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!db.exists(), "a refused serve created a store");
 }
 
@@ -291,14 +305,28 @@ fn peer_pair_writes_a_key_only_its_owner_reads_and_never_overwrites_one() {
     let db = dir.0.join("h.db");
     let again = headway(
         &db,
-        &["peer", "pair", "--user", "cara", "--out", key.to_str().unwrap()],
+        &[
+            "peer",
+            "pair",
+            "--user",
+            "cara",
+            "--out",
+            key.to_str().unwrap(),
+        ],
     );
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
     assert_eq!(PairingKey::read(&key).unwrap().id(), parsed.id());
     let blank = dir.0.join("blank.key");
     let out = headway(
         &db,
-        &["peer", "pair", "--user", " ", "--out", blank.to_str().unwrap()],
+        &[
+            "peer",
+            "pair",
+            "--user",
+            " ",
+            "--out",
+            blank.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(!blank.exists());
@@ -306,10 +334,21 @@ fn peer_pair_writes_a_key_only_its_owner_reads_and_never_overwrites_one() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = headway(
         &db,
-        &["peer", "serve", "--addr", "127.0.0.1:0", "--key", key.to_str().unwrap()],
+        &[
+            "peer",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--key",
+            key.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("may be read by others"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("may be read by others"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -325,7 +364,9 @@ fn a_sealed_peer_file_opens_only_with_its_key_and_unchanged() {
     let export = |user: &str, key: &str| {
         headway(
             &school,
-            &["peer", "export", "--user", user, "--out", file_arg, "--key", key],
+            &[
+                "peer", "export", "--user", user, "--out", file_arg, "--key", key,
+            ],
         )
     };
     // The key must cover the learner.
@@ -342,7 +383,8 @@ fn a_sealed_peer_file_opens_only_with_its_key_and_unchanged() {
     };
     record(&phone, "asha", "k0", "1", "10");
     let phone_before = state(&phone, "asha");
-    let refusals: [(&[&str], &str); 2] = [(&[], "sealed"), (&["--key", other], "another pairing key")];
+    let refusals: [(&[&str], &str); 2] =
+        [(&[], "sealed"), (&["--key", other], "another pairing key")];
     for (extra, says) in refusals {
         let out = import(extra);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
@@ -364,7 +406,11 @@ fn a_sealed_peer_file_opens_only_with_its_key_and_unchanged() {
     let school_asha = state(&school, "asha");
     let got = state(&phone, "asha");
     assert_eq!(got.as_array().unwrap().len(), 3);
-    assert!(school_asha.as_array().unwrap().iter().all(|item| got.as_array().unwrap().contains(item)));
+    assert!(school_asha
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|item| got.as_array().unwrap().contains(item)));
     // An unsealed file is still imported without a key: the person carrying it is trusted.
     let plain = headway(
         &school,

@@ -153,12 +153,11 @@ impl<S: Read + Write> PeerChannel<S> {
     pub fn connect(mut stream: S, key: &PairingKey) -> io::Result<Result<PeerChannel<S>>> {
         let preamble = preamble(key);
         let prologue = prologue(&preamble, key);
-        let mut noise = match builder(key, &prologue).and_then(|b| {
-            b.build_initiator().map_err(noise_failed)
-        }) {
-            Ok(noise) => noise,
-            Err(e) => return Ok(Err(e)),
-        };
+        let mut noise =
+            match builder(key, &prologue).and_then(|b| b.build_initiator().map_err(noise_failed)) {
+                Ok(noise) => noise,
+                Err(e) => return Ok(Err(e)),
+            };
         let mut first = vec![0u8; MAX_NOISE_MESSAGE];
         let len = match noise.write_message(&[], &mut first) {
             Ok(len) => len,
@@ -246,18 +245,20 @@ impl<S: Read + Write> PeerChannel<S> {
             refuse_handshake(&mut stream, STATUS_UNKNOWN_KEY, reason)?;
             return Ok(Err(not_paired(format!(
                 "the peer offered pairing key {}, which this device does not hold",
-                rest[1..].iter().map(|b| format!("{b:02x}")).collect::<String>()
+                rest[1..]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
             ))));
         };
         let key = &keys[index];
         let first = read_u16_message(&mut stream)?.ok_or_else(closed_mid_message)?;
         let prologue = prologue(&preamble, key);
-        let mut noise = match builder(key, &prologue).and_then(|b| {
-            b.build_responder().map_err(noise_failed)
-        }) {
-            Ok(noise) => noise,
-            Err(e) => return Ok(Err(e)),
-        };
+        let mut noise =
+            match builder(key, &prologue).and_then(|b| b.build_responder().map_err(noise_failed)) {
+                Ok(noise) => noise,
+                Err(e) => return Ok(Err(e)),
+            };
         let mut payload = vec![0u8; MAX_NOISE_MESSAGE];
         if noise.read_message(&first, &mut payload).is_err() {
             let reason = "the handshake failed: the two devices hold different keys under one id";
@@ -343,7 +344,9 @@ fn drain(stream: &mut impl Read) {
 /// without keys says so in a clear refusal; anything else is no paired peer.
 fn clear_answer(stream: &mut impl Read, head: [u8; 4]) -> io::Result<Error> {
     if &head == b"HTTP" {
-        return Ok(not_paired("it answered like an HTTP server, not a headway peer"));
+        return Ok(not_paired(
+            "it answered like an HTTP server, not a headway peer",
+        ));
     }
     let len = usize::try_from(u32::from_be_bytes(head)).unwrap_or(usize::MAX);
     if len > MAX_CLEAR_REFUSAL {

@@ -98,7 +98,10 @@ fn open(key: &PairingKey, user: &UserId, file: &[u8]) -> Result<Vec<u8>> {
     if key_id != key.id_bytes() {
         return Err(not_paired(format!(
             "the file is sealed with another pairing key (id {}), not {}",
-            key_id.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            key_id
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
             key.id()
         )));
     }

@@ -246,9 +246,7 @@ pub fn exchange_paired(
                 .map_err(|e| format!("initiator: {e}"))?;
             let mut session = PeerSession::new(&user_id(user), Role::Initiator);
             let mut bytes = 0;
-            let mut outgoing = vec![session
-                .start(initiator_store)
-                .map_err(|e| e.to_string())?];
+            let mut outgoing = vec![session.start(initiator_store).map_err(|e| e.to_string())?];
             while let Some(message) = outgoing.pop() {
                 bytes += message
                     .write_framed(&mut channel)

@@ -213,7 +213,8 @@ pub fn accept(
             let mut head = [0u8; 4];
             let seen = stream.peek(&mut head)?;
             if seen == head.len() && &head == PAIRING_MAGIC {
-                let reason = "this device serves without pairing (--no-auth): connect without --key";
+                let reason =
+                    "this device serves without pairing (--no-auth): connect without --key";
                 let _ = PeerMessage::Refused(reason.into()).write_framed(&mut stream);
                 // Unread bytes at close would reset the connection before the refusal
                 // arrives: read what the peer sent until it hangs up (bounded).
