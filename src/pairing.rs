@@ -29,6 +29,12 @@ const FORMAT_VERSION: u32 = 1;
 /// The largest key file read: a key naming many learners is still far smaller.
 const MAX_KEY_FILE_LEN: u64 = 1024 * 1024;
 /// The most learners one key may name.
+///
+/// ```
+/// use headway::{PairingKey, UserId, MAX_PAIRED_LEARNERS};
+/// let many = (0..=MAX_PAIRED_LEARNERS).map(|i| UserId::new(format!("u{i}")).unwrap());
+/// assert!(PairingKey::generate(many).is_err());
+/// ```
 pub const MAX_PAIRED_LEARNERS: usize = 10_000;
 
 /// A pairing key: a key id, a secret shared by two devices, and the learners it covers.

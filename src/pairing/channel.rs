@@ -150,6 +150,20 @@ impl<S: Read + Write> PeerChannel<S> {
     /// `key`, runs the handshake. The outer error is the transport's (unreachable, reset,
     /// timed out); the inner one, [`Error::NotPaired`], says why the peer refused or was
     /// refused (it does not hold this key, it talks without pairing, the handshake failed).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::os::unix::net::UnixStream;
+    /// use headway::{Error, PairingKey, PeerChannel, UserId};
+    /// let ours = PairingKey::generate([UserId::new("asha")?])?;
+    /// let theirs = [PairingKey::generate([UserId::new("asha")?])?];
+    /// let (a, b) = UnixStream::pair()?;
+    /// let server = std::thread::spawn(move || PeerChannel::accept(b, &theirs).map(|r| r.is_ok()));
+    /// let refused = PeerChannel::connect(a, &ours)?.unwrap_err();
+    /// assert!(matches!(refused, Error::NotPaired { .. }));
+    /// assert!(!server.join().unwrap()?); // the server refused it too
+    /// # Ok(()) }
+    /// ```
     pub fn connect(mut stream: S, key: &PairingKey) -> io::Result<Result<PeerChannel<S>>> {
         let preamble = preamble(key);
         let prologue = prologue(&preamble, key);
@@ -215,6 +229,21 @@ impl<S: Read + Write> PeerChannel<S> {
     /// preamble names, returning its index. A peer that talks in clear, names an unknown key or
     /// fails the handshake is told why (in clear) and refused with [`Error::NotPaired`];
     /// nothing else is read from it. The outer error is the transport's.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::os::unix::net::UnixStream;
+    /// use headway::{PairingKey, PeerChannel, PeerMessage, UserId};
+    /// let keys = [PairingKey::generate([UserId::new("asha")?])?];
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// let server = std::thread::spawn(move || PeerChannel::accept(b, &keys).map(|r| r.is_ok()));
+    /// PeerMessage::ListLearners.write_framed(&mut a)?; // a client talking in clear
+    /// let told = PeerMessage::read_framed(&mut a)?;
+    /// assert!(matches!(told, Some(Ok(PeerMessage::Refused(_)))));
+    /// drop(a);
+    /// assert!(!server.join().unwrap()?);
+    /// # Ok(()) }
+    /// ```
     pub fn accept(
         mut stream: S,
         keys: &[PairingKey],
@@ -294,6 +323,20 @@ impl<S: Read + Write> PeerChannel<S> {
     }
 
     /// The stream underneath (to set a timeout, say).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::os::unix::net::UnixStream;
+    /// use headway::{PairingKey, PeerChannel, UserId};
+    /// let key = PairingKey::generate([UserId::new("asha")?])?;
+    /// let keys = [key.clone()];
+    /// let (a, b) = UnixStream::pair()?;
+    /// let server = std::thread::spawn(move || PeerChannel::accept(b, &keys).map(|r| r.is_ok()));
+    /// let channel = PeerChannel::connect(a, &key)??;
+    /// channel.get_ref().set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    /// assert!(server.join().unwrap()?);
+    /// # Ok(()) }
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.stream
     }

@@ -168,6 +168,23 @@ impl Store {
     /// not cover `user` is refused with [`Error::NotPaired`] and changes nothing. A plain file
     /// is imported as [`Store::peer_import`] does (the person carrying it is trusted), if the
     /// key covers `user`.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, PairingKey, ProgressUpdate, Status, Store, UserId};
+    /// let asha = UserId::new("asha")?;
+    /// let key = PairingKey::generate([asha.clone()])?;
+    /// let (school, phone) = (Store::open_in_memory()?, Store::open_in_memory()?);
+    /// school.record(ProgressUpdate::new(ContentKey::new("asha", "c", "b", "k")?, Status::Completed, 100)?)?;
+    /// let mut file = school.peer_export_sealed(&asha, None, &key)?;
+    /// let last = file.len() - 1;
+    /// file[last] ^= 1; // one changed byte
+    /// assert!(matches!(phone.peer_import_sealed(&asha, &file, &key), Err(headway::Error::NotPaired { .. })));
+    /// let plain = school.peer_export(&asha, None)?; // unsealed: opens with or without a key
+    /// phone.peer_import_sealed(&asha, &plain, &key)?;
+    /// assert_eq!(phone.items(&asha, None)?, school.items(&asha, None)?);
+    /// # Ok(()) }
+    /// ```
     pub fn peer_import_sealed(&self, user: &UserId, file: &[u8], key: &PairingKey) -> Result<()> {
         check_covers(key, user)?;
         if !file.starts_with(SEALED_FILE_MAGIC) {
