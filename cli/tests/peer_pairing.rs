@@ -241,11 +241,39 @@ fn write_owner_only(path: &Path, text: &str) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
+/// Runs `headway --db DB ARGS` that should exit at once; one still running after a
+/// generous minute is killed (and fails the caller's exit-code check).
+fn exits_by_itself(db: &Path, args: &[&str]) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+                return;
+            }
+        }
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    });
+    let out = child.wait_with_output().unwrap();
+    watchdog.join().unwrap();
+    out
+}
+
+// Issue 17, fault 5: `peer serve` served anyone who connected.
 #[test]
 fn peer_serve_without_a_key_refuses_to_start_and_names_peer_pair() {
     let dir = TempDir::new("nokey");
     let db = dir.0.join("tablet.db");
-    let out = headway(&db, &["peer", "serve", "--addr", "127.0.0.1:0"]);
+    let out = exits_by_itself(&db, &["peer", "serve", "--addr", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("headway peer pair"),
@@ -260,7 +288,7 @@ fn no_auth_is_refused_on_an_address_other_than_loopback() {
     let dir = TempDir::new("noauth");
     let db = dir.0.join("tablet.db");
     for addr in ["0.0.0.0:0", "[::]:0"] {
-        let out = headway(&db, &["peer", "serve", "--no-auth", "--addr", addr]);
+        let out = exits_by_itself(&db, &["peer", "serve", "--no-auth", "--addr", addr]);
         assert_eq!(out.status.code(), Some(2), "{addr}: {}", stderr(&out));
         assert!(stderr(&out).contains("not a loopback"), "{}", stderr(&out));
     }
