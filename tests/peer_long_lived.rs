@@ -4,7 +4,7 @@
 //! and live exchanges in both directions. After every step no device's state went down; after
 //! every exchange the receiver covers what the sender held, document and table agree, and a
 //! live exchange always finishes. At the end, after a full round of exchanges, every device
-//! holds the join of everything recorded anywhere. One seed in three carries its live
+//! holds the join of everything recorded anywhere. One seed in eight carries its live
 //! exchanges through the paired, encrypted channel (issue 17), over a Unix socket pair.
 //!
 //! `HEADWAY_PEER_SEEDS=2000 cargo test --release --test peer_long_lived` runs a longer search;
@@ -73,8 +73,10 @@ impl Device {
 fn run(seed: u64) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     // Issue 17: keys in use must not change what converges.
+    // One seed in eight: each paired exchange hands every message between two threads,
+    // which on a loaded 2-core machine costs more than the exchange itself.
     let paired = seed
-        .is_multiple_of(3)
+        .is_multiple_of(8)
         .then(|| headway::PairingKey::generate([user_id(USER)]).expect("a pairing key"));
     let dir = TempDir::new("long-lived");
     let count = 2 + rng.below(3) as usize;
