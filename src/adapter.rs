@@ -72,6 +72,32 @@ pub enum RetryCause {
     /// stores lower); the item is sent again.
     #[error("the server holds less than was sent")]
     HeldLower,
+    /// The server answered with a redirect, which is never followed: the credentials go only
+    /// to the server they were configured for (issue 17).
+    #[error("redirected to {to}, not followed (credentials go only to the configured server)")]
+    Redirected {
+        /// The host (and port) the redirect pointed to, or `an unnamed location`.
+        to: String,
+    },
+    /// The answer was larger than the adapter reads; the rest was not read (issue 17).
+    #[error("the answer exceeded {limit} bytes and was not read")]
+    AnswerTooLarge {
+        /// The cap, in bytes.
+        limit: u64,
+    },
+}
+
+impl RetryCause {
+    /// True for [`RetryCause::CredentialsRefused`]: the token, not the network, is the problem.
+    ///
+    /// ```
+    /// use headway::RetryCause;
+    /// assert!(RetryCause::CredentialsRefused { status: 401 }.is_credentials_refused());
+    /// assert!(!RetryCause::Timeout.is_credentials_refused());
+    /// ```
+    pub fn is_credentials_refused(&self) -> bool {
+        matches!(self, RetryCause::CredentialsRefused { .. })
+    }
 }
 
 /// What became of one item handed to [`Adapter::push`].
@@ -173,12 +199,62 @@ pub enum AdapterError {
         /// What the transport reported.
         detail: String,
     },
+    /// The answer (or one row or entry of it) named another learner than the one asked for:
+    /// the token belongs to someone else. Nothing of the answer may be used (issue 17).
+    #[error("the server answered for learner {answered:?}, not {asked:?}: the token belongs to someone else")]
+    WrongLearner {
+        /// The learner asked for.
+        asked: String,
+        /// The learner the answer named.
+        answered: String,
+    },
 }
 
 impl AdapterError {
     /// True when trying again later may succeed.
+    ///
+    /// ```
+    /// use headway::AdapterError;
+    /// let wrong = AdapterError::WrongLearner { asked: "bob".into(), answered: "asha".into() };
+    /// assert!(!wrong.is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, AdapterError::Refused { .. })
+        !matches!(
+            self,
+            AdapterError::Refused { .. } | AdapterError::WrongLearner { .. }
+        )
+    }
+
+    /// The error for an answer naming `answered` when `asked` was asked for, if they differ.
+    ///
+    /// ```
+    /// use headway::{AdapterError, UserId};
+    /// let bob = UserId::new("bob")?;
+    /// assert!(AdapterError::unless_learner(&bob, "bob").is_none());
+    /// assert!(matches!(AdapterError::unless_learner(&bob, "asha"), Some(AdapterError::WrongLearner { .. })));
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn unless_learner(asked: &UserId, answered: &str) -> Option<AdapterError> {
+        (asked.as_str() != answered).then(|| AdapterError::WrongLearner {
+            asked: asked.to_string(),
+            answered: answered.to_string(),
+        })
+    }
+
+    /// The first item of `items` that belongs to another learner than `asked`, as an error:
+    /// what every consumer of [`Adapter::read_states`] checks before merging.
+    ///
+    /// ```
+    /// use headway::{AdapterError, ContentItem, ContentKey, ContentState, UserId};
+    /// let asha = ContentItem::new(ContentKey::new("asha", "c", "b", "k")?, ContentState::default());
+    /// let bob = UserId::new("bob")?;
+    /// assert!(AdapterError::foreign_item(&bob, &[asha]).is_some());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn foreign_item(asked: &UserId, items: &[ContentItem]) -> Option<AdapterError> {
+        items
+            .iter()
+            .find_map(|item| AdapterError::unless_learner(asked, item.key().user().as_str()))
     }
 }
 
@@ -213,7 +289,9 @@ pub trait Adapter: Send + Sync {
     /// of the whole call is reported as [`ItemOutcome::Retry`] for every item, never lost.
     async fn push(&self, user: &UserId, items: &[Outgoing]) -> PushReport;
 
-    /// Reads the server's content states of one learner in one course batch.
+    /// Reads the server's content states of one learner in one course batch. Every item
+    /// returned belongs to `user`; an answer naming another learner fails with
+    /// [`AdapterError::WrongLearner`] (the core also refuses foreign items, issue 17).
     async fn read_states(
         &self,
         user: &UserId,
@@ -221,7 +299,8 @@ pub trait Adapter: Send + Sync {
         batch: &BatchId,
     ) -> Result<Vec<ContentItem>, AdapterError>;
 
-    /// Reads the learner's enrolled courses. An entry the server lists with an id the core
+    /// Reads the learner's enrolled courses; an answer with any entry naming another learner
+    /// fails with [`AdapterError::WrongLearner`]. An entry the server lists with an id the core
     /// refuses (see [`CourseId`]) cannot be tracked and is left out of the list, as an entry
     /// without its id would be.
     async fn enrolled_courses(&self, user: &UserId) -> Result<Vec<EnrolledCourse>, AdapterError>;

@@ -33,7 +33,7 @@ pub struct BackgroundOptions {
     interval: Duration,
     backoff_base: Duration,
     backoff_max: Duration,
-    seed: u64,
+    seed: Option<u64>,
     sync: SyncOptions,
 }
 
@@ -45,14 +45,15 @@ impl Default for BackgroundOptions {
 
 impl BackgroundOptions {
     /// The defaults: sync 1 s after a local record, check every 5 minutes when idle, back off
-    /// from 2 s up to 5 minutes.
+    /// from 2 s up to 5 minutes, with jitter seeded from the store's device id (see
+    /// [`BackgroundOptions::seed`]).
     pub fn new() -> BackgroundOptions {
         BackgroundOptions {
             debounce: Duration::from_secs(1),
             interval: Duration::from_secs(300),
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(300),
-            seed: 0,
+            seed: None,
             sync: SyncOptions::new(),
         }
     }
@@ -76,9 +77,11 @@ impl BackgroundOptions {
         self
     }
 
-    /// The seed of the back-off's jitter.
+    /// The seed of the back-off's jitter, for reproducible schedules in tests. By default the
+    /// seed comes from the store's device id (random per store), so after an outage the
+    /// devices of a school do not all retry at the same instant.
     pub fn seed(mut self, seed: u64) -> BackgroundOptions {
-        self.seed = seed;
+        self.seed = Some(seed);
         self
     }
 
@@ -143,7 +146,8 @@ impl BackgroundSync {
         options: BackgroundOptions,
     ) -> BackgroundSync {
         let (commands, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store, adapter, users, options, receiver));
+        let seed = jitter_seed(&options, &store);
+        let task = tokio::spawn(run(store, adapter, users, options, seed, receiver));
         BackgroundSync {
             commands,
             task: Some(task),
@@ -176,7 +180,7 @@ impl Drop for BackgroundSync {
 }
 
 /// When the background task syncs next: the task's decisions, apart from any IO. Time is
-/// passed in (`now`), and the back-off's jitter comes from the seed in the options.
+/// passed in (`now`), and the back-off's jitter comes from the seed it is given.
 #[derive(Debug)]
 struct Schedule {
     next_sync: Instant,
@@ -189,12 +193,13 @@ struct Schedule {
 
 impl Schedule {
     /// Something may be pending from before the app started: the first sync is due at once.
-    fn new(options: &BackgroundOptions, now: Instant) -> Schedule {
+    /// `seed` is the jitter's ([`jitter_seed`]).
+    fn new(options: &BackgroundOptions, seed: u64, now: Instant) -> Schedule {
         Schedule {
             next_sync: now,
             backoff: Backoff::new(options.backoff_base, options.backoff_max),
             attempt: 0,
-            seed: options.seed,
+            seed,
             debounce: options.debounce,
             interval: options.interval,
         }
@@ -232,6 +237,13 @@ impl Schedule {
     }
 }
 
+/// The back-off's jitter seed: the caller's ([`BackgroundOptions::seed`]), else one drawn from
+/// the store's device id (random per store; issue 17: a seed of 0 for every device made every
+/// phone retry at the same instant after an outage).
+fn jitter_seed(options: &BackgroundOptions, store: &Store) -> u64 {
+    options.seed.unwrap_or_else(|| store.jitter_seed())
+}
+
 /// What woke the task.
 enum Wake {
     Command(Option<Command>),
@@ -244,10 +256,11 @@ async fn run(
     adapter: Arc<dyn Adapter>,
     users: Vec<UserId>,
     options: BackgroundOptions,
+    seed: u64,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let events = store.subscribe();
-    let mut schedule = Schedule::new(&options, Instant::now());
+    let mut schedule = Schedule::new(&options, seed, Instant::now());
     loop {
         // Sleeps until a command, an event or the next sync: no polling.
         let wake = tokio::select! {
@@ -350,7 +363,7 @@ mod tests {
     #[test]
     fn the_schedule_syncs_at_once_then_after_records_and_backs_off_on_failure() {
         let start = Instant::now();
-        let mut schedule = Schedule::new(&options(), start);
+        let mut schedule = Schedule::new(&options(), 7, start);
         assert!(
             schedule.is_due(start),
             "pending work from before the app started"
@@ -377,7 +390,7 @@ mod tests {
     fn the_same_seed_gives_the_same_retry_times() {
         let start = Instant::now();
         let retries = |seed: u64| {
-            let mut schedule = Schedule::new(&options().seed(seed), start);
+            let mut schedule = Schedule::new(&options(), seed, start);
             (0..5)
                 .map(|_| {
                     schedule.finished(true, start);
@@ -386,5 +399,52 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(retries(3), retries(3));
+    }
+
+    /// The back-off delays a default schedule for `store` waits after each of 8 failures.
+    fn default_retries(store: &Store, options: &BackgroundOptions) -> Vec<Duration> {
+        let start = Instant::now();
+        let mut schedule = Schedule::new(options, jitter_seed(options, store), start);
+        (0..8)
+            .map(|_| {
+                schedule.finished(true, start);
+                schedule.next_sync - start
+            })
+            .collect()
+    }
+
+    // Issue 17, fault 8: the seed defaulted to 0, so every device backed off in step.
+    #[test]
+    fn two_stores_default_schedules_retry_at_different_times() {
+        let options =
+            BackgroundOptions::new().backoff(Duration::from_secs(2), Duration::from_secs(300));
+        let (phone, tablet) = (
+            Store::open_in_memory().unwrap(),
+            Store::open_in_memory().unwrap(),
+        );
+        assert_ne!(phone.device_id().unwrap(), tablet.device_id().unwrap());
+        assert_ne!(
+            default_retries(&phone, &options),
+            default_retries(&tablet, &options)
+        );
+        // One store's own default is stable: the seed is its device's, not the moment's.
+        assert_eq!(
+            default_retries(&phone, &options),
+            default_retries(&phone, &options)
+        );
+    }
+
+    #[test]
+    fn an_explicit_seed_wins_over_the_devices() {
+        let options = BackgroundOptions::new().seed(3);
+        let (phone, tablet) = (
+            Store::open_in_memory().unwrap(),
+            Store::open_in_memory().unwrap(),
+        );
+        assert_eq!(jitter_seed(&options, &phone), 3);
+        assert_eq!(
+            default_retries(&phone, &options),
+            default_retries(&tablet, &options)
+        );
     }
 }

@@ -264,6 +264,33 @@ impl ContentState {
         }
     }
 
+    /// This state with every time more than a day after `now` dropped, status and progress
+    /// kept: how a state from outside this device's own `record` (the server's, a peer's, an
+    /// imported line) is bounded before it touches the store. A consumption time cannot lie in
+    /// the future, and one that did would freeze its register for good, since a register only
+    /// goes up (issue 17). The day of slack is [`Timestamp::not_after_tomorrow`]'s.
+    ///
+    /// ```
+    /// use headway::{ContentState, Progress, Status, Timestamp};
+    /// let now = Timestamp::parse_rfc3339("2026-05-01T10:00:00Z")?;
+    /// let seen = Timestamp::parse_rfc3339("2026-05-01T09:00:00Z")?;
+    /// let far = Timestamp::parse_rfc3339("9999-01-01T00:00:00Z")?;
+    /// let from_server = ContentState::new(Status::Completed, Progress::new(100)?, Some(far), Some(seen));
+    /// let bounded = from_server.without_future_times(now);
+    /// assert_eq!(bounded.last_access_time(), None);        // dropped
+    /// assert_eq!(bounded.last_completed_time(), Some(seen)); // kept
+    /// assert_eq!((bounded.status(), bounded.progress().get()), (Status::Completed, 100));
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn without_future_times(&self, now: Timestamp) -> ContentState {
+        let bounded = |t: Option<Timestamp>| t.filter(|t| t.not_after_tomorrow(now).is_ok());
+        ContentState {
+            last_access_time: bounded(self.last_access_time),
+            last_completed_time: bounded(self.last_completed_time),
+            ..*self
+        }
+    }
+
     /// True when no field of `other` is above this state's: this state already holds
     /// everything `other` says.
     pub fn covers(&self, other: &ContentState) -> bool {

@@ -122,6 +122,25 @@ pub enum Error {
     /// The async runtime shut down before the store's work could start; nothing was written.
     #[error("the async runtime shut down before the store's work started; nothing was written")]
     RuntimeShutDown,
+    /// The server answered for another learner than the one asked for (its token belongs to
+    /// someone else, a stale login on a shared device, say); nothing of the answer was stored
+    /// (issue 17).
+    #[error(
+        "the server answered for learner {answered:?}, not {asked:?}: the token belongs to someone else; nothing was changed"
+    )]
+    WrongLearner {
+        /// The learner asked for.
+        asked: String,
+        /// The learner the answer named.
+        answered: String,
+    },
+    /// The server refused the credentials (401 or 403) even after a token refresh; nothing
+    /// was read, and every pending item stays pending.
+    #[error("the server refused the credentials ({status}); every pending item stays pending")]
+    CredentialsRefused {
+        /// The HTTP status, 401 or 403.
+        status: u16,
+    },
 }
 
 /// The result type of the core crate.

@@ -1,12 +1,14 @@
-//! The online refresh of enrolled courses: sync first (design note, comment 3), then read the
-//! enrollment list and each listed course batch's content states through the [`Adapter`], have
+//! The online refresh of enrolled courses: read the enrollment list (which names whom the
+//! token belongs to: an answer for another learner stops the refresh before anything is sent,
+//! issue 17), sync (design note, comment 3), then read each listed course batch's content
+//! states through the [`Adapter`], have
 //! the store merge them in and cache the list, and answer with local progress merged in. When
 //! the server cannot be reached, the cached list answers. The store's work runs off the async
 //! executor.
 
-use crate::adapter::{Adapter, AdapterError};
+use crate::adapter::{Adapter, AdapterError, RetryCause};
 use crate::course::EnrolledCourse;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::UserId;
 use crate::store::Store;
 use crate::sync::SyncOptions;
@@ -33,45 +35,72 @@ pub struct CoursesAnswer {
     pub courses: Vec<EnrolledCourse>,
     /// Where the list came from.
     pub source: CoursesSource,
-    /// The sync that ran first.
+    /// The sync that ran first; `None` when the server could not be reached (or did not
+    /// answer in time) for the enrollment list, so no sync was tried.
     pub sync: Option<SyncReport>,
 }
 
 impl Store {
-    /// The online refresh of enrolled courses: first sync what is pending, then fetch the
-    /// enrollment list, then read the server's content states of each listed course batch and
-    /// merge them in (this is how another device's progress arrives), cache the list, and
+    /// The online refresh of enrolled courses: first fetch the enrollment list (whose entries
+    /// name the learner the token belongs to), then sync what is pending, then read the
+    /// server's content states of each listed course batch (the read is consistent with the
+    /// sync at once; the list lags it anyway, sunbird-api.md §4.4) and merge them in (this is how another device's progress arrives), cache the list, and
     /// answer with local progress merged in. If the server cannot be reached or fails, the
     /// answer comes from the cache ([`CoursesSource::Cache`]); nothing pending is lost either
-    /// way.
+    /// way. Two failures are not hidden behind the cache, and change nothing: an answer for
+    /// another learner than `user` ([`Error::WrongLearner`]: the token belongs to someone
+    /// else) and refused credentials ([`Error::CredentialsRefused`]).
     pub async fn refresh_courses(
         &self,
         user: &UserId,
         adapter: &dyn Adapter,
         options: &SyncOptions,
     ) -> Result<CoursesAnswer> {
+        // The list first: its entries name whom the token belongs to, so a token of another
+        // learner is caught before anything is sent with it (issue 17).
+        let listed = adapter.enrolled_courses(user).await;
+        if let Err(e) = &listed {
+            refuse_outright(e)?;
+            // A server that could not be reached or did not answer in time would make the
+            // sync wait just as long: the cache answers after one timeout, not two.
+            if let AdapterError::Unavailable {
+                cause: RetryCause::Network { .. } | RetryCause::Timeout,
+            } = e
+            {
+                return self.cached_answer(user, e.to_string(), None).await;
+            }
+        }
         let sync = self.sync(user, adapter, options).await?;
         if sync.server_failed() {
+            if let Some(status) = sync.retrying.iter().find_map(|r| refused_status(&r.cause)) {
+                return Err(Error::CredentialsRefused { status });
+            }
             let cause = sync
                 .retrying
                 .first()
                 .map_or_else(|| "sync failed".to_string(), |r| r.cause.to_string());
-            return self.cached_answer(user, cause, sync).await;
+            return self.cached_answer(user, cause, Some(sync)).await;
         }
-        let list = match adapter.enrolled_courses(user).await {
+        let list = match listed {
             Ok(list) => list,
-            Err(e) => return self.cached_answer(user, e.to_string(), sync).await,
+            Err(e) => return self.cached_answer(user, e.to_string(), Some(sync)).await,
         };
+        // Every read is checked before anything is merged: one answer naming another learner
+        // leaves the store as it was (issue 17).
+        let mut states = Vec::new();
         for course in &list {
             match adapter
                 .read_states(user, &course.course_id, &course.batch_id)
                 .await
             {
-                Ok(states) => {
-                    self.off_executor(move |store| store.merge_server_states(&states))
-                        .await?;
+                Ok(read) => {
+                    if let Some(e) = AdapterError::foreign_item(user, &read) {
+                        refuse_outright(&e)?;
+                    }
+                    states.extend(read);
                 }
                 Err(error) => {
+                    refuse_outright(&error)?;
                     tracing::warn!(%error, course = %course.course_id, "cannot read the server's content states");
                     // Unreachable or timed out: the other courses would wait just as long.
                     if matches!(error, AdapterError::Unavailable { .. }) {
@@ -83,6 +112,7 @@ impl Store {
         let (owner, now) = (user.clone(), Timestamp::now());
         let courses = self
             .off_executor(move |store| {
+                store.merge_server_states(&states)?;
                 store.cache_courses_at(&owner, &list, now)?;
                 store.courses(&owner)
             })
@@ -99,7 +129,7 @@ impl Store {
         &self,
         user: &UserId,
         cause: String,
-        sync: SyncReport,
+        sync: Option<SyncReport>,
     ) -> Result<CoursesAnswer> {
         let owner = user.clone();
         let courses = self
@@ -108,7 +138,31 @@ impl Store {
         Ok(CoursesAnswer {
             courses,
             source: CoursesSource::Cache { cause },
-            sync: Some(sync),
+            sync,
         })
+    }
+}
+
+/// The HTTP status of a refusal of the credentials.
+fn refused_status(cause: &RetryCause) -> Option<u16> {
+    match cause {
+        RetryCause::CredentialsRefused { status } => Some(*status),
+        _ => None,
+    }
+}
+
+/// Fails the refresh for an adapter error that a cached answer must not hide: an answer for
+/// another learner, or refused credentials (issue 17). Any other error lets the cache answer.
+fn refuse_outright(error: &AdapterError) -> Result<()> {
+    match error {
+        AdapterError::WrongLearner { asked, answered } => Err(Error::WrongLearner {
+            asked: asked.clone(),
+            answered: answered.clone(),
+        }),
+        AdapterError::Unavailable { cause } => match refused_status(cause) {
+            Some(status) => Err(Error::CredentialsRefused { status }),
+            None => Ok(()),
+        },
+        _ => Ok(()),
     }
 }

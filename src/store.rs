@@ -249,6 +249,24 @@ impl Store {
         Ok(inner.device.iter().map(|b| format!("{b:02x}")).collect())
     }
 
+    /// A seed for the background sync's back-off jitter, drawn from this device's id (random
+    /// per store), so devices do not retry in step. Should the id be unreadable (a poisoned
+    /// lock), a seed from the OS's random source (std's `RandomState` keys).
+    pub(crate) fn jitter_seed(&self) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        match self.inner.lock() {
+            Ok(inner) => {
+                let (high, low) = inner.device.split_at(8);
+                let word =
+                    |bytes: &[u8]| bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+                word(high) ^ word(low)
+            }
+            Err(_) => std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+        }
+    }
+
     /// Records one progress update and returns once it is durable. Returns the change, or
     /// `None` when the update is not above the stored state: progress never goes backwards.
     ///

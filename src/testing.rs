@@ -13,12 +13,15 @@
 //!   in the store, even when the same content is taken in another batch of the same push;
 //! - a server or network fault leaves every item pending, and a later sync sends them all;
 //! - the server's states merged back into a store never lower anything the store holds;
-//! - a bulk push of many items takes far fewer requests than items.
+//! - a bulk push of many items takes far fewer requests than items;
+//! - an answer for another learner than the one asked for (a token that belongs to someone
+//!   else) is refused with [`AdapterError::WrongLearner`] and changes nothing (issue 17).
 
 use async_trait::async_trait;
 
-use crate::adapter::Adapter;
+use crate::adapter::{Adapter, AdapterError};
 use crate::content_state::{ContentItem, ContentKey, ContentState, Status};
+use crate::error::Error;
 use crate::id::{BatchId, ContentId, CourseId, UserId};
 use crate::progress_update::ProgressUpdate;
 use crate::store::Store;
@@ -32,11 +35,16 @@ use crate::sync_report::SyncReport;
 /// # use headway::testing::Harness;
 /// # use headway::{Adapter, BatchId, CourseId, UserId};
 /// /// Only the shape: a real harness starts a server and points its adapter at it.
-/// struct Mine { adapter: Box<dyn Adapter>, learner: UserId, course: CourseId, open: BatchId, closed: BatchId }
+/// struct Mine {
+///     adapter: Box<dyn Adapter>, stranger: Box<dyn Adapter>, learner: UserId, other: UserId,
+///     course: CourseId, open: BatchId, closed: BatchId,
+/// }
 /// #[async_trait]
 /// impl Harness for Mine {
 ///     fn adapter(&self) -> &dyn Adapter { self.adapter.as_ref() }
 ///     fn learner(&self) -> &UserId { &self.learner }
+///     fn other_learner(&self) -> &UserId { &self.other }
+///     fn adapter_with_the_other_learners_credentials(&self) -> &dyn Adapter { self.stranger.as_ref() }
 ///     fn open_batch(&self) -> (CourseId, BatchId) { (self.course.clone(), self.open.clone()) }
 ///     fn refused_batch(&self) -> (CourseId, BatchId) { (self.course.clone(), self.closed.clone()) }
 ///     async fn break_server(&self) {}
@@ -50,6 +58,12 @@ pub trait Harness: Send + Sync {
     fn adapter(&self) -> &dyn Adapter;
     /// The learner the suite records progress for.
     fn learner(&self) -> &UserId;
+    /// Another learner, enrolled in [`Harness::open_batch`] on the server.
+    fn other_learner(&self) -> &UserId;
+    /// The adapter under test, built the same way but holding
+    /// [`Harness::other_learner`]'s credentials (a stale login on a shared device): the server
+    /// answers it as that learner, whoever it asks for.
+    fn adapter_with_the_other_learners_credentials(&self) -> &dyn Adapter;
     /// A course and batch whose updates the server takes.
     fn open_batch(&self) -> (CourseId, BatchId);
     /// A course and batch whose updates the server refuses for good (a closed batch, say).
@@ -388,6 +402,71 @@ pub mod checks {
         })
     }
 
+    /// With another learner's credentials, an enrolment-list answer is refused with
+    /// [`AdapterError::WrongLearner`], a content-state read hands over no item of another
+    /// learner, and a refresh of the learner's courses fails with [`Error::WrongLearner`]
+    /// and leaves the store as it was: no state merged, nothing marked held by the server,
+    /// no course cached (issue 17).
+    pub async fn an_answer_for_another_learner_changes_nothing(h: &dyn Harness) -> Checked {
+        const CHECK: &str = "an answer for another learner changes nothing";
+        let stranger = h.adapter_with_the_other_learners_credentials();
+        // The other learner's progress, on the server.
+        let theirs = step(CHECK, Store::open_in_memory())?;
+        let (course, batch) = h.open_batch();
+        let content = step(CHECK, ContentId::new("conformance_theirs"))?;
+        let their_key =
+            ContentKey::from_ids(h.other_learner().clone(), course, batch, content.clone());
+        record(CHECK, &theirs, &their_key, Status::Completed, 100)?;
+        let report = step(
+            CHECK,
+            theirs
+                .sync(h.other_learner(), stranger, &SyncOptions::new())
+                .await,
+        )?;
+        ensure(CHECK, report.acknowledged == 1, || {
+            format!("the other learner's progress did not reach the server: {report:?}")
+        })?;
+        let listed = stranger.enrolled_courses(h.learner()).await;
+        ensure(
+            CHECK,
+            matches!(listed, Err(AdapterError::WrongLearner { .. })),
+            || format!("the enrolment list of another learner was not refused: {listed:?}"),
+        )?;
+        let (course, batch) = h.open_batch();
+        if let Ok(items) = stranger.read_states(h.learner(), &course, &batch).await {
+            let foreign = AdapterError::foreign_item(h.learner(), &items);
+            ensure(CHECK, foreign.is_none(), || {
+                format!("the read handed over another learner's items: {foreign:?}")
+            })?;
+        }
+        // The learner's own store, with one item pending in the open batch.
+        let store = step(CHECK, Store::open_in_memory())?;
+        let mine = key(CHECK, h, h.open_batch(), "conformance_mine")?;
+        record(CHECK, &store, &mine, Status::InProgress, 10)?;
+        let pending = step(CHECK, store.pending(h.learner()))?;
+        let refreshed = store
+            .refresh_courses(h.learner(), stranger, &SyncOptions::new())
+            .await;
+        ensure(
+            CHECK,
+            matches!(refreshed, Err(Error::WrongLearner { .. })),
+            || format!("a refresh with another learner's answers did not fail: {refreshed:?}"),
+        )?;
+        let theirs_here = key(CHECK, h, h.open_batch(), content.as_str())?;
+        let merged = step(CHECK, store.state(&theirs_here))?;
+        ensure(CHECK, merged.is_none(), || {
+            format!("the other learner's state was merged as the learner's: {merged:?}")
+        })?;
+        let after = step(CHECK, store.pending(h.learner()))?;
+        ensure(CHECK, after == pending, || {
+            format!("the pending set changed from {pending:?} to {after:?}")
+        })?;
+        let cached = step(CHECK, store.courses(h.learner()))?;
+        ensure(CHECK, cached.is_empty(), || {
+            format!("the other learner's courses were cached: {cached:?}")
+        })
+    }
+
     /// Every check, in order; the first violation.
     pub async fn all(h: &dyn Harness) -> Checked {
         acknowledged_items_are_held_by_the_server(h).await?;
@@ -395,7 +474,8 @@ pub mod checks {
         the_same_content_in_a_refused_batch_is_never_acknowledged(h).await?;
         a_fault_leaves_every_item_pending(h).await?;
         merging_the_servers_states_never_lowers_anything(h).await?;
-        a_bulk_push_takes_far_fewer_requests_than_items(h).await
+        a_bulk_push_takes_far_fewer_requests_than_items(h).await?;
+        an_answer_for_another_learner_changes_nothing(h).await
     }
 }
 
@@ -420,7 +500,8 @@ macro_rules! adapter_conformance_tests {
                 the_same_content_in_a_refused_batch_is_never_acknowledged,
                 a_fault_leaves_every_item_pending,
                 merging_the_servers_states_never_lowers_anything,
-                a_bulk_push_takes_far_fewer_requests_than_items);
+                a_bulk_push_takes_far_fewer_requests_than_items,
+                an_answer_for_another_learner_changes_nothing);
         }
     };
     (@check $harness:expr, $($check:ident),+) => {

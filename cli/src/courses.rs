@@ -101,6 +101,7 @@ pub fn run(db: &Path, args: CoursesArgs) -> Result<(), Failure> {
     let courses = match (&args.server, args.offline) {
         (Some(server), false) => {
             // A refused --server is refused before the store is touched: nothing created.
+            let source = server_access::token_source(args.user_token.is_some());
             let adapter = server_access::adapter(
                 server,
                 100,
@@ -115,7 +116,7 @@ pub fn run(db: &Path, args: CoursesArgs) -> Result<(), Failure> {
             let answer =
                 runtime.block_on(store.refresh_courses(&user, &adapter, &SyncOptions::new()));
             spinner.finish_and_clear();
-            let answer = answer?;
+            let answer = answer.map_err(|e| server_access::refresh_failure(server, source, e))?;
             if let CoursesSource::Cache { cause } = &answer.source {
                 ui::note(&format!(
                     "offline answer from the cached list ({server}: {cause})"

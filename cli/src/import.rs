@@ -1,6 +1,8 @@
 //! `headway record --from FILE`: many updates at once, from JSON Lines in the shape `state
 //! --json` prints. Every line is checked before the store is opened, and all of them are
-//! recorded in one transaction (`Store::record_batch`): all or nothing.
+//! recorded in one transaction (`Store::record_batch`): all or nothing. A time more than a day
+//! in the future is dropped from its item with a note naming the line, never a refusal: what
+//! `state` prints always re-imports (issue 17).
 
 use std::io::Read;
 use std::path::Path;
@@ -27,31 +29,41 @@ struct Line {
     last_completed_time: Option<String>,
 }
 
-fn time(field: &str, text: Option<String>) -> Result<Option<Timestamp>, String> {
+/// An optional time of a line. A time more than a day after `now` is from a wrong clock (or a
+/// hostile file): it is dropped from the item, status and progress kept, and the note saying so
+/// is returned (issue 17: `record --from` input counts as outside, as the server and peers do).
+fn time(
+    field: &str,
+    text: Option<String>,
+    now: Timestamp,
+    notes: &mut Vec<String>,
+) -> Result<Option<Timestamp>, String> {
     let Some(text) = text else {
         return Ok(None);
     };
-    let refuse = |problem: &str| {
-        format!("{field} {text:?} {problem} (accepted: RFC 3339, for example 2024-05-01T10:15:30Z)")
-    };
-    let time = Timestamp::parse_rfc3339(&text).map_err(|_| refuse("is not an RFC 3339 time"))?;
-    time.not_after_tomorrow(Timestamp::now())
-        .map_err(|e| match e {
-            headway::Error::TimestampOutOfRange { problem, .. } => refuse(&format!("is {problem}")),
-            other => refuse(&other.to_string()),
-        })
-        .map(Some)
+    let time = Timestamp::parse_rfc3339(&text).map_err(|_| {
+        format!(
+            "{field} {text:?} is not an RFC 3339 time (accepted: RFC 3339, for example 2024-05-01T10:15:30Z)"
+        )
+    })?;
+    if time.not_after_tomorrow(now).is_err() {
+        notes.push(format!(
+            "{field} {text:?} is more than a day in the future; dropped from that item (status and progress kept)"
+        ));
+        return Ok(None);
+    }
+    Ok(Some(time))
 }
 
-/// One line as an update, or why it is refused.
-fn parse(text: &str) -> Result<ProgressUpdate, String> {
+/// One line as an update, or why it is refused; `notes` gets what was dropped from it.
+fn parse(text: &str, now: Timestamp, notes: &mut Vec<String>) -> Result<ProgressUpdate, String> {
     let line: Line = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let key = ContentKey::new(line.user_id, line.course_id, line.batch_id, line.content_id)
         .map_err(|e| e.to_string())?;
     let status = Status::try_from(line.status).map_err(|e| e.to_string())?;
     let progress = Progress::new(line.progress).map_err(|e| e.to_string())?;
-    let access = time("lastAccessTime", line.last_access_time)?;
-    let completed = time("lastCompletedTime", line.last_completed_time)?;
+    let access = time("lastAccessTime", line.last_access_time, now, notes)?;
+    let completed = time("lastCompletedTime", line.last_completed_time, now, notes)?;
     let state = ContentState::new(status, progress, access, completed);
     ProgressUpdate::from_state(key, state).map_err(|e| match e {
         headway::Error::TimestampOutOfRange { problem, .. } => format!("a time is {problem}"),
@@ -83,9 +95,12 @@ pub fn run(db: &Path, from: &Path) -> Result<(), Failure> {
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let now = Timestamp::now();
     let mut updates = Vec::with_capacity(lines.len());
+    let mut notes = Vec::new();
     for (index, line) in &lines {
-        let update = parse(line).map_err(|reason| {
+        let mut dropped = Vec::new();
+        let update = parse(line, now, &mut dropped).map_err(|reason| {
             bar.finish_and_clear();
             Failure::Input(format!(
                 "line {} of {}: {reason}; nothing was recorded",
@@ -94,9 +109,18 @@ pub fn run(db: &Path, from: &Path) -> Result<(), Failure> {
             ))
         })?;
         updates.push(update);
+        notes.extend(
+            dropped
+                .into_iter()
+                .map(|note| format!("line {} of {}: {note}", index + 1, from.display())),
+        );
         bar.inc(1);
     }
     bar.finish_and_clear();
+    // Told only once every line passed: a refused file records nothing, so drops nothing.
+    for note in &notes {
+        ui::note(note);
+    }
     if updates.is_empty() {
         say!("nothing to record: {} holds no items", from.display())?;
         return Ok(());

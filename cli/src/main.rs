@@ -6,6 +6,13 @@
 
 /// Writes one line to stdout; a closed pipe is an error the caller passes up (`?`), so the
 /// command ends quietly instead of panicking like `println!`.
+/// Writes one line to stderr; a closed stderr is ignored, never a panic (what `eprintln!` does).
+macro_rules! note {
+    ($($arg:tt)*) => {
+        crate::output::note(format_args!($($arg)*))
+    };
+}
+
 macro_rules! say {
     () => {
         crate::output::say(format_args!(""))
@@ -166,12 +173,21 @@ pub(crate) enum Failure {
     Input(String),
     /// The server or peer was unreachable or kept failing: exit 3, nothing pending lost.
     Unavailable(String),
+    /// The server refused the user token, or answered for another learner (the token belongs
+    /// to someone else): exit 4, nothing changed, nothing pending lost (issue 17).
+    Credentials(String),
     /// Anything else: exit 1 (or a quiet 0 when stdout was closed).
     Other(anyhow::Error),
 }
 
 impl From<headway::Error> for Failure {
     fn from(e: headway::Error) -> Failure {
+        if matches!(
+            e,
+            headway::Error::WrongLearner { .. } | headway::Error::CredentialsRefused { .. }
+        ) {
+            return Failure::Credentials(e.to_string());
+        }
         if e.is_invalid_input() {
             Failure::Input(e.to_string())
         } else {
@@ -231,16 +247,20 @@ fn main() -> ExitCode {
     match run(cli, db_given) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(reason)) => {
-            eprintln!("headway: refused: {reason}");
+            note!("headway: refused: {reason}");
             ExitCode::from(2)
         }
         Err(Failure::Unavailable(reason)) => {
-            eprintln!("headway: server unavailable: {reason}");
+            note!("headway: server unavailable: {reason}");
             ExitCode::from(3)
+        }
+        Err(Failure::Credentials(reason)) => {
+            eprintln!("headway: credentials refused: {reason}");
+            ExitCode::from(4)
         }
         Err(Failure::Other(error)) if is_closed_stdout(&error) => ExitCode::SUCCESS,
         Err(Failure::Other(error)) => {
-            eprintln!("headway: error: {error:#}");
+            note!("headway: error: {error:#}");
             ExitCode::from(1)
         }
     }

@@ -16,6 +16,14 @@ pub fn say(line: std::fmt::Arguments<'_>) -> std::io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// Writes one line to stderr (what `note!` expands to). A closed stderr is ignored: the exit
+/// code still tells scripts what happened, and a panic would replace it with 101.
+pub fn note(line: std::fmt::Arguments<'_>) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(line);
+    let _ = err.write_all(b"\n");
+}
+
 /// True when stdout is a terminal: people read it, so tables instead of JSON.
 pub fn for_people() -> bool {
     std::io::stdout().is_terminal()

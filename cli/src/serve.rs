@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// The enrollment list is cached per learner this many ms.
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(i64).range(0..))]
     list_cache_ms: i64,
+    /// A client has this many ms to send a request's head, then again its body (a stalled one
+    /// is closed, or answered 408).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout_ms: u64,
 }
 
 pub fn run(db: Option<&Path>, args: ServeArgs) -> Result<(), Failure> {
@@ -48,10 +52,12 @@ pub fn run(db: Option<&Path>, args: ServeArgs) -> Result<(), Failure> {
             args.addr
         )));
     }
-    let mut config = ServerConfig::new(&args.addr).lag(Lag {
-        progress_ms: args.progress_lag_ms,
-        list_cache_ms: args.list_cache_ms,
-    });
+    let mut config = ServerConfig::new(&args.addr)
+        .lag(Lag {
+            progress_ms: args.progress_lag_ms,
+            list_cache_ms: args.list_cache_ms,
+        })
+        .request_timeout(std::time::Duration::from_millis(args.request_timeout_ms));
     if let Some(db) = db {
         if let Some(parent) = db
             .parent()

@@ -1,6 +1,8 @@
 //! How the CLI reaches a course service: the Sunbird adapter built from `--server`,
-//! `--api-key`, `--user-token`, `--timeout` and `--deadline`, and a runtime to await it on.
+//! `--api-key`, `--user-token`, `--timeout`, `--deadline` and `--max-answer-bytes`, a runtime
+//! to await it on, and the failures that name the token's source (never its value).
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +23,10 @@ pub struct Bounds {
     /// acknowledged stays pending.
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
     deadline: f64,
+    /// The most bytes of one answer that are read; past it the request fails and everything
+    /// stays pending. Default: 64 KiB per item of a chunk, at least 4 MiB.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1024..))]
+    max_answer_bytes: Option<u64>,
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -45,6 +51,17 @@ pub fn adapter(
         .chunk(chunk)
         .timeout(Duration::from_secs_f64(bounds.timeout))
         .deadline(Duration::from_secs_f64(bounds.deadline));
+    if let Some(bytes) = bounds.max_answer_bytes {
+        config = config.max_answer_bytes(bytes);
+    }
+    if config.sends_credentials_in_the_clear() && user_token.is_some() {
+        // One line; a closed stderr is not a reason to fail.
+        let _ = writeln!(
+            std::io::stderr(),
+            "headway: warning: --server {server} is plain http to another host: the user token from {} travels unencrypted (use https)",
+            token_source(true)
+        );
+    }
     if let Some(key) = api_key {
         config = config.api_key(ApiKey::new(key));
     }
@@ -62,4 +79,39 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Other(e.into()))
+}
+
+/// Where the user token came from, as messages name it: the flag, the environment variable,
+/// or neither. Never the token itself.
+pub fn token_source(given: bool) -> &'static str {
+    let on_the_command_line = std::env::args_os().any(|arg| {
+        arg.to_str()
+            .is_some_and(|a| a == "--user-token" || a.starts_with("--user-token="))
+    });
+    match (given, on_the_command_line) {
+        (true, true) => "--user-token",
+        (true, false) => "HEADWAY_USER_TOKEN",
+        (false, _) => "no user token (--user-token or HEADWAY_USER_TOKEN)",
+    }
+}
+
+/// The exit-4 failure for the server refusing the token (`status`) from `source`.
+pub fn credentials_refused(server: &str, source: &str, status: u16, pending: usize) -> Failure {
+    Failure::Credentials(format!(
+        "{server} refused the user token from {source} ({status}); {pending} item(s) stay pending"
+    ))
+}
+
+/// A refresh's failure: the exit-4 failures (refused credentials, an answer for another
+/// learner) name the token's source; anything else as usual.
+pub fn refresh_failure(server: &str, source: &str, error: headway::Error) -> Failure {
+    match error {
+        headway::Error::CredentialsRefused { status } => Failure::Credentials(format!(
+            "{server} refused the user token from {source} ({status}); nothing was changed"
+        )),
+        headway::Error::WrongLearner { asked, answered } => Failure::Credentials(format!(
+            "{server} answered for learner {answered:?}, not {asked:?}: the user token from {source} belongs to someone else; nothing was changed"
+        )),
+        other => other.into(),
+    }
 }

@@ -1,12 +1,13 @@
 //! `headway sync`: one sync of a learner's pending progress, now. Offline it returns at once:
-//! the first request that cannot connect ends the sync, everything stays pending, exit 3.
+//! the first request that cannot connect ends the sync, everything stays pending, exit 3. A
+//! refused token exits 4, naming where the token came from.
 
 use std::fmt::Display;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use clap::Args;
-use headway::{ContentKey, SyncOptions, SyncReport};
+use headway::{ContentKey, RetryCause, SyncOptions, SyncReport};
 use headway_sunbird::PushProgress;
 use indicatif::ProgressBar;
 use serde_json::json;
@@ -117,6 +118,7 @@ pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
             bar.set_position(done as u64);
         }
     });
+    let source = server_access::token_source(args.user_token.is_some());
     let adapter = server_access::adapter(
         &args.server,
         chunk,
@@ -156,6 +158,18 @@ pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
         say_listed("retrying", retrying, "pending", &args.user)?;
     }
     if report.server_failed() {
+        let refused = report.retrying.iter().find_map(|r| match r.cause {
+            RetryCause::CredentialsRefused { status } => Some(status),
+            _ => None,
+        });
+        if let Some(status) = refused {
+            return Err(server_access::credentials_refused(
+                &args.server,
+                source,
+                status,
+                report.retrying.len(),
+            ));
+        }
         return Err(unavailable(&args.server, &report));
     }
     Ok(())

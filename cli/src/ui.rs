@@ -28,10 +28,26 @@ pub fn init(quiet: bool, verbose: u8) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(verbose > 1)
         .try_init();
+}
+
+/// stderr for the logs, where a failed write is dropped: `tracing-subscriber` reports a failed
+/// write with `eprintln!`, which panics when stderr is closed (issue 17).
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 fn quiet() -> bool {
@@ -46,7 +62,7 @@ pub fn interactive() -> bool {
 /// A note for people on stderr (a fallback taken, say); silenced by `--quiet`.
 pub fn note(message: &str) {
     if !quiet() {
-        eprintln!("headway: {message}");
+        note!("headway: {message}");
     }
 }
 

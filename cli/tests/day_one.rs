@@ -517,10 +517,8 @@ fn record_from_round_trips_state_json_and_is_all_or_nothing() {
             r#"{"userId":"u","courseId":"c","batchId":"b","contentId":"k","status":1,"progress":1,"lastAccessTime":"yesterday","lastCompletedTime":null}"#,
             "yesterday",
         ),
-        (
-            r#"{"userId":"u","courseId":"c","batchId":"b","contentId":"k","status":1,"progress":1,"lastAccessTime":"2999-01-01T00:00:00Z","lastCompletedTime":null}"#,
-            "\"2999-01-01T00:00:00Z\" is more than a day in the future",
-        ),
+        // A far-future time is no longer a bad line (issue 17): it is dropped from its item
+        // with a note (`times_cli.rs`).
         (
             r#"{"userId":"","courseId":"c","batchId":"b","contentId":"k","status":1,"progress":1}"#,
             "user",

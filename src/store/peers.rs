@@ -16,6 +16,7 @@ use crate::document::{LearnerDocument, Written};
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged};
 use crate::id::UserId;
+use crate::timestamp::Timestamp;
 
 fn refuse(reason: impl Into<String>) -> Error {
     Error::PeerMessage {
@@ -63,8 +64,12 @@ fn persist_and_reconcile(
         )
         .map_err(Error::sqlite("storing a peer's changes"))?;
     }
+    // Times from a peer are bounded by this device's clock before they reach the table, each
+    // received value on its own (so a far-future value does not hide a valid one).
+    let now = Timestamp::now();
     let mut received: BTreeMap<ContentKey, ContentState> = BTreeMap::new();
     for (key, state) in written.values.into_iter().map(ContentItem::into_parts) {
+        let state = state.without_future_times(now);
         let joined = received.get(&key).map_or(state, |held| held.merge(&state));
         received.insert(key, joined);
     }
@@ -86,7 +91,7 @@ fn persist_and_reconcile(
         // Folded already when the document holds exactly the joined state; otherwise the next
         // flush raises the register to it.
         let in_document = open.doc.state(&key);
-        let joined = in_document.map_or(value, |held| held.merge(&value));
+        let joined = in_document.map_or(value, |held| held.without_future_times(now).merge(&value));
         let raise = Raise::new(&key, joined, ChangeOrigin::Peer).document_holds(in_document);
         changes.extend(rows::raise(tx, raise)?);
     }

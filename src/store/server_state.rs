@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::events::{ChangeOrigin, ContentStateChanged};
 use crate::id::{CourseId, UserId};
 use crate::rejection::RejectionReason;
+use crate::timestamp::Timestamp;
 
 impl Store {
     /// The pending items of a learner with what the server is known to hold of each: what a
@@ -38,7 +39,10 @@ impl Store {
 
     /// Merges content states read from the server: each local state is raised to the join
     /// with the server's (this is how another device's progress arrives), and the server is
-    /// known to hold at least what it reported. Returns the changes, which are also published.
+    /// known to hold at least what it reported. A time more than a day after this device's
+    /// clock is dropped from the state merged in (status and progress kept; see
+    /// [`ContentState::without_future_times`](crate::ContentState::without_future_times)).
+    /// Returns the changes, which are also published.
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
@@ -53,12 +57,16 @@ impl Store {
     /// # Ok(()) }
     /// ```
     pub fn merge_server_states(&self, items: &[ContentItem]) -> Result<Vec<ContentStateChanged>> {
+        let now = Timestamp::now();
         let mut inner = self.lock()?;
         let changes: Vec<ContentStateChanged> =
             write_transaction(&mut inner.conn, "merging server states", |tx| {
                 let mut changes = Vec::new();
                 for item in items {
-                    let raise = Raise::new(item.key(), *item.state(), ChangeOrigin::Server)
+                    // The row takes the bounded state; what the server holds is recorded as it
+                    // said, so an item it holds with a later time is not resent for nothing.
+                    let state = item.state().without_future_times(now);
+                    let raise = Raise::new(item.key(), state, ChangeOrigin::Server)
                         .server_holds(*item.state());
                     changes.extend(rows::raise(tx, raise)?);
                 }

@@ -17,6 +17,7 @@ use crate::document::LearnerDocument;
 use crate::error::{Error, Result};
 use crate::events::{ChangeOrigin, ContentStateChanged};
 use crate::id::UserId;
+use crate::timestamp::Timestamp;
 
 /// A learner's document as loaded in memory, and how much of the stored log it holds.
 pub(super) struct OpenDocument {
@@ -130,6 +131,9 @@ pub(super) fn flush_in(
         Rows::All
     };
     let rows_to_fold = rows::select_learner(tx, user, which)?;
+    // The document holds whatever peers wrote: a time in it more than a day after this
+    // device's clock stays out of the table (issue 17), as at every boundary.
+    let now = Timestamp::now();
     let mut in_table = std::collections::HashSet::new();
     let mut changes = Vec::new();
     for row in rows_to_fold {
@@ -140,7 +144,8 @@ pub(super) fn flush_in(
         if joined != row.state {
             // The document held more than the table for this key: raise the table to match.
             let key = row.key.clone();
-            let raise = Raise::new(&key, joined, ChangeOrigin::Peer).document_holds(Some(joined));
+            let raise = Raise::new(&key, joined.without_future_times(now), ChangeOrigin::Peer)
+                .document_holds(Some(joined));
             changes.extend(rows::raise_read(tx, Some(row), raise)?);
         }
     }
@@ -149,8 +154,12 @@ pub(super) fn flush_in(
             if !in_table.contains(item.key()) {
                 // No row in the table (every row was read above).
                 let state = *item.state();
-                let raise =
-                    Raise::new(item.key(), state, ChangeOrigin::Peer).document_holds(Some(state));
+                let raise = Raise::new(
+                    item.key(),
+                    state.without_future_times(now),
+                    ChangeOrigin::Peer,
+                )
+                .document_holds(Some(state));
                 changes.extend(rows::raise_read(tx, None, raise)?);
             }
         }

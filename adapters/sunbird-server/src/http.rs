@@ -1,5 +1,6 @@
-//! The HTTP face of the reference service: routes, the gateway's token checks, fault
-//! injection, and the admin endpoints tests use to set the scene.
+//! The HTTP face of the reference service: the accept loop (with a deadline on every
+//! request's head and body), routes, the gateway's token checks, fault injection, and the admin
+//! endpoints tests use to set the scene.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,87 @@ use crate::{Faults, Shared};
 
 type App = Arc<Shared>;
 
-pub(crate) fn router(shared: App) -> Router {
+/// Accepts connections until `stopped` fires, then waits for the requests in flight. Each
+/// connection is served on its own task by hyper's HTTP/1 with `header_read_timeout`: a client
+/// that does not send a whole request head within `timeout` (half a request line, say) has its
+/// connection closed, so stalled clients cannot hold the service (issue 17). The body's own
+/// deadline is [`body_in_time`]'s.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    timeout: Duration,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(timeout);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors, say: wait a little rather than spin.
+                tracing::warn!(%error, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// Reads a request's whole body within `timeout` of its head, then hands the request on: a
+/// client that sends a head and stalls in its body is answered 408 and its connection closed.
+/// Bodies are capped at 2 MiB, axum's default for the handlers' `Bytes`: a larger announced
+/// length is answered 413 before anything is read, a chunked body that grows past it 400.
+async fn body_in_time(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    const BODY_CAP: usize = 2 * 1024 * 1024;
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > BODY_CAP as u64) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(axum::http::header::CONNECTION, "close")],
+            Json(json!({"error": "the request body is over 2 MiB"})),
+        )
+            .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_CAP)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(error)) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": format!("the request body cannot be read: {error}")})),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            [(axum::http::header::CONNECTION, "close")],
+            Json(json!({"error": format!("the request body did not arrive within {timeout:?}")})),
+        )
+            .into_response(),
+    }
+}
+
+pub(crate) fn router(shared: App, body_timeout: Duration) -> Router {
     let admin = Router::new()
         .route("/admin/course", post(admin_course))
         .route("/admin/batch", post(admin_batch))
@@ -42,6 +123,7 @@ pub(crate) fn router(shared: App) -> Router {
         .route("/v1/user/courses/list/{user}", get(list))
         .route("/api/course/v1/enrol", post(enrol))
         .merge(admin)
+        .layer(middleware::from_fn_with_state(body_timeout, body_in_time))
         .layer(middleware::from_fn(log_request))
         .with_state(shared)
 }

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -36,7 +37,16 @@ pub struct ServerConfig {
     tokens: Vec<(String, String)>,
     lag: Lag,
     unknown_batches: UnknownBatches,
+    request_timeout: Duration,
 }
+
+/// How long a client has to send a request's head, and then again its body, by default (see
+/// [`ServerConfig::request_timeout`]).
+///
+/// ```
+/// assert_eq!(headway_sunbird_server::DEFAULT_REQUEST_TIMEOUT.as_secs(), 10);
+/// ```
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Shows where the server listens and what it holds, never the API key or the tokens.
 impl std::fmt::Debug for ServerConfig {
@@ -49,6 +59,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("tokens", &self.tokens.len())
             .field("lag", &self.lag)
             .field("unknown_batches", &self.unknown_batches)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -66,7 +77,25 @@ impl ServerConfig {
             tokens: Vec::new(),
             lag: Lag::default(),
             unknown_batches: UnknownBatches::Ongoing,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
+    }
+
+    /// How long a client has to send a request's head (counted from the connection being
+    /// accepted, or from the previous answer on a kept-alive connection), and then again its
+    /// whole body. A head that does not arrive in time closes the connection; a body that does
+    /// not is answered 408 and the connection closed. Default [`DEFAULT_REQUEST_TIMEOUT`]
+    /// (10 s); at least 1 ms.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = headway_sunbird_server::ServerConfig::new("127.0.0.1:0")
+    ///     .request_timeout(Duration::from_millis(500));
+    /// assert!(format!("{config:?}").contains("500ms"));
+    /// ```
+    pub fn request_timeout(mut self, timeout: Duration) -> ServerConfig {
+        self.request_timeout = timeout.max(Duration::from_millis(1));
+        self
     }
 
     /// Keeps the service's data in this SQLite file.
@@ -361,15 +390,13 @@ impl ReferenceServer {
             reason: e.to_string(),
         })?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = http::router(shared.clone());
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "reference server stopped");
-            }
-        });
+        let router = http::router(shared.clone(), config.request_timeout);
+        let task = tokio::spawn(http::serve(
+            listener,
+            router,
+            config.request_timeout,
+            stopped,
+        ));
         Ok(ReferenceServer {
             url: format!("http://{addr}"),
             addr,

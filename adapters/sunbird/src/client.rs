@@ -3,6 +3,7 @@
 //! token, retries, bisects and runs the second round. Here: headers, sockets, sleeps, the
 //! clock and the progress callback.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use headway::{
     Adapter, AdapterError, BatchId, ContentItem, CourseId, EnrolledCourse, Outgoing, PushReport,
     RetryCause, UserId,
 };
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 
 use crate::error::{Error, Result};
 use crate::protocol::{Answer, Machine, Method, Read, Request, Step, TokenUse, UpdatePush};
@@ -151,7 +152,9 @@ impl std::fmt::Debug for PushProgress {
 ///     .timeout(Duration::from_secs(10))   // per request, the default
 ///     .deadline(Duration::from_secs(30))  // per push or read, the default
 ///     .when_unreachable(WhenUnreachable::StopAtOnce) // the default
-///     .attempts(3);                       // tries per request on 5xx
+///     .attempts(3)                        // tries per request on 5xx
+///     .max_answer_bytes(8 << 20);         // default: 64 KiB per chunk item, at least 4 MiB
+/// assert_eq!(config.answer_cap(), 8 << 20);
 /// # let _ = config;
 /// ```
 #[derive(Clone, Debug)]
@@ -164,8 +167,18 @@ pub struct SunbirdConfig {
     pub(crate) when_unreachable: WhenUnreachable,
     pub(crate) attempts: u32,
     pub(crate) retry_base: Duration,
+    max_answer_bytes: Option<u64>,
     progress: Option<PushProgress>,
 }
+
+/// The default answer cap per item of a chunk: an update answer needs well under 100 bytes
+/// per item (`"<contentId>": "SUCCESS"`), and a read or enrolment-list answer a few hundred
+/// bytes per content row or listed leaf; 64 KiB per item leaves a wide margin.
+const ANSWER_BYTES_PER_ITEM: u64 = 64 << 10;
+
+/// The smallest default answer cap: room for the content rows of a course of thousands of
+/// contents, or an enrolment list of dozens of courses with their leaf lists.
+const MIN_ANSWER_BYTES: u64 = 4 << 20;
 
 impl SunbirdConfig {
     /// A config for the service at `base_url` (scheme, host and port; `/api/course/...` is
@@ -180,6 +193,7 @@ impl SunbirdConfig {
             when_unreachable: WhenUnreachable::StopAtOnce,
             attempts: 3,
             retry_base: Duration::from_millis(200),
+            max_answer_bytes: None,
             progress: None,
         }
     }
@@ -230,6 +244,56 @@ impl SunbirdConfig {
         self
     }
 
+    /// The most bytes of one answer's body that are read. Past it the request fails with
+    /// [`Error::AnswerTooLarge`] and its items stay pending; an answer whose `Content-Length`
+    /// is over it is refused before its body is read. Default: 64 KiB per item of a chunk
+    /// (an update answer needs under 100 bytes per item), at least 4 MiB (a read of a course
+    /// batch with thousands of contents, or an enrolment list with its leaf lists); 6.25 MiB
+    /// with the default chunk of 100. At least 1 KiB.
+    pub fn max_answer_bytes(mut self, bytes: u64) -> SunbirdConfig {
+        self.max_answer_bytes = Some(bytes.max(1 << 10));
+        self
+    }
+
+    /// The cap on one answer's body in use: [`SunbirdConfig::max_answer_bytes`], or the
+    /// default sized from the chunk.
+    ///
+    /// ```
+    /// use headway_sunbird::SunbirdConfig;
+    /// assert_eq!(SunbirdConfig::new("http://127.0.0.1:9").answer_cap(), 100 * 64 * 1024);
+    /// assert_eq!(SunbirdConfig::new("http://127.0.0.1:9").chunk(10).answer_cap(), 4 << 20);
+    /// ```
+    pub fn answer_cap(&self) -> u64 {
+        self.max_answer_bytes.unwrap_or_else(|| {
+            (self.chunk as u64)
+                .saturating_mul(ANSWER_BYTES_PER_ITEM)
+                .max(MIN_ANSWER_BYTES)
+        })
+    }
+
+    /// True when the base URL is plain `http://` to a host other than this device (not
+    /// `localhost`, `127.0.0.0/8` or `::1`): a user token sent there travels unencrypted.
+    ///
+    /// ```
+    /// use headway_sunbird::SunbirdConfig;
+    /// assert!(SunbirdConfig::new("http://example.org").sends_credentials_in_the_clear());
+    /// assert!(!SunbirdConfig::new("http://127.0.0.1:9000").sends_credentials_in_the_clear());
+    /// assert!(!SunbirdConfig::new("https://example.org").sends_credentials_in_the_clear());
+    /// ```
+    pub fn sends_credentials_in_the_clear(&self) -> bool {
+        let Ok(url) = reqwest::Url::parse(&self.base_url) else {
+            return false;
+        };
+        let host = url.host_str().unwrap_or("");
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        url.scheme() == "http" && !loopback
+    }
+
     /// Called after each update request with `(items done, items in the push)`. Default none.
     pub fn on_progress(mut self, progress: PushProgress) -> SunbirdConfig {
         self.progress = Some(progress);
@@ -264,6 +328,8 @@ pub struct SunbirdAdapter {
     http: reqwest::Client,
     config: SunbirdConfig,
     tokens: Arc<dyn TokenProvider>,
+    /// Set once the warning about a token sent in the clear was logged.
+    warned_clear_text: AtomicBool,
 }
 
 impl std::fmt::Debug for SunbirdAdapter {
@@ -282,8 +348,13 @@ impl SunbirdAdapter {
                 reason: format!("base URL {:?} is not http(s)", config.base_url),
             });
         }
+        // A redirect is never followed: reqwest would carry `x-authenticated-user-token` (a
+        // custom header) to whatever host the `Location` names, and an https base URL never
+        // falls back to http (issue 17).
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(config.base_url.starts_with("https://"))
             .build()
             .map_err(|e| Error::Client {
                 reason: e.to_string(),
@@ -292,7 +363,52 @@ impl SunbirdAdapter {
             http,
             config,
             tokens,
+            warned_clear_text: AtomicBool::new(false),
         })
+    }
+
+    /// Where a redirect answer pointed: `host:port` of its `Location` (resolved against the
+    /// request's URL), never its path or query.
+    fn redirect_target(response: &reqwest::Response) -> String {
+        response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|location| response.url().join(location).ok())
+            .and_then(|url| {
+                let host = url.host_str()?.to_string();
+                Some(match url.port_or_known_default() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                })
+            })
+            .unwrap_or_else(|| "an unnamed location".to_string())
+    }
+
+    /// Reads the body of `response`, at most [`SunbirdConfig::answer_cap`] bytes: a
+    /// `Content-Length` over the cap is refused before reading, and a body that grows past it
+    /// is dropped at the cap (the connection closes).
+    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>> {
+        let limit = self.config.answer_cap();
+        let too_large = Error::AnswerTooLarge { limit };
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit)
+        {
+            return Err(too_large);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(&e))?
+        {
+            if (body.len() as u64).saturating_add(chunk.len() as u64) > limit {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// What kind of transport failure `e` was, naming the service's address for a failed
@@ -329,6 +445,14 @@ impl SunbirdAdapter {
             what: what.to_string(),
         };
         if !token.0.is_empty() {
+            if self.config.sends_credentials_in_the_clear()
+                && !self.warned_clear_text.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    server = self.config.address(),
+                    "the user token is sent over plain http to a host other than this device"
+                );
+            }
             let mut user_token =
                 HeaderValue::from_str(&token.0).map_err(|_| invalid("user token"))?;
             user_token.set_sensitive(true);
@@ -366,14 +490,17 @@ impl SunbirdAdapter {
             Err(e) => return Answer::Failed(self.transport_error(&e)),
         };
         let status = response.status().as_u16();
-        match response.bytes().await {
-            Ok(bytes) => Answer::Answered {
-                status,
-                body: bytes.to_vec(),
-            },
+        if response.status().is_redirection() {
+            // Not followed, and its body is not read (issue 17).
+            return Answer::Failed(Error::Redirected {
+                to: Self::redirect_target(&response),
+            });
+        }
+        match self.read_capped(response).await {
+            Ok(body) => Answer::Answered { status, body },
             // The server may have applied the update and then dropped the connection: the
             // items stay pending, and resending them is harmless (the server's merge is a max).
-            Err(e) => Answer::Failed(self.transport_error(&e)),
+            Err(e) => Answer::Failed(e),
         }
     }
 
@@ -414,9 +541,15 @@ impl Adapter for SunbirdAdapter {
     ) -> std::result::Result<Vec<ContentItem>, AdapterError> {
         let read = Read::states(&self.config, user, course, batch, Instant::now());
         let answer = self.drive(user, read).await?;
-        wire::parse_read(user, &answer).map_err(|detail| AdapterError::Unavailable {
-            cause: RetryCause::Unparsable { detail },
-        })
+        let items =
+            wire::parse_read(user, &answer).map_err(|detail| AdapterError::Unavailable {
+                cause: RetryCause::Unparsable { detail },
+            })?;
+        // A row naming another learner: the token belongs to someone else (issue 17).
+        match AdapterError::foreign_item(user, &items) {
+            Some(wrong) => Err(wrong),
+            None => Ok(items),
+        }
     }
 
     async fn enrolled_courses(
@@ -425,10 +558,18 @@ impl Adapter for SunbirdAdapter {
     ) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> {
         let read = Read::enrolled_courses(&self.config, user, Instant::now());
         let answer = self.drive(user, read).await?;
-        wire::parse_enrollment_list(&answer)
-            .map(crate::enrollment::for_the_core)
-            .map_err(|detail| AdapterError::Unavailable {
+        let listed =
+            wire::parse_enrollment_list(&answer).map_err(|detail| AdapterError::Unavailable {
                 cause: RetryCause::Unparsable { detail },
-            })
+            })?;
+        // An entry naming another learner: the token belongs to someone else (issue 17).
+        if let Some(wrong) = listed
+            .iter()
+            .filter_map(wire::listed_learner)
+            .find_map(|answered| AdapterError::unless_learner(user, answered))
+        {
+            return Err(wrong);
+        }
+        Ok(crate::enrollment::for_the_core(listed))
     }
 }

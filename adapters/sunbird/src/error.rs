@@ -40,6 +40,20 @@ pub enum Error {
     /// No answer within the request's timeout.
     #[error("timed out")]
     TimedOut,
+    /// The service answered with a redirect (3xx), which is never followed: the user token
+    /// travels only to the configured server (issue 17). The request's items stay pending.
+    #[error("redirected to {to}, not followed (credentials go only to the configured server)")]
+    Redirected {
+        /// `host:port` the `Location` header pointed to, or `an unnamed location`.
+        to: String,
+    },
+    /// The answer was larger than [`crate::SunbirdConfig::max_answer_bytes`]; reading stopped
+    /// at the cap (issue 17). The request's items stay pending.
+    #[error("the answer exceeded {limit} bytes and was not read")]
+    AnswerTooLarge {
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// The exchange broke after connecting (the connection closed while reading the answer,
     /// say).
     #[error("{detail}")]

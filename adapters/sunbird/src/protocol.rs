@@ -236,6 +236,8 @@ impl Traffic {
 fn retry_cause(error: &Error) -> RetryCause {
     match error {
         Error::TimedOut => RetryCause::Timeout,
+        Error::Redirected { to } => RetryCause::Redirected { to: to.clone() },
+        Error::AnswerTooLarge { limit } => RetryCause::AnswerTooLarge { limit: *limit },
         other => RetryCause::Network {
             detail: other.to_string(),
         },
@@ -354,6 +356,18 @@ impl Attempts {
             }
             Answer::Failed(error) => {
                 let cause = retry_cause(&error);
+                if matches!(
+                    error,
+                    Error::Redirected { .. } | Error::AnswerTooLarge { .. }
+                ) {
+                    // Every request of this call would meet the same redirect or oversized
+                    // answer: nothing more is sent, the items not yet answered stay pending
+                    // (issue 17).
+                    tracing::warn!(%cause, "stopping the call");
+                    traffic.halted = Some(cause.clone());
+                    self.finished = Some(Err(cause));
+                    return;
+                }
                 let unreachable = matches!(error, Error::CannotConnect { .. } | Error::TimedOut);
                 if unreachable && config.when_unreachable == WhenUnreachable::StopAtOnce {
                     tracing::info!(%cause, "the course service is unreachable; stopping at once");

@@ -331,6 +331,8 @@ struct ReadResult {
 #[serde(rename_all = "camelCase")]
 struct ReadRow {
     #[serde(default)]
+    user_id: Lenient<String>,
+    #[serde(default)]
     content_id: Lenient<String>,
     #[serde(default)]
     course_id: Lenient<String>,
@@ -585,9 +587,23 @@ struct ReadFilter<'a> {
     batch_id: &'a str,
 }
 
-/// Reads `result.contentList` of a content-state read into content items of `user`. Rows with
-/// missing ids are skipped; a status above 2 reads as completed, and dates that do not parse
-/// read as unknown.
+/// Reads `result.contentList` of a content-state read into content items. A row is keyed by
+/// the learner it names in `userId`, else by `user` (Sunbird's read leaves `userId` out of its
+/// rows, sunbird-api.md §2.6): the caller compares the keys with the learner it asked for
+/// (issue 17). Rows with missing ids are skipped; a status above 2 reads as completed, and
+/// dates that do not parse read as unknown.
+///
+/// ```
+/// let asked = headway::UserId::new("bob")?;
+/// let body = br#"{"result":{"contentList":[
+///     {"userId":"asha","contentId":"do_1","courseId":"do_c","batchId":"b1","status":2},
+///     {"contentId":"do_2","courseId":"do_c","batchId":"b1","status":1}
+/// ]}}"#;
+/// let items = headway_sunbird::wire::parse_read(&asked, body)?;
+/// assert_eq!(items[0].key().user().as_str(), "asha"); // not bob's: the caller refuses it
+/// assert_eq!(items[1].key().user().as_str(), "bob");  // no userId: the learner asked for
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn parse_read(user: &UserId, body: &[u8]) -> Result<Vec<ContentItem>, String> {
     let envelope: Lenient<ReadEnvelope> =
         serde_json::from_slice(body).map_err(|e| e.to_string())?;
@@ -603,7 +619,12 @@ pub fn parse_read(user: &UserId, body: &[u8]) -> Result<Vec<ContentItem>, String
         else {
             continue;
         };
-        let Ok(key) = ContentKey::new(user, course, batch, content) else {
+        let owner = match row.user_id.0.filter(|named| !named.trim().is_empty()) {
+            None => user.clone(),
+            Some(named) => UserId::new(named.as_str())
+                .map_err(|_| format!("a row names learner {named:?}, which is not a user id"))?,
+        };
+        let Ok(key) = ContentKey::new(owner.as_str(), course, batch, content) else {
             continue;
         };
         let status = match row.status.0.unwrap_or(0) {
@@ -657,6 +678,24 @@ pub fn parse_enrollment_list(body: &[u8]) -> Result<Vec<EnrolledCourse>, String>
         .into_iter()
         .filter_map(|entry| entry.0.and_then(Object::into_course))
         .collect())
+}
+
+/// The learner an enrollment-list entry names in its `userId`, if it names one (a blank or
+/// non-text `userId` names none). The caller compares it with the learner it asked for
+/// (issue 17).
+///
+/// ```
+/// let body = br#"{"result":{"courses":[{"courseId":"do_c","batchId":"b1","userId":"asha"}]}}"#;
+/// let courses = headway_sunbird::wire::parse_enrollment_list(body)?;
+/// assert_eq!(headway_sunbird::wire::listed_learner(&courses[0]), Some("asha"));
+/// # Ok::<(), String>(())
+/// ```
+pub fn listed_learner(course: &EnrolledCourse) -> Option<&str> {
+    course
+        .fields
+        .get("userId")
+        .and_then(Value::as_str)
+        .filter(|named| !named.trim().is_empty())
 }
 
 /// An enrollment list's answer: `result.courses`.

@@ -9,13 +9,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use headway::testing::{checks, Harness};
 use headway::{
-    Adapter, AdapterError, BatchId, ContentItem, CourseId, EnrolledCourse, ItemOutcome, Outgoing,
-    PushReport, UserId,
+    Adapter, AdapterError, BatchId, ContentItem, ContentKey, CourseId, EnrolledCourse, ItemOutcome,
+    Outgoing, PushReport, UserId,
 };
 use headway_sunbird::{StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
 use headway_sunbird_server::{BatchStatus, Faults, ReferenceServer, ServerConfig};
 
 const LEARNER: &str = "learner-1";
+/// Another learner: the harness's second adapter holds this learner's token.
+const OTHER: &str = "learner-2";
 const COURSE: &str = "do_course";
 const OPEN: &str = "batch-open";
 const CLOSED: &str = "batch-closed";
@@ -25,6 +27,7 @@ const CLOSED: &str = "batch-closed";
 struct SunbirdHarness {
     server: ReferenceServer,
     adapter: Box<dyn Adapter>,
+    stranger: Box<dyn Adapter>,
 }
 
 #[async_trait]
@@ -35,6 +38,13 @@ impl Harness for SunbirdHarness {
     fn learner(&self) -> &UserId {
         static ID: LazyLock<UserId> = LazyLock::new(|| UserId::new(LEARNER).unwrap());
         &ID
+    }
+    fn other_learner(&self) -> &UserId {
+        static ID: LazyLock<UserId> = LazyLock::new(|| UserId::new(OTHER).unwrap());
+        &ID
+    }
+    fn adapter_with_the_other_learners_credentials(&self) -> &dyn Adapter {
+        self.stranger.as_ref()
     }
     fn open_batch(&self) -> (CourseId, BatchId) {
         (CourseId::new(COURSE).unwrap(), BatchId::new(OPEN).unwrap())
@@ -74,6 +84,10 @@ enum Breakage {
     /// Takes a `SUCCESS` for a content id as an acknowledgement of every item with that
     /// content id, whatever the rejection lists say (Sunbird keys `result` by content id).
     TrustsSuccessByContentId,
+    /// Takes an answer for another learner as the learner asked for (main before issue 17):
+    /// it asks again as the learner the answer named and hands the rows over as the asked
+    /// learner's.
+    IgnoresWhoAnswered,
 }
 
 /// The real Sunbird adapter with one promise broken.
@@ -107,7 +121,9 @@ impl Adapter for Broken {
                 }
                 report
             }
-            Breakage::ReadsNothing => self.inner.push(user, items).await,
+            Breakage::ReadsNothing | Breakage::IgnoresWhoAnswered => {
+                self.inner.push(user, items).await
+            }
             Breakage::TrustsSuccessByContentId => {
                 let mut report = self.inner.push(user, items).await;
                 let succeeded: Vec<&str> = items
@@ -134,45 +150,90 @@ impl Adapter for Broken {
     ) -> Result<Vec<ContentItem>, AdapterError> {
         match self.breakage {
             Breakage::ReadsNothing => Ok(Vec::new()),
+            Breakage::IgnoresWhoAnswered => {
+                let items = self.inner.read_states(user, course, batch).await;
+                let Err(AdapterError::WrongLearner { answered, .. }) = items else {
+                    return items;
+                };
+                let answered = UserId::new(answered).unwrap();
+                let items = self.inner.read_states(&answered, course, batch).await?;
+                Ok(items
+                    .into_iter()
+                    .map(|item| {
+                        let (key, state) = item.into_parts();
+                        let key = ContentKey::from_ids(
+                            user.clone(),
+                            key.course().clone(),
+                            key.batch().clone(),
+                            key.content().clone(),
+                        );
+                        ContentItem::new(key, state)
+                    })
+                    .collect())
+            }
             _ => self.inner.read_states(user, course, batch).await,
         }
     }
 
     async fn enrolled_courses(&self, user: &UserId) -> Result<Vec<EnrolledCourse>, AdapterError> {
-        self.inner.enrolled_courses(user).await
+        let listed = self.inner.enrolled_courses(user).await;
+        match (self.breakage, listed) {
+            (Breakage::IgnoresWhoAnswered, Err(AdapterError::WrongLearner { answered, .. })) => {
+                let answered = UserId::new(answered).unwrap();
+                self.inner.enrolled_courses(&answered).await
+            }
+            (_, listed) => listed,
+        }
     }
 }
 
-async fn started() -> (ReferenceServer, SunbirdAdapter) {
-    let server = ReferenceServer::start(ServerConfig::new("127.0.0.1:0"))
-        .await
-        .unwrap();
+/// The reference server, where each learner's token decides who the caller is; the adapter
+/// holding `LEARNER`'s token, and the same adapter holding `OTHER`'s (enrolled in `OPEN`).
+async fn started() -> (ReferenceServer, SunbirdAdapter, SunbirdAdapter) {
+    let config = ServerConfig::new("127.0.0.1:0")
+        .token("token-of-learner-1", LEARNER)
+        .token("token-of-learner-2", OTHER);
+    let server = ReferenceServer::start(config).await.unwrap();
     let service = server.service();
+    service
+        .put_course(COURSE, "Conformance", &["conformance_theirs".to_string()])
+        .unwrap();
     service
         .put_batch(OPEN, COURSE, BatchStatus::Ongoing)
         .unwrap();
     service
         .put_batch(CLOSED, COURSE, BatchStatus::Closed)
         .unwrap();
-    let config = SunbirdConfig::new(server.url()).retry_base(Duration::from_millis(5));
-    let tokens = Arc::new(StaticToken::new(UserToken::new("")));
-    let adapter = SunbirdAdapter::new(config, tokens).unwrap();
-    (server, adapter)
+    service
+        .enrol(OTHER, COURSE, OPEN, 1_714_558_530_123)
+        .unwrap();
+    let adapter = |token: &str| {
+        let config = SunbirdConfig::new(server.url()).retry_base(Duration::from_millis(5));
+        let tokens = Arc::new(StaticToken::new(UserToken::new(token)));
+        SunbirdAdapter::new(config, tokens).unwrap()
+    };
+    let (mine, theirs) = (adapter("token-of-learner-1"), adapter("token-of-learner-2"));
+    (server, mine, theirs)
 }
 
 async fn harness() -> SunbirdHarness {
-    let (server, adapter) = started().await;
+    let (server, adapter, stranger) = started().await;
     SunbirdHarness {
         server,
         adapter: Box::new(adapter),
+        stranger: Box::new(stranger),
     }
 }
 
 async fn broken(breakage: Breakage) -> SunbirdHarness {
-    let (server, inner) = started().await;
+    let (server, inner, stranger) = started().await;
     SunbirdHarness {
         server,
         adapter: Box::new(Broken { inner, breakage }),
+        stranger: Box::new(Broken {
+            inner: stranger,
+            breakage,
+        }),
     }
 }
 
@@ -244,6 +305,22 @@ async fn the_suite_fails_an_adapter_that_reads_nothing_back() {
         violation.detail.contains("did not raise the store"),
         "{violation}"
     );
+    assert!(checks::all(&h).await.is_err());
+}
+
+// Issue 17: with a stale login on a shared tablet, another learner's answers became this
+// learner's progress, marked as held by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_fails_an_adapter_that_ignores_whom_the_server_answered_for() {
+    let h = broken(Breakage::IgnoresWhoAnswered).await;
+    let violation = checks::an_answer_for_another_learner_changes_nothing(&h)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation.check,
+        "an answer for another learner changes nothing"
+    );
+    assert!(violation.detail.contains("enrolment list"), "{violation}");
     assert!(checks::all(&h).await.is_err());
 }
 

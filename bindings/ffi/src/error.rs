@@ -44,6 +44,15 @@ pub enum HeadwayError {
         /// The first cause and how many items stay pending.
         message: String,
     },
+    /// The server refused the user token (401 or 403, even after a refresh), or answered for
+    /// another learner than the one asked for (the token belongs to someone else): a sync or
+    /// refresh changed nothing and everything pending stays pending. Not a network failure:
+    /// the app should ask the learner to sign in again (issue 17).
+    #[error("{message}")]
+    CredentialsRefused {
+        /// What was refused, never the token.
+        message: String,
+    },
     /// A file or message from a peer device was malformed, hostile or for another learner;
     /// nothing was changed.
     #[error("{message}")]
@@ -87,6 +96,9 @@ impl From<headway::Error> for HeadwayError {
             headway::Error::NotPaired { .. } => HeadwayError::NotPaired { message },
             headway::Error::StoreOpen { .. } | headway::Error::StoreTooNew { .. } => {
                 HeadwayError::StoreUnavailable { message }
+            }
+            headway::Error::CredentialsRefused { .. } | headway::Error::WrongLearner { .. } => {
+                HeadwayError::CredentialsRefused { message }
             }
             _ => HeadwayError::Storage { message },
         }

@@ -301,7 +301,8 @@ impl Store {
     /// Sends the learner's pending progress to the server in bulk (100 items per request).
     /// An item leaves the pending set only once the server holds it; a refused item is kept
     /// and reported in `rejected`. Raises `ServerUnavailable` when nothing reached the
-    /// server; everything stays pending then.
+    /// server, or `CredentialsRefused` when the server refused the user token; everything
+    /// stays pending then.
     pub async fn sync(
         &self,
         user_id: String,
@@ -324,12 +325,17 @@ impl Store {
                 .sync(&user_id, &adapter, &headway::SyncOptions::new())
                 .await?;
             if report.server_failed() {
-                let cause = report
+                let refused = report
                     .retrying
-                    .first()
+                    .iter()
+                    .find(|r| r.cause.is_credentials_refused());
+                let cause = refused
+                    .or(report.retrying.first())
                     .map_or_else(|| "the server failed".into(), |r| r.cause.to_string());
-                return Err(HeadwayError::ServerUnavailable {
-                    message: format!("{cause}; {} item(s) stay pending", report.retrying.len()),
+                let message = format!("{cause}; {} item(s) stay pending", report.retrying.len());
+                return Err(match refused {
+                    Some(_) => HeadwayError::CredentialsRefused { message },
+                    None => HeadwayError::ServerUnavailable { message },
                 });
             }
             Ok(SyncReport::new(&report, &store))
@@ -337,10 +343,13 @@ impl Store {
         .await
     }
 
-    /// The online refresh of enrolled courses: syncs first, then reads the server's list and
-    /// its content states (how another device's progress arrives), caches the list and
+    /// The online refresh of enrolled courses: reads the server's list (which names whom the
+    /// token belongs to), syncs, then reads the listed content states (how another device's
+    /// progress arrives), caches the list and
     /// answers with local progress merged in. When the server cannot be reached, the cached
-    /// list answers (as `courses` does) and a `SyncFailed` event says why.
+    /// list answers (as `courses` does) and a `SyncFailed` event says why. Raises
+    /// `CredentialsRefused` when the server refused the user token or answered for another
+    /// learner; nothing was changed then.
     pub async fn refresh_courses(
         &self,
         user_id: String,

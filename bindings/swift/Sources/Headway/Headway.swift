@@ -693,10 +693,13 @@ public protocol StoreProtocol: AnyObject, Sendable {
     func recordPlayerEvent(eventJson: String, context: CourseContext) throws  -> ContentItem?
     
     /**
-     * The online refresh of enrolled courses: syncs first, then reads the server's list and
-     * its content states (how another device's progress arrives), caches the list and
+     * The online refresh of enrolled courses: reads the server's list (which names whom the
+     * token belongs to), syncs, then reads the listed content states (how another device's
+     * progress arrives), caches the list and
      * answers with local progress merged in. When the server cannot be reached, the cached
-     * list answers (as `courses` does) and a `SyncFailed` event says why.
+     * list answers (as `courses` does) and a `SyncFailed` event says why. Raises
+     * `CredentialsRefused` when the server refused the user token or answered for another
+     * learner; nothing was changed then.
      */
     func refreshCourses(userId: String, server: SunbirdServer) async throws  -> [EnrolledCourse]
     
@@ -738,7 +741,8 @@ public protocol StoreProtocol: AnyObject, Sendable {
      * Sends the learner's pending progress to the server in bulk (100 items per request).
      * An item leaves the pending set only once the server holds it; a refused item is kept
      * and reported in `rejected`. Raises `ServerUnavailable` when nothing reached the
-     * server; everything stays pending then.
+     * server, or `CredentialsRefused` when the server refused the user token; everything
+     * stays pending then.
      */
     func sync(userId: String, server: SunbirdServer) async throws  -> SyncReport
     
@@ -967,10 +971,13 @@ open func recordPlayerEvent(eventJson: String, context: CourseContext)throws  ->
 }
     
     /**
-     * The online refresh of enrolled courses: syncs first, then reads the server's list and
-     * its content states (how another device's progress arrives), caches the list and
+     * The online refresh of enrolled courses: reads the server's list (which names whom the
+     * token belongs to), syncs, then reads the listed content states (how another device's
+     * progress arrives), caches the list and
      * answers with local progress merged in. When the server cannot be reached, the cached
-     * list answers (as `courses` does) and a `SyncFailed` event says why.
+     * list answers (as `courses` does) and a `SyncFailed` event says why. Raises
+     * `CredentialsRefused` when the server refused the user token or answered for another
+     * learner; nothing was changed then.
      */
 open func refreshCourses(userId: String, server: SunbirdServer)async throws  -> [EnrolledCourse]  {
     return
@@ -1072,7 +1079,8 @@ open func subscribe(listener: EventListener)throws   {try rustCallWithError(FfiC
      * Sends the learner's pending progress to the server in bulk (100 items per request).
      * An item leaves the pending set only once the server holds it; a refused item is kept
      * and reported in `rejected`. Raises `ServerUnavailable` when nothing reached the
-     * server; everything stays pending then.
+     * server, or `CredentialsRefused` when the server refused the user token; everything
+     * stays pending then.
      */
 open func sync(userId: String, server: SunbirdServer)async throws  -> SyncReport  {
     return
@@ -2465,6 +2473,14 @@ enum HeadwayError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case ServerUnavailable(message: String)
     
     /**
+     * The server refused the user token (401 or 403, even after a refresh), or answered for
+     * another learner than the one asked for (the token belongs to someone else): a sync or
+     * refresh changed nothing and everything pending stays pending. Not a network failure:
+     * the app should ask the learner to sign in again (issue 17).
+     */
+    case CredentialsRefused(message: String)
+    
+    /**
      * A file or message from a peer device was malformed, hostile or for another learner;
      * nothing was changed.
      */
@@ -2532,19 +2548,23 @@ public struct FfiConverterTypeHeadwayError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 5: return .RefusedPeerData(
+        case 5: return .CredentialsRefused(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 6: return .NotPaired(
+        case 6: return .RefusedPeerData(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 7: return .Storage(
+        case 7: return .NotPaired(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 8: return .Internal(
+        case 8: return .Storage(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 9: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -2567,14 +2587,16 @@ public struct FfiConverterTypeHeadwayError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(3))
         case .ServerUnavailable(_ /* message is ignored*/):
             writeInt(&buf, Int32(4))
-        case .RefusedPeerData(_ /* message is ignored*/):
+        case .CredentialsRefused(_ /* message is ignored*/):
             writeInt(&buf, Int32(5))
-        case .NotPaired(_ /* message is ignored*/):
+        case .RefusedPeerData(_ /* message is ignored*/):
             writeInt(&buf, Int32(6))
-        case .Storage(_ /* message is ignored*/):
+        case .NotPaired(_ /* message is ignored*/):
             writeInt(&buf, Int32(7))
-        case .Internal(_ /* message is ignored*/):
+        case .Storage(_ /* message is ignored*/):
             writeInt(&buf, Int32(8))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(9))
 
         
         }
@@ -3148,7 +3170,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_headway_ffi_checksum_method_store_record_player_event() != 37668) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_headway_ffi_checksum_method_store_refresh_courses() != 25176) {
+    if (uniffi_headway_ffi_checksum_method_store_refresh_courses() != 59407) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_headway_ffi_checksum_method_store_rejected() != 46415) {
@@ -3169,7 +3191,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_headway_ffi_checksum_method_store_subscribe() != 12825) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_headway_ffi_checksum_method_store_sync() != 2087) {
+    if (uniffi_headway_ffi_checksum_method_store_sync() != 28447) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_headway_ffi_checksum_constructor_store_new() != 17347) {

@@ -1007,7 +1007,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_headway_ffi_checksum_method_store_record_player_event() and 0xFFFF) != 37668) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_headway_ffi_checksum_method_store_refresh_courses() and 0xFFFF) != 25176) {
+    if ((lib.uniffi_headway_ffi_checksum_method_store_refresh_courses() and 0xFFFF) != 59407) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_headway_ffi_checksum_method_store_rejected() and 0xFFFF) != 46415) {
@@ -1028,7 +1028,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_headway_ffi_checksum_method_store_subscribe() and 0xFFFF) != 12825) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_headway_ffi_checksum_method_store_sync() and 0xFFFF) != 2087) {
+    if ((lib.uniffi_headway_ffi_checksum_method_store_sync() and 0xFFFF) != 28447) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_headway_ffi_checksum_constructor_store_new() and 0xFFFF) != 17347) {
@@ -1619,10 +1619,13 @@ public interface StoreInterface {
     fun `recordPlayerEvent`(`eventJson`: kotlin.String, `context`: CourseContext): ContentItem?
     
     /**
-     * The online refresh of enrolled courses: syncs first, then reads the server's list and
-     * its content states (how another device's progress arrives), caches the list and
+     * The online refresh of enrolled courses: reads the server's list (which names whom the
+     * token belongs to), syncs, then reads the listed content states (how another device's
+     * progress arrives), caches the list and
      * answers with local progress merged in. When the server cannot be reached, the cached
-     * list answers (as `courses` does) and a `SyncFailed` event says why.
+     * list answers (as `courses` does) and a `SyncFailed` event says why. Raises
+     * `CredentialsRefused` when the server refused the user token or answered for another
+     * learner; nothing was changed then.
      */
     suspend fun `refreshCourses`(`userId`: kotlin.String, `server`: SunbirdServer): List<EnrolledCourse>
     
@@ -1664,7 +1667,8 @@ public interface StoreInterface {
      * Sends the learner's pending progress to the server in bulk (100 items per request).
      * An item leaves the pending set only once the server holds it; a refused item is kept
      * and reported in `rejected`. Raises `ServerUnavailable` when nothing reached the
-     * server; everything stays pending then.
+     * server, or `CredentialsRefused` when the server refused the user token; everything
+     * stays pending then.
      */
     suspend fun `sync`(`userId`: kotlin.String, `server`: SunbirdServer): SyncReport
     
@@ -1989,10 +1993,13 @@ open class Store: Disposable, AutoCloseable, StoreInterface
 
     
     /**
-     * The online refresh of enrolled courses: syncs first, then reads the server's list and
-     * its content states (how another device's progress arrives), caches the list and
+     * The online refresh of enrolled courses: reads the server's list (which names whom the
+     * token belongs to), syncs, then reads the listed content states (how another device's
+     * progress arrives), caches the list and
      * answers with local progress merged in. When the server cannot be reached, the cached
-     * list answers (as `courses` does) and a `SyncFailed` event says why.
+     * list answers (as `courses` does) and a `SyncFailed` event says why. Raises
+     * `CredentialsRefused` when the server refused the user token or answered for another
+     * learner; nothing was changed then.
      */
     @Throws(HeadwayException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2131,7 +2138,8 @@ open class Store: Disposable, AutoCloseable, StoreInterface
      * Sends the learner's pending progress to the server in bulk (100 items per request).
      * An item leaves the pending set only once the server holds it; a refused item is kept
      * and reported in `rejected`. Raises `ServerUnavailable` when nothing reached the
-     * server; everything stays pending then.
+     * server, or `CredentialsRefused` when the server refused the user token; everything
+     * stays pending then.
      */
     @Throws(HeadwayException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -3464,6 +3472,14 @@ sealed class HeadwayException(message: String): kotlin.Exception(message) {
         class ServerUnavailable(message: String) : HeadwayException(message)
         
     /**
+     * The server refused the user token (401 or 403, even after a refresh), or answered for
+     * another learner than the one asked for (the token belongs to someone else): a sync or
+     * refresh changed nothing and everything pending stays pending. Not a network failure:
+     * the app should ask the learner to sign in again (issue 17).
+     */
+        class CredentialsRefused(message: String) : HeadwayException(message)
+        
+    /**
      * A file or message from a peer device was malformed, hostile or for another learner;
      * nothing was changed.
      */
@@ -3503,10 +3519,11 @@ public object FfiConverterTypeHeadwayError : FfiConverterRustBuffer<HeadwayExcep
             2 -> HeadwayException.CorruptStore(FfiConverterString.read(buf))
             3 -> HeadwayException.StoreUnavailable(FfiConverterString.read(buf))
             4 -> HeadwayException.ServerUnavailable(FfiConverterString.read(buf))
-            5 -> HeadwayException.RefusedPeerData(FfiConverterString.read(buf))
-            6 -> HeadwayException.NotPaired(FfiConverterString.read(buf))
-            7 -> HeadwayException.Storage(FfiConverterString.read(buf))
-            8 -> HeadwayException.Internal(FfiConverterString.read(buf))
+            5 -> HeadwayException.CredentialsRefused(FfiConverterString.read(buf))
+            6 -> HeadwayException.RefusedPeerData(FfiConverterString.read(buf))
+            7 -> HeadwayException.NotPaired(FfiConverterString.read(buf))
+            8 -> HeadwayException.Storage(FfiConverterString.read(buf))
+            9 -> HeadwayException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -3534,20 +3551,24 @@ public object FfiConverterTypeHeadwayError : FfiConverterRustBuffer<HeadwayExcep
                 buf.putInt(4)
                 Unit
             }
-            is HeadwayException.RefusedPeerData -> {
+            is HeadwayException.CredentialsRefused -> {
                 buf.putInt(5)
                 Unit
             }
-            is HeadwayException.NotPaired -> {
+            is HeadwayException.RefusedPeerData -> {
                 buf.putInt(6)
                 Unit
             }
-            is HeadwayException.Storage -> {
+            is HeadwayException.NotPaired -> {
                 buf.putInt(7)
                 Unit
             }
-            is HeadwayException.Internal -> {
+            is HeadwayException.Storage -> {
                 buf.putInt(8)
+                Unit
+            }
+            is HeadwayException.Internal -> {
+                buf.putInt(9)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
