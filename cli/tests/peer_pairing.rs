@@ -449,3 +449,43 @@ fn a_sealed_peer_file_opens_only_with_its_key_and_unchanged() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(state(&phone, "bob"), state(&school, "bob"));
 }
+
+#[test]
+fn peer_serve_holding_two_keys_answers_each_peer_with_its_own_keys_learners() {
+    let dir = TempDir::new("two-keys");
+    let tablet = dir.0.join("tablet.db");
+    device_with_three_learners(&tablet);
+    let asha = pair(&dir.0, "asha.key", &["asha"]);
+    let bob_and_cara = pair(&dir.0, "bc.key", &["bob", "cara"]);
+    let before = every_state(&tablet);
+    let (server, addr) = serve(
+        &tablet,
+        &[
+            "--key",
+            asha.to_str().unwrap(),
+            "--key",
+            bob_and_cara.to_str().unwrap(),
+        ],
+    );
+    for (name, key, holds) in [
+        ("a.db", &asha, [true, false, false]),
+        ("bc.db", &bob_and_cara, [false, true, true]),
+    ] {
+        let phone = dir.0.join(name);
+        let out = headway(
+            &phone,
+            &["peer", "connect", &addr, "--key", key.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        for ((user, held), expected) in LEARNERS.iter().zip(holds).zip(&before) {
+            let got = state(&phone, user);
+            if held {
+                assert_eq!(&got, expected, "{name}: {user}");
+            } else {
+                assert_eq!(got, Value::Array(vec![]), "{name}: {user} leaked");
+            }
+        }
+    }
+    stop(server);
+    assert_eq!(every_state(&tablet), before);
+}
