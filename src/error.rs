@@ -56,6 +56,21 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A pairing key file could not be made or read: missing, malformed, of another format,
+    /// readable by others, or an existing file it would overwrite.
+    #[error("pairing key refused: {reason}")]
+    PairingKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A peer or a peer file is not paired with this device: it holds another pairing key or
+    /// none, a handshake or a seal did not verify, or it names a learner its key does not
+    /// cover; nothing was changed.
+    #[error("not paired: {reason}")]
+    NotPaired {
+        /// Why the peer or the file was refused.
+        reason: String,
+    },
     /// The store file could not be opened or is not a headway store.
     #[error("cannot open store {path}: {reason}")]
     StoreOpen {
@@ -149,6 +164,7 @@ impl Error {
                 | Error::TimestampOutOfRange { .. }
                 | Error::InvalidDate { .. }
                 | Error::InvalidTelemetry { .. }
+                | Error::PairingKey { .. }
         )
     }
 

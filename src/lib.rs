@@ -59,6 +59,7 @@ mod document;
 mod error;
 mod events;
 mod id;
+mod pairing;
 mod peer;
 mod progress_update;
 mod refresh;
@@ -81,6 +82,7 @@ pub use events::{
     SUBSCRIPTION_CAPACITY,
 };
 pub use id::{BatchId, ContentId, CourseId, UserId, MAX_ID_LEN};
+pub use pairing::{PairingKey, PeerChannel, MAX_PAIRED_LEARNERS};
 pub use peer::{
     FrameLimit, Hello, PeerMessage, PeerSession, Role, MAX_INFLATION_RATIO, MAX_MESSAGE_LEN,
     OPENING_FRAME_LEN,

@@ -32,6 +32,8 @@ fn remember(store: &Store, user: &UserId, hello: &Hello) -> Result<()> {
 }
 
 const MAGIC: &[u8; 4] = b"HWPS";
+/// What a sealed peer file starts with (read as a frame's length, past any message's).
+pub(crate) const SEALED_FILE_MAGIC: &[u8; 4] = b"HWPF";
 const VERSION: u8 = 1;
 /// The largest message accepted: a learner's whole document is far smaller.
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024 * 1024;
@@ -825,8 +827,15 @@ impl Store {
     }
 
     /// Imports a peer's file (see [`Store::peer_export`]): refused whole, changing nothing, if
-    /// it is malformed, for another learner, or does not apply.
+    /// it is malformed, for another learner, or does not apply. A sealed file
+    /// ([`Store::peer_export_sealed`]) is refused with [`Error::NotPaired`]: it opens only
+    /// with its key ([`Store::peer_import_sealed`]).
     pub fn peer_import(&self, user: &UserId, file: &[u8]) -> Result<()> {
+        if file.starts_with(SEALED_FILE_MAGIC) {
+            return Err(Error::NotPaired {
+                reason: "the file is sealed with a pairing key: import it with that key".into(),
+            });
+        }
         let mut messages = Vec::new();
         let mut rest = file;
         // Any framing error in a file is a file that ends before its frames do.

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context};
 use headway::{
-    Adapter, ContentKey, CoursesSource, ProgressUpdate, Status, Store, SyncOptions, Timestamp,
+    Adapter, ContentKey, CoursesSource, PairingKey, PeerChannel, PeerMessage, PeerSession,
+    ProgressUpdate, Role, Status, Store, SyncOptions, Timestamp,
 };
 use headway_sunbird::{
     CourseContext, PlayerEventOutcome, RecordPlayerEvent, StaticToken, SunbirdAdapter,
@@ -246,9 +247,79 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
     show(&tablet)?;
 
     server.shutdown().await;
+    paired_devices(dir, &phone, &tablet, &fractions[2])?;
     say!(
         "\nDone in {:.2} s: nothing lost, nothing rolled back.",
         started.elapsed().as_secs_f64()
     )?;
+    Ok(())
+}
+
+/// Step 6: no server at all. The phone and the tablet pair once, then sync live over an
+/// encrypted connection on 127.0.0.1; a device holding another key gets nothing.
+fn paired_devices(
+    dir: &std::path::Path,
+    phone: &Store,
+    tablet: &Store,
+    content: &str,
+) -> anyhow::Result<()> {
+    say!("\n6. No server at all: the phone and the tablet pair once (`headway peer pair`), then")?;
+    say!("   sync directly over an encrypted connection. A device without the key gets nothing.")?;
+    let learner = headway::UserId::new(LEARNER)?;
+    let key = PairingKey::generate([learner.clone()])?;
+    key.write_new(&dir.join("asha.key"))?;
+    let key_id = key.id();
+    let finished = ContentKey::new(LEARNER, "do_fractions", BATCH_FRACTIONS, content)?;
+    phone.record(ProgressUpdate::new(
+        finished.clone(),
+        Status::Completed,
+        100,
+    )?)?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let stranger = PairingKey::generate([learner.clone()])?;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let keys = [key.clone()];
+        let serving = scope.spawn(move || -> anyhow::Result<usize> {
+            let mut answered = 0;
+            // The stranger first, then the paired phone.
+            for _ in 0..2 {
+                let (stream, _) = listener.accept()?;
+                let Ok((mut channel, _)) = PeerChannel::accept(stream, &keys)? else {
+                    continue;
+                };
+                let mut session = PeerSession::new(&learner, Role::Responder);
+                while let Some(message) = PeerMessage::read_framed(&mut channel)? {
+                    for reply in session.handle(tablet, message?)? {
+                        reply.write_framed(&mut channel)?;
+                    }
+                }
+                answered += 1;
+            }
+            Ok(answered)
+        });
+        let refused = PeerChannel::connect(std::net::TcpStream::connect(addr)?, &stranger)?;
+        ensure!(refused.is_err(), "a device with another key was let in");
+        say!("     a device with another key: refused (the tablet does not hold it)")?;
+        let mut channel = PeerChannel::connect(std::net::TcpStream::connect(addr)?, &key)??;
+        let mut session = PeerSession::new(&headway::UserId::new(LEARNER)?, Role::Initiator);
+        let mut outgoing = vec![session.start(phone)?];
+        while let Some(message) = outgoing.pop() {
+            message.write_framed(&mut channel)?;
+            let reply = PeerMessage::read_framed(&mut channel)?.context("the tablet hung up")??;
+            outgoing.extend(session.handle(phone, reply)?);
+        }
+        drop(channel);
+        let answered = serving
+            .join()
+            .map_err(|_| anyhow::anyhow!("the tablet's side panicked"))??;
+        ensure!(answered == 1, "the tablet answered {answered} exchanges");
+        Ok(())
+    })?;
+    ensure!(
+        tablet.state(&finished)?.map(|s| s.status()) == Some(Status::Completed),
+        "the paired exchange did not reach the tablet"
+    );
+    say!("     paired with key {key_id}: the tablet holds {content} completed, no server needed.")?;
     Ok(())
 }

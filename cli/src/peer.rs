@@ -1,7 +1,9 @@
 //! `headway peer`: device-to-device sync of a learner's progress, through a file (a USB stick
-//! between a school server and phones) or live over TCP between two processes.
+//! between a school server and phones) or live over TCP between two processes. Live peers
+//! pair first (`peer pair`, `--key`): see `peer/pairing.rs`.
 
 mod deadline;
+mod pairing;
 mod slots;
 
 use std::io::{Read, Write};
@@ -11,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use headway::{FrameLimit, PeerMessage, PeerSession, Role, Store, UserId};
+use pairing::Scope;
 
 use crate::{existing_store, open_store, ui, Failure};
 use deadline::{DeadlineArgs, DeadlinePassed, DeadlineStream};
@@ -18,6 +21,8 @@ use slots::{Slot, Slots};
 
 #[derive(Subcommand)]
 pub enum PeerCommand {
+    /// Make a pairing key for some learners: both devices hold it to sync them.
+    Pair(pairing::PairArgs),
     /// Write what a peer lacks (or the whole document) to a file.
     Export(ExportArgs),
     /// Merge a peer's file into this device's store.
@@ -41,6 +46,9 @@ pub struct ExportArgs {
     /// Only what this peer device lacks, if this device knows what it holds.
     #[arg(long)]
     since_peer: Option<String>,
+    /// Seal the file with this pairing key (it must cover --user): only its holder opens it.
+    #[arg(long, value_name = "KEYFILE")]
+    key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -50,6 +58,9 @@ pub struct ImportArgs {
     user: String,
     /// The file a peer exported.
     file: PathBuf,
+    /// The pairing key a sealed file was sealed with (it must cover --user).
+    #[arg(long, value_name = "KEYFILE")]
+    key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -65,25 +76,42 @@ pub struct ServeArgs {
     exchanges: Option<usize>,
     #[command(flatten)]
     deadlines: DeadlineArgs,
+    /// A pairing key (from `headway peer pair`) peers must hold; repeat for several. A
+    /// connection touches only its key's learners.
+    #[arg(long, value_name = "KEYFILE")]
+    key: Vec<PathBuf>,
+    /// Serve anyone, in clear, without a key: only on a loopback address (tests, demos).
+    #[arg(long)]
+    no_auth: bool,
 }
 
 #[derive(Args)]
 pub struct ConnectArgs {
     /// The peer's address, e.g. 127.0.0.1:9100.
     addr: String,
-    /// Only this learner (default: every learner either device holds).
+    /// Only this learner (default: every learner either device holds that the key covers).
     #[arg(long)]
     user: Option<String>,
     #[command(flatten)]
     deadlines: DeadlineArgs,
+    /// The pairing key both devices hold (without it, only a `--no-auth` peer answers).
+    #[arg(long, value_name = "KEYFILE")]
+    key: Option<PathBuf>,
 }
 
 pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
     match command {
         PeerCommand::Export(args) => {
             let user = UserId::new(args.user.clone())?;
+            let key = args.key.as_deref().map(pairing::read_key).transpose()?;
+            if let Some(key) = &key {
+                pairing::check_covers(key, &user)?;
+            }
             let store = existing_store(db)?;
-            let file = store.peer_export(&user, args.since_peer.as_deref())?;
+            let file = match &key {
+                Some(key) => store.peer_export_sealed(&user, args.since_peer.as_deref(), key)?,
+                None => store.peer_export(&user, args.since_peer.as_deref())?,
+            };
             std::fs::write(&args.out, &file)
                 .with_context(|| format!("writing {}", args.out.display()))?;
             say!(
@@ -97,12 +125,20 @@ pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
         }
         PeerCommand::Import(args) => {
             let user = UserId::new(args.user.clone())?;
+            let key = args.key.as_deref().map(pairing::read_key).transpose()?;
+            if let Some(key) = &key {
+                pairing::check_covers(key, &user)?;
+            }
             let bytes = std::fs::read(&args.file)
                 .map_err(|e| Failure::Input(format!("cannot read {}: {e}", args.file.display())))?;
             let created = !db.exists();
             let store = open_store(db)?;
             let spinner = ui::spinner(true, format!("merging {}'s progress", args.user));
-            let imported = store.peer_import(&user, &bytes).map_err(refused);
+            let imported = match &key {
+                Some(key) => store.peer_import_sealed(&user, &bytes, key),
+                None => store.peer_import(&user, &bytes),
+            }
+            .map_err(refused);
             spinner.finish_and_clear();
             if created && matches!(imported, Err(Failure::Input(_))) {
                 // A refused file creates nothing: the store this command made goes again.
@@ -117,6 +153,7 @@ pub fn run(db: &Path, command: PeerCommand) -> Result<(), Failure> {
             )?;
             Ok(())
         }
+        PeerCommand::Pair(args) => pairing::pair(args),
         PeerCommand::Serve(args) => serve(db, args),
         PeerCommand::Connect(args) => connect(db, args),
         PeerCommand::Id => {
@@ -138,9 +175,9 @@ fn remove_new_store(db: &Path) {
 /// Bytes a peer sent that were refused are bad input (exit 2): nothing was changed.
 fn refused(e: headway::Error) -> Failure {
     match e {
-        headway::Error::PeerMessage { .. } | headway::Error::CorruptDocument { .. } => {
-            Failure::Input(e.to_string())
-        }
+        headway::Error::PeerMessage { .. }
+        | headway::Error::CorruptDocument { .. }
+        | headway::Error::NotPaired { .. } => Failure::Input(e.to_string()),
         other => other.into(),
     }
 }
@@ -175,6 +212,8 @@ fn read_frame(stream: &mut impl Read, limit: FrameLimit) -> anyhow::Result<Optio
 
 fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     let only = args.user.clone().map(UserId::new).transpose()?;
+    // Pairing before listening: a device never serves unauthenticated by mistake.
+    let auth = std::sync::Arc::new(pairing::serve_auth(&args.key, args.no_auth, &args.addr)?);
     // Listening first: an --addr that cannot be listened on creates no store.
     let listener = TcpListener::bind(&args.addr)
         .map_err(|e| Failure::Input(format!("--addr {:?}: cannot listen there: {e}", args.addr)))?;
@@ -201,10 +240,20 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
                 // cannot exhaust memory.
                 let store = store.clone();
                 let only = only.clone();
+                let auth = auth.clone();
                 workers.push(std::thread::spawn(move || {
                     let name = slots::peer_name(&stream);
-                    let mut stream = DeadlineStream::new(stream, deadlines);
-                    match answer(&store, &mut stream, only.as_ref(), &mut slot) {
+                    let stream = DeadlineStream::new(stream, deadlines);
+                    let (mut stream, scope) = match pairing::accept(stream, &auth) {
+                        Ok(paired) => paired,
+                        // Dropped to admit a newer connection: logged then.
+                        Err(_) if slot.was_dropped() => return,
+                        Err(error) => {
+                            note!("headway: peer {name} refused: {error:#}");
+                            return;
+                        }
+                    };
+                    match answer(&store, &mut stream, only.as_ref(), &scope, &mut slot) {
                         Ok(()) => {}
                         // Dropped to admit a newer connection: logged then.
                         Err(_) if slot.was_dropped() => {}
@@ -231,13 +280,15 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
 }
 
 /// Answers one connection: every message gets exactly one reply. A hello starts an exchange
-/// for the learner it names; one connection may carry exchanges for several learners. Its
-/// first message moves it from the opening pool to an exchange `slot`; until a hello, frames
-/// are small and nothing inflates ([`FrameLimit::Opening`]).
+/// for the learner it names; one connection may carry exchanges for several learners, each
+/// only for a learner its `scope` (the pairing key) covers. Its first message moves it from the
+/// opening pool to an exchange `slot`; until a hello, frames are small and nothing inflates
+/// ([`FrameLimit::Opening`]).
 fn answer(
     store: &Store,
     stream: &mut (impl Read + Write),
     only: Option<&UserId>,
+    scope: &Scope,
     slot: &mut Slot,
 ) -> anyhow::Result<()> {
     let mut session: Option<PeerSession> = None;
@@ -252,7 +303,7 @@ fn answer(
                 let learners = store
                     .learners()?
                     .into_iter()
-                    .filter(|u| only.is_none_or(|o| o == u))
+                    .filter(|u| only.is_none_or(|o| o == u) && scope.allows(u))
                     .collect();
                 vec![PeerMessage::Learners(learners)]
             }
@@ -260,6 +311,9 @@ fn answer(
                 if only.is_some_and(|u| *u != hello.user) {
                     let only = only.map_or("", |u| u.as_str());
                     anyhow::bail!("this device serves only learner {only:?}");
+                }
+                if !scope.allows(&hello.user) {
+                    anyhow::bail!("{}", scope.refusal(&hello.user));
                 }
                 let session = session.insert(PeerSession::new(&hello.user, Role::Responder));
                 session.handle(store, PeerMessage::Hello(hello))?
@@ -331,11 +385,16 @@ fn peer_failure(peer: &str, error: anyhow::Error) -> Failure {
 
 fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
     let only = args.user.clone().map(UserId::new).transpose()?;
+    let key = args.key.as_deref().map(pairing::read_key).transpose()?;
+    if let (Some(key), Some(user)) = (&key, &only) {
+        pairing::check_covers(key, user)?;
+    }
     let store = open_store(db)?;
     let deadlines = args.deadlines.deadlines();
     let stream = connect_within(&args.addr, deadlines.handshake.min(deadlines.exchange))
         .map_err(|e| Failure::Unavailable(format!("cannot connect to {}: {e}", args.addr)))?;
-    let mut stream = DeadlineStream::new(stream, deadlines);
+    let stream = DeadlineStream::new(stream, deadlines);
+    let (mut stream, scope) = pairing::open(stream, key.as_ref(), &args.addr)?;
     let mut bytes = 0usize;
     let learners = match only {
         Some(user) => vec![user],
@@ -347,6 +406,7 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
                 &PeerMessage::ListLearners,
                 &mut bytes,
             )? {
+                // Both ends keep to the key: what the peer lists beyond it is not asked for.
                 PeerMessage::Learners(theirs) => all.extend(theirs),
                 PeerMessage::Refused(reason) => {
                     return Err(Failure::Input(format!(
@@ -359,6 +419,7 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
                     )))
                 }
             }
+            all.retain(|u| scope.allows(u));
             all.sort();
             all.dedup();
             all

@@ -290,7 +290,7 @@ fn every_refused_flag_exits_2() {
         ],
         vec!["completions", "powershell-9"],
         vec!["resend", "--user", ""],
-        vec!["peer", "serve", "--addr", "nowhere"],
+        vec!["peer", "serve", "--no-auth", "--addr", "nowhere"],
         vec!["record", "--from", missing.to_str().unwrap()],
         vec!["record", "--from", "-", "--user", USER],
     ];

@@ -159,7 +159,7 @@ fn serve(db: &Path, extra: &[&str]) -> (std::process::Child, String) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_headway"))
         .arg("--db")
         .arg(db)
-        .args(["peer", "serve", "--addr", "127.0.0.1:0"])
+        .args(["peer", "serve", "--no-auth", "--addr", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

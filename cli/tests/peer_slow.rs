@@ -84,10 +84,16 @@ struct Tricklers {
 
 impl Tricklers {
     fn start(addr: &str, n: usize) -> Tricklers {
+        Tricklers::sending(addr, n, &200u32.to_be_bytes(), b"H")
+    }
+
+    /// Sockets that send `first` at once, then `then` one byte every 100 ms (the last byte
+    /// again and again once `then` is spent), until stopped or closed by the other side.
+    fn sending(addr: &str, n: usize, first: &[u8], then: &'static [u8]) -> Tricklers {
         let streams: Vec<TcpStream> = (0..n)
             .map(|_| {
                 let mut stream = TcpStream::connect(addr).unwrap();
-                stream.write_all(&200u32.to_be_bytes()).unwrap();
+                stream.write_all(first).unwrap();
                 stream
             })
             .collect();
@@ -95,10 +101,13 @@ impl Tricklers {
         let mut writers: Vec<TcpStream> = streams.iter().map(|s| s.try_clone().unwrap()).collect();
         let stopped = stop.clone();
         let worker = std::thread::spawn(move || {
+            let mut sent = 0;
             while !stopped.load(Ordering::SeqCst) {
+                let byte = then[sent.min(then.len() - 1)];
+                sent += 1;
                 // A socket the server dropped fails its write; the others go on.
                 for stream in &mut writers {
-                    let _ = stream.write_all(b"H");
+                    let _ = stream.write_all(&[byte]);
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -121,21 +130,41 @@ impl Drop for Tricklers {
 }
 
 /// Issue 17 (fault 6): 16 sockets trickling bytes used to hold every slot of `peer serve`,
-/// and a 17th well-behaved peer was refused. Default deadlines: slots alone let it in.
+/// and a 17th well-behaved peer was refused. Default deadlines: slots alone let it in, on a
+/// device serving in clear on loopback and on one serving a pairing key (where the tricklers
+/// send the pairing preamble's magic one byte at a time and the peer holds the key).
 #[test]
 fn sixteen_trickling_sockets_do_not_keep_a_well_behaved_peer_out() {
     let dir = TempDir::new("trickling-sockets");
-    let (tablet, phone) = (dir.0.join("tablet.db"), dir.0.join("phone.db"));
-    record(&phone, "do_1");
-    let (mut server, addr) = serve(&tablet, &dir.0.join("serve.log"), &[]);
-    let tricklers = Tricklers::start(&addr, 16);
-    std::thread::sleep(Duration::from_millis(300));
-    let (out, _) = headway_within_ceiling(&phone, &["peer", "connect", &addr, "--user", "u1"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(state(&tablet), state(&phone));
-    drop(tricklers);
-    server.kill().unwrap();
-    let _ = server.wait();
+    let key = dir.0.join("u1.key");
+    let key = key.to_str().unwrap();
+    let paired = headway(
+        &dir.0.join("unused.db"),
+        &["peer", "pair", "--user", "u1", "--out", key],
+    );
+    assert!(paired.status.success(), "{}", text(&paired.stderr));
+    let auths: [&[&str]; 2] = [&["--no-auth"], &["--key", key]];
+    for (round, auth) in auths.into_iter().enumerate() {
+        let tablet = dir.0.join(format!("tablet-{round}.db"));
+        let phone = dir.0.join(format!("phone-{round}.db"));
+        record(&phone, "do_1");
+        let (mut server, addr) = serve(&tablet, &dir.0.join("serve.log"), auth);
+        let tricklers = match round {
+            0 => Tricklers::start(&addr, 16),
+            _ => Tricklers::sending(&addr, 16, b"", b"HWPK"),
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let mut connect = vec!["peer", "connect", &addr, "--user", "u1"];
+        if round == 1 {
+            connect.extend(["--key", key]);
+        }
+        let (out, _) = headway_within_ceiling(&phone, &connect);
+        assert!(out.status.success(), "{auth:?}: {}", text(&out.stderr));
+        assert_eq!(state(&tablet), state(&phone));
+        drop(tricklers);
+        server.kill().unwrap();
+        let _ = server.wait();
+    }
 }
 
 /// Reads what the server says on a socket until it closes it (within [`CEILING`]): a refusal,
@@ -170,7 +199,7 @@ fn trickling_sockets_are_dropped_past_the_handshake_deadline_with_one_log_line_e
     let (tablet, phone) = (dir.0.join("tablet.db"), dir.0.join("phone.db"));
     record(&phone, "do_1");
     let log = dir.0.join("serve.log");
-    let (mut server, addr) = serve(&tablet, &log, &["--handshake-timeout", "0.3"]);
+    let (mut server, addr) = serve(&tablet, &log, &["--no-auth", "--handshake-timeout", "0.3"]);
     let started = Instant::now();
     let mut tricklers = Tricklers::start(&addr, 16);
     for stream in &mut tricklers.streams {
@@ -265,7 +294,9 @@ fn peer_serve_stays_under_64_mib_under_16_inflation_bomb_connections() {
     let (tablet, phone) = (dir.0.join("tablet.db"), dir.0.join("phone.db"));
     record(&tablet, "do_1");
     record(&phone, "do_2");
-    let (mut server, addr) = serve(&tablet, &dir.0.join("serve.log"), &[]);
+    // In clear on loopback: the bombs reach the framing (with a key they would not pass the
+    // pairing preamble).
+    let (mut server, addr) = serve(&tablet, &dir.0.join("serve.log"), &["--no-auth"]);
     // The issue's bomb (64 MiB of zeros as a sync message), and one small enough to pass a
     // frame's length limit before a hello, so that only the refusal to inflate stops it.
     let bombs = [64usize << 20, 16 << 20].map(|n| {

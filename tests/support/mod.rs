@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use headway::{
-    ContentKey, Hello, PeerMessage, PeerSession, ProgressUpdate, Role, Status, Store, Timestamp,
-    UserId,
+    ContentKey, Hello, PairingKey, PeerChannel, PeerMessage, PeerSession, ProgressUpdate, Role,
+    Status, Store, Timestamp, UserId,
 };
 
 /// A directory removed when dropped.
@@ -205,6 +205,77 @@ pub fn exchange_cut_after(
     } else {
         Err("the live exchange did not finish".into())
     }
+}
+
+/// [`exchange`] through the paired, encrypted channel ([`PeerChannel`]) both ends open with
+/// `key`, over a Unix socket pair: the responder answers on its own thread, every message
+/// framed as `peer serve` and `peer connect` frame it. Returns the framed bytes the initiator
+/// sent and received (before encryption).
+pub fn exchange_paired(
+    initiator_store: &Store,
+    responder_store: &Store,
+    user: &str,
+    key: &PairingKey,
+) -> Result<usize, String> {
+    let (a, b) = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
+    std::thread::scope(|scope| {
+        let responder = scope.spawn(move || -> Result<(), String> {
+            let keys = [key.clone()];
+            let (mut channel, _) = PeerChannel::accept(b, &keys)
+                .map_err(|e| format!("responder: {e}"))?
+                .map_err(|e| format!("responder: {e}"))?;
+            let mut session = PeerSession::new(&user_id(user), Role::Responder);
+            while let Some(message) =
+                PeerMessage::read_framed(&mut channel).map_err(|e| format!("responder: {e}"))?
+            {
+                let message = message.map_err(|e| format!("responder: {e}"))?;
+                for reply in session
+                    .handle(responder_store, message)
+                    .map_err(|e| format!("responder: {e}"))?
+                {
+                    reply
+                        .write_framed(&mut channel)
+                        .map_err(|e| format!("responder: {e}"))?;
+                }
+            }
+            Ok(())
+        });
+        let initiated = (|| -> Result<usize, String> {
+            let mut channel = PeerChannel::connect(a, key)
+                .map_err(|e| format!("initiator: {e}"))?
+                .map_err(|e| format!("initiator: {e}"))?;
+            let mut session = PeerSession::new(&user_id(user), Role::Initiator);
+            let mut bytes = 0;
+            let mut outgoing = vec![session.start(initiator_store).map_err(|e| e.to_string())?];
+            while let Some(message) = outgoing.pop() {
+                bytes += message
+                    .write_framed(&mut channel)
+                    .map_err(|e| format!("initiator: {e}"))?;
+                let reply = PeerMessage::read_framed(&mut channel)
+                    .map_err(|e| format!("initiator: {e}"))?
+                    .ok_or("the responder hung up")?
+                    .map_err(|e| format!("initiator: {e}"))?;
+                bytes += reply.encode().len();
+                outgoing.extend(
+                    session
+                        .handle(initiator_store, reply)
+                        .map_err(|e| format!("initiator: {e}"))?,
+                );
+            }
+            if session.is_finished() {
+                Ok(bytes)
+            } else {
+                Err("the live exchange did not finish".into())
+            }
+            // The channel closes here: the responder sees the end and returns.
+        })();
+        let answered = responder
+            .join()
+            .map_err(|_| "the responder panicked".to_string())?;
+        let bytes = initiated?;
+        answered?;
+        Ok(bytes)
+    })
 }
 
 /// A full round of live exchanges for `user`: along the chain of `stores` and back, so that

@@ -60,6 +60,14 @@ pub enum HeadwayError {
         /// What is wrong with it.
         message: String,
     },
+    /// A peer file is not paired with this device: sealed with another pairing key (or none
+    /// given for a sealed file), changed since it was sealed, or for a learner the key does not
+    /// cover; nothing was changed. A key file that cannot be read is `InvalidInput`.
+    #[error("{message}")]
+    NotPaired {
+        /// Why the file or the key was refused.
+        message: String,
+    },
     /// SQLite or Automerge failed for another reason (disk full, locked for too long, ...).
     #[error("{message}")]
     Storage {
@@ -85,6 +93,7 @@ impl From<headway::Error> for HeadwayError {
         }
         match error {
             headway::Error::PeerMessage { .. } => HeadwayError::RefusedPeerData { message },
+            headway::Error::NotPaired { .. } => HeadwayError::NotPaired { message },
             headway::Error::StoreOpen { .. } | headway::Error::StoreTooNew { .. } => {
                 HeadwayError::StoreUnavailable { message }
             }

@@ -18,8 +18,8 @@
 //! assert_eq!(phone.pending("learner-1".into())?.len(), 1); // waits for the next sync
 //!
 //! let tablet = Store::open_in_memory()?;
-//! let file = phone.peer_export("learner-1".into(), None)?;
-//! assert_eq!(tablet.peer_import("learner-1".into(), file)?, 1);
+//! let file = phone.peer_export("learner-1".into(), None, None)?;
+//! assert_eq!(tablet.peer_import("learner-1".into(), file, None)?, 1);
 //! assert_eq!(tablet.state("learner-1".into(), None)?, phone.state("learner-1".into(), None)?);
 //! # Ok::<(), headway_ffi::HeadwayError>(())
 //! ```

@@ -1,6 +1,7 @@
 //! [`Store`]: a device's store of learners' progress, as the app sees it.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -235,28 +236,52 @@ impl Store {
 
     /// A file for another device of the learner (a USB stick between a school server and a
     /// phone): only what it lacks if this device has met `since_peer` before, else everything.
+    /// With `key_path` (a key file from `headway peer pair`, covering the learner) the file is
+    /// sealed: only a device holding that key opens it.
+    #[uniffi::method(default(key_path))]
     pub fn peer_export(
         &self,
         user_id: String,
         since_peer: Option<String>,
+        key_path: Option<String>,
     ) -> Result<Vec<u8>, HeadwayError> {
         guard(|| {
-            Ok(self
-                .store
-                .peer_export(&UserId::new(user_id)?, since_peer.as_deref())?)
+            let user_id = UserId::new(user_id)?;
+            Ok(match key_path {
+                Some(path) => {
+                    let key = headway::PairingKey::read(Path::new(&path))?;
+                    self.store
+                        .peer_export_sealed(&user_id, since_peer.as_deref(), &key)?
+                }
+                None => self.store.peer_export(&user_id, since_peer.as_deref())?,
+            })
         })
     }
 
     /// Imports another device's file; returns how many content items it raised. A malformed
     /// or hostile file, or one for another learner, raises `RefusedPeerData` and changes
-    /// nothing.
-    pub fn peer_import(&self, user_id: String, data: Vec<u8>) -> Result<u32, HeadwayError> {
+    /// nothing. A sealed file opens only with `key_path`, the key it was sealed with (which
+    /// must cover the learner): without it, or with another key, or changed since it was
+    /// sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key.
+    #[uniffi::method(default(key_path))]
+    pub fn peer_import(
+        &self,
+        user_id: String,
+        data: Vec<u8>,
+        key_path: Option<String>,
+    ) -> Result<u32, HeadwayError> {
         guard(|| {
             // The library announces each raised item as a change from a peer, before it
             // returns: count them.
             let user_id = UserId::new(user_id)?;
             let changes = self.store.subscribe();
-            self.store.peer_import(&user_id, &data)?;
+            match key_path {
+                Some(path) => {
+                    let key = headway::PairingKey::read(Path::new(&path))?;
+                    self.store.peer_import_sealed(&user_id, &data, &key)?;
+                }
+                None => self.store.peer_import(&user_id, &data)?,
+            }
             let raised: BTreeSet<headway::ContentKey> = changes
                 .drain()
                 .into_iter()

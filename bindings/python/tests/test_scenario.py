@@ -177,6 +177,34 @@ def test_devices_converge_through_a_peer_file(scene):
     assert phone.peer_import(user, back) == 0
 
 
+def pair(path, user):
+    """A pairing key for `user` at `path`, made by `headway peer pair`."""
+    import subprocess
+    from conftest import headway_binary
+    subprocess.run([headway_binary(), "peer", "pair", "--user", user, "--out", str(path)],
+                   check=True, capture_output=True)
+    return str(path)
+
+
+# Issue 17, fault 5: a sealed peer file opens only with its pairing key, passed as the
+# trailing optional `key_path` (calls without it keep working).
+def test_a_sealed_peer_file_opens_only_with_its_key(scene, tmp_path):
+    user, _, phone, tablet = scene
+    key, other = pair(tmp_path / "k.key", user), pair(tmp_path / "o.key", user)
+    phone.record(update(user, LEAVES[0]))
+    sealed = phone.peer_export(user, None, key)
+    tampered = bytearray(sealed)
+    tampered[-1] ^= 1
+    for data, key_path in [(sealed, None), (sealed, other), (bytes(tampered), key)]:
+        with pytest.raises(HeadwayError.NotPaired):
+            tablet.peer_import(user, data, key_path)
+    with pytest.raises(HeadwayError.InvalidInput):
+        tablet.peer_import(user, sealed, key_path=str(tmp_path / "missing.key"))
+    assert tablet.state(user, None) == []
+    assert tablet.peer_import(user, sealed, key_path=key) == 1
+    assert tablet.state(user, None) == phone.state(user, None)
+
+
 def test_bad_input_raises_the_typed_error_and_changes_nothing(scene):
     user, _, phone, _ = scene
     phone.record(update(user, LEAVES[0], Status.IN_PROGRESS, 30))

@@ -196,6 +196,16 @@ impl DeadlineStream {
     }
 }
 
+impl DeadlineStream {
+    /// Reads without consuming (the next read returns the same bytes), within the same
+    /// deadlines as a read.
+    pub fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.time_left(Direction::Reading)?;
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.peek(buf).map_err(|e| self.timed_out(e))
+    }
+}
+
 impl Read for DeadlineStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.time_left(Direction::Reading)?;

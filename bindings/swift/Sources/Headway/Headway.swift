@@ -657,15 +657,19 @@ public protocol StoreProtocol: AnyObject, Sendable {
     /**
      * A file for another device of the learner (a USB stick between a school server and a
      * phone): only what it lacks if this device has met `since_peer` before, else everything.
+     * With `key_path` (a key file from `headway peer pair`, covering the learner) the file is
+     * sealed: only a device holding that key opens it.
      */
-    func peerExport(userId: String, sincePeer: String?) throws  -> Data
+    func peerExport(userId: String, sincePeer: String?, keyPath: String?) throws  -> Data
     
     /**
      * Imports another device's file; returns how many content items it raised. A malformed
      * or hostile file, or one for another learner, raises `RefusedPeerData` and changes
-     * nothing.
+     * nothing. A sealed file opens only with `key_path`, the key it was sealed with (which
+     * must cover the learner): without it, or with another key, or changed since it was
+     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key.
      */
-    func peerImport(userId: String, data: Data) throws  -> UInt32
+    func peerImport(userId: String, data: Data, keyPath: String?) throws  -> UInt32
     
     /**
      * The items the next sync would send: those the server is not known to hold, leaving
@@ -886,14 +890,17 @@ open func networkUp()throws   {try rustCallWithError(FfiConverterTypeHeadwayErro
     /**
      * A file for another device of the learner (a USB stick between a school server and a
      * phone): only what it lacks if this device has met `since_peer` before, else everything.
+     * With `key_path` (a key file from `headway peer pair`, covering the learner) the file is
+     * sealed: only a device holding that key opens it.
      */
-open func peerExport(userId: String, sincePeer: String?)throws  -> Data  {
+open func peerExport(userId: String, sincePeer: String?, keyPath: String? = nil)throws  -> Data  {
     return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeHeadwayError_lift) {
         uniffiCallStatus in
     uniffi_headway_ffi_fn_method_store_peer_export(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(userId),
-        FfiConverterOptionString.lower(sincePeer),uniffiCallStatus
+        FfiConverterOptionString.lower(sincePeer),
+        FfiConverterOptionString.lower(keyPath),uniffiCallStatus
     )
 })
 }
@@ -901,15 +908,18 @@ open func peerExport(userId: String, sincePeer: String?)throws  -> Data  {
     /**
      * Imports another device's file; returns how many content items it raised. A malformed
      * or hostile file, or one for another learner, raises `RefusedPeerData` and changes
-     * nothing.
+     * nothing. A sealed file opens only with `key_path`, the key it was sealed with (which
+     * must cover the learner): without it, or with another key, or changed since it was
+     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key.
      */
-open func peerImport(userId: String, data: Data)throws  -> UInt32  {
+open func peerImport(userId: String, data: Data, keyPath: String? = nil)throws  -> UInt32  {
     return try  FfiConverterUInt32.lift(try rustCallWithError(FfiConverterTypeHeadwayError_lift) {
         uniffiCallStatus in
     uniffi_headway_ffi_fn_method_store_peer_import(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(userId),
-        FfiConverterData.lower(data),uniffiCallStatus
+        FfiConverterData.lower(data),
+        FfiConverterOptionString.lower(keyPath),uniffiCallStatus
     )
 })
 }
@@ -2477,6 +2487,13 @@ enum HeadwayError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case RefusedPeerData(message: String)
     
     /**
+     * A peer file is not paired with this device: sealed with another pairing key (or none
+     * given for a sealed file), changed since it was sealed, or for a learner the key does not
+     * cover; nothing was changed. A key file that cannot be read is `InvalidInput`.
+     */
+    case NotPaired(message: String)
+    
+    /**
      * SQLite or Automerge failed for another reason (disk full, locked for too long, ...).
      */
     case Storage(message: String)
@@ -2539,11 +2556,15 @@ public struct FfiConverterTypeHeadwayError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 7: return .Storage(
+        case 7: return .NotPaired(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 8: return .Internal(
+        case 8: return .Storage(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 9: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -2570,10 +2591,12 @@ public struct FfiConverterTypeHeadwayError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(5))
         case .RefusedPeerData(_ /* message is ignored*/):
             writeInt(&buf, Int32(6))
-        case .Storage(_ /* message is ignored*/):
+        case .NotPaired(_ /* message is ignored*/):
             writeInt(&buf, Int32(7))
-        case .Internal(_ /* message is ignored*/):
+        case .Storage(_ /* message is ignored*/):
             writeInt(&buf, Int32(8))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(9))
 
         
         }
@@ -3132,10 +3155,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_headway_ffi_checksum_method_store_network_up() != 16883) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_headway_ffi_checksum_method_store_peer_export() != 27441) {
+    if (uniffi_headway_ffi_checksum_method_store_peer_export() != 30340) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_headway_ffi_checksum_method_store_peer_import() != 15610) {
+    if (uniffi_headway_ffi_checksum_method_store_peer_import() != 22302) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_headway_ffi_checksum_method_store_pending() != 58136) {

@@ -189,6 +189,35 @@ fun devicesConvergeThroughAPeerFile() {
     }
 }
 
+/** A pairing key for [user] in [dir], made by `headway peer pair`. */
+fun pair(dir: File, name: String, user: String): String {
+    val binary = System.getenv("HEADWAY_BIN") ?: error("HEADWAY_BIN is not set")
+    val key = File(dir, name).path
+    val status = ProcessBuilder(binary, "peer", "pair", "--user", user, "--out", key)
+        .redirectErrorStream(true).start().waitFor()
+    assertEquals(0, status)
+    return key
+}
+
+// Issue 17, fault 5: a sealed peer file opens only with its pairing key (a trailing optional
+// argument: calls without it keep working).
+fun aSealedPeerFileOpensOnlyWithItsKey() {
+    val user = learner()
+    val dir = tempDir()
+    val key = pair(dir, "k.key", user)
+    val other = pair(dir, "o.key", user)
+    Store(File(dir, "phone.db").path).use { phone ->
+        Store(File(dir, "tablet.db").path).use { tablet ->
+            phone.record(update(user, LEAVES[0]))
+            val sealed = phone.peerExport(user, null, key)
+            assertFailsWith<HeadwayException.NotPaired> { tablet.peerImport(user, sealed) }
+            assertFailsWith<HeadwayException.NotPaired> { tablet.peerImport(user, sealed, other) }
+            assertEquals(emptyList(), tablet.state(user, null))
+            assertEquals(1u, tablet.peerImport(user, sealed, key))
+        }
+    }
+}
+
 fun badInputRaisesTheTypedErrorAndChangesNothing() = runBlocking {
     val user = learner()
     Store(File(tempDir(), "phone.db").path).use { phone ->
@@ -244,6 +273,7 @@ fun main() {
         val tests: List<Pair<String, () -> Unit>> = listOf(
             "the scenario end to end from Kotlin" to { theScenarioEndToEndFromKotlin(server) },
             "devices converge through a peer file" to { devicesConvergeThroughAPeerFile() },
+            "a sealed peer file opens only with its key" to { aSealedPeerFileOpensOnlyWithItsKey() },
             "bad input raises the typed error and changes nothing" to { badInputRaisesTheTypedErrorAndChangesNothing() },
             "a corrupt file raises the typed error and is left untouched" to { aCorruptFileRaisesTheTypedErrorAndIsLeftUntouched() },
             "a refused token is refreshed through the app's token provider" to { aRefusedTokenIsRefreshedThroughTheAppsTokenProvider() },

@@ -822,9 +822,9 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_headway_ffi_fn_method_store_network_up(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_headway_ffi_fn_method_store_peer_export(`ptr`: Long,`userId`: RustBuffer.ByValue,`sincePeer`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_headway_ffi_fn_method_store_peer_export(`ptr`: Long,`userId`: RustBuffer.ByValue,`sincePeer`: RustBuffer.ByValue,`keyPath`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_headway_ffi_fn_method_store_peer_import(`ptr`: Long,`userId`: RustBuffer.ByValue,`data`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_headway_ffi_fn_method_store_peer_import(`ptr`: Long,`userId`: RustBuffer.ByValue,`data`: RustBuffer.ByValue,`keyPath`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Int
     external fun uniffi_headway_ffi_fn_method_store_pending(`ptr`: Long,`userId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -992,10 +992,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_headway_ffi_checksum_method_store_network_up() and 0xFFFF) != 16883) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_headway_ffi_checksum_method_store_peer_export() and 0xFFFF) != 27441) {
+    if ((lib.uniffi_headway_ffi_checksum_method_store_peer_export() and 0xFFFF) != 30340) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_headway_ffi_checksum_method_store_peer_import() and 0xFFFF) != 15610) {
+    if ((lib.uniffi_headway_ffi_checksum_method_store_peer_import() and 0xFFFF) != 22302) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_headway_ffi_checksum_method_store_pending() and 0xFFFF) != 58136) {
@@ -1583,15 +1583,19 @@ public interface StoreInterface {
     /**
      * A file for another device of the learner (a USB stick between a school server and a
      * phone): only what it lacks if this device has met `since_peer` before, else everything.
+     * With `key_path` (a key file from `headway peer pair`, covering the learner) the file is
+     * sealed: only a device holding that key opens it.
      */
-    fun `peerExport`(`userId`: kotlin.String, `sincePeer`: kotlin.String?): kotlin.ByteArray
+    fun `peerExport`(`userId`: kotlin.String, `sincePeer`: kotlin.String?, `keyPath`: kotlin.String? = null): kotlin.ByteArray
     
     /**
      * Imports another device's file; returns how many content items it raised. A malformed
      * or hostile file, or one for another learner, raises `RefusedPeerData` and changes
-     * nothing.
+     * nothing. A sealed file opens only with `key_path`, the key it was sealed with (which
+     * must cover the learner): without it, or with another key, or changed since it was
+     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key.
      */
-    fun `peerImport`(`userId`: kotlin.String, `data`: kotlin.ByteArray): kotlin.UInt
+    fun `peerImport`(`userId`: kotlin.String, `data`: kotlin.ByteArray, `keyPath`: kotlin.String? = null): kotlin.UInt
     
     /**
      * The items the next sync would send: those the server is not known to hold, leaving
@@ -1883,8 +1887,10 @@ open class Store: Disposable, AutoCloseable, StoreInterface
     /**
      * A file for another device of the learner (a USB stick between a school server and a
      * phone): only what it lacks if this device has met `since_peer` before, else everything.
+     * With `key_path` (a key file from `headway peer pair`, covering the learner) the file is
+     * sealed: only a device holding that key opens it.
      */
-    @Throws(HeadwayException::class)override fun `peerExport`(`userId`: kotlin.String, `sincePeer`: kotlin.String?): kotlin.ByteArray {
+    @Throws(HeadwayException::class)override fun `peerExport`(`userId`: kotlin.String, `sincePeer`: kotlin.String?, `keyPath`: kotlin.String?): kotlin.ByteArray {
             return FfiConverterByteArray.lift(
     callWithHandle {
     uniffiRustCallWithError(HeadwayException) { _status ->
@@ -1892,7 +1898,8 @@ open class Store: Disposable, AutoCloseable, StoreInterface
         it,
         
         FfiConverterString.lower(`userId`),
-        FfiConverterOptionalString.lower(`sincePeer`),_status)
+        FfiConverterOptionalString.lower(`sincePeer`),
+        FfiConverterOptionalString.lower(`keyPath`),_status)
 }
     }
     )
@@ -1903,9 +1910,11 @@ open class Store: Disposable, AutoCloseable, StoreInterface
     /**
      * Imports another device's file; returns how many content items it raised. A malformed
      * or hostile file, or one for another learner, raises `RefusedPeerData` and changes
-     * nothing.
+     * nothing. A sealed file opens only with `key_path`, the key it was sealed with (which
+     * must cover the learner): without it, or with another key, or changed since it was
+     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key.
      */
-    @Throws(HeadwayException::class)override fun `peerImport`(`userId`: kotlin.String, `data`: kotlin.ByteArray): kotlin.UInt {
+    @Throws(HeadwayException::class)override fun `peerImport`(`userId`: kotlin.String, `data`: kotlin.ByteArray, `keyPath`: kotlin.String?): kotlin.UInt {
             return FfiConverterUInt.lift(
     callWithHandle {
     uniffiRustCallWithError(HeadwayException) { _status ->
@@ -1913,7 +1922,8 @@ open class Store: Disposable, AutoCloseable, StoreInterface
         it,
         
         FfiConverterString.lower(`userId`),
-        FfiConverterByteArray.lower(`data`),_status)
+        FfiConverterByteArray.lower(`data`),
+        FfiConverterOptionalString.lower(`keyPath`),_status)
 }
     }
     )
@@ -3476,6 +3486,13 @@ sealed class HeadwayException(message: String): kotlin.Exception(message) {
         class RefusedPeerData(message: String) : HeadwayException(message)
         
     /**
+     * A peer file is not paired with this device: sealed with another pairing key (or none
+     * given for a sealed file), changed since it was sealed, or for a learner the key does not
+     * cover; nothing was changed. A key file that cannot be read is `InvalidInput`.
+     */
+        class NotPaired(message: String) : HeadwayException(message)
+        
+    /**
      * SQLite or Automerge failed for another reason (disk full, locked for too long, ...).
      */
         class Storage(message: String) : HeadwayException(message)
@@ -3504,8 +3521,9 @@ public object FfiConverterTypeHeadwayError : FfiConverterRustBuffer<HeadwayExcep
             4 -> HeadwayException.ServerUnavailable(FfiConverterString.read(buf))
             5 -> HeadwayException.CredentialsRefused(FfiConverterString.read(buf))
             6 -> HeadwayException.RefusedPeerData(FfiConverterString.read(buf))
-            7 -> HeadwayException.Storage(FfiConverterString.read(buf))
-            8 -> HeadwayException.Internal(FfiConverterString.read(buf))
+            7 -> HeadwayException.NotPaired(FfiConverterString.read(buf))
+            8 -> HeadwayException.Storage(FfiConverterString.read(buf))
+            9 -> HeadwayException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -3541,12 +3559,16 @@ public object FfiConverterTypeHeadwayError : FfiConverterRustBuffer<HeadwayExcep
                 buf.putInt(6)
                 Unit
             }
-            is HeadwayException.Storage -> {
+            is HeadwayException.NotPaired -> {
                 buf.putInt(7)
                 Unit
             }
-            is HeadwayException.Internal -> {
+            is HeadwayException.Storage -> {
                 buf.putInt(8)
+                Unit
+            }
+            is HeadwayException.Internal -> {
+                buf.putInt(9)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
