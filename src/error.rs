@@ -56,6 +56,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A peer's message would take more memory than this device has left for messages in
+    /// flight (its [`MemoryBudget`](crate::MemoryBudget), shared by every connection); the
+    /// message was refused and nothing was changed. It may pass once other messages are done.
+    #[error("this device has no memory to spare for a message this large right now ({wanted} bytes, budget {budget} bytes); try again")]
+    NoMemoryToSpare {
+        /// The bytes the message held when it was refused.
+        wanted: usize,
+        /// The budget, in bytes, shared by every connection.
+        budget: usize,
+    },
     /// A pairing key file could not be made or read: missing, malformed, of another format,
     /// readable by others, or an existing file it would overwrite.
     #[error("pairing key refused: {reason}")]

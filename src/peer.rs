@@ -8,7 +8,11 @@
 //! document and raises its own states into it (a join), then the sync protocol runs. Bytes
 //! from a peer are untrusted: every message is checked, and a bad one changes nothing.
 
+mod budget;
+
 use std::io::{self, Read, Write};
+
+pub use budget::{Charge, MemoryBudget, FREE_PER_MESSAGE};
 
 use crate::error::{Error, Result};
 use crate::id::UserId;
@@ -42,19 +46,20 @@ pub const MAX_MESSAGE_LEN: usize = 64 * 1024 * 1024;
 /// bytes (the most [`PeerMessage::decode`] takes) is about 136 KiB.
 pub const OPENING_FRAME_LEN: usize = 256 * 1024;
 
-/// How many times its deflated size a payload may inflate to. Real sync messages, changes
-/// and documents shrink a few times (`real_payloads_inflate_far_below_the_cap` measures it);
-/// deflate itself reaches about 1,000 times, which is what a bomb uses.
-pub const MAX_INFLATION_RATIO: usize = 64;
+/// How many times its deflated size a payload may inflate to: about deflate's own maximum
+/// (1,032), so no legitimate payload is refused for being repetitive (issue 17: a ratio of 64
+/// refused a 300,000-byte sync message of period 251). What bounds a bomb's memory is the
+/// [`MemoryBudget`] the reader charges as the payload inflates, and [`MAX_MESSAGE_LEN`].
+pub const MAX_INFLATION_RATIO: usize = 1024;
 
 /// How much one frame may carry at a point of a live exchange (issue 17: a 292 KB frame used
 /// to inflate to 64 MiB before any hello).
 ///
 /// ```
 /// use headway::{FrameLimit, PeerMessage};
-/// let bomb = PeerMessage::Sync(vec![0; 1_000_000]).encode(); // about 1 KB on the wire
-/// assert!(PeerMessage::decode_within(&bomb, FrameLimit::Opening).is_err()); // before a hello
-/// assert!(PeerMessage::decode_within(&bomb, FrameLimit::Exchange).is_err()); // 1,000 times
+/// let zeros = PeerMessage::Sync(vec![0; 1_000_000]).encode(); // about 1 KB on the wire
+/// assert!(PeerMessage::decode_within(&zeros, FrameLimit::Opening).is_err()); // before a hello
+/// assert!(PeerMessage::decode_within(&zeros, FrameLimit::Exchange).is_ok()); // inside one
 /// let hello_first = PeerMessage::ListLearners.encode();
 /// assert!(PeerMessage::decode_within(&hello_first, FrameLimit::Opening).is_ok());
 /// assert_eq!(FrameLimit::Opening.max_frame(), headway::OPENING_FRAME_LEN);
@@ -91,7 +96,7 @@ impl FrameLimit {
     /// ```
     /// use headway::FrameLimit;
     /// assert_eq!(FrameLimit::Opening.max_inflated(1_000), None);
-    /// assert_eq!(FrameLimit::Exchange.max_inflated(1_000), Some(64_000));
+    /// assert_eq!(FrameLimit::Exchange.max_inflated(1_000), Some(1_024_000));
     /// ```
     pub fn max_inflated(self, deflated: usize) -> Option<usize> {
         match self {
@@ -194,12 +199,12 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(a))
     }
 
-    fn blob(&mut self) -> Result<Vec<u8>> {
+    fn blob(&mut self) -> Result<&'a [u8]> {
         let n = self.u32()?;
         if n > MAX_MESSAGE_LEN {
             return Err(refuse("the message is too large"));
         }
-        Ok(self.take(n)?.to_vec())
+        self.take(n)
     }
 
     fn text(&mut self) -> Result<String> {
@@ -236,12 +241,66 @@ fn deflate(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap_or_default()
 }
 
-/// Inflates a payload within what `limit` allows for its size: a hostile payload cannot
-/// exhaust memory.
-fn inflate(bytes: &[u8], limit: FrameLimit) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    inflate_into(bytes, limit, &mut out)?;
-    Ok(out)
+/// A buffer whose every growth is charged to a message's [`Charge`] before it is allocated,
+/// and never grows past `max` bytes: capacity is charged, not length, so doubling is counted.
+struct ChargedVec<'c> {
+    bytes: Vec<u8>,
+    max: usize,
+    charge: &'c mut Charge,
+    /// Why the charge refused to grow, kept to return as itself.
+    refused: Option<Error>,
+}
+
+impl<'c> ChargedVec<'c> {
+    fn new(max: usize, charge: &'c mut Charge) -> ChargedVec<'c> {
+        ChargedVec {
+            bytes: Vec::new(),
+            max,
+            charge,
+            refused: None,
+        }
+    }
+
+    /// The error for a failed write: the budget's refusal if that was it, else `other`.
+    fn failure(&mut self, other: impl FnOnce() -> Error) -> Error {
+        self.refused.take().unwrap_or_else(other)
+    }
+}
+
+impl Write for ChargedVec<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let needed = self.bytes.len().saturating_add(data.len());
+        let capacity = self.bytes.capacity();
+        if needed > capacity {
+            let wanted = capacity
+                .saturating_mul(2)
+                .max(needed)
+                .max(FRAME_BUFFER_START)
+                .min(self.max.max(needed));
+            if let Err(refused) = self.charge.grow(wanted - capacity) {
+                self.refused = Some(refused);
+                return Err(io::Error::new(io::ErrorKind::OutOfMemory, "budget"));
+            }
+            self.bytes.reserve_exact(wanted - self.bytes.len());
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Inflates a payload within what `limit` allows for its size and what `charge` can take: a
+/// hostile payload cannot exhaust memory, alone or with others.
+fn inflate(bytes: &[u8], limit: FrameLimit, charge: &mut Charge) -> Result<Vec<u8>> {
+    let cap = limit.max_inflated(bytes.len()).unwrap_or(0);
+    let mut out = ChargedVec::new(cap.saturating_add(1), charge);
+    match inflate_into(bytes, limit, &mut out) {
+        Ok(()) => Ok(out.bytes),
+        Err(other) => Err(out.failure(|| other)),
+    }
 }
 
 /// Inflates `bytes` into `out`, reading the inflated stream through [`Read::take`]: at most one
@@ -344,6 +403,12 @@ impl PeerMessage {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn decode_within(bytes: &[u8], limit: FrameLimit) -> Result<PeerMessage> {
+        PeerMessage::decode_charged(bytes, limit, &mut MemoryBudget::unlimited().charge())
+    }
+
+    /// [`PeerMessage::decode_within`], charging the payload it copies or inflates to `charge`
+    /// as it grows: past the budget it is refused ([`Error::NoMemoryToSpare`]).
+    fn decode_charged(bytes: &[u8], limit: FrameLimit, charge: &mut Charge) -> Result<PeerMessage> {
         let mut r = Reader { bytes };
         if r.take(4)? != MAGIC {
             return Err(refuse("not a headway peer message"));
@@ -353,12 +418,13 @@ impl PeerMessage {
         }
         let kind = r.u8()?;
         let deflated = kind & DEFLATED != 0 && matches!(kind & !DEFLATED, 3..=5);
-        let payload = |r: &mut Reader<'_>| -> Result<Vec<u8>> {
+        let mut payload = |r: &mut Reader<'_>| -> Result<Vec<u8>> {
             let blob = r.blob()?;
             if deflated {
-                inflate(&blob, limit)
+                inflate(blob, limit, charge)
             } else {
-                Ok(blob)
+                charge.grow(blob.len())?;
+                Ok(blob.to_vec())
             }
         };
         let kind = if deflated { kind & !DEFLATED } else { kind };
@@ -501,6 +567,38 @@ impl PeerMessage {
         input: &mut impl Read,
         limit: FrameLimit,
     ) -> io::Result<Option<Result<PeerMessage>>> {
+        let read = PeerMessage::read_framed_budgeted(input, limit, &MemoryBudget::unlimited())?;
+        Ok(read.map(|message| message.map(|(message, _charge)| message)))
+    }
+
+    /// [`PeerMessage::read_framed_within`], charging `budget` (shared by every connection a
+    /// device serves) as the frame's bytes arrive and as its payload inflates, past the
+    /// message's first [`FREE_PER_MESSAGE`] bytes. Past the budget the message is refused,
+    /// [`Error::NoMemoryToSpare`], with the frame maybe unread to its end (close the
+    /// connection). The message comes with its [`Charge`]: hold it while handling the message.
+    ///
+    /// ```
+    /// use headway::{Error, FrameLimit, MemoryBudget, PeerMessage};
+    /// let budget = MemoryBudget::new(1024 * 1024);
+    /// let mut wire = Vec::new();
+    /// PeerMessage::Sync(vec![7; 200_000]).write_framed(&mut wire)?; // 1 KB on the wire
+    /// let read = PeerMessage::read_framed_budgeted(&mut wire.as_slice(), FrameLimit::Exchange, &budget)?;
+    /// let (message, charge) = read.expect("a frame").expect("a message");
+    /// assert!(budget.in_use() > 0);
+    /// drop((message, charge));
+    /// assert_eq!(budget.in_use(), 0);
+    /// let mut bomb = Vec::new();
+    /// PeerMessage::Sync(vec![0; 8_000_000]).write_framed(&mut bomb)?;
+    /// let read = PeerMessage::read_framed_budgeted(&mut bomb.as_slice(), FrameLimit::Exchange, &budget)?;
+    /// assert!(matches!(read, Some(Err(Error::NoMemoryToSpare { .. }))));
+    /// assert_eq!(budget.in_use(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_framed_budgeted(
+        input: &mut impl Read,
+        limit: FrameLimit,
+        budget: &MemoryBudget,
+    ) -> io::Result<Option<Result<(PeerMessage, Charge)>>> {
         let mut prefix = [0u8; 4];
         let mut filled = 0;
         while filled < prefix.len() {
@@ -528,14 +626,26 @@ impl PeerMessage {
                 limit.max_frame()
             )));
         }
-        let mut bytes = Vec::with_capacity(len.min(FRAME_BUFFER_START));
-        let read = input
-            .take(u64::try_from(len).unwrap_or(u64::MAX))
-            .read_to_end(&mut bytes)?;
-        if read < len {
+        let mut frame_charge = budget.charge();
+        let mut frame = ChargedVec::new(len, &mut frame_charge);
+        let copied = io::copy(
+            &mut input.take(u64::try_from(len).unwrap_or(u64::MAX)),
+            &mut frame,
+        );
+        if let Some(refused) = frame.refused.take() {
+            return Ok(Some(Err(refused)));
+        }
+        if copied? < u64::try_from(len).unwrap_or(u64::MAX) {
             return Err(closed_mid_message());
         }
-        Ok(Some(PeerMessage::decode_within(&bytes, limit)))
+        let bytes = frame.bytes;
+        // The frame's own allowance stays with the frame; the message is charged afresh, and
+        // the frame's charge is given back once the message is decoded.
+        let mut charge = budget.charge();
+        let message = PeerMessage::decode_charged(&bytes, limit, &mut charge);
+        drop(bytes);
+        drop(frame_charge);
+        Ok(Some(message.map(|message| (message, charge))))
     }
 }
 
@@ -890,9 +1000,9 @@ mod tests {
     /// Issue 17 (fault 6): a small frame used to inflate to 64 MiB before anything looked at it.
     #[test]
     fn a_payload_that_would_inflate_past_its_kinds_cap_is_refused_without_allocating_it() {
-        let bomb = deflate(&vec![0; 16 * 1024 * 1024]);
+        let bomb = deflate(&vec![0; MAX_MESSAGE_LEN + 1024 * 1024]);
         let cap = FrameLimit::Exchange.max_inflated(bomb.len()).unwrap();
-        assert!(cap < 16 * 1024 * 1024, "the bomb is {} bytes", bomb.len());
+        assert_eq!(cap, MAX_MESSAGE_LEN, "the bomb is {} bytes", bomb.len());
         let mut sink = Counted::default();
         let refused = inflate_into(&bomb, FrameLimit::Exchange, &mut sink).unwrap_err();
         assert!(
@@ -941,6 +1051,44 @@ mod tests {
         hello.write_framed(&mut wire).unwrap();
         let read = PeerMessage::read_framed_within(&mut wire.as_slice(), FrameLimit::Opening);
         assert_eq!(read.unwrap().unwrap().unwrap(), hello);
+    }
+
+    /// Issue 17: a bomb inside an exchange is refused once it passes the shared budget, with
+    /// the budget's reason, having charged no more than the budget; everything comes back.
+    #[test]
+    fn a_bomb_past_the_shared_budget_is_refused_and_its_charge_comes_back() {
+        let budget = MemoryBudget::new(4 * 1024 * 1024);
+        let held = budget.charge();
+        let mut wire = Vec::new();
+        PeerMessage::Sync(vec![0; 60 * 1024 * 1024])
+            .write_framed(&mut wire)
+            .unwrap();
+        let read =
+            PeerMessage::read_framed_budgeted(&mut wire.as_slice(), FrameLimit::Exchange, &budget)
+                .unwrap()
+                .unwrap();
+        let refused = read.map(|_| ()).unwrap_err();
+        assert!(
+            matches!(refused, Error::NoMemoryToSpare { budget: b, .. } if b == 4 * 1024 * 1024),
+            "{refused}"
+        );
+        assert_eq!(budget.in_use(), 0);
+        drop(held);
+        // A repetitive payload well past 64 times its deflated size still passes.
+        let periodic: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
+        let mut wire = Vec::new();
+        PeerMessage::Sync(periodic.clone())
+            .write_framed(&mut wire)
+            .unwrap();
+        let (message, charge) =
+            PeerMessage::read_framed_budgeted(&mut wire.as_slice(), FrameLimit::Exchange, &budget)
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        assert_eq!(message, PeerMessage::Sync(periodic));
+        assert!(budget.in_use() > 0);
+        drop(charge);
+        assert_eq!(budget.in_use(), 0);
     }
 
     /// What real exchanges send stays far below the inflation cap: a first sync of 2,000

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use headway::{FrameLimit, PeerMessage, PeerSession, Role, Store, UserId};
+use headway::{Charge, FrameLimit, MemoryBudget, PeerMessage, PeerSession, Role, Store, UserId};
 use pairing::Scope;
 
 use crate::{existing_store, open_store, ui, Failure};
@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// Serve anyone, in clear, without a key: only on a loopback address (tests, demos).
     #[arg(long)]
     no_auth: bool,
+    /// Memory, in MiB, that messages in flight may take on all connections together (past
+    /// each message's first 64 KiB); a message past it is refused and its connection closed.
+    #[arg(long, value_name = "MIB", default_value_t = 8)]
+    memory_budget: usize,
 }
 
 #[derive(Args)]
@@ -201,7 +205,18 @@ impl std::error::Error for NotAPeer {}
 /// One message within `limit`, or `None` at a clean end of stream (the framing is
 /// `PeerMessage`'s). Bytes that are not a headway peer's framing are a [`NotAPeer`].
 fn read_frame(stream: &mut impl Read, limit: FrameLimit) -> anyhow::Result<Option<PeerMessage>> {
-    match PeerMessage::read_framed_within(stream, limit) {
+    let budget = MemoryBudget::unlimited();
+    Ok(read_charged_frame(stream, limit, &budget)?.map(|(message, _charge)| message))
+}
+
+/// [`read_frame`], charging `budget` (shared by every connection) as the frame arrives and its
+/// payload inflates; the message comes with its charge, to hold while it is handled.
+fn read_charged_frame(
+    stream: &mut impl Read,
+    limit: FrameLimit,
+    budget: &MemoryBudget,
+) -> anyhow::Result<Option<(PeerMessage, Charge)>> {
+    match PeerMessage::read_framed_budgeted(stream, limit, budget) {
         Ok(message) => Ok(message.transpose()?),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             Err(NotAPeer(e.to_string()).into())
@@ -225,6 +240,8 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     let mut workers = Vec::new();
     let deadlines = args.deadlines.deadlines();
     let slots = Slots::default();
+    // One budget for every connection: many bombs together stay within it (issue 17).
+    let budget = MemoryBudget::new(args.memory_budget.saturating_mul(1024 * 1024));
     for (served, stream) in listener.incoming().enumerate() {
         workers.retain(|worker: &std::thread::JoinHandle<()>| !worker.is_finished());
         match stream.and_then(|stream| Ok((slots.admit(&stream)?, stream))) {
@@ -241,6 +258,7 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
                 let store = store.clone();
                 let only = only.clone();
                 let auth = auth.clone();
+                let budget = budget.clone();
                 workers.push(std::thread::spawn(move || {
                     let name = slots::peer_name(&stream);
                     let stream = DeadlineStream::new(stream, deadlines);
@@ -253,7 +271,7 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
                             return;
                         }
                     };
-                    match answer(&store, &mut stream, only.as_ref(), &scope, &mut slot) {
+                    match answer(&store, &mut stream, only.as_ref(), &scope, &mut slot, &budget) {
                         Ok(()) => {}
                         // Dropped to admit a newer connection: logged then.
                         Err(_) if slot.was_dropped() => {}
@@ -283,20 +301,22 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
 /// for the learner it names; one connection may carry exchanges for several learners, each
 /// only for a learner its `scope` (the pairing key) covers. Its first message moves it from the
 /// opening pool to an exchange `slot`; until a hello, frames are small and nothing inflates
-/// ([`FrameLimit::Opening`]).
+/// ([`FrameLimit::Opening`]). Every message is charged to `budget`, shared by every connection,
+/// until its replies are written.
 fn answer(
     store: &Store,
     stream: &mut (impl Read + Write),
     only: Option<&UserId>,
     scope: &Scope,
     slot: &mut Slot,
+    budget: &MemoryBudget,
 ) -> anyhow::Result<()> {
     let mut session: Option<PeerSession> = None;
     let limit = |session: &Option<PeerSession>| match session {
         Some(_) => FrameLimit::Exchange,
         None => FrameLimit::Opening,
     };
-    while let Some(message) = read_frame(stream, limit(&session))? {
+    while let Some((message, _charge)) = read_charged_frame(stream, limit(&session), budget)? {
         slot.start_exchange()?;
         let replies = match message {
             PeerMessage::ListLearners => {

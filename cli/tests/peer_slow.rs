@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use headway::PeerMessage;
+use headway::{PeerMessage, PeerSession, Role, Store, UserId};
 use support::{headway, record_args, text, TempDir};
 
 /// A generous ceiling for anything that should end in a second or two.
@@ -329,6 +329,95 @@ fn peer_serve_stays_under_64_mib_under_16_inflation_bomb_connections() {
     );
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
     // And it still serves.
+    let (out, _) = headway_within_ceiling(&phone, &["peer", "connect", &addr, "--user", "u1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(state(&tablet), state(&phone));
+    server.kill().unwrap();
+    let _ = server.wait();
+}
+
+/// A sync message of 1 MiB of noise then 60 MiB of zeros (about 1.3 MB deflated, inflating
+/// to 61 MiB, about 47 times), framed: the bomb a paired peer can send after its hello.
+fn bomb_after_a_hello() -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut payload: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    payload.resize(61 << 20, 0);
+    let mut frame = Vec::new();
+    PeerMessage::Sync(payload).write_framed(&mut frame).unwrap();
+    frame
+}
+
+/// Connects to `addr`, says hello for learner u1 (as a device holding nothing) and reads the
+/// answer: the connection is inside an exchange.
+fn inside_an_exchange(addr: &str) -> TcpStream {
+    let user = UserId::new("u1").unwrap();
+    let scratch = Store::open_in_memory().unwrap();
+    let hello = PeerSession::new(&user, Role::Initiator)
+        .start(&scratch)
+        .unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(CEILING)).unwrap();
+    hello.write_framed(&mut stream).unwrap();
+    let answer = PeerMessage::read_framed(&mut stream).unwrap().unwrap().unwrap();
+    assert!(
+        !matches!(answer, PeerMessage::Refused(_)),
+        "the hello was refused: {answer:?}"
+    );
+    stream
+}
+
+/// Issue 17: inside an exchange, 16 connections each sending a bomb of 1.3 MB inflating to
+/// 61 MiB took `peer serve` to 1.07 GB (the ratio cap let each inflate to 61 MiB). Now one
+/// memory budget, shared by every connection, refuses them with its reason: peak RSS stays
+/// under 64 MiB, and the server still serves.
+#[test]
+fn peer_serve_stays_under_64_mib_under_16_inflation_bombs_sent_after_a_hello() {
+    let dir = TempDir::new("bombs-after-hello");
+    let (tablet, phone) = (dir.0.join("tablet.db"), dir.0.join("phone.db"));
+    record(&tablet, "do_1");
+    record(&phone, "do_2");
+    let (mut server, addr) = serve(&tablet, &dir.0.join("serve.log"), &["--no-auth"]);
+    let bomb = Arc::new(bomb_after_a_hello());
+    let before = peak_rss_kib(server.id());
+    // One bomb alone is refused with the budget's reason.
+    let mut alone = inside_an_exchange(&addr);
+    let _ = alone.write_all(&bomb);
+    let reason = refusal(&mut alone).unwrap_or_default();
+    // Sixteen at once, each from inside an exchange.
+    let ready = Arc::new(std::sync::Barrier::new(16));
+    let bombers: Vec<JoinHandle<Option<String>>> = (0..16)
+        .map(|_| {
+            let (addr, bomb, ready) = (addr.clone(), bomb.clone(), ready.clone());
+            std::thread::spawn(move || {
+                let mut stream = inside_an_exchange(&addr);
+                ready.wait();
+                let _ = stream.write_all(&bomb);
+                refusal(&mut stream)
+            })
+        })
+        .collect();
+    let reasons: Vec<Option<String>> = bombers.into_iter().map(|b| b.join().unwrap()).collect();
+    let peak = peak_rss_kib(server.id());
+    println!(
+        "peer serve peak RSS: {:.1} MiB before, {:.1} MiB after 1 + 16 bombs of {} bytes sent after a hello",
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        bomb.len(),
+    );
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+    assert!(reason.contains("no memory to spare"), "refused with {reason:?}");
+    assert!(
+        reasons.iter().flatten().all(|r| r.contains("no memory to spare")),
+        "{reasons:?}"
+    );
+    // And it still serves a well-behaved peer.
     let (out, _) = headway_within_ceiling(&phone, &["peer", "connect", &addr, "--user", "u1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(state(&tablet), state(&phone));
