@@ -271,7 +271,14 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
                             return;
                         }
                     };
-                    match answer(&store, &mut stream, only.as_ref(), &scope, &mut slot, &budget) {
+                    match answer(
+                        &store,
+                        &mut stream,
+                        only.as_ref(),
+                        &scope,
+                        &mut slot,
+                        &budget,
+                    ) {
                         Ok(()) => {}
                         // Dropped to admit a newer connection: logged then.
                         Err(_) if slot.was_dropped() => {}

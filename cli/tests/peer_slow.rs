@@ -365,7 +365,10 @@ fn inside_an_exchange(addr: &str) -> TcpStream {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(CEILING)).unwrap();
     hello.write_framed(&mut stream).unwrap();
-    let answer = PeerMessage::read_framed(&mut stream).unwrap().unwrap().unwrap();
+    let answer = PeerMessage::read_framed(&mut stream)
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(
         !matches!(answer, PeerMessage::Refused(_)),
         "the hello was refused: {answer:?}"
@@ -412,9 +415,15 @@ fn peer_serve_stays_under_64_mib_under_16_inflation_bombs_sent_after_a_hello() {
         bomb.len(),
     );
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
-    assert!(reason.contains("no memory to spare"), "refused with {reason:?}");
     assert!(
-        reasons.iter().flatten().all(|r| r.contains("no memory to spare")),
+        reason.contains("no memory to spare"),
+        "refused with {reason:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .flatten()
+            .all(|r| r.contains("no memory to spare")),
         "{reasons:?}"
     );
     // And it still serves a well-behaved peer.

@@ -103,7 +103,8 @@ impl MemoryBudget {
         shared
             .in_use
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|total| *total <= shared.limit)
+                used.checked_add(bytes)
+                    .filter(|total| *total <= shared.limit)
             })
             .is_ok()
     }
@@ -201,7 +202,10 @@ mod tests {
             refused,
             Error::NoMemoryToSpare { budget: 1000, .. }
         ));
-        assert!(refused.to_string().contains("no memory to spare"), "{refused}");
+        assert!(
+            refused.to_string().contains("no memory to spare"),
+            "{refused}"
+        );
         assert_eq!((b.held(), budget.in_use()), (0, 600));
         b.grow(FREE_PER_MESSAGE + 400).unwrap();
         assert_eq!(budget.in_use(), 1000);
