@@ -262,7 +262,8 @@ impl Store {
     /// or hostile file, or one for another learner, raises `RefusedPeerData` and changes
     /// nothing. A sealed file opens only with `key_path`, the key it was sealed with (which
     /// must cover the learner): without it, or with another key, or changed since it was
-    /// sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key.
+    /// sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key, and
+    /// with one it raises `NotPaired` (it cannot be verified).
     #[uniffi::method(default(key_path))]
     pub fn peer_import(
         &self,
