@@ -176,6 +176,10 @@ fn remove_new_store(db: &Path) {
 /// Bytes a peer sent that were refused are bad input (exit 2): nothing was changed.
 fn refused(e: headway::Error) -> Failure {
     match e {
+        // A busy peer is unavailable for now (exit 3, try again), not a refusal of our input.
+        headway::Error::PeerMessage { ref reason } if slots::is_busy(reason) => {
+            Failure::Unavailable(e.to_string())
+        }
         headway::Error::PeerMessage { .. }
         | headway::Error::CorruptDocument { .. }
         | headway::Error::NotPaired { .. } => Failure::Input(e.to_string()),
@@ -451,6 +455,12 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
             )? {
                 // Both ends keep to the key: what the peer lists beyond it is not asked for.
                 PeerMessage::Learners(theirs) => all.extend(theirs),
+                PeerMessage::Refused(reason) if slots::is_busy(&reason) => {
+                    return Err(Failure::Unavailable(format!(
+                        "the peer {}: {reason}",
+                        args.addr
+                    )))
+                }
                 PeerMessage::Refused(reason) => {
                     return Err(Failure::Input(format!(
                         "the peer refused the exchange: {reason}"
