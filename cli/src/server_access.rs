@@ -102,6 +102,14 @@ pub fn credentials_refused(server: &str, source: &str, status: u16, pending: usi
     ))
 }
 
+/// The exit-4 failure for a sync in which `server` dropped all `sent` items without a reason,
+/// as Sunbird does for another learner's token (issue 17).
+pub fn every_item_dropped(server: &str, source: &str, sent: usize) -> Failure {
+    Failure::Credentials(format!(
+        "{server} dropped every item sent ({sent}), as it does for another learner's token: the user token from {source} is probably not this learner's; the items are sent again by the next sync"
+    ))
+}
+
 /// A refresh's failure: the exit-4 failures (refused credentials, an answer for another
 /// learner) name the token's source; anything else as usual.
 pub fn refresh_failure(server: &str, source: &str, error: headway::Error) -> Failure {
@@ -112,6 +120,7 @@ pub fn refresh_failure(server: &str, source: &str, error: headway::Error) -> Fai
         headway::Error::WrongLearner { asked, answered } => Failure::Credentials(format!(
             "{server} answered for learner {answered:?}, not {asked:?}: the user token from {source} belongs to someone else; nothing was changed"
         )),
+        headway::Error::EveryItemDropped { sent } => every_item_dropped(server, source, sent),
         other => other.into(),
     }
 }
