@@ -277,6 +277,31 @@ async fn a_refused_token_exits_4_naming_where_it_came_from_never_its_value() {
     assert_eq!(pending(&db, "bob"), 1);
 }
 
+// Issue 17, review: with no token the message read "the user token from no user token (...)",
+// and `status` showed the refusal as "server unavailable: credentials refused (401)".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_reads_naturally_and_status_shows_credentials_refused_not_server_unavailable() {
+    let dir = TempDir::new("no-token");
+    let db = dir.0.join("bob.db");
+    let server = server_of_asha_and_bob().await;
+    let url = server.url().to_string();
+    record(&db, "bob", "do_0001", Status::Completed, 100);
+    let out = headway_with_env(&db, &["sync", "--user", "bob", "--server", &url], &[]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("no user token was given (--user-token or HEADWAY_USER_TOKEN)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("the user token from"), "{stderr}");
+
+    let status = headway_with_env(&db, &["status", "--user", "bob"], &[]).await;
+    let stdout = text(&status.stdout);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    assert!(stdout.contains("credentials refused (401)"), "{stdout}");
+    assert!(!stdout.contains("server unavailable"), "{stdout}");
+}
+
 /// A listener on `ip` that counts every connection it accepts (and drops it).
 fn counting_listener(ip: &str) -> (String, Arc<AtomicU64>) {
     let listener = TcpListener::bind((ip, 0)).unwrap();
