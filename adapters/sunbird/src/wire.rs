@@ -681,7 +681,8 @@ pub fn parse_enrollment_list(body: &[u8]) -> Result<Vec<EnrolledCourse>, String>
 }
 
 /// The learner an enrollment-list entry names in its `userId`, if it names one (a blank or
-/// non-text `userId` names none). The caller compares it with the learner it asked for
+/// non-text `userId` names none here; the adapter refuses such an entry before, through
+/// [`other_learner_in_list`]). The caller compares it with the learner it asked for
 /// (issue 17).
 ///
 /// ```
