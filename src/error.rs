@@ -144,6 +144,17 @@ pub enum Error {
         /// The learner the answer named.
         answered: String,
     },
+    /// The server answered a sync but dropped every item sent without a reason, as Sunbird
+    /// does with the items of a token that belongs to another learner: the token is probably
+    /// not this learner's. The refresh cached no list and merged nothing; the dropped items
+    /// are listed as rejected and sent again by the next sync (issue 17).
+    #[error(
+        "the server dropped every item sent ({sent}), as it does for another learner's token: the token is probably not this learner's; no list was cached and nothing was merged"
+    )]
+    EveryItemDropped {
+        /// How many items were sent (and dropped).
+        sent: usize,
+    },
     /// The server refused the credentials (401 or 403) even after a token refresh; nothing
     /// was read, and every pending item stays pending.
     #[error("the server refused the credentials ({status}); every pending item stays pending")]

@@ -49,7 +49,10 @@ impl Store {
     /// answer comes from the cache ([`CoursesSource::Cache`]); nothing pending is lost either
     /// way. Two failures are not hidden behind the cache, and change nothing: an answer for
     /// another learner than `user` ([`Error::WrongLearner`]: the token belongs to someone
-    /// else) and refused credentials ([`Error::CredentialsRefused`]).
+    /// else), refused credentials ([`Error::CredentialsRefused`]), and a sync whose every item
+    /// the server dropped without a reason ([`Error::EveryItemDropped`]: what Sunbird does
+    /// with another learner's token, whose list names nobody when that learner is enrolled
+    /// nowhere).
     pub async fn refresh_courses(
         &self,
         user: &UserId,
@@ -80,6 +83,12 @@ impl Store {
                 .first()
                 .map_or_else(|| "sync failed".to_string(), |r| r.cause.to_string());
             return self.cached_answer(user, cause, Some(sync)).await;
+        }
+        // Every item dropped without a reason: Sunbird does so with another learner's token.
+        // The list of such a token names nobody, so this is the refresh's only sign: cache
+        // nothing, merge nothing (issue 17).
+        if sync.every_item_dropped() {
+            return Err(Error::EveryItemDropped { sent: sync.sent });
         }
         let list = match listed {
             Ok(list) => list,

@@ -62,4 +62,81 @@ impl SyncReport {
     pub fn server_failed(&self) -> bool {
         self.sent > 0 && self.acknowledged == 0 && self.rejected.is_empty()
     }
+
+    /// True when items were sent and the server answered, but dropped every one of them
+    /// without a reason ([`RejectionReason::DroppedByServer`]): what Sunbird does with every
+    /// item of a token that belongs to another learner (sunbird-api.md §7.5), so a strong
+    /// sign the token is not this learner's (issue 17). A partial drop is not.
+    ///
+    /// ```
+    /// use headway::{ContentKey, RejectedItem, RejectionReason, SyncReport};
+    /// let key = ContentKey::new("bob", "do_c", "b1", "do_1")?;
+    /// let dropped = RejectionReason::DroppedByServer { text: "NOT_IN_RESULT".into() };
+    /// let report = SyncReport {
+    ///     sent: 1,
+    ///     rejected: vec![RejectedItem { key, reason: dropped }],
+    ///     ..SyncReport::default()
+    /// };
+    /// assert!(report.every_item_dropped());
+    /// assert!(!SyncReport::default().every_item_dropped()); // nothing sent
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn every_item_dropped(&self) -> bool {
+        self.sent > 0
+            && self.acknowledged == 0
+            && self.retrying.is_empty()
+            && self.rejected.len() == self.sent
+            && self
+                .rejected
+                .iter()
+                .all(|r| matches!(r.reason, RejectionReason::DroppedByServer { .. }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(content: &str, reason: RejectionReason) -> RejectedItem {
+        RejectedItem {
+            key: ContentKey::new("bob", "do_c", "b1", content).unwrap(),
+            reason,
+        }
+    }
+
+    // Issue 17, review: only a drop of every item sent hints at another learner's token; a
+    // partial drop, or a drop beside another refusal, is an ordinary report.
+    #[test]
+    fn a_partial_drop_is_not_every_item_dropped() {
+        let dropped = || RejectionReason::DroppedByServer {
+            text: "NOT_IN_RESULT".into(),
+        };
+        let all = SyncReport {
+            sent: 2,
+            rejected: vec![rejected("do_1", dropped()), rejected("do_2", dropped())],
+            ..SyncReport::default()
+        };
+        assert!(all.every_item_dropped());
+        let one_acknowledged = SyncReport {
+            sent: 2,
+            acknowledged: 1,
+            rejected: vec![rejected("do_1", dropped())],
+            ..SyncReport::default()
+        };
+        assert!(!one_acknowledged.every_item_dropped());
+        let one_refused = SyncReport {
+            sent: 2,
+            rejected: vec![
+                rejected("do_1", dropped()),
+                rejected(
+                    "do_2",
+                    RejectionReason::BatchUnknown {
+                        text: "BATCH_NOT_EXISTS".into(),
+                    },
+                ),
+            ],
+            ..SyncReport::default()
+        };
+        assert!(!one_refused.every_item_dropped());
+    }
 }

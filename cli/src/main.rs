@@ -184,7 +184,9 @@ impl From<headway::Error> for Failure {
     fn from(e: headway::Error) -> Failure {
         if matches!(
             e,
-            headway::Error::WrongLearner { .. } | headway::Error::CredentialsRefused { .. }
+            headway::Error::WrongLearner { .. }
+                | headway::Error::CredentialsRefused { .. }
+                | headway::Error::EveryItemDropped { .. }
         ) {
             return Failure::Credentials(e.to_string());
         }

@@ -71,7 +71,8 @@ pub struct ServeArgs {
     /// Only exchanges for this learner (default: any learner a peer names).
     #[arg(long)]
     user: Option<String>,
-    /// Stop after this many exchanges (default: serve until killed).
+    /// Stop after this many exchanges: connections that synced at least one learner (a refused
+    /// or silent connection does not count). Default: serve until killed.
     #[arg(long)]
     exchanges: Option<usize>,
     #[command(flatten)]
@@ -179,6 +180,10 @@ fn remove_new_store(db: &Path) {
 /// Bytes a peer sent that were refused are bad input (exit 2): nothing was changed.
 fn refused(e: headway::Error) -> Failure {
     match e {
+        // A busy peer is unavailable for now (exit 3, try again), not a refusal of our input.
+        headway::Error::PeerMessage { ref reason } if slots::is_busy(reason) => {
+            Failure::Unavailable(e.to_string())
+        }
         headway::Error::PeerMessage { .. }
         | headway::Error::CorruptDocument { .. }
         | headway::Error::NotPaired { .. } => Failure::Input(e.to_string()),
@@ -229,6 +234,14 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     let only = args.user.clone().map(UserId::new).transpose()?;
     // Pairing before listening: a device never serves unauthenticated by mistake.
     let auth = std::sync::Arc::new(pairing::serve_auth(&args.key, args.no_auth, &args.addr)?);
+    if let (Some(user), pairing::Auth::Paired(keys)) = (&only, auth.as_ref()) {
+        // Serving a learner no key covers would refuse every peer: say so before listening.
+        if !keys.iter().any(|key| key.covers(user)) {
+            return Err(Failure::Input(format!(
+                "--user {user}: none of the --key files covers that learner"
+            )));
+        }
+    }
     // Listening first: an --addr that cannot be listened on creates no store.
     let listener = TcpListener::bind(&args.addr)
         .map_err(|e| Failure::Input(format!("--addr {:?}: cannot listen there: {e}", args.addr)))?;
@@ -242,7 +255,19 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     let slots = Slots::default();
     // One budget for every connection: many bombs together stay within it (issue 17).
     let budget = MemoryBudget::new(args.memory_budget.saturating_mul(1024 * 1024));
-    for (served, stream) in listener.incoming().enumerate() {
+    // Only exchanges that happened count towards --exchanges: a stranger refused at the
+    // pairing handshake, a probe that says nothing, or a dropped connection does not end the
+    // serving (issue 17). The worker that completes the last one wakes the accept loop.
+    let exchanged = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let wake = listener
+        .local_addr()
+        .map(waking_address)
+        .map_err(anyhow::Error::from)?;
+    let enough = |done: usize| args.exchanges.is_some_and(|n| done >= n);
+    for stream in listener.incoming() {
+        if enough(exchanged.load(std::sync::atomic::Ordering::SeqCst)) {
+            break;
+        }
         workers.retain(|worker: &std::thread::JoinHandle<()>| !worker.is_finished());
         match stream.and_then(|stream| Ok((slots.admit(&stream)?, stream))) {
             Ok(((mut slot, dropped), stream)) => {
@@ -259,6 +284,8 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
                 let only = only.clone();
                 let auth = auth.clone();
                 let budget = budget.clone();
+                let exchanged = exchanged.clone();
+                let wanted = args.exchanges;
                 workers.push(std::thread::spawn(move || {
                     let name = slots::peer_name(&stream);
                     let stream = DeadlineStream::new(stream, deadlines);
@@ -279,7 +306,17 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
                         &mut slot,
                         &budget,
                     ) {
-                        Ok(()) => {}
+                        Ok(false) => {}
+                        Ok(true) => {
+                            let done = exchanged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            if wanted.is_some_and(|n| done + 1 >= n) {
+                                // Unblocks the accept loop, which then sees the count.
+                                let _ = TcpStream::connect_timeout(
+                                    &wake,
+                                    std::time::Duration::from_secs(1),
+                                );
+                            }
+                        }
                         // Dropped to admit a newer connection: logged then.
                         Err(_) if slot.was_dropped() => {}
                         Err(error) => {
@@ -294,9 +331,6 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
             }
             Err(error) => note!("headway: peer connection failed: {error}"),
         }
-        if args.exchanges.is_some_and(|n| served + 1 >= n) {
-            break;
-        }
     }
     for worker in workers {
         let _ = worker.join();
@@ -304,12 +338,25 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Where a worker connects to wake the accept loop: the listening address, with an
+/// unspecified IP (`0.0.0.0`, `::`) replaced by loopback.
+fn waking_address(mut listening: std::net::SocketAddr) -> std::net::SocketAddr {
+    if listening.ip().is_unspecified() {
+        listening.set_ip(match listening {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    listening
+}
+
 /// Answers one connection: every message gets exactly one reply. A hello starts an exchange
 /// for the learner it names; one connection may carry exchanges for several learners, each
 /// only for a learner its `scope` (the pairing key) covers. Its first message moves it from the
 /// opening pool to an exchange `slot`; until a hello, frames are small and nothing inflates
 /// ([`FrameLimit::Opening`]). Every message is charged to `budget`, shared by every connection,
-/// until its replies are written.
+/// until its replies are written. True when the connection ended cleanly after an exchange for
+/// at least one learner.
 fn answer(
     store: &Store,
     stream: &mut (impl Read + Write),
@@ -317,7 +364,7 @@ fn answer(
     scope: &Scope,
     slot: &mut Slot,
     budget: &MemoryBudget,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let mut session: Option<PeerSession> = None;
     let limit = |session: &Option<PeerSession>| match session {
         Some(_) => FrameLimit::Exchange,
@@ -354,7 +401,7 @@ fn answer(
             write_frame(stream, &reply)?;
         }
     }
-    Ok(())
+    Ok(session.is_some())
 }
 
 /// One request, one reply, with the peer at `peer` (its address as the user gave it: once a
@@ -435,6 +482,12 @@ fn connect(db: &Path, args: ConnectArgs) -> Result<(), Failure> {
             )? {
                 // Both ends keep to the key: what the peer lists beyond it is not asked for.
                 PeerMessage::Learners(theirs) => all.extend(theirs),
+                PeerMessage::Refused(reason) if slots::is_busy(&reason) => {
+                    return Err(Failure::Unavailable(format!(
+                        "the peer {}: {reason}",
+                        args.addr
+                    )))
+                }
                 PeerMessage::Refused(reason) => {
                     return Err(Failure::Input(format!(
                         "the peer refused the exchange: {reason}"

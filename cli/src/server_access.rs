@@ -58,8 +58,8 @@ pub fn adapter(
         // One line; a closed stderr is not a reason to fail.
         let _ = writeln!(
             std::io::stderr(),
-            "headway: warning: --server {server} is plain http to another host: the user token from {} travels unencrypted (use https)",
-            token_source(true)
+            "headway: warning: --server {server} is plain http to another host: {} travels unencrypted (use https)",
+            token_source(true).the_token()
         );
     }
     if let Some(key) = api_key {
@@ -81,37 +81,86 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::Other(e.into()))
 }
 
-/// Where the user token came from, as messages name it: the flag, the environment variable,
-/// or neither. Never the token itself.
-pub fn token_source(given: bool) -> &'static str {
+/// Where the user token came from, as messages name it. Never the token itself.
+#[derive(Clone, Copy)]
+pub enum TokenSource {
+    /// `--user-token`.
+    Flag,
+    /// `HEADWAY_USER_TOKEN`.
+    Environment,
+    /// Neither: the requests carried no user token.
+    Missing,
+}
+
+impl TokenSource {
+    /// The token, as a message names it: "the user token from --user-token".
+    fn the_token(self) -> &'static str {
+        match self {
+            TokenSource::Flag => "the user token from --user-token",
+            TokenSource::Environment => "the user token from HEADWAY_USER_TOKEN",
+            TokenSource::Missing => "the request without a user token",
+        }
+    }
+
+    /// Why `server` refused with `status`, in words that read naturally with no token too.
+    fn refused(self, server: &str, status: u16) -> String {
+        match self {
+            TokenSource::Missing => format!(
+                "{server} refused the request ({status}): no user token was given (--user-token or HEADWAY_USER_TOKEN)"
+            ),
+            given => format!("{server} refused {} ({status})", given.the_token()),
+        }
+    }
+}
+
+/// Where the user token came from: the flag, the environment variable, or neither.
+pub fn token_source(given: bool) -> TokenSource {
     let on_the_command_line = std::env::args_os().any(|arg| {
         arg.to_str()
             .is_some_and(|a| a == "--user-token" || a.starts_with("--user-token="))
     });
     match (given, on_the_command_line) {
-        (true, true) => "--user-token",
-        (true, false) => "HEADWAY_USER_TOKEN",
-        (false, _) => "no user token (--user-token or HEADWAY_USER_TOKEN)",
+        (true, true) => TokenSource::Flag,
+        (true, false) => TokenSource::Environment,
+        (false, _) => TokenSource::Missing,
     }
 }
 
 /// The exit-4 failure for the server refusing the token (`status`) from `source`.
-pub fn credentials_refused(server: &str, source: &str, status: u16, pending: usize) -> Failure {
+pub fn credentials_refused(
+    server: &str,
+    source: TokenSource,
+    status: u16,
+    pending: usize,
+) -> Failure {
     Failure::Credentials(format!(
-        "{server} refused the user token from {source} ({status}); {pending} item(s) stay pending"
+        "{}; {pending} item(s) stay pending",
+        source.refused(server, status)
+    ))
+}
+
+/// The exit-4 failure for a sync in which `server` dropped all `sent` items without a reason,
+/// as Sunbird does for another learner's token (issue 17).
+pub fn every_item_dropped(server: &str, source: TokenSource, sent: usize) -> Failure {
+    Failure::Credentials(format!(
+        "{server} dropped every item sent ({sent}), as it does for another learner's token: {} is probably not this learner's; the items are sent again by the next sync",
+        source.the_token()
     ))
 }
 
 /// A refresh's failure: the exit-4 failures (refused credentials, an answer for another
 /// learner) name the token's source; anything else as usual.
-pub fn refresh_failure(server: &str, source: &str, error: headway::Error) -> Failure {
+pub fn refresh_failure(server: &str, source: TokenSource, error: headway::Error) -> Failure {
     match error {
         headway::Error::CredentialsRefused { status } => Failure::Credentials(format!(
-            "{server} refused the user token from {source} ({status}); nothing was changed"
+            "{}; nothing was changed",
+            source.refused(server, status)
         )),
         headway::Error::WrongLearner { asked, answered } => Failure::Credentials(format!(
-            "{server} answered for learner {answered:?}, not {asked:?}: the user token from {source} belongs to someone else; nothing was changed"
+            "{server} answered for learner {answered:?}, not {asked:?}: {} belongs to someone else; nothing was changed",
+            source.the_token()
         )),
+        headway::Error::EveryItemDropped { sent } => every_item_dropped(server, source, sent),
         other => other.into(),
     }
 }

@@ -172,5 +172,12 @@ pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
         }
         return Err(unavailable(&args.server, &report));
     }
+    if report.every_item_dropped() {
+        return Err(server_access::every_item_dropped(
+            &args.server,
+            source,
+            report.sent,
+        ));
+    }
     Ok(())
 }

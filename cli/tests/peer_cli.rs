@@ -239,6 +239,11 @@ fn peer_serve_bounds_its_exchanges_and_survives_hostile_frames() {
         headway::PeerMessage::Refused(reason) => assert!(reason.contains("16 peers"), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+    // `peer connect` reports a busy peer as unavailable for now (exit 3), not as refused input.
+    let busy = headway(&phone, &["peer", "connect", &addr, "--user", "u1"]);
+    let said = String::from_utf8_lossy(&busy.stderr);
+    assert_eq!(busy.status.code(), Some(3), "{said}");
+    assert!(said.contains("16 peers"), "{said}");
     // A peer announcing the largest frame before a hello is refused from the length alone.
     let mut huge = std::net::TcpStream::connect(&addr).unwrap();
     huge.write_all(&(64u32 * 1024 * 1024).to_be_bytes())

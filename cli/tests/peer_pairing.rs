@@ -283,6 +283,31 @@ fn peer_serve_without_a_key_refuses_to_start_and_names_peer_pair() {
     assert!(!db.exists(), "a refused serve created a store");
 }
 
+/// Issue 17 (hostile review): `peer serve --key K --user U` with U outside K started, and
+/// then refused every peer.
+#[test]
+fn peer_serve_refuses_a_user_its_keys_do_not_cover() {
+    let dir = TempDir::new("serve-user");
+    let db = dir.0.join("tablet.db");
+    let key = pair(&dir.0, "asha.key", &["asha"]);
+    let out = exits_by_itself(
+        &db,
+        &[
+            "peer",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--key",
+            key.to_str().unwrap(),
+            "--user",
+            "bob",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bob"), "{}", stderr(&out));
+    assert!(!db.exists());
+}
+
 #[test]
 fn no_auth_is_refused_on_an_address_other_than_loopback() {
     let dir = TempDir::new("noauth");
@@ -445,6 +470,24 @@ fn a_sealed_peer_file_opens_only_with_its_key_and_unchanged() {
         &["peer", "export", "--user", "bob", "--out", file_arg],
     );
     assert!(plain.status.success(), "{}", stderr(&plain));
+    // With --key it must be sealed: an unsealed file cannot be verified, and is refused.
+    let before = state(&phone, "bob");
+    let bob_key = pair(&dir.0, "bob.key", &["bob"]);
+    let out = headway(
+        &phone,
+        &[
+            "peer",
+            "import",
+            "--user",
+            "bob",
+            file_arg,
+            "--key",
+            bob_key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not sealed"), "{}", stderr(&out));
+    assert_eq!(state(&phone, "bob"), before);
     let out = headway(&phone, &["peer", "import", "--user", "bob", file_arg]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(state(&phone, "bob"), state(&school, "bob"));
@@ -488,4 +531,57 @@ fn peer_serve_holding_two_keys_answers_each_peer_with_its_own_keys_learners() {
     }
     stop(server);
     assert_eq!(every_state(&tablet), before);
+}
+
+/// Issue 17 (hostile review): refused connections used to count towards `--exchanges`, so a
+/// stranger's probe made `peer serve --exchanges 1` quit before the paired device synced.
+/// Only connections that exchanged a learner count now.
+#[test]
+fn strangers_do_not_use_up_the_exchanges_peer_serve_was_told_to_answer() {
+    let dir = TempDir::new("exchanges");
+    let (tablet, phone) = (dir.0.join("tablet.db"), dir.0.join("phone.db"));
+    device_with_three_learners(&tablet);
+    let key = pair(&dir.0, "asha.key", &["asha"]);
+    let other = pair(&dir.0, "other.key", &["asha"]);
+    let (mut server, addr) = serve(
+        &tablet,
+        &[
+            "--key",
+            key.to_str().unwrap(),
+            "--exchanges",
+            "1",
+            "--handshake-timeout",
+            "0.5",
+        ],
+    );
+    // A probe that says nothing, one that talks in clear, and a device with another key.
+    drop(TcpStream::connect(&addr).unwrap());
+    let clear = headway(&phone, &["peer", "connect", &addr, "--user", "asha"]);
+    assert_eq!(clear.status.code(), Some(2), "{}", stderr(&clear));
+    let stranger = headway(
+        &phone,
+        &["peer", "connect", &addr, "--key", other.to_str().unwrap()],
+    );
+    assert_eq!(stranger.status.code(), Some(2), "{}", stderr(&stranger));
+    std::thread::sleep(Duration::from_millis(800)); // past the probe's handshake deadline
+    assert!(server.try_wait().unwrap().is_none(), "peer serve quit");
+    let paired = headway(
+        &phone,
+        &["peer", "connect", &addr, "--key", key.to_str().unwrap()],
+    );
+    assert!(paired.status.success(), "{}", stderr(&paired));
+    assert_eq!(state(&phone, "asha"), state(&tablet, "asha"));
+    // The one exchange it was told to answer happened: it ends by itself, exit 0.
+    let ceiling = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < ceiling,
+            "peer serve did not end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
 }

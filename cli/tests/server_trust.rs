@@ -19,6 +19,8 @@ use support::{text, TempDir};
 
 const ASHA_TOKEN: &str = "token-of-asha-0f3c";
 const BOB_TOKEN: &str = "token-of-bob-77aa";
+/// The token of dan, who is enrolled nowhere: his enrolment list names nobody.
+const DAN_TOKEN: &str = "token-of-dan-5b21";
 
 /// Runs `headway --db DB ARGS...` with `env` set, from async code.
 async fn headway_with_env(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -55,11 +57,12 @@ fn pending(db: &Path, user: &str) -> usize {
 }
 
 /// The reference server where each token decides the learner: asha and bob, both enrolled
-/// in `do_course` (leaves `do_0000` to `do_0003`), batch `0130`.
+/// in `do_course` (leaves `do_0000` to `do_0003`), batch `0130`; and dan, enrolled nowhere.
 async fn server_of_asha_and_bob() -> ReferenceServer {
     let config = ServerConfig::new("127.0.0.1:0")
         .token(ASHA_TOKEN, "asha")
-        .token(BOB_TOKEN, "bob");
+        .token(BOB_TOKEN, "bob")
+        .token(DAN_TOKEN, "dan");
     let server = ReferenceServer::start(config).await.unwrap();
     let service = server.service();
     let leaves: Vec<String> = (0..4).map(|c| format!("do_{c:04}")).collect();
@@ -133,6 +136,93 @@ async fn courses_with_another_learners_token_exits_4_and_changes_nothing() {
     );
 }
 
+// Issue 17, review: the stale token of a learner enrolled nowhere passed the identity check
+// (its empty list names nobody), replaced bob's cached list with an empty one, and exited 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn courses_with_the_token_of_a_learner_enrolled_nowhere_exits_4_and_keeps_the_cached_list() {
+    let dir = TempDir::new("dropped-everything");
+    let db = dir.0.join("bob.db");
+    let server = server_of_asha_and_bob().await;
+    let url = server.url().to_string();
+    let bob_env = [("HEADWAY_USER_TOKEN", BOB_TOKEN)];
+    let filled = headway_with_env(
+        &db,
+        &["courses", "--user", "bob", "--server", &url],
+        &bob_env,
+    )
+    .await;
+    assert_eq!(filled.status.code(), Some(0), "{}", text(&filled.stderr));
+    let bob = UserId::new("bob").unwrap();
+    record(&db, "bob", "do_0002", Status::Completed, 100);
+    // The cached list, with bob's local progress merged in.
+    let cached = Store::open(&db).unwrap().courses(&bob).unwrap();
+    assert_eq!(cached.len(), 1);
+
+    let out = headway_with_env(
+        &db,
+        &["courses", "--user", "bob", "--server", &url],
+        &[("HEADWAY_USER_TOKEN", DAN_TOKEN)],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("credentials refused"), "{stderr}");
+    assert!(stderr.contains("dropped every item"), "{stderr}");
+    assert!(stderr.contains("HEADWAY_USER_TOKEN"), "{stderr}");
+    assert!(
+        !stderr.contains(DAN_TOKEN),
+        "the token was printed: {stderr}"
+    );
+    assert_eq!(
+        Store::open(&db).unwrap().courses(&bob).unwrap(),
+        cached,
+        "bob's cached list was replaced"
+    );
+
+    // Nothing is lost: the next sync with bob's own token sends the dropped item again.
+    let synced =
+        headway_with_env(&db, &["sync", "--user", "bob", "--server", &url], &bob_env).await;
+    assert_eq!(synced.status.code(), Some(0), "{}", text(&synced.stderr));
+    assert_eq!(pending(&db, "bob"), 0);
+    assert!(Store::open(&db).unwrap().rejected(&bob).unwrap().is_empty());
+    assert_eq!(server.service().states_of("bob").unwrap().len(), 1);
+}
+
+// Issue 17, review: `sync` with the token of a learner enrolled nowhere had every item dropped
+// and exited 0, as if the server had settled them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_whose_every_item_is_dropped_exits_4_naming_the_token() {
+    let dir = TempDir::new("sync-dropped-everything");
+    let db = dir.0.join("bob.db");
+    let server = server_of_asha_and_bob().await;
+    let url = server.url().to_string();
+    record(&db, "bob", "do_0001", Status::Completed, 100);
+    record(&db, "bob", "do_0002", Status::InProgress, 40);
+    let out = headway_with_env(
+        &db,
+        &[
+            "sync",
+            "--user",
+            "bob",
+            "--server",
+            &url,
+            "--user-token",
+            DAN_TOKEN,
+        ],
+        &[],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("dropped every item sent (2)"), "{stderr}");
+    assert!(stderr.contains("--user-token"), "{stderr}");
+    assert!(
+        !stderr.contains(DAN_TOKEN),
+        "the token was printed: {stderr}"
+    );
+    assert!(server.service().states_of("bob").unwrap().is_empty());
+}
+
 // Issue 17, fault 4: a refused token read as a network failure (exit 3, "server unavailable").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_exits_4_naming_where_it_came_from_never_its_value() {
@@ -185,6 +275,31 @@ async fn a_refused_token_exits_4_naming_where_it_came_from_never_its_value() {
     assert_eq!(courses.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("HEADWAY_USER_TOKEN"), "{stderr}");
     assert_eq!(pending(&db, "bob"), 1);
+}
+
+// Issue 17, review: with no token the message read "the user token from no user token (...)",
+// and `status` showed the refusal as "server unavailable: credentials refused (401)".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_reads_naturally_and_status_shows_credentials_refused_not_server_unavailable() {
+    let dir = TempDir::new("no-token");
+    let db = dir.0.join("bob.db");
+    let server = server_of_asha_and_bob().await;
+    let url = server.url().to_string();
+    record(&db, "bob", "do_0001", Status::Completed, 100);
+    let out = headway_with_env(&db, &["sync", "--user", "bob", "--server", &url], &[]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("no user token was given (--user-token or HEADWAY_USER_TOKEN)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("the user token from"), "{stderr}");
+
+    let status = headway_with_env(&db, &["status", "--user", "bob"], &[]).await;
+    let stdout = text(&status.stdout);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    assert!(stdout.contains("credentials refused (401)"), "{stdout}");
+    assert!(!stdout.contains("server unavailable"), "{stdout}");
 }
 
 /// A listener on `ip` that counts every connection it accepts (and drops it).

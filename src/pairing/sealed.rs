@@ -165,9 +165,9 @@ impl Store {
 
     /// Imports a sealed peer file (see [`Store::peer_export_sealed`]) once it opened with
     /// `key`; a file sealed with another key, changed, for another learner, or a key that does
-    /// not cover `user` is refused with [`Error::NotPaired`] and changes nothing. A plain file
-    /// is imported as [`Store::peer_import`] does (the person carrying it is trusted), if the
-    /// key covers `user`.
+    /// not cover `user` is refused with [`Error::NotPaired`] and changes nothing, and so is a
+    /// plain (unsealed) file: asked to verify, nothing unverified is taken. A plain file is
+    /// imported with [`Store::peer_import`], where the person carrying it is trusted.
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
@@ -180,15 +180,22 @@ impl Store {
     /// let last = file.len() - 1;
     /// file[last] ^= 1; // one changed byte
     /// assert!(matches!(phone.peer_import_sealed(&asha, &file, &key), Err(headway::Error::NotPaired { .. })));
-    /// let plain = school.peer_export(&asha, None)?; // unsealed: opens with or without a key
-    /// phone.peer_import_sealed(&asha, &plain, &key)?;
+    /// let plain = school.peer_export(&asha, None)?; // unsealed: cannot be verified
+    /// assert!(matches!(phone.peer_import_sealed(&asha, &plain, &key), Err(headway::Error::NotPaired { .. })));
+    /// assert!(phone.items(&asha, None)?.is_empty());
+    /// phone.peer_import(&asha, &plain)?; // the carrier is trusted
     /// assert_eq!(phone.items(&asha, None)?, school.items(&asha, None)?);
     /// # Ok(()) }
     /// ```
     pub fn peer_import_sealed(&self, user: &UserId, file: &[u8], key: &PairingKey) -> Result<()> {
         check_covers(key, user)?;
         if !file.starts_with(SEALED_FILE_MAGIC) {
-            return self.peer_import(user, file);
+            // Asked to verify, an unsealed file is refused: anyone could have written it
+            // (issue 17). Without a key, `peer_import` takes it on the carrier's word.
+            return Err(Error::NotPaired {
+                reason: "this peer file is not sealed, so it cannot be verified with the key:                          import it without the key only if you trust whoever carried it"
+                    .into(),
+            });
         }
         self.peer_import(user, &open(key, user, file)?)
     }

@@ -22,7 +22,9 @@ pub struct LastSync {
     /// When the sync ended (the device's clock).
     pub at: Timestamp,
     /// `complete` (nothing stays pending), `partial` (some items stay pending or were
-    /// refused), or `server unavailable: <cause>` (nothing reached the server).
+    /// refused), `credentials refused (<status>)` (the server refused the token),
+    /// `every item dropped by the server` (as for another learner's token), or
+    /// `server unavailable: <cause>` (nothing reached the server).
     pub outcome: String,
     /// Items sent.
     pub sent: usize,
@@ -38,12 +40,21 @@ impl Store {
     /// Keeps how this sync of `user` ended, `at` the time it ended. A failure to write it is
     /// logged, never returned: the sync itself is already committed.
     pub(crate) fn note_sync(&self, user: &UserId, report: &SyncReport, at: Timestamp) {
-        let outcome = if report.server_failed() {
+        let refused = report
+            .retrying
+            .iter()
+            .find(|r| r.cause.is_credentials_refused());
+        let outcome = if let (true, Some(refused)) = (report.server_failed(), refused) {
+            // The token, not the server, is the problem (issue 17).
+            refused.cause.to_string()
+        } else if report.server_failed() {
             let cause = report
                 .retrying
                 .first()
                 .map_or_else(|| "no answer".to_string(), |r| r.cause.to_string());
             format!("server unavailable: {cause}")
+        } else if report.every_item_dropped() {
+            "every item dropped by the server (as for another learner's token)".to_string()
         } else if report.is_complete() && report.rejected.is_empty() {
             "complete".to_string()
         } else {

@@ -541,6 +541,14 @@ impl Adapter for SunbirdAdapter {
     ) -> std::result::Result<Vec<ContentItem>, AdapterError> {
         let read = Read::states(&self.config, user, course, batch, Instant::now());
         let answer = self.drive(user, read).await?;
+        // A row naming anyone else, even as `42` or `null`: the token belongs to someone else
+        // (issue 17).
+        if let Some(answered) = wire::other_learner_in_read(user, &answer) {
+            return Err(AdapterError::WrongLearner {
+                asked: user.to_string(),
+                answered,
+            });
+        }
         let items =
             wire::parse_read(user, &answer).map_err(|detail| AdapterError::Unavailable {
                 cause: RetryCause::Unparsable { detail },
@@ -558,6 +566,13 @@ impl Adapter for SunbirdAdapter {
     ) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> {
         let read = Read::enrolled_courses(&self.config, user, Instant::now());
         let answer = self.drive(user, read).await?;
+        // An entry naming anyone else, even as `42` or `null` (issue 17).
+        if let Some(answered) = wire::other_learner_in_list(user, &answer) {
+            return Err(AdapterError::WrongLearner {
+                asked: user.to_string(),
+                answered,
+            });
+        }
         let listed =
             wire::parse_enrollment_list(&answer).map_err(|detail| AdapterError::Unavailable {
                 cause: RetryCause::Unparsable { detail },

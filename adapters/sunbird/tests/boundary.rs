@@ -98,7 +98,7 @@ async fn an_enrolment_list_entry_naming_another_learner_fails_with_wrong_learner
 async fn rows_without_a_user_id_are_the_learner_asked_for() {
     let body = r#"{"result":{"contentList":[
         {"contentId":"do_1","courseId":"do_course","batchId":"0130","status":1},
-        {"userId":"","contentId":"do_2","courseId":"do_course","batchId":"0130","status":2}
+        {"userId":"bob","contentId":"do_2","courseId":"do_course","batchId":"0130","status":2}
     ]}}"#;
     let url = raw_server(ok_json(body));
     let (bob, course, batch) = ids();
@@ -108,6 +108,81 @@ async fn rows_without_a_user_id_are_the_learner_asked_for() {
         .unwrap();
     assert_eq!(items.len(), 2);
     assert!(items.iter().all(|i| i.key().user() == &bob));
+}
+
+/// The `userId` values that are present but are not the asked learner's id string, each with
+/// the text a `WrongLearner` error repeats.
+const NOT_BOB: [(&str, &str); 6] = [
+    ("7", "7"),
+    ("42", "42"),
+    (r#"["bob"]"#, r#"["bob"]"#),
+    ("{}", "{}"),
+    ("null", "null"),
+    (r#""""#, ""),
+];
+
+// Issue 17, review of fault 1: a read row whose `userId` was `7` (or any non-string) read as
+// absent, and the row was stored as bob's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_row_whose_user_id_is_not_the_learners_id_string_fails_with_wrong_learner() {
+    let (bob, course, batch) = ids();
+    for (value, answered) in NOT_BOB {
+        let body = format!(
+            r#"{{"result":{{"contentList":[
+                {{"contentId":"do_1","courseId":"do_course","batchId":"0130","status":1}},
+                {{"userId":{value},"contentId":"do_2","courseId":"do_course","batchId":"0130","status":2}}
+            ]}}}}"#
+        );
+        let url = raw_server(ok_json(&body));
+        let read = adapter(&url, |c| c)
+            .read_states(&bob, &course, &batch)
+            .await;
+        assert_eq!(
+            read,
+            Err(AdapterError::WrongLearner {
+                asked: "bob".into(),
+                answered: answered.into()
+            }),
+            "userId {value}"
+        );
+    }
+}
+
+// Issue 17, review of fault 1: a list entry whose `userId` was `42` read as absent, and the
+// course was cached as bob's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolment_list_entry_whose_user_id_is_not_the_learners_id_string_fails_with_wrong_learner(
+) {
+    let (bob, _, _) = ids();
+    for (value, answered) in NOT_BOB {
+        let body = format!(
+            r#"{{"result":{{"courses":[
+                {{"courseId":"do_course","batchId":"0130","userId":"bob"}},
+                {{"courseId":"do_other","batchId":"0131","userId":{value}}}
+            ]}}}}"#
+        );
+        let url = raw_server(ok_json(&body));
+        let listed = adapter(&url, |c| c).enrolled_courses(&bob).await;
+        assert!(
+            matches!(listed, Err(AdapterError::WrongLearner { answered: ref a, .. }) if a == answered),
+            "userId {value}: {listed:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_foreign_user_id_is_repeated_shortened() {
+    let long = "x".repeat(1000);
+    let body = format!(
+        r#"{{"result":{{"courses":[{{"courseId":"do_c","batchId":"b1","userId":"{long}"}}]}}}}"#
+    );
+    let url = raw_server(ok_json(&body));
+    let (bob, _, _) = ids();
+    let listed = adapter(&url, |c| c).enrolled_courses(&bob).await;
+    let Err(AdapterError::WrongLearner { answered, .. }) = listed else {
+        panic!("{listed:?}");
+    };
+    assert!(answered.len() < 100, "{answered}");
 }
 
 // Issue 17, fault 2: a redirect was followed with the user token.

@@ -97,7 +97,9 @@ impl From<headway::Error> for HeadwayError {
             headway::Error::StoreOpen { .. } | headway::Error::StoreTooNew { .. } => {
                 HeadwayError::StoreUnavailable { message }
             }
-            headway::Error::CredentialsRefused { .. } | headway::Error::WrongLearner { .. } => {
+            headway::Error::CredentialsRefused { .. }
+            | headway::Error::WrongLearner { .. }
+            | headway::Error::EveryItemDropped { .. } => {
                 HeadwayError::CredentialsRefused { message }
             }
             _ => HeadwayError::Storage { message },

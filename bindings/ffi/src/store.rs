@@ -236,18 +236,18 @@ impl Store {
 
     /// A file for another device of the learner (a USB stick between a school server and a
     /// phone): only what it lacks if this device has met `since_peer` before, else everything.
-    /// With `key_path` (a key file from `headway peer pair`, covering the learner) the file is
+    /// With `key` (a key file from `headway peer pair`, covering the learner) the file is
     /// sealed: only a device holding that key opens it.
-    #[uniffi::method(default(key_path))]
+    #[uniffi::method(default(key))]
     pub fn peer_export(
         &self,
         user_id: String,
         since_peer: Option<String>,
-        key_path: Option<String>,
+        key: Option<String>,
     ) -> Result<Vec<u8>, HeadwayError> {
         guard(|| {
             let user_id = UserId::new(user_id)?;
-            Ok(match key_path {
+            Ok(match key {
                 Some(path) => {
                     let key = headway::PairingKey::read(Path::new(&path))?;
                     self.store
@@ -260,22 +260,23 @@ impl Store {
 
     /// Imports another device's file; returns how many content items it raised. A malformed
     /// or hostile file, or one for another learner, raises `RefusedPeerData` and changes
-    /// nothing. A sealed file opens only with `key_path`, the key it was sealed with (which
+    /// nothing. A sealed file opens only with `key`, the key it was sealed with (which
     /// must cover the learner): without it, or with another key, or changed since it was
-    /// sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key.
-    #[uniffi::method(default(key_path))]
+    /// sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key, and
+    /// with one it raises `NotPaired` (it cannot be verified).
+    #[uniffi::method(default(key))]
     pub fn peer_import(
         &self,
         user_id: String,
         data: Vec<u8>,
-        key_path: Option<String>,
+        key: Option<String>,
     ) -> Result<u32, HeadwayError> {
         guard(|| {
             // The library announces each raised item as a change from a peer, before it
             // returns: count them.
             let user_id = UserId::new(user_id)?;
             let changes = self.store.subscribe();
-            match key_path {
+            match key {
                 Some(path) => {
                     let key = headway::PairingKey::read(Path::new(&path))?;
                     self.store.peer_import_sealed(&user_id, &data, &key)?;

@@ -187,7 +187,7 @@ def pair(path, user):
 
 
 # Issue 17, fault 5: a sealed peer file opens only with its pairing key, passed as the
-# trailing optional `key_path` (calls without it keep working).
+# trailing optional `key` (calls without it keep working).
 def test_a_sealed_peer_file_opens_only_with_its_key(scene, tmp_path):
     user, _, phone, tablet = scene
     key, other = pair(tmp_path / "k.key", user), pair(tmp_path / "o.key", user)
@@ -195,13 +195,13 @@ def test_a_sealed_peer_file_opens_only_with_its_key(scene, tmp_path):
     sealed = phone.peer_export(user, None, key)
     tampered = bytearray(sealed)
     tampered[-1] ^= 1
-    for data, key_path in [(sealed, None), (sealed, other), (bytes(tampered), key)]:
+    for data, key in [(sealed, None), (sealed, other), (bytes(tampered), key)]:
         with pytest.raises(HeadwayError.NotPaired):
-            tablet.peer_import(user, data, key_path)
+            tablet.peer_import(user, data, key)
     with pytest.raises(HeadwayError.InvalidInput):
-        tablet.peer_import(user, sealed, key_path=str(tmp_path / "missing.key"))
+        tablet.peer_import(user, sealed, key=str(tmp_path / "missing.key"))
     assert tablet.state(user, None) == []
-    assert tablet.peer_import(user, sealed, key_path=key) == 1
+    assert tablet.peer_import(user, sealed, key=key) == 1
     assert tablet.state(user, None) == phone.state(user, None)
 
 

@@ -41,6 +41,12 @@ pub enum NoSlot {
     Dropped,
 }
 
+/// True when a peer's refusal says it is busy ([`NoSlot::Busy`]'s text, from any headway):
+/// the peer is unavailable for now, which `peer connect` reports with exit 3.
+pub fn is_busy(reason: &str) -> bool {
+    reason.contains(&format!("already serves {MAX_PEERS} peers"))
+}
+
 impl std::fmt::Display for NoSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -657,19 +657,20 @@ public protocol StoreProtocol: AnyObject, Sendable {
     /**
      * A file for another device of the learner (a USB stick between a school server and a
      * phone): only what it lacks if this device has met `since_peer` before, else everything.
-     * With `key_path` (a key file from `headway peer pair`, covering the learner) the file is
+     * With `key` (a key file from `headway peer pair`, covering the learner) the file is
      * sealed: only a device holding that key opens it.
      */
-    func peerExport(userId: String, sincePeer: String?, keyPath: String?) throws  -> Data
+    func peerExport(userId: String, sincePeer: String?, key: String?) throws  -> Data
     
     /**
      * Imports another device's file; returns how many content items it raised. A malformed
      * or hostile file, or one for another learner, raises `RefusedPeerData` and changes
-     * nothing. A sealed file opens only with `key_path`, the key it was sealed with (which
+     * nothing. A sealed file opens only with `key`, the key it was sealed with (which
      * must cover the learner): without it, or with another key, or changed since it was
-     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key.
+     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key, and
+     * with one it raises `NotPaired` (it cannot be verified).
      */
-    func peerImport(userId: String, data: Data, keyPath: String?) throws  -> UInt32
+    func peerImport(userId: String, data: Data, key: String?) throws  -> UInt32
     
     /**
      * The items the next sync would send: those the server is not known to hold, leaving
@@ -890,17 +891,17 @@ open func networkUp()throws   {try rustCallWithError(FfiConverterTypeHeadwayErro
     /**
      * A file for another device of the learner (a USB stick between a school server and a
      * phone): only what it lacks if this device has met `since_peer` before, else everything.
-     * With `key_path` (a key file from `headway peer pair`, covering the learner) the file is
+     * With `key` (a key file from `headway peer pair`, covering the learner) the file is
      * sealed: only a device holding that key opens it.
      */
-open func peerExport(userId: String, sincePeer: String?, keyPath: String? = nil)throws  -> Data  {
+open func peerExport(userId: String, sincePeer: String?, key: String? = nil)throws  -> Data  {
     return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeHeadwayError_lift) {
         uniffiCallStatus in
     uniffi_headway_ffi_fn_method_store_peer_export(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(userId),
         FfiConverterOptionString.lower(sincePeer),
-        FfiConverterOptionString.lower(keyPath),uniffiCallStatus
+        FfiConverterOptionString.lower(key),uniffiCallStatus
     )
 })
 }
@@ -908,18 +909,19 @@ open func peerExport(userId: String, sincePeer: String?, keyPath: String? = nil)
     /**
      * Imports another device's file; returns how many content items it raised. A malformed
      * or hostile file, or one for another learner, raises `RefusedPeerData` and changes
-     * nothing. A sealed file opens only with `key_path`, the key it was sealed with (which
+     * nothing. A sealed file opens only with `key`, the key it was sealed with (which
      * must cover the learner): without it, or with another key, or changed since it was
-     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key.
+     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key, and
+     * with one it raises `NotPaired` (it cannot be verified).
      */
-open func peerImport(userId: String, data: Data, keyPath: String? = nil)throws  -> UInt32  {
+open func peerImport(userId: String, data: Data, key: String? = nil)throws  -> UInt32  {
     return try  FfiConverterUInt32.lift(try rustCallWithError(FfiConverterTypeHeadwayError_lift) {
         uniffiCallStatus in
     uniffi_headway_ffi_fn_method_store_peer_import(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(userId),
         FfiConverterData.lower(data),
-        FfiConverterOptionString.lower(keyPath),uniffiCallStatus
+        FfiConverterOptionString.lower(key),uniffiCallStatus
     )
 })
 }
@@ -3155,10 +3157,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_headway_ffi_checksum_method_store_network_up() != 16883) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_headway_ffi_checksum_method_store_peer_export() != 30340) {
+    if (uniffi_headway_ffi_checksum_method_store_peer_export() != 19619) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_headway_ffi_checksum_method_store_peer_import() != 22302) {
+    if (uniffi_headway_ffi_checksum_method_store_peer_import() != 41812) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_headway_ffi_checksum_method_store_pending() != 58136) {

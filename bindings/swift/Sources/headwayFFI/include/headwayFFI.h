@@ -345,12 +345,12 @@ void uniffi_headway_ffi_fn_method_store_network_up(uint64_t ptr, RustCallStatus 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEADWAY_FFI_FN_METHOD_STORE_PEER_EXPORT
 #define UNIFFI_FFIDEF_UNIFFI_HEADWAY_FFI_FN_METHOD_STORE_PEER_EXPORT
-RustBuffer uniffi_headway_ffi_fn_method_store_peer_export(uint64_t ptr, RustBuffer user_id, RustBuffer since_peer, RustBuffer key_path, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_headway_ffi_fn_method_store_peer_export(uint64_t ptr, RustBuffer user_id, RustBuffer since_peer, RustBuffer key, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEADWAY_FFI_FN_METHOD_STORE_PEER_IMPORT
 #define UNIFFI_FFIDEF_UNIFFI_HEADWAY_FFI_FN_METHOD_STORE_PEER_IMPORT
-uint32_t uniffi_headway_ffi_fn_method_store_peer_import(uint64_t ptr, RustBuffer user_id, RustBuffer data, RustBuffer key_path, RustCallStatus *_Nonnull out_status
+uint32_t uniffi_headway_ffi_fn_method_store_peer_import(uint64_t ptr, RustBuffer user_id, RustBuffer data, RustBuffer key, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEADWAY_FFI_FN_METHOD_STORE_PENDING

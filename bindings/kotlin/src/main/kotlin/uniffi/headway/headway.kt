@@ -822,9 +822,9 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_headway_ffi_fn_method_store_network_up(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_headway_ffi_fn_method_store_peer_export(`ptr`: Long,`userId`: RustBuffer.ByValue,`sincePeer`: RustBuffer.ByValue,`keyPath`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_headway_ffi_fn_method_store_peer_export(`ptr`: Long,`userId`: RustBuffer.ByValue,`sincePeer`: RustBuffer.ByValue,`key`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_headway_ffi_fn_method_store_peer_import(`ptr`: Long,`userId`: RustBuffer.ByValue,`data`: RustBuffer.ByValue,`keyPath`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_headway_ffi_fn_method_store_peer_import(`ptr`: Long,`userId`: RustBuffer.ByValue,`data`: RustBuffer.ByValue,`key`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Int
     external fun uniffi_headway_ffi_fn_method_store_pending(`ptr`: Long,`userId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -992,10 +992,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_headway_ffi_checksum_method_store_network_up() and 0xFFFF) != 16883) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_headway_ffi_checksum_method_store_peer_export() and 0xFFFF) != 30340) {
+    if ((lib.uniffi_headway_ffi_checksum_method_store_peer_export() and 0xFFFF) != 19619) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_headway_ffi_checksum_method_store_peer_import() and 0xFFFF) != 22302) {
+    if ((lib.uniffi_headway_ffi_checksum_method_store_peer_import() and 0xFFFF) != 41812) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_headway_ffi_checksum_method_store_pending() and 0xFFFF) != 58136) {
@@ -1583,19 +1583,20 @@ public interface StoreInterface {
     /**
      * A file for another device of the learner (a USB stick between a school server and a
      * phone): only what it lacks if this device has met `since_peer` before, else everything.
-     * With `key_path` (a key file from `headway peer pair`, covering the learner) the file is
+     * With `key` (a key file from `headway peer pair`, covering the learner) the file is
      * sealed: only a device holding that key opens it.
      */
-    fun `peerExport`(`userId`: kotlin.String, `sincePeer`: kotlin.String?, `keyPath`: kotlin.String? = null): kotlin.ByteArray
+    fun `peerExport`(`userId`: kotlin.String, `sincePeer`: kotlin.String?, `key`: kotlin.String? = null): kotlin.ByteArray
     
     /**
      * Imports another device's file; returns how many content items it raised. A malformed
      * or hostile file, or one for another learner, raises `RefusedPeerData` and changes
-     * nothing. A sealed file opens only with `key_path`, the key it was sealed with (which
+     * nothing. A sealed file opens only with `key`, the key it was sealed with (which
      * must cover the learner): without it, or with another key, or changed since it was
-     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key.
+     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key, and
+     * with one it raises `NotPaired` (it cannot be verified).
      */
-    fun `peerImport`(`userId`: kotlin.String, `data`: kotlin.ByteArray, `keyPath`: kotlin.String? = null): kotlin.UInt
+    fun `peerImport`(`userId`: kotlin.String, `data`: kotlin.ByteArray, `key`: kotlin.String? = null): kotlin.UInt
     
     /**
      * The items the next sync would send: those the server is not known to hold, leaving
@@ -1887,10 +1888,10 @@ open class Store: Disposable, AutoCloseable, StoreInterface
     /**
      * A file for another device of the learner (a USB stick between a school server and a
      * phone): only what it lacks if this device has met `since_peer` before, else everything.
-     * With `key_path` (a key file from `headway peer pair`, covering the learner) the file is
+     * With `key` (a key file from `headway peer pair`, covering the learner) the file is
      * sealed: only a device holding that key opens it.
      */
-    @Throws(HeadwayException::class)override fun `peerExport`(`userId`: kotlin.String, `sincePeer`: kotlin.String?, `keyPath`: kotlin.String?): kotlin.ByteArray {
+    @Throws(HeadwayException::class)override fun `peerExport`(`userId`: kotlin.String, `sincePeer`: kotlin.String?, `key`: kotlin.String?): kotlin.ByteArray {
             return FfiConverterByteArray.lift(
     callWithHandle {
     uniffiRustCallWithError(HeadwayException) { _status ->
@@ -1899,7 +1900,7 @@ open class Store: Disposable, AutoCloseable, StoreInterface
         
         FfiConverterString.lower(`userId`),
         FfiConverterOptionalString.lower(`sincePeer`),
-        FfiConverterOptionalString.lower(`keyPath`),_status)
+        FfiConverterOptionalString.lower(`key`),_status)
 }
     }
     )
@@ -1910,11 +1911,12 @@ open class Store: Disposable, AutoCloseable, StoreInterface
     /**
      * Imports another device's file; returns how many content items it raised. A malformed
      * or hostile file, or one for another learner, raises `RefusedPeerData` and changes
-     * nothing. A sealed file opens only with `key_path`, the key it was sealed with (which
+     * nothing. A sealed file opens only with `key`, the key it was sealed with (which
      * must cover the learner): without it, or with another key, or changed since it was
-     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key.
+     * sealed, it raises `NotPaired` and changes nothing. An unsealed file needs no key, and
+     * with one it raises `NotPaired` (it cannot be verified).
      */
-    @Throws(HeadwayException::class)override fun `peerImport`(`userId`: kotlin.String, `data`: kotlin.ByteArray, `keyPath`: kotlin.String?): kotlin.UInt {
+    @Throws(HeadwayException::class)override fun `peerImport`(`userId`: kotlin.String, `data`: kotlin.ByteArray, `key`: kotlin.String?): kotlin.UInt {
             return FfiConverterUInt.lift(
     callWithHandle {
     uniffiRustCallWithError(HeadwayException) { _status ->
@@ -1923,7 +1925,7 @@ open class Store: Disposable, AutoCloseable, StoreInterface
         
         FfiConverterString.lower(`userId`),
         FfiConverterByteArray.lower(`data`),
-        FfiConverterOptionalString.lower(`keyPath`),_status)
+        FfiConverterOptionalString.lower(`key`),_status)
 }
     }
     )
