@@ -4,9 +4,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use serde_json::Value;
 use support::{headway, json_of, record_args, TempDir};
@@ -156,21 +155,9 @@ fn connecting_to_nobody_exits_3() {
 
 /// Starts `headway peer serve` on a free port with `extra` arguments; returns it and its address.
 fn serve(db: &Path, extra: &[&str]) -> (std::process::Child, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_headway"))
-        .arg("--db")
-        .arg(db)
-        .args(["peer", "serve", "--no-auth", "--addr", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-    (server, addr)
+    let mut args = vec!["--no-auth"];
+    args.extend(extra);
+    support::peer_serve(db, &args, Stdio::null())
 }
 
 /// Reads one frame the way `peer connect` does.

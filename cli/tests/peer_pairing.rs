@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -64,21 +64,7 @@ fn device_with_three_learners(db: &Path) {
 /// `headway peer serve` on a free 127.0.0.1 port with `extra` arguments; returns it and its
 /// address.
 fn serve(db: &Path, extra: &[&str]) -> (Child, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_headway"))
-        .arg("--db")
-        .arg(db)
-        .args(["peer", "serve", "--addr", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-    (server, addr)
+    support::peer_serve(db, extra, Stdio::null())
 }
 
 fn stop(mut server: Child) {

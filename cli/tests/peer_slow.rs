@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -33,21 +33,7 @@ fn state(db: &Path) -> String {
 /// `headway peer serve` on a free port with `extra` arguments, its stderr going to `log`;
 /// returns it and its address.
 fn serve(db: &Path, log: &Path, extra: &[&str]) -> (Child, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_headway"))
-        .arg("--db")
-        .arg(db)
-        .args(["peer", "serve", "--addr", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-    (server, addr)
+    support::peer_serve(db, extra, Stdio::from(std::fs::File::create(log).unwrap()))
 }
 
 /// Runs `headway --db DB ARGS...`, killing it past [`CEILING`]; returns its output and how

@@ -2,8 +2,9 @@
 //! arguments of one `record`, and a reference server holding one course.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use headway_sunbird_server::{BatchStatus, ReferenceServer, ServerConfig};
 use serde_json::Value;
@@ -41,6 +42,27 @@ pub fn headway(db: &Path, args: &[&str]) -> Output {
         .env_remove("HEADWAY_DB")
         .output()
         .unwrap()
+}
+
+/// `headway --db DB peer serve --addr 127.0.0.1:0 EXTRA...` with its stderr going to `stderr`;
+/// returns the running process and the address it printed that it listens on.
+pub fn peer_serve(db: &Path, extra: &[&str], stderr: Stdio) -> (Child, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("--db")
+        .arg(db)
+        .args(["peer", "serve", "--addr", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("HEADWAY_DB")
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    (server, addr)
 }
 
 /// [`headway`] from async code, on a blocking thread so an in-process server keeps serving.
