@@ -136,7 +136,7 @@ pub enum Error {
     /// someone else, a stale login on a shared device, say); nothing of the answer was stored
     /// (issue 17).
     #[error(
-        "the server answered for learner {answered:?}, not {asked:?}: the token belongs to someone else; nothing was changed"
+        "the server answered for learner {answered:?}, not {asked:?}: the token belongs to someone else; nothing it answered was merged"
     )]
     WrongLearner {
         /// The learner asked for.

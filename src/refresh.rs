@@ -9,7 +9,7 @@
 use crate::adapter::{Adapter, AdapterError, RetryCause};
 use crate::course::EnrolledCourse;
 use crate::error::{Error, Result};
-use crate::id::UserId;
+use crate::id::{CourseId, UserId};
 use crate::store::Store;
 use crate::sync::SyncOptions;
 use crate::sync_report::SyncReport;
@@ -38,6 +38,10 @@ pub struct CoursesAnswer {
     /// The sync that ran first; `None` when the server could not be reached (or did not
     /// answer in time) for the enrollment list, so no sync was tried.
     pub sync: Option<SyncReport>,
+    /// The listed courses whose content states could not be read from the server, and why
+    /// (a redirect, an answer over the size cap, a server error): they show what this device
+    /// knows, and the app may say so. Empty when every read succeeded or the cache answered.
+    pub unread: Vec<(CourseId, String)>,
 }
 
 impl Store {
@@ -66,8 +70,14 @@ impl Store {
             refuse_outright(e)?;
             // A server that could not be reached or did not answer in time would make the
             // sync wait just as long: the cache answers after one timeout, not two.
+            // A redirect or an answer past the size cap says the server is not the one it
+            // should be, or misbehaves: nothing is sent to it either (issue 17).
             if let AdapterError::Unavailable {
-                cause: RetryCause::Network { .. } | RetryCause::Timeout,
+                cause:
+                    RetryCause::Network { .. }
+                    | RetryCause::Timeout
+                    | RetryCause::Redirected { .. }
+                    | RetryCause::AnswerTooLarge { .. },
             } = e
             {
                 return self.cached_answer(user, e.to_string(), None).await;
@@ -97,6 +107,7 @@ impl Store {
         // Every read is checked before anything is merged: one answer naming another learner
         // leaves the store as it was (issue 17).
         let mut states = Vec::new();
+        let mut unread = Vec::new();
         for course in &list {
             match adapter
                 .read_states(user, &course.course_id, &course.batch_id)
@@ -111,6 +122,7 @@ impl Store {
                 Err(error) => {
                     refuse_outright(&error)?;
                     tracing::warn!(%error, course = %course.course_id, "cannot read the server's content states");
+                    unread.push((course.course_id.clone(), error.to_string()));
                     // Unreachable or timed out: the other courses would wait just as long.
                     if matches!(error, AdapterError::Unavailable { .. }) {
                         break;
@@ -130,6 +142,7 @@ impl Store {
             courses,
             source: CoursesSource::Server,
             sync: Some(sync),
+            unread,
         })
     }
 
@@ -148,6 +161,7 @@ impl Store {
             courses,
             source: CoursesSource::Cache { cause },
             sync,
+            unread: Vec::new(),
         })
     }
 }

@@ -66,7 +66,10 @@ impl SyncReport {
     /// True when items were sent and the server answered, but dropped every one of them
     /// without a reason ([`RejectionReason::DroppedByServer`]): what Sunbird does with every
     /// item of a token that belongs to another learner (sunbird-api.md §7.5), so a strong
-    /// sign the token is not this learner's (issue 17). A partial drop is not.
+    /// sign the token is not this learner's (issue 17). Items refused for their batch (closed
+    /// or unknown) beside them do not change that: Sunbird refuses a batch before it looks at
+    /// whose items they are. A partial drop beside an acknowledged item, an item refused for
+    /// itself, or one retrying is not.
     ///
     /// ```
     /// use headway::{ContentKey, RejectedItem, RejectionReason, SyncReport};
@@ -82,14 +85,25 @@ impl SyncReport {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn every_item_dropped(&self) -> bool {
+        // Sunbird refuses a closed or unknown batch before it looks at whose items they are,
+        // so those refusals say nothing about the token: every other item must be dropped.
+        let dropped =
+            |r: &&RejectedItem| matches!(r.reason, RejectionReason::DroppedByServer { .. });
+        let about_the_batch = |r: &&RejectedItem| {
+            matches!(
+                r.reason,
+                RejectionReason::BatchNotOngoing { .. } | RejectionReason::BatchUnknown { .. }
+            )
+        };
         self.sent > 0
             && self.acknowledged == 0
             && self.retrying.is_empty()
             && self.rejected.len() == self.sent
+            && self.rejected.iter().any(|r| dropped(&r))
             && self
                 .rejected
                 .iter()
-                .all(|r| matches!(r.reason, RejectionReason::DroppedByServer { .. }))
+                .all(|r| dropped(&r) || about_the_batch(&r))
     }
 }
 
@@ -130,13 +144,29 @@ mod tests {
                 rejected("do_1", dropped()),
                 rejected(
                     "do_2",
-                    RejectionReason::BatchUnknown {
-                        text: "BATCH_NOT_EXISTS".into(),
+                    RejectionReason::RefusedByServer {
+                        text: "FAILED".into(),
                     },
                 ),
             ],
             ..SyncReport::default()
         };
         assert!(!one_refused.every_item_dropped());
+        // Issue 17, second review: a closed batch's refusal beside items dropped for a foreign
+        // token hid the token (Sunbird checks batches before it groups items by user).
+        let one_in_a_closed_batch = SyncReport {
+            sent: 2,
+            rejected: vec![
+                rejected("do_1", dropped()),
+                rejected(
+                    "do_2",
+                    RejectionReason::BatchNotOngoing {
+                        text: "NOT_A_ON_GOING_BATCH".into(),
+                    },
+                ),
+            ],
+            ..SyncReport::default()
+        };
+        assert!(one_in_a_closed_batch.every_item_dropped());
     }
 }

@@ -122,6 +122,11 @@ pub fn run(db: &Path, args: CoursesArgs) -> Result<(), Failure> {
                     "offline answer from the cached list ({server}: {cause})"
                 ));
             }
+            for (course, cause) in &answer.unread {
+                ui::note(&format!(
+                    "course {course}: the server's content states could not be read ({server}: {cause}); showing what this device knows"
+                ));
+            }
             answer.courses
         }
         _ => existing_store(db)?.courses(&user)?,

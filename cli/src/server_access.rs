@@ -62,6 +62,19 @@ pub fn adapter(
             token_source(true).the_token()
         );
     }
+    // A token or key that cannot travel in an HTTP header is refused input (exit 2), not a
+    // network failure retried for ever.
+    if user_token.as_deref().is_some_and(|t| !fits_a_header(t)) {
+        return Err(Failure::Input(format!(
+            "{} holds bytes an HTTP header cannot carry (control characters)",
+            token_source(true).the_token()
+        )));
+    }
+    if api_key.as_deref().is_some_and(|k| !fits_a_header(k)) {
+        return Err(Failure::Input(
+            "the API key holds bytes an HTTP header cannot carry (control characters)".into(),
+        ));
+    }
     if let Some(key) = api_key {
         config = config.api_key(ApiKey::new(key));
     }
@@ -71,6 +84,13 @@ pub fn adapter(
     let token = UserToken::new(user_token.unwrap_or_default());
     SunbirdAdapter::new(config, Arc::new(StaticToken::new(token)))
         .map_err(|e| Failure::Input(format!("--server {server:?}: {e}")))
+}
+
+/// True when `value` can be sent as an HTTP header value: visible ASCII, spaces and tabs.
+fn fits_a_header(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
 /// A single-threaded runtime for one command.
@@ -153,11 +173,11 @@ pub fn every_item_dropped(server: &str, source: TokenSource, sent: usize) -> Fai
 pub fn refresh_failure(server: &str, source: TokenSource, error: headway::Error) -> Failure {
     match error {
         headway::Error::CredentialsRefused { status } => Failure::Credentials(format!(
-            "{}; nothing was changed",
+            "{}; nothing the server answered was merged",
             source.refused(server, status)
         )),
         headway::Error::WrongLearner { asked, answered } => Failure::Credentials(format!(
-            "{server} answered for learner {answered:?}, not {asked:?}: {} belongs to someone else; nothing was changed",
+            "{server} answered for learner {answered:?}, not {asked:?}: {} belongs to someone else; nothing it answered was merged",
             source.the_token()
         )),
         headway::Error::EveryItemDropped { sent } => every_item_dropped(server, source, sent),

@@ -526,3 +526,141 @@ async fn a_token_over_plain_http_to_another_host_prints_one_warning() {
     let no_token = [&sync[..], &["http://192.0.2.1:9"]].concat();
     assert_eq!(warnings(&headway_with_env(&db, &no_token, &[]).await), 0);
 }
+
+// Issue 17, second review: a closed batch's refusal beside items dropped for another
+// learner's token hid the token (Sunbird refuses a batch before it groups items by user), and
+// the sync exited 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_batch_beside_items_dropped_for_another_token_still_exits_4() {
+    let dir = TempDir::new("dropped-beside-closed");
+    let db = dir.0.join("bob.db");
+    let server = server_of_asha_and_bob().await;
+    server
+        .service()
+        .put_batch("closed", "do_course", BatchStatus::Closed)
+        .unwrap();
+    let url = server.url().to_string();
+    record(&db, "bob", "do_0001", Status::Completed, 100);
+    let in_closed = ContentKey::new("bob", "do_course", "closed", "do_0002").unwrap();
+    Store::open(&db)
+        .unwrap()
+        .record(ProgressUpdate::new(in_closed, Status::Completed, 100).unwrap())
+        .unwrap();
+    let out = headway_with_env(
+        &db,
+        &[
+            "sync",
+            "--user",
+            "bob",
+            "--server",
+            &url,
+            "--user-token",
+            DAN_TOKEN,
+        ],
+        &[],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("probably not this learner's"), "{stderr}");
+}
+
+// Issue 17, second review: a token with a newline was reported as a network failure (exit 3),
+// retried for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_an_http_header_cannot_carry_is_refused_input_naming_its_source() {
+    let dir = TempDir::new("header-token");
+    let db = dir.0.join("bob.db");
+    let server = server_of_asha_and_bob().await;
+    let url = server.url().to_string();
+    record(&db, "bob", "do_0001", Status::Completed, 100);
+    let flag = headway_with_env(
+        &db,
+        &[
+            "sync",
+            "--user",
+            "bob",
+            "--server",
+            &url,
+            "--user-token",
+            "a\nb",
+        ],
+        &[],
+    )
+    .await;
+    let stderr = text(&flag.stderr);
+    assert_eq!(flag.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--user-token"), "{stderr}");
+    let env = headway_with_env(
+        &db,
+        &["courses", "--user", "bob", "--server", &url],
+        &[("HEADWAY_USER_TOKEN", "a\u{7f}b")],
+    )
+    .await;
+    let stderr = text(&env.stderr);
+    assert_eq!(env.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("HEADWAY_USER_TOKEN"), "{stderr}");
+    assert_eq!(pending(&db, "bob"), 1);
+}
+
+/// A server on 127.0.0.1 that lists course `do_course` (batch `0130`) for bob and answers
+/// every other request (the content-state read) with a 307 to `elsewhere`; returns its URL.
+fn listing_but_redirecting_reads(elsewhere: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let elsewhere = elsewhere.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(&mut stream);
+                let (mut request, mut line) = (String::new(), String::new());
+                reader.read_line(&mut request).unwrap();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let answer = if request.contains("enrollment/list") {
+                    let body = r#"{"responseCode":"OK","result":{"courses":[{"courseId":"do_course","batchId":"0130","userId":"bob","courseName":"Fractions"}]}}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    format!(
+                        "HTTP/1.1 307 Temporary Redirect\r\nLocation: {elsewhere}/api/course/v1/content/state/read\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                };
+                let _ = stream.write_all(answer.as_bytes());
+            });
+        }
+    });
+    url
+}
+
+// Issue 17, second review: a redirected content-state read during `courses --server` was
+// dropped silently (exit 0, nothing on stderr): the redirect must be named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirected_read_during_a_refresh_is_named_not_silently_skipped() {
+    let dir = TempDir::new("read-redirect");
+    let db = dir.0.join("bob.db");
+    let url = listing_but_redirecting_reads("http://127.0.0.2:9".into());
+    let out = headway_with_env(
+        &db,
+        &[
+            "courses",
+            "--user",
+            "bob",
+            "--server",
+            &url,
+            "--user-token",
+            BOB_TOKEN,
+        ],
+        &[],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("do_course") && stderr.contains("127.0.0.2"),
+        "{stderr}"
+    );
+}

@@ -193,7 +193,7 @@ impl Store {
             // Asked to verify, an unsealed file is refused: anyone could have written it
             // (issue 17). Without a key, `peer_import` takes it on the carrier's word.
             return Err(Error::NotPaired {
-                reason: "this peer file is not sealed, so it cannot be verified with the key:                          import it without the key only if you trust whoever carried it"
+                reason: "this peer file is not sealed, so it cannot be verified with the key: import it without the key only if you trust whoever carried it"
                     .into(),
             });
         }
