@@ -5,6 +5,7 @@
 mod deadline;
 mod pairing;
 mod slots;
+mod store_thread;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -12,12 +13,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use headway::{Charge, FrameLimit, MemoryBudget, PeerMessage, PeerSession, Role, Store, UserId};
+use headway::{Charge, FrameLimit, MemoryBudget, PeerMessage, PeerSession, Role, UserId};
 use pairing::Scope;
 
 use crate::{existing_store, open_store, ui, Failure};
 use deadline::{DeadlineArgs, DeadlinePassed, DeadlineStream};
 use slots::{Slot, Slots};
+use store_thread::StoreThread;
 
 #[derive(Subcommand)]
 pub enum PeerCommand {
@@ -246,6 +248,7 @@ fn serve(db: &Path, args: ServeArgs) -> Result<(), Failure> {
     let listener = TcpListener::bind(&args.addr)
         .map_err(|e| Failure::Input(format!("--addr {:?}: cannot listen there: {e}", args.addr)))?;
     let store = std::sync::Arc::new(open_store(db)?);
+    let store = StoreThread::start(store).map_err(anyhow::Error::from)?;
     say!(
         "headway peer sync listening on {}",
         listener.local_addr().map_err(anyhow::Error::from)?
@@ -358,7 +361,7 @@ fn waking_address(mut listening: std::net::SocketAddr) -> std::net::SocketAddr {
 /// until its replies are written. True when the connection ended cleanly after an exchange for
 /// at least one learner.
 fn answer(
-    store: &Store,
+    store: &StoreThread,
     stream: &mut (impl Read + Write),
     only: Option<&UserId>,
     scope: &Scope,
@@ -375,7 +378,7 @@ fn answer(
         let replies = match message {
             PeerMessage::ListLearners => {
                 let learners = store
-                    .learners()?
+                    .run(|store| store.learners())??
                     .into_iter()
                     .filter(|u| only.is_none_or(|o| o == u) && scope.allows(u))
                     .collect();
@@ -389,11 +392,11 @@ fn answer(
                 if !scope.allows(&hello.user) {
                     anyhow::bail!("{}", scope.refusal(&hello.user));
                 }
-                let session = session.insert(PeerSession::new(&hello.user, Role::Responder));
-                session.handle(store, PeerMessage::Hello(hello))?
+                let fresh = PeerSession::new(&hello.user, Role::Responder);
+                step(store, &mut session, fresh, PeerMessage::Hello(hello))?
             }
-            other => match &mut session {
-                Some(session) => session.handle(store, other)?,
+            other => match session.take() {
+                Some(current) => step(store, &mut session, current, other)?,
                 None => anyhow::bail!("the peer did not start with a hello"),
             },
         };
@@ -402,6 +405,22 @@ fn answer(
         }
     }
     Ok(session.is_some())
+}
+
+/// One step of `current`'s exchange on the store's thread; the session comes back into
+/// `session` whatever the step's outcome.
+fn step(
+    store: &StoreThread,
+    session: &mut Option<PeerSession>,
+    mut current: PeerSession,
+    message: PeerMessage,
+) -> anyhow::Result<Vec<PeerMessage>> {
+    let (current, replies) = store.run(move |store| {
+        let replies = current.handle(store, message);
+        (current, replies)
+    })?;
+    *session = Some(current);
+    Ok(replies?)
 }
 
 /// One request, one reply, with the peer at `peer` (its address as the user gave it: once a
