@@ -187,9 +187,17 @@ impl PairingKey {
                 file.version
             )));
         }
+        let secret: [u8; 32] =
+            unhex(&file.secret).ok_or_else(|| refuse("the secret is not 64 hex digits"))?;
+        if secret.iter().all(|b| *b == 0) {
+            // No random source writes this: the file was edited, and the secret is known.
+            return Err(refuse(
+                "the secret is all zeros: make a new key with `headway peer pair`",
+            ));
+        }
         Ok(PairingKey {
             id: unhex(&file.id).ok_or_else(|| refuse("the key id is not 32 hex digits"))?,
-            secret: unhex(&file.secret).ok_or_else(|| refuse("the secret is not 64 hex digits"))?,
+            secret,
             learners: checked_learners(file.learners)?,
         })
     }
@@ -234,16 +242,22 @@ impl PairingKey {
     /// assert!(missing.unwrap_err().to_string().contains("/nonexistent/key"));
     /// ```
     pub fn read(path: &Path) -> Result<PairingKey> {
+        // A FIFO or a device would block the open or the read, or never end: asked first.
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) && path.exists() {
+            return Err(refuse(format!("{} is not a regular file", path.display())));
+        }
         let file = std::fs::File::open(path)
             .map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?;
+        let metadata = file
+            .metadata()
+            .map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?;
+        if !metadata.is_file() {
+            return Err(refuse(format!("{} is not a regular file", path.display())));
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = file
-                .metadata()
-                .map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?
-                .permissions()
-                .mode();
+            let mode = metadata.permissions().mode();
             if mode & 0o077 != 0 {
                 return Err(refuse(format!(
                     "{} may be read by others (mode {:o}); its secret is no longer one: \

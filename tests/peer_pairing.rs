@@ -152,11 +152,13 @@ fn a_key_file_is_written_for_its_owner_only_and_read_back_whole() {
 #[test]
 fn a_malformed_key_is_refused_with_what_is_wrong() {
     let good: serde_json::Value = serde_json::from_str(&asha_key().to_json()).unwrap();
-    let cases: [(&str, serde_json::Value, &str); 6] = [
+    let cases: [(&str, serde_json::Value, &str); 7] = [
         ("format", "ssh-rsa".into(), "format"),
         ("version", 2.into(), "version"),
         ("id", "abc".into(), "key id"),
         ("secret", "00".repeat(31).into(), "secret"),
+        // Issue 17, second review: a hand-edited all-zero secret was accepted.
+        ("secret", "00".repeat(32).into(), "all zeros"),
         ("learners", serde_json::json!([]), "at least one"),
         ("learners", serde_json::json!([" padded "]), "user id"),
     ];
@@ -169,6 +171,22 @@ fn a_malformed_key_is_refused_with_what_is_wrong() {
         assert!(error.contains(says), "{field}: {error}");
     }
     assert!(PairingKey::from_json("{\"format\":1}").is_err());
+}
+
+// Issue 17, second review: a FIFO given as the key file hung the command.
+#[test]
+fn a_key_path_that_is_not_a_regular_file_is_refused_without_blocking() {
+    let dir = TempDir::new("fifo-key");
+    let fifo = dir.file("asha.key");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let error = PairingKey::read(&fifo).unwrap_err().to_string();
+    assert!(error.contains("not a regular file"), "{error}");
+    let error = PairingKey::read(&dir.file("")).unwrap_err().to_string();
+    assert!(error.contains("not a regular file"), "{error}");
 }
 
 #[test]
