@@ -187,6 +187,7 @@ impl PairingKey {
                 file.version
             )));
         }
+        let id = unhex(&file.id).ok_or_else(|| refuse("the key id is not 32 hex digits"))?;
         let secret: [u8; 32] =
             unhex(&file.secret).ok_or_else(|| refuse("the secret is not 64 hex digits"))?;
         if secret.iter().all(|b| *b == 0) {
@@ -196,7 +197,7 @@ impl PairingKey {
             ));
         }
         Ok(PairingKey {
-            id: unhex(&file.id).ok_or_else(|| refuse("the key id is not 32 hex digits"))?,
+            id,
             secret,
             learners: checked_learners(file.learners)?,
         })
