@@ -680,25 +680,6 @@ pub fn parse_enrollment_list(body: &[u8]) -> Result<Vec<EnrolledCourse>, String>
         .collect())
 }
 
-/// The learner an enrollment-list entry names in its `userId`, if it names one (a blank or
-/// non-text `userId` names none here; the adapter refuses such an entry before, through
-/// [`other_learner_in_list`]). The caller compares it with the learner it asked for
-/// (issue 17).
-///
-/// ```
-/// let body = br#"{"result":{"courses":[{"courseId":"do_c","batchId":"b1","userId":"asha"}]}}"#;
-/// let courses = headway_sunbird::wire::parse_enrollment_list(body)?;
-/// assert_eq!(headway_sunbird::wire::listed_learner(&courses[0]), Some("asha"));
-/// # Ok::<(), String>(())
-/// ```
-pub fn listed_learner(course: &EnrolledCourse) -> Option<&str> {
-    course
-        .fields
-        .get("userId")
-        .and_then(Value::as_str)
-        .filter(|named| !named.trim().is_empty())
-}
-
 /// The first `userId` in the rows of a content-state read (`result.contentList`) that is
 /// present with any value other than `user`'s id string, as the server wrote it (a string as
 /// is, anything else as its JSON text), shortened to [`ANSWERED_LEN`] characters. A row with
