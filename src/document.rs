@@ -8,6 +8,8 @@
 //! of them (`get_all`), never Automerge's default winner, and a write stores the join of every
 //! visible value and the new one, so it can only raise the register.
 
+mod varint;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use automerge::{
@@ -16,8 +18,9 @@ use automerge::{
 
 use crate::content_state::{ContentItem, ContentKey, ContentState, Progress, Status};
 use crate::error::{Error, Result};
-use crate::id::{BatchId, ContentId, CourseId, UserId};
+use crate::id::{random_bytes, BatchId, ContentId, CourseId, UserId};
 use crate::timestamp::Timestamp;
+use varint::VarintError;
 
 const LEARNER_KEY: &str = "learner";
 const EPOCH_KEY: &str = "epoch";
@@ -48,7 +51,7 @@ pub struct LearnerDocument {
 impl LearnerDocument {
     /// A new, empty document for `user`, with a random actor id.
     pub fn new(user: &UserId) -> Result<LearnerDocument> {
-        LearnerDocument::with_actor(user, ActorId::random())
+        LearnerDocument::with_actor(user, ActorId::from(random_bytes::<16>()?))
     }
 
     /// A new, empty document for `user` whose changes are signed by `actor`.
@@ -58,12 +61,8 @@ impl LearnerDocument {
         doc.put(ROOT, LEARNER_KEY, user.as_str())
             .map_err(document_error)?;
         // A fresh document starts a new epoch: its own root, which peers recognise by this id.
-        let epoch = ActorId::random();
-        doc.put(
-            ROOT,
-            EPOCH_KEY,
-            ScalarValue::Bytes(epoch.to_bytes().to_vec()),
-        )
+        let epoch = random_bytes::<16>()?;
+        doc.put(ROOT, EPOCH_KEY, ScalarValue::Bytes(epoch.to_vec()))
         .map_err(document_error)?;
         Ok(LearnerDocument { user, doc })
     }
@@ -561,16 +560,11 @@ fn split_chunks(mut bytes: &[u8]) -> std::result::Result<Vec<&[u8]>, String> {
         if bytes.len() < 9 || bytes[..4] != CHUNK_MAGIC {
             return Err("not a sequence of automerge changes".into());
         }
-        let mut length: u64 = 0;
-        let mut at = 9;
-        for shift in (0..64).step_by(7) {
-            let byte = *bytes.get(at).ok_or("a change's length is truncated")?;
-            at += 1;
-            length |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
+        let (length, body) = varint::read(&bytes[9..]).map_err(|e| match e {
+            VarintError::Truncated => "a change's length is truncated",
+            VarintError::TooLong => "a change's length does not fit 64 bits",
+        })?;
+        let at = bytes.len() - body.len();
         let end = usize::try_from(length)
             .ok()
             .and_then(|length| at.checked_add(length))
@@ -636,16 +630,7 @@ pub(crate) fn pack(state: &ContentState) -> Vec<u8> {
     out.push(state.status().code());
     out.push(state.progress().get());
     for time in [state.last_access_time(), state.last_completed_time()] {
-        let mut v = time.map_or(0, |t| t.as_millis().unsigned_abs());
-        loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(byte);
-                break;
-            }
-            out.push(byte | 0x80);
-        }
+        varint::write(time.map_or(0, |t| t.as_millis().unsigned_abs()), &mut out);
     }
     out
 }
@@ -660,20 +645,8 @@ pub(crate) fn unpack_bytes(bytes: &[u8]) -> Option<ContentState> {
     let (&progress, mut rest) = rest.split_first()?;
     let mut times = [None, None];
     for slot in &mut times {
-        let mut value: u64 = 0;
-        let mut shift = 0;
-        loop {
-            let (&byte, tail) = rest.split_first()?;
-            rest = tail;
-            if shift > 63 {
-                return None;
-            }
-            value |= u64::from(byte & 0x7f) << shift;
-            shift += 7;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
+        let (value, tail) = varint::read(rest).ok()?;
+        rest = tail;
         *slot = match value {
             0 => None,
             millis => Some(Timestamp::from_millis(i64::try_from(millis).ok()?).ok()?),
@@ -721,6 +694,17 @@ mod tests {
         ] {
             assert_eq!(unpack_bytes(&pack(&state)), Some(state));
         }
+    }
+
+    #[test]
+    fn a_chunk_whose_length_is_truncated_or_too_long_is_refused_before_automerge() {
+        let header = [&CHUNK_MAGIC[..], &[0, 0, 0, 0, CHUNK_CHANGE]].concat();
+        let truncated = [&header[..], &[0x80]].concat();
+        let too_long = [&header[..], &[0xff; 11]].concat();
+        let empty_body = [&header[..], &[0]].concat();
+        assert!(split_chunks(&truncated).is_err());
+        assert!(split_chunks(&too_long).is_err());
+        assert_eq!(split_chunks(&empty_body), Ok(vec![&empty_body[..]]));
     }
 
     #[test]

@@ -132,6 +132,13 @@ pub enum Error {
     /// The async runtime shut down before the store's work could start; nothing was written.
     #[error("the async runtime shut down before the store's work started; nothing was written")]
     RuntimeShutDown,
+    /// The OS's random source failed, so no new id (a device id, an actor id, a pairing key)
+    /// could be made; nothing was written.
+    #[error("the OS's random source failed: {reason}")]
+    RandomSource {
+        /// What the OS reported.
+        reason: String,
+    },
     /// The server answered for another learner than the one asked for (its token belongs to
     /// someone else, a stale login on a shared device, say); nothing of the answer was stored
     /// (issue 17).

@@ -13,6 +13,17 @@ use crate::error::{shorten, Error, Result};
 /// The longest id accepted, in bytes. Sunbird's ids are 19 to 40 characters long.
 pub const MAX_ID_LEN: usize = 256;
 
+/// `N` bytes from the OS's random source (`getrandom`): the one source of every id headway
+/// makes (a store's device id, a document's actor id and epoch, a pairing key's id and
+/// secret) and of the sealed peer files' nonces. Never a clock, a process id or a hash.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| Error::RandomSource {
+        reason: e.to_string(),
+    })?;
+    Ok(bytes)
+}
+
 /// Checks one id: not blank, not too long, no control characters, no white space around it.
 /// The one validator behind every id type (and the peer protocol's device ids).
 pub(crate) fn check_id(field: &'static str, value: String) -> Result<String> {

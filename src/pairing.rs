@@ -18,7 +18,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::id::UserId;
+use crate::id::{random_bytes, UserId};
 
 pub use channel::PeerChannel;
 
@@ -90,11 +90,10 @@ impl PairingKey {
     /// ```
     pub fn generate(learners: impl IntoIterator<Item = UserId>) -> Result<PairingKey> {
         let learners = checked_learners(learners.into_iter().collect())?;
-        let mut id = [0u8; 16];
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut id)
-            .and_then(|()| getrandom::fill(&mut secret))
-            .map_err(|e| refuse(format!("the OS's random source failed: {e}")))?;
+        // The message stays "pairing key refused: the OS's random source failed: ...".
+        let failed = |e: Error| refuse(e.to_string());
+        let id = random_bytes::<16>().map_err(failed)?;
+        let secret = random_bytes::<32>().map_err(failed)?;
         Ok(PairingKey {
             id,
             secret,

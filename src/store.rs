@@ -12,7 +12,7 @@ mod write_behind;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
@@ -250,21 +250,13 @@ impl Store {
     }
 
     /// A seed for the background sync's back-off jitter, drawn from this device's id (random
-    /// per store), so devices do not retry in step. Should the id be unreadable (a poisoned
-    /// lock), a seed from the OS's random source (std's `RandomState` keys).
+    /// per store), so devices do not retry in step. The id is written once, when the store
+    /// opens, so a lock poisoned since still holds it whole.
     pub(crate) fn jitter_seed(&self) -> u64 {
-        use std::hash::{BuildHasher, Hasher};
-        match self.inner.lock() {
-            Ok(inner) => {
-                let (high, low) = inner.device.split_at(8);
-                let word =
-                    |bytes: &[u8]| bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-                word(high) ^ word(low)
-            }
-            Err(_) => std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish(),
-        }
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let (high, low) = inner.device.split_at(8);
+        let word = |bytes: &[u8]| bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        word(high) ^ word(low)
     }
 
     /// Records one progress update and returns once it is durable. Returns the change, or

@@ -11,7 +11,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::SimpleHkdf;
 
 use crate::error::{Error, Result};
-use crate::id::UserId;
+use crate::id::{random_bytes, UserId};
 use crate::pairing::PairingKey;
 use crate::peer::SEALED_FILE_MAGIC;
 use crate::store::Store;
@@ -63,9 +63,7 @@ fn check_covers(key: &PairingKey, user: &UserId) -> Result<()> {
 fn seal(key: &PairingKey, user: &UserId, file: &[u8]) -> Result<Vec<u8>> {
     check_covers(key, user)?;
     let header = header(key.id_bytes(), user)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce)
-        .map_err(|e| not_paired(format!("the OS's random source failed: {e}")))?;
+    let nonce = random_bytes::<NONCE_LEN>().map_err(|e| not_paired(e.to_string()))?;
     let sealed = cipher(key)?
         .encrypt(
             XNonce::from_slice(&nonce),

@@ -4,6 +4,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
+use crate::id::random_bytes;
 
 /// `PRAGMA application_id` of a headway store: "HWAY".
 const APPLICATION_ID: i64 = 0x4857_4159;
@@ -432,8 +433,7 @@ pub(crate) fn device_id(conn: &Connection) -> Result<[u8; 16]> {
             reason: format!("device id has {} bytes, 16 expected", bytes.len()),
         });
     }
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&automerge::ActorId::random().to_bytes()[..16]);
+    let id = random_bytes::<16>()?;
     // INSERT OR IGNORE, then read back: two processes opening a new file agree on one id.
     conn.execute(
         "INSERT OR IGNORE INTO meta (name, value) VALUES ('device', ?1)",
