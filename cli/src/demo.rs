@@ -22,13 +22,19 @@ const LEARNER: &str = "learner-asha";
 const BATCH_FRACTIONS: &str = "0130000000000000001";
 const BATCH_PLANTS: &str = "0130000000000000002";
 
+/// A new folder of the demo's own, `headway-demo-<pid>-<16 random hex digits>`. The process id
+/// says whose it is (`cli/tests/day_one.rs` looks for what a demo left); the OS's random source
+/// makes the name unguessable, where the pid and the clock let another user of the shared temp
+/// folder create it first. `create_dir` refuses a folder that exists, so the demo never works
+/// in, and then deletes, a folder it did not make.
 fn temp_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "headway-demo-{}-{}",
-        std::process::id(),
-        Timestamp::now().as_millis()
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random)
+        .map_err(|e| anyhow::anyhow!("the OS's random source failed: {e}"))?;
+    let unique: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let dir =
+        std::env::temp_dir().join(format!("headway-demo-{}-{unique}", std::process::id()));
+    std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
 
@@ -322,4 +328,24 @@ fn paired_devices(
     );
     say!("     paired with key {key_id}: the tablet holds {content} completed, no server needed.")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_demo_folder_is_new_unguessable_and_named_for_the_process() {
+        let (first, second) = (temp_dir().unwrap(), temp_dir().unwrap());
+        // With the pid and the clock as the name, two folders made in one millisecond were
+        // one folder, and the second `create_dir_all` took it without a word.
+        assert_ne!(first, second);
+        let prefix = format!("headway-demo-{}-", std::process::id());
+        for dir in [&first, &second] {
+            let name = dir.file_name().unwrap().to_str().unwrap();
+            assert!(name.starts_with(&prefix), "{name}");
+            assert_eq!(name.len() - prefix.len(), 16, "{name}");
+            std::fs::remove_dir(dir).unwrap();
+        }
+    }
 }
