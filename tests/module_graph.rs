@@ -4,6 +4,9 @@
 //! inline, including `crate::{a, b}` groups; comments are left out.
 #![cfg(test)]
 
+#[path = "module_graph/architecture_doc.rs"]
+mod architecture_doc;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
