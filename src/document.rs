@@ -63,7 +63,7 @@ impl LearnerDocument {
         // A fresh document starts a new epoch: its own root, which peers recognise by this id.
         let epoch = random_bytes::<16>()?;
         doc.put(ROOT, EPOCH_KEY, ScalarValue::Bytes(epoch.to_vec()))
-        .map_err(document_error)?;
+            .map_err(document_error)?;
         Ok(LearnerDocument { user, doc })
     }
 

@@ -32,8 +32,7 @@ fn temp_dir() -> anyhow::Result<PathBuf> {
     getrandom::fill(&mut random)
         .map_err(|e| anyhow::anyhow!("the OS's random source failed: {e}"))?;
     let unique: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let dir =
-        std::env::temp_dir().join(format!("headway-demo-{}-{unique}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("headway-demo-{}-{unique}", std::process::id()));
     std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }

@@ -62,7 +62,17 @@ mod tests {
 
     #[test]
     fn every_width_round_trips_and_leaves_the_rest() {
-        for value in [0, 1, 127, 128, 300, 16_383, 16_384, 1_714_558_530_123, u64::MAX - 1] {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            1_714_558_530_123,
+            u64::MAX - 1,
+        ] {
             let mut bytes = encoded(value);
             bytes.extend_from_slice(b"rest");
             assert_eq!(read(&bytes), Ok((value, &b"rest"[..])), "{value}");

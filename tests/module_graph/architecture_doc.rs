@@ -63,31 +63,32 @@ fn citation(span: &str) -> Option<(&str, Option<&str>)> {
     let path_like = path
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c));
-    let test_like = test.is_none_or(|t| {
-        !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    });
+    let test_like = test
+        .is_none_or(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
     (path_like && test_like).then_some((path, test))
 }
 
 /// Every citation of `doc` the tree does not hold, as one line each: a missing path, or a
 /// test name its file does not define. `ignored` are path prefixes made at run time.
-fn stale_citations(
-    doc: &str,
-    ignored: &[String],
-    find: impl Fn(&str) -> Found,
-) -> Vec<String> {
+fn stale_citations(doc: &str, ignored: &[String], find: impl Fn(&str) -> Found) -> Vec<String> {
     let mut stale = Vec::new();
     for span in code_spans(doc) {
         let cited = span.trim_start();
         if cited.contains('\n') && ROOTS.iter().any(|root| cited.starts_with(root)) {
             // Markdown shows the line break as a space: the path would not be checked.
-            stale.push(format!("`{}` is cut by a line break", cited.replace('\n', " ")));
+            stale.push(format!(
+                "`{}` is cut by a line break",
+                cited.replace('\n', " ")
+            ));
             continue;
         }
         let Some((path, test)) = citation(&span) else {
             continue;
         };
-        if ignored.iter().any(|prefix| path.starts_with(prefix.as_str())) {
+        if ignored
+            .iter()
+            .any(|prefix| path.starts_with(prefix.as_str()))
+        {
             continue;
         }
         match (find(path), test) {
