@@ -718,5 +718,11 @@ mod tests {
         ] {
             assert_eq!(unpack_bytes(bad), None, "{bad:?}");
         }
+        // A time whose tenth varint byte carries bits past the 64th: the reader once dropped
+        // them and read a valid time (issue 18: one varint codec, which refuses it).
+        let mut overflowing = vec![1, 1, 1];
+        overflowing.extend([0x80; 9]);
+        overflowing.extend([0x02, 0]);
+        assert_eq!(unpack_bytes(&overflowing), None);
     }
 }

@@ -108,6 +108,23 @@ mod tests {
         assert_eq!(read(&over), Err(VarintError::TooLong));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_value_round_trips_in_at_most_ten_bytes(value: u64, rest: Vec<u8>) {
+            let mut bytes = encoded(value);
+            proptest::prop_assert!(bytes.len() <= MAX_LEN);
+            bytes.extend_from_slice(&rest);
+            proptest::prop_assert_eq!(read(&bytes), Ok((value, &rest[..])));
+        }
+
+        #[test]
+        fn any_bytes_read_as_a_value_or_an_error_within_ten_bytes(bytes: Vec<u8>) {
+            if let Ok((_, rest)) = read(&bytes) {
+                proptest::prop_assert!(bytes.len() - rest.len() <= MAX_LEN);
+            }
+        }
+    }
+
     #[test]
     fn a_padded_varint_reads_as_its_value() {
         assert_eq!(read(&[0x80, 0x00]), Ok((0, &[][..])));
