@@ -5,9 +5,10 @@
 //! bulk requests (at most `chunk` items, one course per batch, one item per (batch,
 //! content)), reads every answer item by item, bisects a chunk refused with 400, asks for a
 //! fresh token once after a 401/403, retries 429/5xx and broken connections with back-off,
-//! stops at once when the service cannot be reached ([`WhenUnreachable::StopAtOnce`]), keeps
-//! one deadline per call, and sends Sunbird's first writes with status 1 a second time (the
-//! server stores progress 0 for them). No socket, clock, randomness or task is touched here:
+//! stops at once when the service cannot be reached ([`WhenUnreachable::StopAtOnce`]), and keeps
+//! one deadline per call. A first write Sunbird stored lower than sent (progress 0 for status
+//! 1) is reported [`ItemOutcome::HeldLower`](headway::ItemOutcome::HeldLower): the sync engine
+//! owns the second round that sends it again. No socket, clock, randomness or task is touched here:
 //! [`SunbirdAdapter`](crate::SunbirdAdapter) drives a machine with reqwest, and the
 //! deterministic simulation drives the same machine against the in-process course service.
 //!
@@ -167,7 +168,7 @@ pub trait Machine {
     fn take_progress(&mut self) -> Option<(usize, usize)> {
         None
     }
-    /// How often this call bisected, refreshed the token and ran a second round so far.
+    /// How often this call bisected and refreshed the token so far.
     fn tally(&self) -> Tally;
 }
 
@@ -175,7 +176,7 @@ pub trait Machine {
 ///
 /// ```
 /// let tally = headway_sunbird::protocol::Tally::default();
-/// assert_eq!(tally.bisections + tally.token_refreshes + tally.second_rounds, 0);
+/// assert_eq!(tally.bisections + tally.token_refreshes, 0);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -183,15 +184,12 @@ pub struct Tally {
     pub bisections: usize,
     /// Requests sent again with a fresh token after a 401/403.
     pub token_refreshes: usize,
-    /// Second rounds for first writes the server stored lower.
-    pub second_rounds: usize,
 }
 
 impl std::ops::AddAssign for Tally {
     fn add_assign(&mut self, other: Tally) {
         self.bisections += other.bisections;
         self.token_refreshes += other.token_refreshes;
-        self.second_rounds += other.second_rounds;
     }
 }
 
@@ -443,11 +441,10 @@ fn plan_requests(items: &[Outgoing], indices: &[usize], chunk: usize) -> Vec<Vec
     requests.into_iter().map(|r| r.indices).collect()
 }
 
-/// One learner's bulk push: every planned request, each bisected on 400, then a second round
-/// for the first writes Sunbird stored lower. Ends with one outcome per item, never
-/// [`ItemOutcome::HeldLower`]: an item whose second round fails, or cannot start because the
-/// call stopped, stays pending with that cause, so the sync engine does not push it again
-/// within the same sync.
+/// One learner's bulk push: every planned request, each bisected on 400. Ends with one
+/// outcome per item. A first write Sunbird stored lower than sent comes back
+/// [`ItemOutcome::HeldLower`] with what the server holds; the sync engine's next round sends it
+/// again with that state as the server's, and the server's max-merge then keeps it whole.
 ///
 /// ```
 /// use std::time::Instant;
@@ -470,9 +467,9 @@ fn plan_requests(items: &[Outgoing], indices: &[usize], chunk: usize) -> Vec<Vec
 ///         Step::Done(report) => break report,
 ///     }
 /// };
-/// // A first write with status 1 is stored with progress 0: it is sent a second time.
-/// assert_eq!((report.requests, push.tally().second_rounds), (2, 1));
-/// assert_eq!(report.outcomes, vec![ItemOutcome::Acknowledged]);
+/// // A first write with status 1 is stored with progress 0: the engine sends it again.
+/// assert_eq!(report.requests, 1);
+/// assert!(matches!(report.outcomes[0], ItemOutcome::HeldLower { .. }));
 /// # Ok::<(), headway::Error>(())
 /// ```
 #[derive(Debug)]
@@ -480,9 +477,6 @@ pub struct UpdatePush<'a> {
     config: &'a SunbirdConfig,
     user: &'a UserId,
     items: &'a [Outgoing],
-    /// The items of the second round: sent again, with what the server now holds.
-    resent: HashMap<usize, Outgoing>,
-    second_round: bool,
     traffic: Traffic,
     outcomes: Vec<Option<ItemOutcome>>,
     /// The planned requests of this round not yet started.
@@ -509,8 +503,6 @@ impl<'a> UpdatePush<'a> {
             config,
             user,
             items,
-            resent: HashMap::new(),
-            second_round: false,
             traffic: Traffic::new(config, now),
             outcomes: vec![None; items.len()],
             planned: plan_requests(items, &all, config.chunk).into_iter(),
@@ -520,11 +512,6 @@ impl<'a> UpdatePush<'a> {
             progress: None,
             tally: Tally::default(),
         }
-    }
-
-    /// What is sent for item `i`: in the second round, with what the server now holds.
-    fn sent(&self, i: usize) -> &Outgoing {
-        self.resent.get(&i).unwrap_or(&self.items[i])
     }
 
     fn set(&mut self, i: usize, outcome: ItemOutcome) {
@@ -577,42 +564,6 @@ impl<'a> UpdatePush<'a> {
         self.progress = Some((self.done, self.items.len()));
     }
 
-    /// Starts the second round when first writes came back lower than sent: Sunbird stores
-    /// progress 0 for a new row with status 1, and a second write keeps the max.
-    fn start_second_round(&mut self) -> bool {
-        for (i, (out, outcome)) in self.items.iter().zip(&self.outcomes).enumerate() {
-            if let (None, Some(ItemOutcome::HeldLower { held })) = (&out.server, outcome) {
-                let again = Outgoing {
-                    item: out.item.clone(),
-                    server: Some(*held),
-                };
-                self.resent.insert(i, again);
-            }
-        }
-        if self.resent.is_empty() {
-            return false;
-        }
-        self.tally.second_rounds += 1;
-        let mut indices: Vec<usize> = self.resent.keys().copied().collect();
-        indices.sort_unstable();
-        self.planned = plan_requests(self.items, &indices, self.config.chunk).into_iter();
-        true
-    }
-
-    /// The call stopped (unreachable, or out of time) before the second round: its items
-    /// stay pending with that cause, like every other item not written as sent. Reported
-    /// `HeldLower`, they would make the sync engine push them again at once, past the
-    /// call's deadline and after the service proved unreachable.
-    fn forgo_second_round(&mut self, cause: &RetryCause) {
-        for outcome in &mut self.outcomes {
-            if matches!(outcome, Some(ItemOutcome::HeldLower { .. })) {
-                *outcome = Some(ItemOutcome::Retry {
-                    cause: cause.clone(),
-                });
-            }
-        }
-    }
-
     fn report(&mut self) -> PushReport {
         PushReport {
             outcomes: std::mem::take(&mut self.outcomes)
@@ -645,7 +596,7 @@ impl Machine for UpdatePush<'_> {
                         let answer = match result {
                             Ok((status, body)) => {
                                 let chunk: Vec<&Outgoing> =
-                                    indices.iter().map(|&i| self.sent(i)).collect();
+                                    indices.iter().map(|&i| &self.items[i]).collect();
                                 wire::interpret_update(status, &body, &chunk)
                             }
                             Err(cause) => UpdateAnswer::Retry(cause),
@@ -656,14 +607,6 @@ impl Machine for UpdatePush<'_> {
                 }
             }
             let Some(indices) = self.halves.pop().or_else(|| self.planned.next()) else {
-                if !self.second_round {
-                    self.second_round = true;
-                    match self.traffic.stopped(now) {
-                        None if self.start_second_round() => continue,
-                        None => {}
-                        Some(cause) => self.forgo_second_round(&cause),
-                    }
-                }
                 return Step::Done(self.report());
             };
             if let Some(cause) = self.traffic.stopped(now) {
@@ -678,7 +621,7 @@ impl Machine for UpdatePush<'_> {
                 }
                 continue;
             }
-            let chunk: Vec<&ContentItem> = indices.iter().map(|&i| &self.sent(i).item).collect();
+            let chunk: Vec<&ContentItem> = indices.iter().map(|&i| &self.items[i].item).collect();
             match serde_json::to_vec(&wire::update_body(self.user, &chunk)) {
                 Ok(body) => {
                     let attempts = Attempts::new(
@@ -1046,78 +989,24 @@ mod tests {
         }]
     }
 
-    /// A second round that fails leaves its items retrying with the real cause, not
-    /// `HeldLower`: the sync engine pushes `HeldLower` items again at once, which after a
-    /// timeout would send past the deadline to an unreachable service, and after 5xx would
-    /// double the attempts.
+    /// The engine owns the second round for Sunbird's first-write rule (issue 18): the push
+    /// sends a first write once and reports what the server holds, so the engine's next round
+    /// sends it with that state as the server's.
     #[test]
-    fn a_second_round_that_times_out_leaves_the_item_retrying_not_held_lower() {
+    fn a_first_write_stored_lower_is_sent_once_and_reported_held_lower() {
         let items = first_write_at_60();
         let config = SunbirdConfig::new("http://sim");
-        let mut first = true;
-        let (report, sent, tally) = run(&config, &items, |request| {
-            if std::mem::take(&mut first) {
-                success(&contents(request))
-            } else {
-                Answer::Failed(Error::TimedOut)
-            }
-        });
-        assert_eq!(sent.len(), 2);
-        assert_eq!(
-            report.outcomes,
-            vec![ItemOutcome::Retry {
-                cause: RetryCause::Timeout
-            }]
-        );
-        assert_eq!(tally.second_rounds, 1);
-    }
-
-    #[test]
-    fn a_second_round_refused_with_5xx_is_tried_attempts_times_and_reports_the_server_error() {
-        let items = first_write_at_60();
-        let config = SunbirdConfig::new("http://sim").attempts(3);
-        let mut first = true;
-        let (report, sent, _) = run(&config, &items, |request| {
-            if std::mem::take(&mut first) {
-                success(&contents(request))
-            } else {
-                Answer::Answered {
-                    status: 503,
-                    body: Vec::new(),
-                }
-            }
-        });
-        assert_eq!(sent.len(), 1 + 3);
-        assert_eq!(
-            report.outcomes,
-            vec![ItemOutcome::Retry {
-                cause: RetryCause::Server { status: 503 }
-            }]
-        );
-    }
-
-    #[test]
-    fn a_push_out_of_time_before_its_second_round_reports_no_item_held_lower() {
-        let items = first_write_at_60();
-        let config = SunbirdConfig::new("http://sim").deadline(Duration::from_secs(2));
-        let start = Instant::now();
-        let user = UserId::new("u").unwrap();
-        let mut push = UpdatePush::new(&config, &user, &items, start);
-        let Step::Send(request) = push.poll(start) else {
-            panic!("nothing sent")
-        };
-        // The answer arrives after the deadline: no second round may start.
-        let late = start + Duration::from_secs(3);
-        push.answer(late, success(&contents(&request)));
-        let Step::Done(report) = push.poll(late) else {
-            panic!("a request after the deadline")
-        };
-        assert_eq!(
-            report.outcomes,
-            vec![ItemOutcome::Retry {
-                cause: RetryCause::Timeout
-            }]
-        );
-        assert_eq!(push.tally().second_rounds, 0);
+        let (report, sent, _) = run(&config, &items, |request| success(&contents(request)));
+        assert_eq!(sent.len(), 1);
+        let held = ContentState::new(Status::InProgress, Progress::default(), None, None);
+        assert_eq!(report.outcomes, vec![ItemOutcome::HeldLower { held }]);
+        // The engine's second round: the same item, the server's state known.
+        let again = [Outgoing {
+            item: items[0].item.clone(),
+            server: Some(held),
+        }];
+        let (report, sent, _) = run(&config, &again, |request| success(&contents(request)));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(report.outcomes, vec![ItemOutcome::Acknowledged]);
     }
 }

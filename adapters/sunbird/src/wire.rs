@@ -350,6 +350,10 @@ struct ReadRow {
     last_completed_time: Lenient<String>,
 }
 
+/// What lms-legacy's `LearnerStateUpdateActor` (about 2018) wrote under a content id whose
+/// batch had not started or had ended: the same refusal as today's `NOT_A_ON_GOING_BATCH`.
+const LEGACY_BATCH_CLOSED: &str = "BATCH NOT STARTED OR BATCH CLOSED";
+
 /// The reason given for an item the server's `result` does not mention.
 pub const NOT_IN_RESULT: &str = "NOT_IN_RESULT";
 
@@ -482,6 +486,10 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
                 {
                     if s == "SUCCESS" {
                         acknowledged(out, state)
+                    } else if s == LEGACY_BATCH_CLOSED {
+                        ItemOutcome::Rejected {
+                            reason: RejectionReason::BatchNotOngoing { text: s.clone() },
+                        }
                     } else {
                         ItemOutcome::Rejected {
                             reason: RejectionReason::RefusedByServer { text: s.clone() },
@@ -785,6 +793,10 @@ struct ListedCourse {
     status: Lenient<u64>,
     #[serde(default)]
     content_status: Lenient<ContentStatus>,
+    /// `contentStatus` as the list cached in Redis spells it (the column name of
+    /// `user_enrolments`), read when `contentStatus` is absent.
+    #[serde(default, rename = "contentstatus")]
+    content_status_cached: Lenient<ContentStatus>,
     #[serde(default)]
     batch: Lenient<Object<ListedBatch>>,
     #[serde(default)]
@@ -893,6 +905,7 @@ impl Object<ListedCourse> {
         enrolled.content_status = listed
             .content_status
             .0
+            .or(listed.content_status_cached.0)
             .map(ContentStatus::statuses)
             .unwrap_or_default();
         enrolled.leaf_nodes = leaf_nodes;
@@ -1394,6 +1407,55 @@ mod tests {
                 vec![],
                 vec![],
             ]
+        );
+    }
+
+    /// Issue 18: a cached list spells `contentStatus` as `contentstatus`; unread, the course
+    /// said 100% while its one leaf read status 0. The payload is lms-service's own cached
+    /// answer, `getRedisString()` in
+    /// `course-mw/enrolment-actor/src/test/scala/org/sunbird/enrolments/CourseEnrolmentTest.scala`
+    /// (Sunbird-Lern/lms-service), with `content` abridged to the fields headway reads.
+    #[test]
+    fn a_cached_lists_lower_case_contentstatus_is_read() {
+        let body = br#"{"id":null,"ver":null,"ts":null,"params":null,"responseCode":"OK","result":{"courses":[{"dateTime":1594219912979,"lastReadContentStatus":2,"completionpercentage":100,"enrolledDate":"1594219912979","addedBy":"6cf06951-55fe-2a81-4e37-4475428ece80","delta":null,"contentId":"do_11305984881537024012255","active":true,"description":"Enter description for Course","contentstatus":{"do_11305605610466508811":2},"batchId":"0130598559365038081","userId":"95e4942d-cbe8-477d-aebd-ad8e6de4bfc8","content":{"leafNodes":["do_11305605610466508811"],"identifier":"do_11305984881537024012255","name":"Auto-cert-issue-9th","status":"Live","batches":[{"createdFor":["ORG_001"],"endDate":null,"name":"Auto-cert-issue-9th","batchId":"0130598559365038081","enrollmentType":"open","enrollmentEndDate":null,"startDate":"2020-07-08","status":1}],"leafNodesCount":1},"completionPercentage":100,"courseName":"Auto-cert-issue-9th","certificates":[],"completedOn":1595422618082,"leafNodesCount":1,"grade":null,"progress":1,"lastReadContentId":"do_11305605610466508811","courseId":"do_11305984881537024012255","status":2}]}}"#;
+        let courses = parse_enrollment_list(body).unwrap();
+        assert_eq!(courses.len(), 1);
+        assert_eq!(courses[0].completion_percentage, 100);
+        assert_eq!(
+            courses[0]
+                .content_status
+                .iter()
+                .map(|(id, s)| (id.as_str(), *s))
+                .collect::<Vec<_>>(),
+            vec![("do_11305605610466508811", 2)]
+        );
+        // The camel-case map wins when both are sent.
+        let both = br#"{"result":{"courses":[{"courseId":"do_c","batchId":"b1",
+            "contentStatus":{"do_1":1},"contentstatus":{"do_1":2}}]}}"#;
+        let courses = parse_enrollment_list(both).unwrap();
+        assert_eq!(courses[0].content_status.values().copied().collect::<Vec<_>>(), [1]);
+    }
+
+    /// Issue 18: lms-legacy's `LearnerStateUpdateActor` refused an item of a batch out of its
+    /// dates with this text under the content id; it was read as a generic refusal. The answer
+    /// is one such server's, as recorded in a Sunbird portal's test data (2018); sunbird-api.md
+    /// §3 names the legacy values.
+    #[test]
+    fn the_legacy_batch_not_started_or_closed_answer_is_a_closed_batch() {
+        let body = br#"{"id":"api.content.state.update","ver":"v1","ts":"2018-05-15 06:30:48:133+0000",
+            "params":{"resmsgid":null,"msgid":"8e27cbf5-e299-43b0-bca7-8347f7e5abcf","err":null,"status":"success","errmsg":null},
+            "responseCode":"OK","result":{"do_2122528233578250241233":"BATCH NOT STARTED OR BATCH CLOSED"}}"#;
+        let sent = out(
+            item("do_2122528233578250241233", "b1", Status::Completed, 100),
+            true,
+        );
+        assert_eq!(
+            interpret_update(200, body, &[&sent]),
+            UpdateAnswer::Items(vec![ItemOutcome::Rejected {
+                reason: RejectionReason::BatchNotOngoing {
+                    text: "BATCH NOT STARTED OR BATCH CLOSED".into()
+                }
+            }])
         );
     }
 
