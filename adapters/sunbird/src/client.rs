@@ -310,6 +310,20 @@ impl SunbirdConfig {
     }
 }
 
+/// `{base_url}/api/course/v1/`, the base URL's own path kept (a service behind a path prefix).
+fn api_url(base_url: &str) -> Result<url::Url> {
+    let invalid = |reason: String| Error::InvalidConfig { reason };
+    let mut api =
+        url::Url::parse(base_url).map_err(|e| invalid(format!("base URL {base_url:?}: {e}")))?;
+    api.set_query(None);
+    api.set_fragment(None);
+    api.path_segments_mut()
+        .map_err(|()| invalid(format!("base URL {base_url:?} cannot have a path")))?
+        .pop_if_empty()
+        .extend(["api", "course", "v1", ""]);
+    Ok(api)
+}
+
 /// headway's adapter for Sunbird-Lern's course service.
 ///
 /// ```no_run
@@ -327,6 +341,8 @@ impl SunbirdConfig {
 pub struct SunbirdAdapter {
     http: reqwest::Client,
     config: SunbirdConfig,
+    /// `{base URL}/api/course/v1/`: every request's path is joined to it.
+    api: url::Url,
     tokens: Arc<dyn TokenProvider>,
     /// The base URL is plain http to another host (decided once, not per request).
     clear_text: bool,
@@ -350,6 +366,7 @@ impl SunbirdAdapter {
                 reason: format!("base URL {:?} is not http(s)", config.base_url),
             });
         }
+        let api = api_url(&config.base_url)?;
         // A redirect is never followed: reqwest would carry `x-authenticated-user-token` (a
         // custom header) to whatever host the `Location` names, and an https base URL never
         // falls back to http (issue 17).
@@ -363,6 +380,7 @@ impl SunbirdAdapter {
             })?;
         Ok(SunbirdAdapter {
             http,
+            api,
             tokens,
             clear_text: config.sends_credentials_in_the_clear(),
             warned_clear_text: AtomicBool::new(false),
@@ -474,7 +492,14 @@ impl SunbirdAdapter {
             Ok(headers) => headers,
             Err(e) => return Answer::NotSent(e),
         };
-        let url = format!("{}/api/course/v1/{}", self.config.base_url, request.path);
+        let url = match self.api.join(&request.path) {
+            Ok(url) => url,
+            Err(e) => {
+                return Answer::NotSent(Error::InvalidConfig {
+                    reason: format!("request path {:?}: {e}", request.path),
+                })
+            }
+        };
         let builder = match request.method {
             Method::Get => self.http.get(url),
             Method::Post => self.http.post(url),

@@ -703,11 +703,7 @@ impl<'a> Read<'a> {
     /// A read of `user`'s enrollment list: the SDK's query, plus the leaf nodes the offline
     /// answer counts completions against.
     pub fn enrolled_courses(config: &'a SunbirdConfig, user: &UserId, now: Instant) -> Read<'a> {
-        let path = format!(
-            "user/enrollment/list/{}?orgdetails=orgName,email&fields=contentType,topic,name,channel,pkgVersion,primaryCategory,trackable,leafNodes,leafNodesCount&batchDetails=name,endDate,startDate,status,enrollmentType,createdBy,certificates",
-            path_segment(user)
-        );
-        Read::new(config, Method::Get, path, None, now)
+        Read::new(config, Method::Get, enrolment_list_path(user), None, now)
     }
 
     fn new(
@@ -762,18 +758,25 @@ fn check_status(status: u16, body: Vec<u8>) -> Result<Vec<u8>, AdapterError> {
     }
 }
 
-/// Percent-encodes a value for one URL path segment (RFC 3986 unreserved characters stay).
-fn path_segment(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+/// The SDK's query of the enrolment list, plus the leaf nodes the offline answer counts
+/// completions against.
+const LIST_QUERY: &str = "orgdetails=orgName,email&fields=contentType,topic,name,channel,pkgVersion,primaryCategory,trackable,leafNodes,leafNodesCount&batchDetails=name,endDate,startDate,status,enrollmentType,createdBy,certificates";
+
+/// The path and query of `user`'s enrolment list, relative to `/api/course/v1/`: `url` encodes
+/// the user id as one path segment (a `/`, `?`, `#` or space in it cannot change the path).
+fn enrolment_list_path(user: &UserId) -> String {
+    // Parsing a constant absolute URL cannot fail; only its path and query are kept.
+    let Ok(mut url) = url::Url::parse("http://sunbird.invalid/") else {
+        return String::new();
+    };
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.clear()
+            .extend(["user", "enrollment", "list", user.as_str()]);
+    }
+    url.set_query(Some(LIST_QUERY));
+    url[url::Position::BeforePath..]
+        .trim_start_matches('/')
+        .to_string()
 }
 
 #[cfg(test)]
@@ -844,8 +847,15 @@ mod tests {
 
     #[test]
     fn user_ids_are_percent_encoded_in_the_list_path() {
-        assert_eq!(path_segment("95e4942d-cbe8"), "95e4942d-cbe8");
-        assert_eq!(path_segment("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
+        let path = |user: &str| enrolment_list_path(&UserId::new(user).unwrap());
+        assert_eq!(
+            path("95e4942d-cbe8"),
+            format!("user/enrollment/list/95e4942d-cbe8?{LIST_QUERY}")
+        );
+        assert_eq!(
+            path("a/b?c#d e%"),
+            format!("user/enrollment/list/a%2Fb%3Fc%23d%20e%25?{LIST_QUERY}")
+        );
     }
 
     #[test]
