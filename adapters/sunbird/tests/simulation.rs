@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use headway::{
     Adapter, AdapterError, BatchId, ContentItem, ContentKey, ContentState, CourseId, Durability,
-    EnrolledCourse, ItemOutcome, Outgoing, PeerMessage, PeerSession, ProgressUpdate, PushReport, RetryCause,
+    EnrolledCourse, ItemOutcome, Outgoing, PeerMessage, PeerSession, ProgressUpdate, PushReport,
     Role, Status, Store, StoreOptions, SyncOptions, Timestamp, UserId,
 };
 use headway_sunbird::protocol::{
@@ -229,10 +229,7 @@ impl Adapter for SimAdapter<'_> {
         batch: &BatchId,
     ) -> Result<Vec<ContentItem>, AdapterError> {
         let read = Read::states(self.config, user, course, batch, self.network.now());
-        let body = self.drive(user, read)?;
-        wire::parse_read(user, &body).map_err(|detail| AdapterError::Unavailable {
-            cause: RetryCause::Unparsable { detail },
-        })
+        self.drive(user, read)
     }
 
     async fn enrolled_courses(&self, _user: &UserId) -> Result<Vec<EnrolledCourse>, AdapterError> {
