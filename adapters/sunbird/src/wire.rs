@@ -22,7 +22,8 @@ mod tests;
 mod update;
 
 pub use date::{format_date, parse_date};
-pub use enrolment_list::{for_the_core, parse_enrollment_list};
+pub(crate) use enrolment_list::for_the_core;
+pub use enrolment_list::parse_enrollment_list;
 pub use error_answer::error_reason;
 pub use identity::{other_learner_in_list, other_learner_in_read, ANSWERED_LEN};
 pub use lenient::Lenient;

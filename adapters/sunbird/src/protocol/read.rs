@@ -63,7 +63,7 @@ impl<'a> Read<'a, ContentItem> {
 impl<'a> Read<'a, EnrolledCourse> {
     /// A read of `user`'s enrollment list: the SDK's query, plus the leaf nodes the offline
     /// answer counts completions against. Each course's leaf list is kept once, in
-    /// `leaf_nodes` ([`wire::for_the_core`]).
+    /// `leaf_nodes` (not again in `fields`).
     pub fn enrolled_courses(
         config: &'a SunbirdConfig,
         user: &UserId,

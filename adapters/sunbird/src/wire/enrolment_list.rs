@@ -51,7 +51,7 @@ pub fn parse_enrollment_list(body: &[u8]) -> Result<Vec<EnrolledCourse>, String>
 
 /// The enrollment list as the core keeps it: each course's `content.leafNodes` taken out of
 /// its kept fields (the leaves are in `leaf_nodes`).
-pub fn for_the_core(courses: Vec<EnrolledCourse>) -> Vec<EnrolledCourse> {
+pub(crate) fn for_the_core(courses: Vec<EnrolledCourse>) -> Vec<EnrolledCourse> {
     courses
         .into_iter()
         .map(|mut course| {

@@ -186,8 +186,9 @@ pub enum UpdateAnswer {
 /// Reads the answer to one bulk update of `sent` items.
 ///
 /// An item is acknowledged when `result[contentId] == "SUCCESS"` and its batch is in neither
-/// `NOT_A_ON_GOING_BATCH` nor `BATCH_NOT_EXISTS`; rejected when its batch is in one of them,
-/// when `result` holds another value for it (legacy `FAILED`, ...), or when `result` does not
+/// `NOT_A_ON_GOING_BATCH` nor `BATCH_NOT_EXISTS`; rejected when its batch is in one of them
+/// (a legacy server's `BATCH NOT STARTED OR BATCH CLOSED` under the content id is the same
+/// closed batch), when `result` holds another value for it (legacy `FAILED`, ...), or when `result` does not
 /// mention it at all (Sunbird drops such items for good: a blank batch, a foreign user). Because Sunbird stores progress 0 for a first write with a status
 /// below 2, such an item the server never confirmed before comes back as
 /// [`ItemOutcome::HeldLower`], so the sync sends it once more.
