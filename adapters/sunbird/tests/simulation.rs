@@ -15,7 +15,8 @@
 //! engine's second round for first writes Sunbird stores lower. The test prints how often each
 //! ran over all seeds.
 //!
-//! `HEADWAY_SEED=<n>` replays one seed; `HEADWAY_SIM_SEEDS=<n>` runs seeds 0..n (default 500).
+//! `HEADWAY_SEED=<n>` replays one seed; `HEADWAY_SIM_SEEDS=<n>` runs seeds 0..n (default 500,
+//! what CI runs; `HEADWAY_SIM_SEEDS=5000` is the long run).
 #![cfg(test)]
 
 use std::collections::{BTreeMap, BTreeSet};
