@@ -1,7 +1,9 @@
-//! The core's modules form no import cycle (issue 10): each top-level module of `src/` (a
-//! `foo.rs` together with its `foo/` folder) may use the modules below it, never one that uses
-//! it back. The graph is read from the source text: every `crate::name` path, in `use` lines and
-//! inline, including `crate::{a, b}` groups; comments are left out.
+//! No crate of the workspace has an import cycle among its modules (issues 10 and 18): each
+//! top-level module of a crate (a `foo.rs` together with its `foo/` folder) may use the modules
+//! below it, never one that uses it back; and headway-sunbird's layers (`config`, `wire`,
+//! `protocol`, `client`) only look down. The graph is read from the source text: every
+//! `crate::name` path, in `use` lines and inline, including `crate::{a, b}` groups; comments are
+//! left out.
 #![cfg(test)]
 
 #[path = "module_graph/architecture_doc.rs"]
@@ -52,8 +54,8 @@ fn read_graph(src: &Path) -> Graph {
     let mut graph = Graph::new();
     let mut folders = vec![src.to_path_buf()];
     while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).expect("src/ is readable") {
-            let path = entry.expect("src/ is readable").path();
+        for entry in std::fs::read_dir(&folder).expect("the source folder is readable") {
+            let path = entry.expect("the source folder is readable").path();
             if path.is_dir() {
                 folders.push(path);
                 continue;
@@ -69,8 +71,8 @@ fn read_graph(src: &Path) -> Graph {
                 .as_os_str()
                 .to_string_lossy();
             let module = first.trim_end_matches(".rs").to_string();
-            if module == "lib" {
-                continue; // The facade re-exports everything.
+            if module == "lib" || module == "main" {
+                continue; // The crate root declares and re-exports everything.
             }
             let text = std::fs::read_to_string(&path).expect("a source file is text");
             let used = named_modules(&without_comments(&text));
@@ -142,4 +144,113 @@ fn the_cycle_check_finds_a_planted_cycle() {
     );
     graph.insert("store".into(), BTreeSet::new());
     assert_eq!(cycle_from(&graph, "events"), None);
+}
+
+/// Every crate of the workspace, by its source folder.
+const CRATES: [&str; 5] = [
+    "src",
+    "cli/src",
+    "adapters/sunbird/src",
+    "adapters/sunbird-server/src",
+    "bindings/ffi/src",
+];
+
+/// Every cycle of the graph, one per module on one.
+fn cycles(graph: &Graph) -> Vec<Vec<String>> {
+    graph.keys().filter_map(|m| cycle_from(graph, m)).collect()
+}
+
+#[test]
+fn no_crate_of_the_workspace_has_an_import_cycle() {
+    for folder in CRATES {
+        let graph = read_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join(folder));
+        assert!(
+            graph.len() >= 3,
+            "{folder}: the graph was not read: {graph:?}"
+        );
+        let cycles = cycles(&graph);
+        assert!(
+            cycles.is_empty(),
+            "import cycles among {folder} modules: {cycles:?}\nthe graph: {graph:#?}"
+        );
+    }
+}
+
+/// headway-sunbird's layers, bottom first: each may use only the layers before it.
+const SUNBIRD_LAYERS: [&str; 5] = ["error", "config", "wire", "protocol", "client"];
+
+/// Each `(module, layer above it that it uses)` of `graph` against `layers`, bottom first.
+fn looking_up(graph: &Graph, layers: &[&str]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (at, layer) in layers.iter().enumerate() {
+        for used in graph.get(*layer).into_iter().flatten() {
+            if layers[at + 1..].contains(&used.as_str()) {
+                found.push((layer.to_string(), used.clone()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_sunbird_adapters_layers_only_look_down() {
+    let graph = read_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters/sunbird/src"));
+    for layer in SUNBIRD_LAYERS {
+        assert!(graph.contains_key(layer), "no module {layer}: {graph:?}");
+    }
+    assert_eq!(
+        looking_up(&graph, &SUNBIRD_LAYERS),
+        Vec::new(),
+        "{graph:#?}"
+    );
+}
+
+#[test]
+fn the_layer_check_finds_a_layer_that_looks_up() {
+    let mut graph = Graph::new();
+    graph.insert(
+        "wire".into(),
+        ["error", "protocol"].map(String::from).into(),
+    );
+    graph.insert(
+        "protocol".into(),
+        ["config", "client"].map(String::from).into(),
+    );
+    graph.insert(
+        "client".into(),
+        ["protocol", "wire"].map(String::from).into(),
+    );
+    assert_eq!(
+        looking_up(&graph, &SUNBIRD_LAYERS),
+        [("wire", "protocol"), ("protocol", "client")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .to_vec()
+    );
+}
+
+#[test]
+fn a_cycle_through_a_modules_folder_is_found_in_the_source_text() {
+    let src = std::env::temp_dir().join(format!("headway-module-graph-{}", std::process::id()));
+    std::fs::create_dir_all(src.join("sync")).unwrap();
+    std::fs::write(src.join("lib.rs"), "mod store;\nmod sync;\n").unwrap();
+    std::fs::write(
+        src.join("store.rs"),
+        "// crate::nothing here\nuse crate::sync::Rounds;\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("sync.rs"), "mod rounds;\n").unwrap();
+    std::fs::write(
+        src.join("sync/rounds.rs"),
+        "fn f() { crate::store::open(); }\n",
+    )
+    .unwrap();
+    let graph = read_graph(&src);
+    std::fs::remove_dir_all(&src).unwrap();
+    assert_eq!(
+        cycles(&graph),
+        vec![
+            ["store", "sync", "store"].map(String::from).to_vec(),
+            ["sync", "store", "sync"].map(String::from).to_vec(),
+        ]
+    );
 }

@@ -231,3 +231,39 @@ async fn a_content_length_over_the_cap_is_refused_without_reading_the_body() {
         started.elapsed()
     );
 }
+
+/// The request line of the first request `url`'s server receives, answered with an empty
+/// enrolment list.
+fn recording_server() -> (String, std::sync::mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut first = String::new();
+            BufReader::new(&mut stream).read_line(&mut first).unwrap();
+            let _ = sender.send(first.trim_end().to_string());
+            let _ = stream.write_all(ok_json(r#"{"result":{"courses":[]}}"#).as_bytes());
+        }
+    });
+    (url, lines)
+}
+
+// Issue 18: the URL is built by the `url` crate; an id that needs encoding stays one path
+// segment, and a base URL's own path is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_id_that_needs_encoding_is_one_path_segment_under_the_base_urls_path() {
+    let (url, lines) = recording_server();
+    let user = UserId::new("a b/c?d#e%").unwrap();
+    let listed = adapter(&format!("{url}/prefix/"), |c| c)
+        .enrolled_courses(&user)
+        .await;
+    assert_eq!(listed, Ok(Vec::new()));
+    let line = lines.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(
+        line.starts_with(
+            "GET /prefix/api/course/v1/user/enrollment/list/a%20b%2Fc%3Fd%23e%25?orgdetails=orgName,email&fields="
+        ),
+        "{line}"
+    );
+}

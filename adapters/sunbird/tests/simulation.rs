@@ -11,13 +11,15 @@
 //!
 //! Every sync and read runs the real Sunbird client (`headway_sunbird::protocol`): its
 //! planning, answer reading, bisection on 400 (the service refuses a poisoned content while
-//! the network is faulty), token refresh on 401 (the gateway expires tokens) and second
-//! rounds for first writes; the test prints how often each ran over all seeds.
+//! the network is faulty) and token refresh on 401 (the gateway expires tokens); and the sync
+//! engine's second round for first writes Sunbird stores lower. The test prints how often each
+//! ran over all seeds.
 //!
-//! `HEADWAY_SEED=<n>` replays one seed; `HEADWAY_SIM_SEEDS=<n>` runs seeds 0..n (default 500).
+//! `HEADWAY_SEED=<n>` replays one seed; `HEADWAY_SIM_SEEDS=<n>` runs seeds 0..n (default 500,
+//! what CI runs; `HEADWAY_SIM_SEEDS=5000` is the long run).
 #![cfg(test)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use headway::{
     Adapter, AdapterError, BatchId, ContentItem, ContentKey, ContentState, CourseId, Durability,
-    EnrolledCourse, Outgoing, PeerMessage, PeerSession, ProgressUpdate, PushReport, RetryCause,
+    EnrolledCourse, ItemOutcome, Outgoing, PeerMessage, PeerSession, ProgressUpdate, PushReport,
     Role, Status, Store, StoreOptions, SyncOptions, Timestamp, UserId,
 };
 use headway_sunbird::protocol::{
@@ -73,6 +75,11 @@ struct SimNetwork {
     elapsed: Mutex<Duration>,
     /// What the real client state machine did over the run.
     tally: Mutex<Tally>,
+    /// Items the last push of their learner answered `HeldLower`: a push that sends one of
+    /// them again is the engine's second round.
+    held_lower: Mutex<BTreeSet<ContentKey>>,
+    /// How often the engine ran a second round.
+    second_rounds: Mutex<usize>,
 }
 
 /// One device's view of the network: a real Sunbird client state machine whose requests are
@@ -198,8 +205,22 @@ impl SimAdapter<'_> {
 #[async_trait]
 impl Adapter for SimAdapter<'_> {
     async fn push(&self, user: &UserId, items: &[Outgoing]) -> PushReport {
+        {
+            let mut held_lower = self.network.held_lower.lock().unwrap();
+            if items.iter().any(|o| held_lower.contains(o.item.key())) {
+                *self.network.second_rounds.lock().unwrap() += 1;
+            }
+            held_lower.retain(|key| key.user() != user.as_str());
+        }
         let push = UpdatePush::new(self.config, user, items, self.network.now());
-        self.drive(user, push)
+        let report = self.drive(user, push);
+        let mut held_lower = self.network.held_lower.lock().unwrap();
+        for (out, outcome) in items.iter().zip(&report.outcomes) {
+            if matches!(outcome, ItemOutcome::HeldLower { .. }) {
+                held_lower.insert(out.item.key().clone());
+            }
+        }
+        report
     }
 
     async fn read_states(
@@ -209,10 +230,7 @@ impl Adapter for SimAdapter<'_> {
         batch: &BatchId,
     ) -> Result<Vec<ContentItem>, AdapterError> {
         let read = Read::states(self.config, user, course, batch, self.network.now());
-        let body = self.drive(user, read)?;
-        wire::parse_read(user, &body).map_err(|detail| AdapterError::Unavailable {
-            cause: RetryCause::Unparsable { detail },
-        })
+        self.drive(user, read)
     }
 
     async fn enrolled_courses(&self, _user: &UserId) -> Result<Vec<EnrolledCourse>, AdapterError> {
@@ -350,7 +368,14 @@ fn random_update(rng: &mut Rng, key: &ContentKey) -> ProgressUpdate {
         .unwrap()
 }
 
-async fn run(seed: u64) -> Tally {
+/// How often the client's and the engine's recovery paths ran.
+#[derive(Debug, Default)]
+struct Counts {
+    client: Tally,
+    second_rounds: usize,
+}
+
+async fn run(seed: u64) -> Counts {
     let mut rng = Rng(seed);
     let dir = std::env::temp_dir().join(format!("headway-sim-{}-{seed}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -366,6 +391,8 @@ async fn run(seed: u64) -> Tally {
         started: Instant::now(),
         elapsed: Mutex::new(Duration::ZERO),
         tally: Mutex::new(Tally::default()),
+        held_lower: Mutex::new(BTreeSet::new()),
+        second_rounds: Mutex::new(0),
     };
     let config = SunbirdConfig::new("http://simulated-sunbird");
     let learners = 1 + rng.below(2) as usize;
@@ -608,8 +635,12 @@ async fn run(seed: u64) -> Tally {
     }
     drop(devices);
     let _ = std::fs::remove_dir_all(&dir);
-    let tally = *network.tally.lock().unwrap();
-    tally
+    let client = *network.tally.lock().unwrap();
+    let second_rounds = *network.second_rounds.lock().unwrap();
+    Counts {
+        client,
+        second_rounds,
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -627,18 +658,20 @@ async fn devices_and_server_converge_to_the_max_of_everything_recorded() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(500);
-    let mut total = Tally::default();
+    let mut total = Counts::default();
     for seed in 0..seeds {
-        total += run(seed).await;
+        let counts = run(seed).await;
+        total.client += counts.client;
+        total.second_rounds += counts.second_rounds;
     }
     eprintln!(
-        "{seeds} seeds converged; the real Sunbird client ran {} bisections, {} token refreshes and {} second rounds",
-        total.bisections, total.token_refreshes, total.second_rounds
+        "{seeds} seeds converged; the real Sunbird client ran {} bisections and {} token refreshes, the engine {} second rounds",
+        total.client.bisections, total.client.token_refreshes, total.second_rounds
     );
-    // Every recovery path of the client ran against the service's own code.
+    // Every recovery path of the client and the engine ran against the service's own code.
     if seeds >= 100 {
-        assert!(total.bisections > 0, "{total:?}");
-        assert!(total.token_refreshes > 0, "{total:?}");
+        assert!(total.client.bisections > 0, "{total:?}");
+        assert!(total.client.token_refreshes > 0, "{total:?}");
         assert!(total.second_rounds > 0, "{total:?}");
     }
 }
