@@ -4,14 +4,27 @@
 use std::time::Duration;
 
 use crate::adapter::RetryCause;
-use crate::content_state::ContentKey;
+use crate::content_state::{ContentKey, ContentState};
 use crate::rejection::RejectionReason;
 
-/// An item the server refused for good, and why.
+/// An item the server refused for good, the state it refused, and why.
+///
+/// ```
+/// use headway::{ContentKey, ContentState, RejectedItem, RejectionReason};
+/// let rejected = RejectedItem {
+///     key: ContentKey::new("u", "c", "b", "k")?,
+///     state: ContentState::default(),
+///     reason: RejectionReason::BatchUnknown { text: "BATCH_NOT_EXISTS".into() },
+/// };
+/// assert_eq!(rejected.reason, "BATCH_NOT_EXISTS");
+/// # Ok::<(), headway::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RejectedItem {
     /// Which content item.
     pub key: ContentKey,
+    /// The state that was sent and refused (the item may have risen on the device since).
+    pub state: ContentState,
     /// Why, with the server's text (its `Display`).
     pub reason: RejectionReason,
 }
@@ -72,12 +85,13 @@ impl SyncReport {
     /// itself, or one retrying is not.
     ///
     /// ```
-    /// use headway::{ContentKey, RejectedItem, RejectionReason, SyncReport};
+    /// use headway::{ContentKey, ContentState, RejectedItem, RejectionReason, SyncReport};
     /// let key = ContentKey::new("bob", "do_c", "b1", "do_1")?;
     /// let dropped = RejectionReason::DroppedByServer { text: "NOT_IN_RESULT".into() };
+    /// let state = ContentState::default();
     /// let report = SyncReport {
     ///     sent: 1,
-    ///     rejected: vec![RejectedItem { key, reason: dropped }],
+    ///     rejected: vec![RejectedItem { key, state, reason: dropped }],
     ///     ..SyncReport::default()
     /// };
     /// assert!(report.every_item_dropped());
@@ -114,6 +128,7 @@ mod tests {
     fn rejected(content: &str, reason: RejectionReason) -> RejectedItem {
         RejectedItem {
             key: ContentKey::new("bob", "do_c", "b1", content).unwrap(),
+            state: ContentState::default(),
             reason,
         }
     }

@@ -359,7 +359,7 @@ impl headway::Adapter for Refusing {
                     (None, "closed") => RejectionReason::BatchNotOngoing { text },
                     (None, _) => RejectionReason::RefusedByServer { text },
                 };
-                ItemOutcome::Rejected { reason }
+                (out.item.key().clone(), ItemOutcome::Rejected { reason })
             })
             .collect();
         headway::PushReport {

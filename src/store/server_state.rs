@@ -30,10 +30,10 @@ impl Store {
     /// Stores what the server said about each item sent, in one transaction. An acknowledged
     /// item records the *sent* state as held by the server, so a state raised while the push
     /// was in flight stays pending; a rejection is tied to the state that was refused.
-    pub(crate) fn apply_outcomes(&self, sent: &[Outgoing], outcomes: &[ItemOutcome]) -> Result<()> {
+    pub(crate) fn apply_outcomes(&self, answered: &[(Outgoing, ItemOutcome)]) -> Result<()> {
         let mut inner = self.lock()?;
         write_transaction(&mut inner.conn, "applying sync outcomes", |tx| {
-            apply_outcomes_in(tx, sent, outcomes)
+            apply_outcomes_in(tx, answered)
         })
     }
 
@@ -168,10 +168,9 @@ impl Store {
 /// Stores what the server said about each item sent, inside the caller's transaction.
 fn apply_outcomes_in(
     tx: &rusqlite::Transaction<'_>,
-    sent: &[Outgoing],
-    outcomes: &[ItemOutcome],
+    answered: &[(Outgoing, ItemOutcome)],
 ) -> Result<()> {
-    for (out, outcome) in sent.iter().zip(outcomes) {
+    for (out, outcome) in answered {
         let Some(mut row) = rows::select_one(tx, out.item.key())? else {
             continue;
         };

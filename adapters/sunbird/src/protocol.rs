@@ -27,7 +27,7 @@
 //! let body = br#"{"responseCode":"OK","result":{"do_1":"SUCCESS"}}"#.to_vec();
 //! push.answer(Instant::now(), Answer::Answered { status: 200, body });
 //! let Step::Done(report) = push.poll(Instant::now()) else { panic!("not done") };
-//! assert!(report.outcomes[0].is_acknowledged());
+//! assert!(report.outcomes[items[0].item.key()].is_acknowledged());
 //! assert_eq!(report.requests, 1);
 //! # Ok::<(), headway::Error>(())
 //! ```
@@ -472,7 +472,7 @@ fn plan_requests(items: &[Outgoing], indices: &[usize], chunk: usize) -> Vec<Vec
 /// };
 /// // A first write with status 1 is stored with progress 0: it is sent a second time.
 /// assert_eq!((report.requests, push.tally().second_rounds), (2, 1));
-/// assert_eq!(report.outcomes, vec![ItemOutcome::Acknowledged]);
+/// assert_eq!(report.outcomes[items[0].item.key()], ItemOutcome::Acknowledged);
 /// # Ok::<(), headway::Error>(())
 /// ```
 #[derive(Debug)]
@@ -615,12 +615,15 @@ impl<'a> UpdatePush<'a> {
 
     fn report(&mut self) -> PushReport {
         PushReport {
-            outcomes: std::mem::take(&mut self.outcomes)
-                .into_iter()
-                .map(|o| {
-                    o.unwrap_or(ItemOutcome::Retry {
+            outcomes: self
+                .items
+                .iter()
+                .zip(std::mem::take(&mut self.outcomes))
+                .map(|(out, o)| {
+                    let outcome = o.unwrap_or(ItemOutcome::Retry {
                         cause: RetryCause::NotInResult,
-                    })
+                    });
+                    (out.item.key().clone(), outcome)
                 })
                 .collect(),
             requests: self.traffic.requests,
@@ -947,11 +950,11 @@ mod tests {
             }
         });
         assert!(
-            matches!(&report.outcomes[5], ItemOutcome::Rejected { reason } if reason == "DATE_FORMAT_ERRROR")
+            matches!(&report.outcomes[items[5].item.key()], ItemOutcome::Rejected { reason } if reason == "DATE_FORMAT_ERRROR")
         );
         let acknowledged = report
             .outcomes
-            .iter()
+            .values()
             .filter(|o| o.is_acknowledged())
             .count();
         assert_eq!(acknowledged, 7);
@@ -977,7 +980,7 @@ mod tests {
             vec![TokenUse::Current, TokenUse::Refreshed]
         );
         assert_eq!(
-            report.outcomes,
+            report.outcomes.into_values().collect::<Vec<_>>(),
             vec![ItemOutcome::Retry {
                 cause: RetryCause::CredentialsRefused { status: 401 }
             }]
@@ -998,7 +1001,7 @@ mod tests {
             2,
             "one request and its retry with a fresh token"
         );
-        assert!(report.outcomes.iter().all(|o| o
+        assert!(report.outcomes.values().all(|o| o
             == &ItemOutcome::Retry {
                 cause: RetryCause::CredentialsRefused { status: 403 }
             }));
@@ -1014,7 +1017,7 @@ mod tests {
             })
         });
         assert_eq!(sent.len(), 1);
-        assert!(report.outcomes.iter().all(|o| matches!(
+        assert!(report.outcomes.values().all(|o| matches!(
             o,
             ItemOutcome::Retry { cause: RetryCause::Network { detail } } if detail == "cannot connect to http://sim"
         )));
@@ -1030,7 +1033,7 @@ mod tests {
         });
         assert_eq!(sent.len(), 3);
         assert_eq!(
-            report.outcomes,
+            report.outcomes.into_values().collect::<Vec<_>>(),
             vec![ItemOutcome::Retry {
                 cause: RetryCause::Server { status: 503 }
             }]
@@ -1064,7 +1067,7 @@ mod tests {
         });
         assert_eq!(sent.len(), 2);
         assert_eq!(
-            report.outcomes,
+            report.outcomes.into_values().collect::<Vec<_>>(),
             vec![ItemOutcome::Retry {
                 cause: RetryCause::Timeout
             }]
@@ -1089,7 +1092,7 @@ mod tests {
         });
         assert_eq!(sent.len(), 1 + 3);
         assert_eq!(
-            report.outcomes,
+            report.outcomes.into_values().collect::<Vec<_>>(),
             vec![ItemOutcome::Retry {
                 cause: RetryCause::Server { status: 503 }
             }]
@@ -1113,7 +1116,7 @@ mod tests {
             panic!("a request after the deadline")
         };
         assert_eq!(
-            report.outcomes,
+            report.outcomes.into_values().collect::<Vec<_>>(),
             vec![ItemOutcome::Retry {
                 cause: RetryCause::Timeout
             }]
