@@ -384,6 +384,57 @@ impl headway::Adapter for Refusing {
     }
 }
 
+/// Refuses every item for a closed batch, after the learner went on to 60% on `do_1` on the
+/// device while the push was in flight.
+struct RefusesWhileTheLearnerGoesOn(std::sync::Arc<Store>);
+
+#[async_trait::async_trait]
+impl headway::Adapter for RefusesWhileTheLearnerGoesOn {
+    async fn push(&self, _: &headway::UserId, items: &[headway::Outgoing]) -> headway::PushReport {
+        self.0.record(update("u", "do_1", 1, 60, T0 + 1)).unwrap();
+        let reason = headway::RejectionReason::BatchNotOngoing {
+            text: "NOT_A_ON_GOING_BATCH".into(),
+        };
+        headway::PushReport::all(items, headway::ItemOutcome::Rejected { reason })
+    }
+    async fn read_states(
+        &self,
+        _: &headway::UserId,
+        _: &headway::CourseId,
+        _: &headway::BatchId,
+    ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
+        Ok(vec![])
+    }
+    async fn enrolled_courses(
+        &self,
+        _: &headway::UserId,
+    ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
+        Ok(vec![])
+    }
+}
+
+/// Issue 18: a sync's rejected item carries the state the server refused (40%), not the one
+/// the device holds by the time the report is read (60%); the higher state is pending again.
+#[test]
+fn a_rejected_item_reports_the_state_that_was_refused_after_the_learner_went_on() {
+    let store = std::sync::Arc::new(Store::open_in_memory().unwrap());
+    store.record(update("u", "do_1", 1, 40, T0)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let adapter = RefusesWhileTheLearnerGoesOn(store.clone());
+    let report = runtime
+        .block_on(store.sync(&user_id("u"), &adapter, &headway::SyncOptions::new()))
+        .unwrap();
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    assert_eq!(report.rejected[0].state.progress().get(), 40);
+    let now = store.state(&key("u", "do_1")).unwrap().unwrap();
+    assert_eq!(now.progress().get(), 60);
+    assert!(store.rejected(&user_id("u")).unwrap().is_empty());
+    assert_eq!(store.pending(&user_id("u")).unwrap().len(), 1);
+}
+
 /// Records learner `u`'s `contents` in a store at `path` and syncs once with [`Refusing`];
 /// returns how many items it rejected.
 fn rejected_by_one_sync(path: &std::path::Path, contents: &[&str]) -> usize {

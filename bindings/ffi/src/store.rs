@@ -339,7 +339,7 @@ impl Store {
                     None => HeadwayError::ServerUnavailable { message },
                 });
             }
-            Ok(SyncReport::new(&report, &store))
+            Ok(SyncReport::new(&report))
         })
         .await
     }
