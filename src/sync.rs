@@ -118,19 +118,16 @@ impl Store {
     }
 }
 
-/// What the app hears when a sync ends: it failed when nothing reached the server.
+/// What the app hears when a sync ends: it failed when nothing reached the server (see
+/// [`SyncReport::failure`]).
 fn sync_event(user: &UserId, report: &SyncReport) -> Event {
-    if report.server_failed() {
-        Event::SyncFailed(SyncFailed {
+    match report.failure() {
+        Some(failure) if failure.left_everything_pending() => Event::SyncFailed(SyncFailed {
             user: user.clone(),
-            cause: report
-                .retrying
-                .first()
-                .map_or_else(String::new, |r| r.cause.to_string()),
+            cause: failure.cause(),
             pending: report.retrying.len(),
-        })
-    } else {
-        Event::SyncFinished(report.clone())
+        }),
+        _ => Event::SyncFinished(report.clone()),
     }
 }
 
