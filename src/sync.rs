@@ -140,12 +140,8 @@ async fn run(
     options: &SyncOptions,
 ) -> Result<SyncReport> {
     let started = Instant::now();
-    // Items the server dropped without a reason last time are sent again: the cause (a token
-    // of another user, say) may have gone since.
-    let owner = user.clone();
-    store
-        .off_executor(move |store| store.resend_dropped(&owner))
-        .await?;
+    // Items the server dropped without a reason last time are among those sent again (a
+    // retry state of the row): the cause (a token of another user, say) may have gone since.
     let mut rounds = Rounds::new(options.max_rounds);
     loop {
         let owner = user.clone();
