@@ -443,7 +443,10 @@ mod tests {
                 (&stranger, ItemOutcome::Acknowledged),
             ]),
         );
-        assert_eq!(answered, vec![(pending("a", 10), ItemOutcome::Acknowledged)]);
+        assert_eq!(
+            answered,
+            vec![(pending("a", 10), ItemOutcome::Acknowledged)]
+        );
         let report = rounds.finish(Duration::ZERO);
         assert_eq!((report.sent, report.acknowledged), (1, 1));
         assert!(report.retrying.is_empty());
@@ -464,7 +467,9 @@ mod tests {
             RetryCause::CredentialsRefused { status: 401 },
         ] {
             let mut rounds = Rounds::new(2);
-            let first = rounds.next(vec![pending("a", 10), pending("b", 20)]).unwrap();
+            let first = rounds
+                .next(vec![pending("a", 10), pending("b", 20)])
+                .unwrap();
             rounds.answer(
                 &first,
                 answering(&[
@@ -492,7 +497,9 @@ mod tests {
     #[test]
     fn a_second_round_follows_a_server_error_and_resends_what_was_held_lower() {
         let mut rounds = Rounds::new(2);
-        let first = rounds.next(vec![pending("a", 10), pending("b", 20)]).unwrap();
+        let first = rounds
+            .next(vec![pending("a", 10), pending("b", 20)])
+            .unwrap();
         rounds.answer(
             &first,
             answering(&[

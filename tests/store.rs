@@ -512,8 +512,15 @@ fn a_dropped_item_is_sent_again_by_the_next_sync_with_no_write_before_the_push()
         .block_on(store.sync(&user, &adapter, &headway::SyncOptions::new()))
         .unwrap();
     let (sent, version) = adapter.seen.lock().unwrap().take().unwrap();
-    assert_eq!(sent, ["dropped"], "the drop is resent, the closed batch is not");
-    assert_eq!(version, adapter.version_before, "nothing was written before the push");
+    assert_eq!(
+        sent,
+        ["dropped"],
+        "the drop is resent, the closed batch is not"
+    );
+    assert_eq!(
+        version, adapter.version_before,
+        "nothing was written before the push"
+    );
     assert_eq!((report.sent, report.retrying.len()), (1, 1));
     let rejected: Vec<String> = store
         .rejected(&user)

@@ -90,7 +90,10 @@ impl Row {
     /// first ([`RejectionReason::DroppedByServer`]).
     pub(crate) fn is_sent_by_sync(&self) -> bool {
         let held = self.server.is_some_and(|s| s.covers(&self.state));
-        !held && !self.rejection().is_some_and(|r| !r.is_resent_at_next_sync())
+        let refused_for_good = self
+            .rejection()
+            .is_some_and(|r| !r.is_resent_at_next_sync());
+        !held && !refused_for_good
     }
 
     /// True when the app is told this row is pending: a sync sends it, and it is not listed
