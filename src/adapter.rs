@@ -3,9 +3,11 @@
 //! content states and enrolled courses. Adapters live under `adapters/`; the core knows no
 //! server's JSON and does no network IO.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
-use crate::content_state::{ContentItem, ContentState};
+use crate::content_state::{ContentItem, ContentKey, ContentState};
 use crate::course::EnrolledCourse;
 use crate::id::{BatchId, CourseId, UserId};
 use crate::rejection::RejectionReason;
@@ -98,6 +100,29 @@ impl RetryCause {
     pub fn is_credentials_refused(&self) -> bool {
         matches!(self, RetryCause::CredentialsRefused { .. })
     }
+
+    /// True when the server as configured could not be reached or gave no usable answer at
+    /// all: it could not be connected to ([`Network`](RetryCause::Network)), did not answer in
+    /// time, redirected elsewhere, or answered past the size cap. Asking again at once would
+    /// meet the same; a server that answered (5xx, an unparsable body, an item left out of its
+    /// result) is not unreachable. The one place this set is decided: a sync makes no further
+    /// round after it, and a refresh answers from the cache.
+    ///
+    /// ```
+    /// use headway::RetryCause;
+    /// assert!(RetryCause::Timeout.is_unreachable());
+    /// assert!(RetryCause::Redirected { to: "elsewhere".into() }.is_unreachable());
+    /// assert!(!RetryCause::Server { status: 503 }.is_unreachable());
+    /// ```
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            RetryCause::Network { .. }
+                | RetryCause::Timeout
+                | RetryCause::Redirected { .. }
+                | RetryCause::AnswerTooLarge { .. }
+        )
+    }
 }
 
 /// What became of one item handed to [`Adapter::push`].
@@ -114,7 +139,10 @@ pub enum ItemOutcome {
     /// The server holds this state or a higher one.
     Acknowledged,
     /// The server took the item but holds at least `held` only, which is below what was sent
-    /// (a server may store progress 0 for a first write that is not a completion). The item stays pending.
+    /// (a server may store progress 0 for a first write that is not a completion). The item
+    /// stays pending, and the sync sends it again in its next round (see
+    /// [`SyncOptions::max_rounds`](crate::SyncOptions::max_rounds)) unless the server proved
+    /// unreachable in this one.
     HeldLower {
         /// What the server holds at least.
         held: ContentState,
@@ -141,17 +169,22 @@ impl ItemOutcome {
     }
 }
 
-/// What one [`Adapter::push`] did: one outcome per item, in order, and what it cost.
+/// What one [`Adapter::push`] did: the outcome of each item, keyed by its [`ContentKey`], and
+/// what it cost. An item handed in without an outcome here stays pending (the engine reports it
+/// retrying); an outcome for a key that was not handed in is ignored.
 ///
 /// ```
-/// use headway::{ItemOutcome, PushReport};
-/// let report = PushReport::all(2, ItemOutcome::Acknowledged);
-/// assert_eq!(report.outcomes.len(), 2);
+/// use headway::{ContentItem, ContentKey, ContentState, ItemOutcome, Outgoing, PushReport};
+/// let key = ContentKey::new("u", "c", "b", "k")?;
+/// let items = [Outgoing { item: ContentItem::new(key.clone(), ContentState::default()), server: None }];
+/// let report = PushReport::all(&items, ItemOutcome::Acknowledged);
+/// assert_eq!(report.outcomes.get(&key), Some(&ItemOutcome::Acknowledged));
+/// # Ok::<(), headway::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PushReport {
-    /// One outcome per item handed in, in the same order.
-    pub outcomes: Vec<ItemOutcome>,
+    /// The outcome of each item handed in, by content key.
+    pub outcomes: BTreeMap<ContentKey, ItemOutcome>,
     /// HTTP requests (or messages) made.
     pub requests: usize,
     /// Bytes sent, bodies included.
@@ -161,10 +194,22 @@ pub struct PushReport {
 }
 
 impl PushReport {
-    /// A report giving every one of `count` items the same outcome, no request made.
-    pub fn all(count: usize, outcome: ItemOutcome) -> PushReport {
+    /// A report giving every one of `items` the same outcome, no request made.
+    ///
+    /// ```
+    /// use headway::{ContentItem, ContentKey, ContentState, ItemOutcome, Outgoing, PushReport, RetryCause};
+    /// let item = ContentItem::new(ContentKey::new("u", "c", "b", "k")?, ContentState::default());
+    /// let items = [Outgoing { item, server: None }];
+    /// let report = PushReport::all(&items, ItemOutcome::Retry { cause: RetryCause::Timeout });
+    /// assert_eq!((report.outcomes.len(), report.requests), (1, 0));
+    /// # Ok::<(), headway::Error>(())
+    /// ```
+    pub fn all(items: &[Outgoing], outcome: ItemOutcome) -> PushReport {
         PushReport {
-            outcomes: vec![outcome; count],
+            outcomes: items
+                .iter()
+                .map(|out| (out.item.key().clone(), outcome.clone()))
+                .collect(),
             ..PushReport::default()
         }
     }
@@ -271,7 +316,7 @@ impl AdapterError {
 /// #[async_trait]
 /// impl Adapter for Accepting {
 ///     async fn push(&self, _user: &UserId, items: &[Outgoing]) -> PushReport {
-///         PushReport { requests: 1, ..PushReport::all(items.len(), ItemOutcome::Acknowledged) }
+///         PushReport { requests: 1, ..PushReport::all(items, ItemOutcome::Acknowledged) }
 ///     }
 ///     async fn read_states(&self, _: &UserId, _: &CourseId, _: &BatchId) -> Result<Vec<ContentItem>, AdapterError> {
 ///         Ok(Vec::new())
@@ -285,8 +330,9 @@ impl AdapterError {
 /// ```
 #[async_trait]
 pub trait Adapter: Send + Sync {
-    /// Sends one learner's states in bulk; returns one outcome per item, in order. A failure
-    /// of the whole call is reported as [`ItemOutcome::Retry`] for every item, never lost.
+    /// Sends one learner's states in bulk; returns the outcome of each item by its key (an item
+    /// left without one stays pending). A failure of the whole call is reported as
+    /// [`ItemOutcome::Retry`] for every item, never lost.
     async fn push(&self, user: &UserId, items: &[Outgoing]) -> PushReport;
 
     /// Reads the server's content states of one learner in one course batch. Every item

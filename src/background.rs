@@ -107,7 +107,7 @@ enum Command {
 /// # #[async_trait]
 /// # impl Adapter for Accepting {
 /// #     async fn push(&self, _: &UserId, items: &[Outgoing]) -> PushReport {
-/// #         PushReport { requests: 1, ..PushReport::all(items.len(), ItemOutcome::Acknowledged) }
+/// #         PushReport { requests: 1, ..PushReport::all(items, ItemOutcome::Acknowledged) }
 /// #     }
 /// #     async fn read_states(&self, _: &UserId, _: &CourseId, _: &BatchId) -> std::result::Result<Vec<ContentItem>, AdapterError> { Ok(vec![]) }
 /// #     async fn enrolled_courses(&self, _: &UserId) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> { Ok(vec![]) }

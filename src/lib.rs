@@ -92,7 +92,7 @@ pub use refresh::{CoursesAnswer, CoursesSource};
 pub use rejection::RejectionReason;
 pub use store::{Durability, LastSync, Store, StoreOptions};
 pub use sync::{Backoff, SyncOptions};
-pub use sync_report::{RejectedItem, RetryingItem, SyncReport};
+pub use sync_report::{RejectedItem, RetryingItem, SyncFailure, SyncReport};
 pub use timestamp::{Timestamp, UtcDateTime};
 
 #[cfg(doctest)]

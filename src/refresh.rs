@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::id::{CourseId, UserId};
 use crate::store::Store;
 use crate::sync::SyncOptions;
-use crate::sync_report::SyncReport;
+use crate::sync_report::{SyncFailure, SyncReport};
 use crate::timestamp::Timestamp;
 
 /// Where an answer about enrolled courses came from.
@@ -72,33 +72,27 @@ impl Store {
             // sync wait just as long: the cache answers after one timeout, not two.
             // A redirect or an answer past the size cap says the server is not the one it
             // should be, or misbehaves: nothing is sent to it either (issue 17).
-            if let AdapterError::Unavailable {
-                cause:
-                    RetryCause::Network { .. }
-                    | RetryCause::Timeout
-                    | RetryCause::Redirected { .. }
-                    | RetryCause::AnswerTooLarge { .. },
-            } = e
-            {
-                return self.cached_answer(user, e.to_string(), None).await;
+            if let AdapterError::Unavailable { cause } = e {
+                if cause.is_unreachable() {
+                    return self.cached_answer(user, e.to_string(), None).await;
+                }
             }
         }
         let sync = self.sync(user, adapter, options).await?;
-        if sync.server_failed() {
-            if let Some(status) = sync.retrying.iter().find_map(|r| refused_status(&r.cause)) {
+        match sync.failure() {
+            Some(SyncFailure::CredentialsRefused { status, .. }) => {
                 return Err(Error::CredentialsRefused { status });
             }
-            let cause = sync
-                .retrying
-                .first()
-                .map_or_else(|| "sync failed".to_string(), |r| r.cause.to_string());
-            return self.cached_answer(user, cause, Some(sync)).await;
-        }
-        // Every item dropped without a reason: Sunbird does so with another learner's token.
-        // The list of such a token names nobody, so this is the refresh's only sign: cache
-        // nothing, merge nothing (issue 17).
-        if sync.every_item_dropped() {
-            return Err(Error::EveryItemDropped { sent: sync.sent });
+            Some(failure @ SyncFailure::Unavailable { .. }) => {
+                return self.cached_answer(user, failure.cause(), Some(sync)).await;
+            }
+            // Every item dropped without a reason: Sunbird does so with another learner's
+            // token. The list of such a token names nobody, so this is the refresh's only
+            // sign: cache nothing, merge nothing (issue 17).
+            Some(SyncFailure::EveryItemDropped { sent }) => {
+                return Err(Error::EveryItemDropped { sent });
+            }
+            None => {}
         }
         let list = match listed {
             Ok(list) => list,

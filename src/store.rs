@@ -391,8 +391,10 @@ impl Store {
             .collect())
     }
 
-    /// The items a sync would send now: those whose state the server is not known to hold,
-    /// leaving out states the server rejected (until they change again).
+    /// The items waiting for a sync: those whose state the server is not known to hold,
+    /// leaving out states the server rejected (until they change again). An item the server
+    /// dropped without a reason is listed by [`Store::rejected`] instead, though the next sync
+    /// sends it again.
     ///
     /// ```
     /// # fn main() -> headway::Result<()> {
@@ -404,7 +406,7 @@ impl Store {
     /// ```
     pub fn pending(&self, user: &UserId) -> Result<Vec<ContentItem>> {
         let inner = self.lock()?;
-        let rows = rows::select_learner(&inner.conn, user, Rows::All)?;
+        let rows = rows::select_unsent(&inner.conn, user)?;
         Ok(rows
             .into_iter()
             .filter(Row::is_pending)

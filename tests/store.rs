@@ -359,7 +359,7 @@ impl headway::Adapter for Refusing {
                     (None, "closed") => RejectionReason::BatchNotOngoing { text },
                     (None, _) => RejectionReason::RefusedByServer { text },
                 };
-                ItemOutcome::Rejected { reason }
+                (out.item.key().clone(), ItemOutcome::Rejected { reason })
             })
             .collect();
         headway::PushReport {
@@ -382,6 +382,153 @@ impl headway::Adapter for Refusing {
     ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
         Ok(vec![])
     }
+}
+
+/// Refuses every item for a closed batch, after the learner went on to 60% on `do_1` on the
+/// device while the push was in flight.
+struct RefusesWhileTheLearnerGoesOn(std::sync::Arc<Store>);
+
+#[async_trait::async_trait]
+impl headway::Adapter for RefusesWhileTheLearnerGoesOn {
+    async fn push(&self, _: &headway::UserId, items: &[headway::Outgoing]) -> headway::PushReport {
+        self.0.record(update("u", "do_1", 1, 60, T0 + 1)).unwrap();
+        let reason = headway::RejectionReason::BatchNotOngoing {
+            text: "NOT_A_ON_GOING_BATCH".into(),
+        };
+        headway::PushReport::all(items, headway::ItemOutcome::Rejected { reason })
+    }
+    async fn read_states(
+        &self,
+        _: &headway::UserId,
+        _: &headway::CourseId,
+        _: &headway::BatchId,
+    ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
+        Ok(vec![])
+    }
+    async fn enrolled_courses(
+        &self,
+        _: &headway::UserId,
+    ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
+        Ok(vec![])
+    }
+}
+
+/// Issue 18: a sync's rejected item carries the state the server refused (40%), not the one
+/// the device holds by the time the report is read (60%); the higher state is pending again.
+#[test]
+fn a_rejected_item_reports_the_state_that_was_refused_after_the_learner_went_on() {
+    let store = std::sync::Arc::new(Store::open_in_memory().unwrap());
+    store.record(update("u", "do_1", 1, 40, T0)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let adapter = RefusesWhileTheLearnerGoesOn(store.clone());
+    let report = runtime
+        .block_on(store.sync(&user_id("u"), &adapter, &headway::SyncOptions::new()))
+        .unwrap();
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    assert_eq!(report.rejected[0].state.progress().get(), 40);
+    let now = store.state(&key("u", "do_1")).unwrap().unwrap();
+    assert_eq!(now.progress().get(), 60);
+    assert!(store.rejected(&user_id("u")).unwrap().is_empty());
+    assert_eq!(store.pending(&user_id("u")).unwrap().len(), 1);
+}
+
+/// Cannot reach the server; notes the items handed to it and whether another connection on
+/// the store's file saw a commit between its creation and the push (`PRAGMA data_version`).
+struct UnreachableWatchingTheFile {
+    watcher: std::sync::Mutex<rusqlite::Connection>,
+    version_before: i64,
+    seen: std::sync::Mutex<Option<(Vec<String>, i64)>>,
+}
+
+impl UnreachableWatchingTheFile {
+    fn new(path: &std::path::Path) -> UnreachableWatchingTheFile {
+        let watcher = rusqlite::Connection::open(path).unwrap();
+        let version_before = watcher
+            .query_row("PRAGMA data_version", [], |row| row.get(0))
+            .unwrap();
+        UnreachableWatchingTheFile {
+            watcher: std::sync::Mutex::new(watcher),
+            version_before,
+            seen: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl headway::Adapter for UnreachableWatchingTheFile {
+    async fn push(&self, _: &headway::UserId, items: &[headway::Outgoing]) -> headway::PushReport {
+        let version: i64 = self
+            .watcher
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA data_version", [], |row| row.get(0))
+            .unwrap();
+        let sent = items
+            .iter()
+            .map(|out| out.item.key().content().to_string())
+            .collect();
+        *self.seen.lock().unwrap() = Some((sent, version));
+        let cause = headway::RetryCause::Network {
+            detail: "cannot connect".into(),
+        };
+        headway::PushReport::all(items, headway::ItemOutcome::Retry { cause })
+    }
+    async fn read_states(
+        &self,
+        _: &headway::UserId,
+        _: &headway::CourseId,
+        _: &headway::BatchId,
+    ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
+        Ok(vec![])
+    }
+    async fn enrolled_courses(
+        &self,
+        _: &headway::UserId,
+    ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
+        Ok(vec![])
+    }
+}
+
+/// Issue 18: an item the server dropped is a retry state of its row. The next sync sends it
+/// again without first rewriting the learner's rows (each sync used to start with a pass that
+/// cleared every drop), and until the server answers otherwise it stays listed as rejected.
+#[test]
+fn a_dropped_item_is_sent_again_by_the_next_sync_with_no_write_before_the_push() {
+    let dir = TempDir::new("dropped");
+    let path = dir.file("p.db");
+    assert_eq!(rejected_by_one_sync(&path, &["dropped", "closed"]), 2);
+    let store = Store::open(&path).unwrap();
+    let user = user_id("u");
+    assert!(store.pending(&user).unwrap().is_empty());
+    let adapter = UnreachableWatchingTheFile::new(&path);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime
+        .block_on(store.sync(&user, &adapter, &headway::SyncOptions::new()))
+        .unwrap();
+    let (sent, version) = adapter.seen.lock().unwrap().take().unwrap();
+    assert_eq!(
+        sent,
+        ["dropped"],
+        "the drop is resent, the closed batch is not"
+    );
+    assert_eq!(
+        version, adapter.version_before,
+        "nothing was written before the push"
+    );
+    assert_eq!((report.sent, report.retrying.len()), (1, 1));
+    let rejected: Vec<String> = store
+        .rejected(&user)
+        .unwrap()
+        .iter()
+        .map(|(item, _)| item.key().content().to_string())
+        .collect();
+    assert_eq!(rejected, ["closed", "dropped"]);
 }
 
 /// Records learner `u`'s `contents` in a store at `path` and syncs once with [`Refusing`];

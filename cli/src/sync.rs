@@ -7,12 +7,12 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use clap::Args;
-use headway::{ContentKey, RetryCause, SyncOptions, SyncReport};
+use headway::{ContentKey, SyncFailure, SyncOptions, SyncReport};
 use headway_sunbird::PushProgress;
 use indicatif::ProgressBar;
 use serde_json::json;
 
-use crate::server_access::{self, Bounds};
+use crate::server_access::{self, Bounds, TokenSource};
 use crate::{open_store, ui, Failure};
 
 /// At most this many rejected or retrying items are listed for people.
@@ -72,16 +72,20 @@ fn item_json(key: &ContentKey, why: &str, text: &impl Display) -> serde_json::Va
     serde_json::Value::Object(item)
 }
 
-/// Why a sync reached nothing, in one line naming the server.
-pub fn unavailable(server: &str, report: &SyncReport) -> Failure {
-    let cause = report
-        .retrying
-        .first()
-        .map_or_else(|| "no answer".to_string(), |r| r.cause.to_string());
-    Failure::Unavailable(format!(
-        "no answer from {server} ({cause}); {} item(s) stay pending",
-        report.retrying.len()
-    ))
+/// Why a sync failed (see [`SyncReport::failure`]), as the command's error naming the server
+/// and where the token came from; `None` when it did not fail.
+fn failed(server: &str, source: TokenSource, report: &SyncReport) -> Option<Failure> {
+    Some(match report.failure()? {
+        SyncFailure::CredentialsRefused { status, pending } => {
+            server_access::credentials_refused(server, source, status, pending)
+        }
+        SyncFailure::Unavailable { cause, pending } => Failure::Unavailable(format!(
+            "no answer from {server} ({cause}); {pending} item(s) stay pending"
+        )),
+        SyncFailure::EveryItemDropped { sent } => {
+            server_access::every_item_dropped(server, source, sent)
+        }
+    })
 }
 
 /// Says at most [`LISTED`] items as `  {kind} {content} (batch {batch}): {why}`, then how many
@@ -157,27 +161,8 @@ pub fn run(db: &Path, args: SyncArgs) -> Result<(), Failure> {
         let retrying = report.retrying.iter().map(|r| (&r.key, &r.cause));
         say_listed("retrying", retrying, "pending", &args.user)?;
     }
-    if report.server_failed() {
-        let refused = report.retrying.iter().find_map(|r| match r.cause {
-            RetryCause::CredentialsRefused { status } => Some(status),
-            _ => None,
-        });
-        if let Some(status) = refused {
-            return Err(server_access::credentials_refused(
-                &args.server,
-                source,
-                status,
-                report.retrying.len(),
-            ));
-        }
-        return Err(unavailable(&args.server, &report));
+    match failed(&args.server, source, &report) {
+        Some(failure) => Err(failure),
+        None => Ok(()),
     }
-    if report.every_item_dropped() {
-        return Err(server_access::every_item_dropped(
-            &args.server,
-            source,
-            report.sent,
-        ));
-    }
-    Ok(())
 }

@@ -84,15 +84,31 @@ impl Row {
         }
     }
 
-    /// True when a sync should send this row: the server is not known to hold its state, and
-    /// the server did not refuse exactly this state.
-    pub(crate) fn is_pending(&self) -> bool {
+    /// True when a sync sends this row: the server is not known to hold its state, and did
+    /// not refuse exactly this state for good. A state the server dropped without a reason is
+    /// a retry state of the row: the next sync sends it, with no pass that rewrites the row
+    /// first ([`RejectionReason::DroppedByServer`]).
+    pub(crate) fn is_sent_by_sync(&self) -> bool {
         let held = self.server.is_some_and(|s| s.covers(&self.state));
-        let refused = self
-            .rejected
+        let refused_for_good = self
+            .rejection()
+            .is_some_and(|r| !r.is_resent_at_next_sync());
+        !held && !refused_for_good
+    }
+
+    /// True when the app is told this row is pending: a sync sends it, and it is not listed
+    /// as rejected (a state the server dropped is listed so until the server answers
+    /// otherwise for it).
+    pub(crate) fn is_pending(&self) -> bool {
+        self.is_sent_by_sync() && self.rejection().is_none()
+    }
+
+    /// Why the server refused exactly the current state, if it did.
+    pub(crate) fn rejection(&self) -> Option<&RejectionReason> {
+        self.rejected
             .as_ref()
-            .is_some_and(|r| r.state == self.state);
-        !held && !refused
+            .filter(|r| r.state == self.state)
+            .map(|r| &r.reason)
     }
 }
 
@@ -444,6 +460,15 @@ pub(crate) fn select_one(conn: &Connection, key: &ContentKey) -> Result<Option<R
         }
         None => Ok(None),
     }
+}
+
+/// A learner's rows that a sync sends ([`Row::is_sent_by_sync`]), ordered by course, batch and
+/// content: the one query behind [`Store::pending`](crate::Store::pending) and the items a
+/// sync hands to the adapter.
+pub(crate) fn select_unsent(conn: &Connection, user: &UserId) -> Result<Vec<Row>> {
+    let mut rows = select_learner(conn, user, Rows::All)?;
+    rows.retain(Row::is_sent_by_sync);
+    Ok(rows)
 }
 
 /// Reads a learner's rows, ordered by course, batch and content.

@@ -1,7 +1,7 @@
 //! What the server is known to hold: the items to send, the outcomes of a push, and the
 //! server's own states merged in. Each is one transaction.
 
-use super::rows::{self, Raise, Rejection, Row, Rows};
+use super::rows::{self, Raise, Rejection, Rows};
 use super::{write_transaction, Store};
 use crate::adapter::{ItemOutcome, Outgoing};
 use crate::content_state::ContentItem;
@@ -16,10 +16,9 @@ impl Store {
     /// sync hands to [`Adapter::push`](crate::Adapter::push).
     pub(crate) fn outgoing(&self, user: &UserId) -> Result<Vec<Outgoing>> {
         let inner = self.lock()?;
-        let rows = rows::select_learner(&inner.conn, user, Rows::All)?;
+        let rows = rows::select_unsent(&inner.conn, user)?;
         Ok(rows
             .into_iter()
-            .filter(Row::is_pending)
             .map(|row| Outgoing {
                 item: ContentItem::new(row.key, row.state),
                 server: row.server,
@@ -30,10 +29,10 @@ impl Store {
     /// Stores what the server said about each item sent, in one transaction. An acknowledged
     /// item records the *sent* state as held by the server, so a state raised while the push
     /// was in flight stays pending; a rejection is tied to the state that was refused.
-    pub(crate) fn apply_outcomes(&self, sent: &[Outgoing], outcomes: &[ItemOutcome]) -> Result<()> {
+    pub(crate) fn apply_outcomes(&self, answered: &[(Outgoing, ItemOutcome)]) -> Result<()> {
         let mut inner = self.lock()?;
         write_transaction(&mut inner.conn, "applying sync outcomes", |tx| {
-            apply_outcomes_in(tx, sent, outcomes)
+            apply_outcomes_in(tx, answered)
         })
     }
 
@@ -98,9 +97,8 @@ impl Store {
         Ok(rows
             .into_iter()
             .filter_map(|row| {
-                let rejection = row.rejected?;
-                (rejection.state == row.state)
-                    .then(|| (ContentItem::new(row.key, row.state), rejection.reason))
+                let reason = row.rejection()?.clone();
+                Some((ContentItem::new(row.key, row.state), reason))
             })
             .collect())
     }
@@ -115,7 +113,7 @@ impl Store {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn resend_rejected(&self, user: &UserId) -> Result<usize> {
-        self.clear_rejections(user, None, |_| true)
+        self.clear_rejections(user, None)
     }
 
     /// Like [`Store::resend_rejected`], for one course only (`None`: every course).
@@ -128,25 +126,11 @@ impl Store {
     /// # Ok::<(), headway::Error>(())
     /// ```
     pub fn resend_rejected_in(&self, user: &UserId, course: Option<&CourseId>) -> Result<usize> {
-        self.clear_rejections(user, course.map(CourseId::as_str), |_| true)
+        self.clear_rejections(user, course.map(CourseId::as_str))
     }
 
-    /// Makes the items the server dropped without a reason in an earlier sync pending again
-    /// (see [`RejectionReason::DroppedByServer`]): called as every sync starts.
-    pub(crate) fn resend_dropped(&self, user: &UserId) -> Result<usize> {
-        self.clear_rejections(user, None, |rejection| {
-            rejection.reason.is_resent_at_next_sync()
-        })
-    }
-
-    /// Forgets the learner's rejections (of one course, if given) that `which` selects, in one
-    /// transaction.
-    fn clear_rejections(
-        &self,
-        user: &UserId,
-        course: Option<&str>,
-        which: impl Fn(&Rejection) -> bool,
-    ) -> Result<usize> {
+    /// Forgets the learner's rejections (of one course, if given), in one transaction.
+    fn clear_rejections(&self, user: &UserId, course: Option<&str>) -> Result<usize> {
         let mut inner = self.lock()?;
         write_transaction(&mut inner.conn, "clearing rejections", |tx| {
             let mut cleared = 0;
@@ -154,7 +138,7 @@ impl Store {
                 if course.is_some_and(|c| c != row.key.course()) {
                     continue;
                 }
-                if row.rejected.as_ref().is_some_and(&which) {
+                if row.rejected.is_some() {
                     row.rejected = None;
                     rows::write(tx, &row)?;
                     cleared += 1;
@@ -168,13 +152,20 @@ impl Store {
 /// Stores what the server said about each item sent, inside the caller's transaction.
 fn apply_outcomes_in(
     tx: &rusqlite::Transaction<'_>,
-    sent: &[Outgoing],
-    outcomes: &[ItemOutcome],
+    answered: &[(Outgoing, ItemOutcome)],
 ) -> Result<()> {
-    for (out, outcome) in sent.iter().zip(outcomes) {
+    for (out, outcome) in answered {
         let Some(mut row) = rows::select_one(tx, out.item.key())? else {
             continue;
         };
+        // A drop is a retry state: any other answer about the item ends it.
+        if row
+            .rejected
+            .as_ref()
+            .is_some_and(|r| r.reason.is_resent_at_next_sync())
+        {
+            row.rejected = None;
+        }
         let held = match outcome {
             ItemOutcome::Acknowledged => Some(*out.item.state()),
             ItemOutcome::HeldLower { held } => Some(*held),

@@ -40,25 +40,10 @@ impl Store {
     /// Keeps how this sync of `user` ended, `at` the time it ended. A failure to write it is
     /// logged, never returned: the sync itself is already committed.
     pub(crate) fn note_sync(&self, user: &UserId, report: &SyncReport, at: Timestamp) {
-        let refused = report
-            .retrying
-            .iter()
-            .find(|r| r.cause.is_credentials_refused());
-        let outcome = if let (true, Some(refused)) = (report.server_failed(), refused) {
-            // The token, not the server, is the problem (issue 17).
-            refused.cause.to_string()
-        } else if report.server_failed() {
-            let cause = report
-                .retrying
-                .first()
-                .map_or_else(|| "no answer".to_string(), |r| r.cause.to_string());
-            format!("server unavailable: {cause}")
-        } else if report.every_item_dropped() {
-            "every item dropped by the server (as for another learner's token)".to_string()
-        } else if report.is_complete() && report.rejected.is_empty() {
-            "complete".to_string()
-        } else {
-            "partial".to_string()
+        let outcome = match report.failure() {
+            Some(failure) => failure.to_string(),
+            None if report.is_complete() && report.rejected.is_empty() => "complete".to_string(),
+            None => "partial".to_string(),
         };
         let value = serde_json::json!({
             "at": at.as_millis(),

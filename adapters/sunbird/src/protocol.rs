@@ -30,7 +30,7 @@
 //! let body = br#"{"responseCode":"OK","result":{"do_1":"SUCCESS"}}"#.to_vec();
 //! push.answer(Instant::now(), Answer::Answered { status: 200, body });
 //! let Step::Done(report) = push.poll(Instant::now()) else { panic!("not done") };
-//! assert!(report.outcomes[0].is_acknowledged());
+//! assert!(report.outcomes[items[0].item.key()].is_acknowledged());
 //! assert_eq!(report.requests, 1);
 //! # Ok::<(), headway::Error>(())
 //! ```

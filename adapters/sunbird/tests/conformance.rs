@@ -101,11 +101,11 @@ impl Adapter for Broken {
     async fn push(&self, user: &UserId, items: &[Outgoing]) -> PushReport {
         match self.breakage {
             Breakage::AcknowledgesWithoutSending => {
-                PushReport::all(items.len(), ItemOutcome::Acknowledged)
+                PushReport::all(items, ItemOutcome::Acknowledged)
             }
             Breakage::AcknowledgesRejections => {
                 let mut report = self.inner.push(user, items).await;
-                for outcome in &mut report.outcomes {
+                for outcome in report.outcomes.values_mut() {
                     if matches!(outcome, ItemOutcome::Rejected { .. }) {
                         *outcome = ItemOutcome::Acknowledged;
                     }
@@ -126,16 +126,20 @@ impl Adapter for Broken {
             }
             Breakage::TrustsSuccessByContentId => {
                 let mut report = self.inner.push(user, items).await;
-                let succeeded: Vec<&str> = items
+                let succeeded: Vec<&str> = report
+                    .outcomes
                     .iter()
-                    .zip(&report.outcomes)
                     .filter(|(_, o)| o.is_acknowledged())
-                    .map(|(out, _)| out.item.key().content().as_str())
+                    .map(|(key, _)| key.content().as_str())
                     .collect();
-                for (out, outcome) in items.iter().zip(&mut report.outcomes) {
-                    if succeeded.contains(&out.item.key().content().as_str()) {
-                        *outcome = ItemOutcome::Acknowledged;
-                    }
+                let trusted: Vec<_> = report
+                    .outcomes
+                    .keys()
+                    .filter(|key| succeeded.contains(&key.content().as_str()))
+                    .cloned()
+                    .collect();
+                for key in trusted {
+                    report.outcomes.insert(key, ItemOutcome::Acknowledged);
                 }
                 report
             }

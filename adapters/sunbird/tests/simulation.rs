@@ -215,9 +215,9 @@ impl Adapter for SimAdapter<'_> {
         let push = UpdatePush::new(self.config, user, items, self.network.now());
         let report = self.drive(user, push);
         let mut held_lower = self.network.held_lower.lock().unwrap();
-        for (out, outcome) in items.iter().zip(&report.outcomes) {
+        for (key, outcome) in &report.outcomes {
             if matches!(outcome, ItemOutcome::HeldLower { .. }) {
-                held_lower.insert(out.item.key().clone());
+                held_lower.insert(key.clone());
             }
         }
         report

@@ -41,11 +41,11 @@ pub(crate) fn deliver(
                 let Some(event) = subscription.next_timeout(POLL) else {
                     continue;
                 };
-                let Some(store) = store.upgrade() else {
+                // The store is gone: no more events.
+                if store.strong_count() == 0 {
                     break;
-                };
-                let event = Event::new(&event, &store);
-                drop(store);
+                }
+                let event = Event::new(&event);
                 if let Some(event) = event {
                     // A listener that throws must not end the deliveries.
                     let delivered = listener.call(|listener| {

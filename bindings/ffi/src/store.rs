@@ -325,21 +325,19 @@ impl Store {
             let report = store
                 .sync(&user_id, &adapter, &headway::SyncOptions::new())
                 .await?;
-            if report.server_failed() {
-                let refused = report
-                    .retrying
-                    .iter()
-                    .find(|r| r.cause.is_credentials_refused());
-                let cause = refused
-                    .or(report.retrying.first())
-                    .map_or_else(|| "the server failed".into(), |r| r.cause.to_string());
-                let message = format!("{cause}; {} item(s) stay pending", report.retrying.len());
-                return Err(match refused {
-                    Some(_) => HeadwayError::CredentialsRefused { message },
-                    None => HeadwayError::ServerUnavailable { message },
-                });
+            // A sync whose every item was dropped answers its report, as it always did.
+            match report.failure() {
+                Some(failure @ headway::SyncFailure::CredentialsRefused { pending, .. }) => {
+                    let message = format!("{}; {pending} item(s) stay pending", failure.cause());
+                    return Err(HeadwayError::CredentialsRefused { message });
+                }
+                Some(failure @ headway::SyncFailure::Unavailable { pending, .. }) => {
+                    let message = format!("{}; {pending} item(s) stay pending", failure.cause());
+                    return Err(HeadwayError::ServerUnavailable { message });
+                }
+                Some(headway::SyncFailure::EveryItemDropped { .. }) | None => {}
             }
-            Ok(SyncReport::new(&report, &store))
+            Ok(SyncReport::new(&report))
         })
         .await
     }

@@ -225,7 +225,8 @@ impl From<&headway::EnrolledCourse> for EnrolledCourse {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct RejectedItem {
-    /// The refused item, as it stands on the device.
+    /// The refused item, at the state the server refused (it may have risen on the device
+    /// since).
     pub item: ContentItem,
     /// Why the server refused it (`NOT_A_ON_GOING_BATCH`, `BATCH_NOT_EXISTS`, `NOT_IN_RESULT`, ...).
     pub reason: String,
@@ -257,20 +258,13 @@ fn count(n: usize) -> u32 {
 }
 
 impl SyncReport {
-    pub(crate) fn new(report: &headway::SyncReport, store: &headway::Store) -> SyncReport {
+    pub(crate) fn new(report: &headway::SyncReport) -> SyncReport {
         let rejected = report
             .rejected
             .iter()
-            .map(|r| {
-                // The report names the key; the item shows where the learner stands on it.
-                let item = match store.state(&r.key) {
-                    Ok(Some(state)) => ContentItem::new(&r.key, &state),
-                    _ => ContentItem::new(&r.key, &headway::ContentState::default()),
-                };
-                RejectedItem {
-                    item,
-                    reason: r.reason.to_string(),
-                }
+            .map(|r| RejectedItem {
+                item: ContentItem::new(&r.key, &r.state),
+                reason: r.reason.to_string(),
             })
             .collect();
         SyncReport {
@@ -375,7 +369,7 @@ pub enum Event {
 
 impl Event {
     /// The facade's event for a library event, if the app is told about that kind.
-    pub(crate) fn new(event: &headway::Event, store: &headway::Store) -> Option<Event> {
+    pub(crate) fn new(event: &headway::Event) -> Option<Event> {
         Some(match event {
             headway::Event::ContentStateChanged(change) => Event::ContentStateChanged {
                 before: change.before.map(|b| ContentItem::new(&change.key, &b)),
@@ -389,7 +383,7 @@ impl Event {
                 new_percentage: change.after,
             },
             headway::Event::SyncFinished(report) => Event::SyncFinished {
-                report: SyncReport::new(report, store),
+                report: SyncReport::new(report),
             },
             headway::Event::SyncFailed(failed) => Event::SyncFailed {
                 user_id: failed.user.to_string(),
@@ -425,5 +419,32 @@ mod tests {
         assert!(store.pending("learner-1".into()).unwrap().is_empty());
         let taken = store.record_player_event(end.into(), context("do_course"));
         assert_eq!(taken.unwrap().map(|item| item.progress), Some(40));
+    }
+
+    // Issue 18: the report's rejected item is the state the server refused, converted; the
+    // facade no longer reads the store back (which showed the state of now, or a default).
+    #[test]
+    fn a_rejected_item_shows_the_state_that_was_refused_not_the_state_of_now() {
+        let key = headway::ContentKey::new("learner-1", "do_course", "0130", "do_1").unwrap();
+        let at_40 = headway::ContentState::new(
+            headway::Status::InProgress,
+            headway::Progress::new(40).unwrap(),
+            None,
+            None,
+        );
+        let report = headway::SyncReport {
+            sent: 1,
+            rejected: vec![headway::RejectedItem {
+                key,
+                state: at_40,
+                reason: headway::RejectionReason::BatchNotOngoing {
+                    text: "NOT_A_ON_GOING_BATCH".into(),
+                },
+            }],
+            ..headway::SyncReport::default()
+        };
+        let converted = SyncReport::new(&report);
+        assert_eq!(converted.rejected[0].item.progress, 40);
+        assert_eq!(converted.rejected[0].reason, "NOT_A_ON_GOING_BATCH");
     }
 }

@@ -40,7 +40,7 @@ use crate::wire::{self, UpdateAnswer};
 /// };
 /// // A first write with status 1 is stored with progress 0: the engine sends it again.
 /// assert_eq!(report.requests, 1);
-/// assert!(matches!(report.outcomes[0], ItemOutcome::HeldLower { .. }));
+/// assert!(matches!(report.outcomes[items[0].item.key()], ItemOutcome::HeldLower { .. }));
 /// # Ok::<(), headway::Error>(())
 /// ```
 #[derive(Debug)]
@@ -137,12 +137,15 @@ impl<'a> UpdatePush<'a> {
 
     fn report(&mut self) -> PushReport {
         PushReport {
-            outcomes: std::mem::take(&mut self.outcomes)
-                .into_iter()
-                .map(|o| {
-                    o.unwrap_or(ItemOutcome::Retry {
+            outcomes: self
+                .items
+                .iter()
+                .zip(std::mem::take(&mut self.outcomes))
+                .map(|(out, outcome)| {
+                    let outcome = outcome.unwrap_or(ItemOutcome::Retry {
                         cause: RetryCause::NotInResult,
-                    })
+                    });
+                    (out.item.key().clone(), outcome)
                 })
                 .collect(),
             requests: self.traffic.requests,
