@@ -485,7 +485,10 @@ mod tests {
     #[async_trait]
     impl Adapter for Server {
         async fn push(&self, _user: &UserId, items: &[Outgoing]) -> PushReport {
-            self.pushes.lock().unwrap().push((Instant::now(), items.len()));
+            self.pushes
+                .lock()
+                .unwrap()
+                .push((Instant::now(), items.len()));
             let outcome = if self.failing.load(Ordering::SeqCst) {
                 ItemOutcome::Retry {
                     cause: RetryCause::Server { status: 503 },
@@ -576,16 +579,22 @@ mod tests {
         complete(&store, "do_1");
         let server = Server::failing();
         let hours = options().backoff(Duration::from_secs(3_600), Duration::from_secs(7_200));
-        let background = BackgroundSync::start(store.clone(), server.clone(), vec![learner()], hours);
+        let start = Instant::now();
+        let background =
+            BackgroundSync::start(store.clone(), server.clone(), vec![learner()], hours);
         tokio::time::sleep(Duration::from_secs(60)).await;
-        assert_eq!(server.pushes_since(Instant::now()).len(), 1, "backing off");
+        assert_eq!(server.pushes_since(start).len(), 1, "backing off");
         server.failing.store(false, Ordering::SeqCst);
         let back = Instant::now();
         background.network_up();
         tokio::time::sleep(Duration::from_secs(1)).await;
         let pushes = server.pushes_since(back);
         assert_eq!(pushes.len(), 2, "{pushes:?}");
-        assert_eq!(pushes[1].0, Duration::ZERO, "at once, not after the back-off");
+        assert_eq!(
+            pushes[1].0,
+            Duration::ZERO,
+            "at once, not after the back-off"
+        );
         assert!(store.pending(&learner()).unwrap().is_empty());
         background.stop().await;
     }
