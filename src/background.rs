@@ -123,7 +123,7 @@ enum Command {
 ///     BackgroundOptions::new().debounce(Duration::from_millis(10)),
 /// );
 /// store.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
-/// for _ in 0..200 {
+/// for _ in 0..3_000 { // up to 30 s: a generous ceiling, a loaded machine is slow
 ///     if store.pending(&UserId::new("u")?)?.is_empty() { break; }
 ///     tokio::time::sleep(Duration::from_millis(10)).await;
 /// }
@@ -350,7 +350,16 @@ async fn sync_all(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
     use super::*;
+    use crate::{
+        AdapterError, BatchId, ContentItem, ContentKey, CourseId, EnrolledCourse, ItemOutcome,
+        Outgoing, ProgressUpdate, PushReport, RetryCause, Status,
+    };
 
     fn options() -> BackgroundOptions {
         BackgroundOptions::new()
@@ -446,5 +455,168 @@ mod tests {
             default_retries(&phone, &options),
             default_retries(&tablet, &options)
         );
+    }
+
+    // The task itself (not only its `Schedule`) on tokio's paused clock: every wait below is
+    // virtual, so the instants are exact and the machine's load changes nothing.
+
+    /// An in-process server that fails every push until told otherwise, and notes when each
+    /// push arrived (on tokio's clock) and how many items it carried.
+    #[derive(Default)]
+    struct Server {
+        failing: AtomicBool,
+        pushes: Mutex<Vec<(Instant, usize)>>,
+    }
+
+    impl Server {
+        fn failing() -> Arc<Server> {
+            let server = Server::default();
+            server.failing.store(true, Ordering::SeqCst);
+            Arc::new(server)
+        }
+
+        /// When each push arrived, counted from `start`, and how many items it carried.
+        fn pushes_since(&self, start: Instant) -> Vec<(Duration, usize)> {
+            let pushes = self.pushes.lock().unwrap();
+            pushes.iter().map(|(at, n)| (*at - start, *n)).collect()
+        }
+    }
+
+    #[async_trait]
+    impl Adapter for Server {
+        async fn push(&self, _user: &UserId, items: &[Outgoing]) -> PushReport {
+            self.pushes
+                .lock()
+                .unwrap()
+                .push((Instant::now(), items.len()));
+            let outcome = if self.failing.load(Ordering::SeqCst) {
+                ItemOutcome::Retry {
+                    cause: RetryCause::Server { status: 503 },
+                }
+            } else {
+                ItemOutcome::Acknowledged
+            };
+            PushReport {
+                requests: 1,
+                ..PushReport::all(items.len(), outcome)
+            }
+        }
+        async fn read_states(
+            &self,
+            _user: &UserId,
+            _course: &CourseId,
+            _batch: &BatchId,
+        ) -> std::result::Result<Vec<ContentItem>, AdapterError> {
+            Ok(Vec::new())
+        }
+        async fn enrolled_courses(
+            &self,
+            _user: &UserId,
+        ) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn learner() -> UserId {
+        UserId::new("learner-1").unwrap()
+    }
+
+    fn complete(store: &Store, content: &str) {
+        let key = ContentKey::new("learner-1", "do_course", "0130", content).unwrap();
+        store
+            .record(ProgressUpdate::new(key, Status::Completed, 100).unwrap())
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_server_is_retried_after_each_backoff_without_a_new_record() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        complete(&store, "do_1");
+        let server = Server::failing();
+        let start = Instant::now();
+        let background =
+            BackgroundSync::start(store.clone(), server.clone(), vec![learner()], options());
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        background.stop().await;
+        let pushes = server.pushes_since(start);
+        assert_eq!(pushes[0].0, Duration::ZERO, "pending from before the start");
+        // The n-th wait is drawn from [c/2, c] with c = min(60 s, 2 s * 2^(n-1)): 2, 4, 8,
+        // 16, 32, 60, 60... seconds, never one per debounce (1 s).
+        for (n, pair) in (1u32..).zip(pushes.windows(2)) {
+            let ceiling = Duration::from_secs(2 << (n - 1).min(5)).min(Duration::from_secs(60));
+            let waited = pair[1].0 - pair[0].0;
+            assert!(
+                waited >= ceiling / 2 && waited <= ceiling,
+                "wait {n}: {waited:?}, not within [{:?}, {ceiling:?}]",
+                ceiling / 2
+            );
+        }
+        // 200 s hold at least 0 + 2 + 4 + 8 + 16 + 32 + 60 + 60 = 182 s of waits.
+        assert!(pushes.len() >= 8, "{pushes:?}");
+        assert_eq!(store.pending(&learner()).unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_same_seed_retries_at_the_same_instants() {
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            let store = Arc::new(Store::open_in_memory().unwrap());
+            complete(&store, "do_1");
+            let server = Server::failing();
+            let start = Instant::now();
+            let background =
+                BackgroundSync::start(store.clone(), server.clone(), vec![learner()], options());
+            tokio::time::sleep(Duration::from_secs(100)).await;
+            background.stop().await;
+            runs.push(server.pushes_since(start));
+        }
+        assert_eq!(runs[0], runs[1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_network_coming_back_syncs_at_once_instead_of_waiting_out_the_backoff() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        complete(&store, "do_1");
+        let server = Server::failing();
+        let hours = options().backoff(Duration::from_secs(3_600), Duration::from_secs(7_200));
+        let start = Instant::now();
+        let background =
+            BackgroundSync::start(store.clone(), server.clone(), vec![learner()], hours);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(server.pushes_since(start).len(), 1, "backing off");
+        server.failing.store(false, Ordering::SeqCst);
+        let back = Instant::now();
+        background.network_up();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let pushes = server.pushes_since(back);
+        assert_eq!(pushes.len(), 2, "{pushes:?}");
+        assert_eq!(
+            pushes[1].0,
+            Duration::ZERO,
+            "at once, not after the back-off"
+        );
+        assert!(store.pending(&learner()).unwrap().is_empty());
+        background.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_is_synced_one_debounce_later_with_the_records_made_meanwhile() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let server = Arc::new(Server::default());
+        let start = Instant::now();
+        let background =
+            BackgroundSync::start(store.clone(), server.clone(), vec![learner()], options());
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        complete(&store, "do_1");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        complete(&store, "do_2");
+        tokio::time::sleep(Duration::from_millis(499)).await;
+        assert!(server.pushes_since(start).is_empty(), "within the debounce");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        // Nothing was pending at the start (no push); the first record's debounce (1 s)
+        // carries both records.
+        assert_eq!(server.pushes_since(start), [(Duration::from_secs(11), 2)]);
+        assert!(store.pending(&learner()).unwrap().is_empty());
+        background.stop().await;
     }
 }

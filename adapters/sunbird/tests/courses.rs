@@ -6,7 +6,7 @@
 #![cfg(test)]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use headway::{
     ChangeOrigin, ContentKey, CoursesSource, EnrolledCourse, Event, ProgressUpdate, Status, Store,
@@ -282,30 +282,31 @@ async fn background_sync_backs_off_while_the_server_fails_and_restarts_when_the_
         vec![user_id(USER)],
         options,
     );
+    let started = Instant::now();
     complete(&store, "do_1");
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let stats = server.stats();
+    // It retries without waiting for a new record. Issue 18: this counted attempts in 700 ms
+    // of wall time, which a loaded machine can stretch; it now waits for three attempts (a
+    // generous ceiling) and checks only a lower bound, which load cannot break. The exact
+    // schedule is tested on virtual time in `src/background.rs`.
+    let ceiling = started + Duration::from_secs(60);
+    while server.stats().failed_requests < 3 && Instant::now() < ceiling {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(server.stats().failed_requests >= 3, "{:?}", server.stats());
+    // Backing off (at least 25 then 50 ms between attempts), not one attempt per 20 ms tick.
+    assert!(started.elapsed() >= Duration::from_millis(75));
     assert_eq!(
         store.pending(&user_id(USER)).unwrap().len(),
         1,
         "nothing is dropped while failing"
     );
-    // Back-off (50, 100, 200, 200 ms...): a handful of attempts in 700 ms, not one per 20 ms
-    // tick, and more than one: it retries without waiting for a new record.
-    assert!(
-        (2..=12).contains(&stats.failed_requests),
-        "{} failed attempts in 700 ms",
-        stats.failed_requests
-    );
-    // The server recovers; the app says the network is back: the sync runs at once, without
-    // waiting for another record.
+    // The server recovers; the app says the network is back: the sync runs without waiting
+    // for another record.
     server.set_faults(headway_sunbird_server::Faults::default());
     background.network_up();
-    for _ in 0..100 {
-        if store.pending(&user_id(USER)).unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let ceiling = Instant::now() + Duration::from_secs(60);
+    while !store.pending(&user_id(USER)).unwrap().is_empty() && Instant::now() < ceiling {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(store.pending(&user_id(USER)).unwrap().is_empty());
     background.stop().await;
