@@ -498,7 +498,7 @@ mod tests {
             };
             PushReport {
                 requests: 1,
-                ..PushReport::all(items.len(), outcome)
+                ..PushReport::all(items, outcome)
             }
         }
         async fn read_states(
