@@ -462,6 +462,10 @@ async fn an_endless_answer_is_cut_at_the_cap_and_everything_stays_pending() {
                 BOB_TOKEN,
                 "--max-answer-bytes",
                 &cap,
+                "--timeout",
+                "60",
+                "--deadline",
+                "120",
             ],
         )
         .await;
@@ -483,8 +487,8 @@ async fn an_endless_answer_is_cut_at_the_cap_and_everything_stays_pending() {
             sent < CAP + (16 << 20),
             "{command}: the server wrote {sent} bytes"
         );
-        // A generous ceiling: the request timeout (10 s) is never waited for.
-        assert!(took < Duration::from_secs(8), "{command} took {took:?}");
+        // A generous ceiling: the request timeout (60 s here) is never waited for.
+        assert!(took < Duration::from_secs(30), "{command} took {took:?}");
         if let Some(kib) = peak_kib {
             println!("{command} against an endless answer: peak RSS {kib} KiB, server wrote {sent} bytes, {took:?}");
             assert!(kib < 256 * 1024, "{command}: peak RSS {kib} KiB");

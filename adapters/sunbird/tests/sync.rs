@@ -482,7 +482,9 @@ async fn an_update_recorded_during_an_in_flight_sync_is_sent_by_the_next_sync() 
     // The server has applied the push; its answer has not reached the engine yet. Meanwhile
     // the learner completes the content.
     held.answered.notified().await;
-    assert_eq!(server_rows(&server)["do_1"]["progress"], 10);
+    // A first write with status 1: Sunbird keeps the row at progress 0 (the engine's second
+    // round is off here: `max_rounds(1)`).
+    assert_eq!(server_rows(&server)["do_1"]["status"], 1);
     record(&store, "do_1", Status::Completed, 100);
     held.release.notify_one();
     let report = syncing.await.unwrap().unwrap();
