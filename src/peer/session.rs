@@ -1,0 +1,496 @@
+//! The peer protocol as a machine: a [`PeerSession`] takes the peer's messages and returns
+//! the messages to send back. It owns every decision of an exchange (who adopts whose
+//! document, when to sync, when it is over, what is refused) and touches the learner's
+//! document only through a [`PeerReplica`]: no store, no socket, no clock.
+
+use crate::error::Result;
+use crate::id::UserId;
+use crate::peer::{refuse, Hello, PeerMessage};
+use crate::peer::{InEpoch, PeerReplica};
+
+/// Which side of the exchange drives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Sends first and decides when the exchange is over (`peer connect`).
+    Initiator,
+    /// Answers every message with exactly one (`peer serve`).
+    Responder,
+}
+
+/// The most messages one exchange may take before it is abandoned.
+const MAX_ROUNDS: usize = 64;
+
+/// One sync exchange with one peer, over any transport: feed it the peer's messages, send
+/// what it returns. The initiator sends [`PeerSession::start`]'s message; the responder answers
+/// every message with exactly one.
+///
+/// ```
+/// # fn main() -> headway::Result<()> {
+/// use headway::{ContentKey, PeerSession, ProgressUpdate, Role, Status, Store, UserId};
+/// let (phone, tablet) = (Store::open_in_memory()?, Store::open_in_memory()?);
+/// phone.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k1")?, Status::Completed, 100)?)?;
+/// tablet.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k2")?, Status::InProgress, 30)?)?;
+/// let mut initiator = PeerSession::new(&UserId::new("u")?, Role::Initiator);
+/// let mut responder = PeerSession::new(&UserId::new("u")?, Role::Responder);
+/// let mut to_tablet = vec![initiator.start(&phone)?];
+/// while let Some(message) = to_tablet.pop() {
+///     for reply in responder.handle(&tablet, message)? {
+///         to_tablet.extend(initiator.handle(&phone, reply)?);
+///     }
+/// }
+/// assert!(initiator.is_finished());
+/// assert_eq!(phone.items(&UserId::new("u")?, None)?, tablet.items(&UserId::new("u")?, None)?);
+/// # Ok(()) }
+/// ```
+pub struct PeerSession {
+    user: UserId,
+    role: Role,
+    peer: Option<String>,
+    state: Option<automerge::sync::State>,
+    /// The epoch the exchange agreed on (our document's at the hello, or the one adopted): a
+    /// compaction mid-exchange moves the document to a new epoch, and the protocol then starts
+    /// again from a hello.
+    epoch: Option<[u8; 16]>,
+    sent_idle: bool,
+    finished: bool,
+    rounds: usize,
+}
+
+impl PeerSession {
+    /// A session for `user`'s document.
+    pub fn new(user: &UserId, role: Role) -> PeerSession {
+        PeerSession {
+            user: user.clone(),
+            role,
+            peer: None,
+            state: None,
+            epoch: None,
+            sent_idle: false,
+            finished: false,
+            rounds: 0,
+        }
+    }
+
+    /// The peer device's id, once its hello arrived.
+    pub fn peer(&self) -> Option<&str> {
+        self.peer.as_deref()
+    }
+
+    /// True when the initiator saw both sides idle: both documents hold the same changes.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The initiator's first message.
+    pub fn start<R: PeerReplica + ?Sized>(&mut self, replica: &R) -> Result<PeerMessage> {
+        Ok(PeerMessage::Hello(replica.hello(&self.user)?))
+    }
+
+    /// The sync state for this peer: the persisted one on first use.
+    fn state<R: PeerReplica + ?Sized>(
+        &mut self,
+        replica: &R,
+    ) -> Result<&mut automerge::sync::State> {
+        let peer = self
+            .peer
+            .clone()
+            .ok_or_else(|| refuse("no hello from the peer yet"))?;
+        if self.state.is_none() {
+            self.state = Some(replica.sync_state(&self.user, &peer)?);
+        }
+        self.state.as_mut().ok_or_else(|| refuse("no sync state"))
+    }
+
+    /// Starts the exchange again from a hello, as after a compaction mid-exchange: both sides
+    /// renegotiate epochs (merge, adopt or sync) with fresh sync states.
+    fn restart<R: PeerReplica + ?Sized>(&mut self, replica: &R) -> Result<Vec<PeerMessage>> {
+        let hello = replica.hello(&self.user)?;
+        self.state = None;
+        self.epoch = hello.epoch;
+        self.sent_idle = false;
+        Ok(vec![PeerMessage::Hello(hello)])
+    }
+
+    fn save_state<R: PeerReplica + ?Sized>(&mut self, replica: &R) -> Result<()> {
+        if let (Some(peer), Some(state)) = (self.peer.clone(), self.state.as_ref()) {
+            replica.save_sync_state(&self.user, &peer, state)?;
+        }
+        Ok(())
+    }
+
+    fn next_sync<R: PeerReplica + ?Sized>(&mut self, replica: &R) -> Result<Vec<PeerMessage>> {
+        let user = self.user.clone();
+        let epoch = self.epoch;
+        let state = self.state(replica)?;
+        let message = match replica.generate_sync(&user, state, epoch)? {
+            InEpoch::Done(message) => message,
+            InEpoch::Moved => return self.restart(replica),
+        };
+        self.save_state(replica)?;
+        Ok(vec![match message {
+            Some(bytes) => {
+                self.sent_idle = false;
+                PeerMessage::Sync(bytes)
+            }
+            None => {
+                self.sent_idle = true;
+                PeerMessage::Idle
+            }
+        }])
+    }
+
+    /// Handles one message from the peer and returns the messages to send back (none once the
+    /// initiator is finished). Errors leave the session unusable for this exchange, never the
+    /// replica damaged.
+    pub fn handle<R: PeerReplica + ?Sized>(
+        &mut self,
+        replica: &R,
+        message: PeerMessage,
+    ) -> Result<Vec<PeerMessage>> {
+        self.rounds += 1;
+        if self.rounds > MAX_ROUNDS {
+            return Err(refuse("the exchange did not settle"));
+        }
+        if self.finished {
+            return Ok(Vec::new());
+        }
+        match (self.role, message) {
+            (_, PeerMessage::Hello(hello)) => {
+                if hello.user != self.user {
+                    return Err(refuse(format!(
+                        "the peer offered learner {:?}, this session is for {:?}",
+                        crate::error::shorten(&hello.user),
+                        self.user
+                    )));
+                }
+                crate::id::check_id("device", hello.device.clone())
+                    .map_err(|e| refuse(e.to_string()))?;
+                let ours = replica.hello(&self.user)?;
+                if hello.epoch.is_some() {
+                    replica.remember(&self.user, &hello)?;
+                }
+                self.peer = Some(hello.device.clone());
+                // A new negotiation: a fresh sync state, tied to the epoch our hello named.
+                self.state = None;
+                self.epoch = ours.epoch;
+                self.sent_idle = false;
+                if self.role == Role::Responder {
+                    return Ok(vec![PeerMessage::Hello(ours)]);
+                }
+                // A device that does not hold the learner says so with no epoch (and writes
+                // nothing): it only receives.
+                match (ours.epoch, hello.epoch) {
+                    (None, None) => {
+                        self.finished = true;
+                        Ok(Vec::new())
+                    }
+                    (None, Some(_)) => Ok(vec![PeerMessage::NeedDocument]),
+                    (Some(_), None) => Ok(vec![PeerMessage::Document(
+                        replica.whole_document(&self.user)?,
+                    )]),
+                    (Some(a), Some(b)) if a == b => self.next_sync(replica),
+                    _ if adopts(&ours, &hello) => Ok(vec![PeerMessage::NeedDocument]),
+                    _ => Ok(vec![PeerMessage::Document(
+                        replica.whole_document(&self.user)?,
+                    )]),
+                }
+            }
+            (_, PeerMessage::NeedDocument) => Ok(vec![PeerMessage::Document(
+                replica.whole_document(&self.user)?,
+            )]),
+            (_, PeerMessage::Document(bytes)) => {
+                let epoch = replica.receive_document(&self.user, &bytes)?;
+                // The document may have changed epoch: start the protocol afresh.
+                self.state = Some(automerge::sync::State::new());
+                self.epoch = epoch;
+                self.next_sync(replica)
+            }
+            (_, PeerMessage::Changes(bytes)) => {
+                replica.receive_changes(&self.user, &bytes)?;
+                self.next_sync(replica)
+            }
+            (_, PeerMessage::Sync(bytes)) => {
+                let user = self.user.clone();
+                let epoch = self.epoch;
+                let state = self.state(replica)?;
+                if let InEpoch::Moved = replica.receive_sync(&user, state, &bytes, epoch)? {
+                    return self.restart(replica);
+                }
+                self.save_state(replica)?;
+                self.next_sync(replica)
+            }
+            (Role::Responder, PeerMessage::Idle) => self.next_sync(replica),
+            (_, PeerMessage::Refused(reason)) => Err(refuse(format!(
+                "the peer refused the exchange: {}",
+                crate::error::shorten(&reason)
+            ))),
+            (_, PeerMessage::ListLearners | PeerMessage::Learners(_)) => Err(refuse(
+                "a learner list belongs before an exchange, not inside one",
+            )),
+            (Role::Initiator, PeerMessage::Idle) => {
+                if self.sent_idle {
+                    self.finished = true;
+                    return Ok(Vec::new());
+                }
+                self.next_sync(replica)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for PeerSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerSession")
+            .field("user", &self.user)
+            .field("role", &self.role)
+            .field("peer", &self.peer)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+/// True when the side that said `ours` should adopt the peer's document: the one holding more
+/// history adopts the leaner one (so a compaction is not undone), ties broken by epoch.
+fn adopts(ours: &Hello, theirs: &Hello) -> bool {
+    (ours.changes, std::cmp::Reverse(ours.epoch))
+        > (theirs.changes, std::cmp::Reverse(theirs.epoch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content_state::{ContentItem, ContentKey, Status};
+    use crate::document::LearnerDocument;
+    use crate::error::Error;
+    use crate::peer::MemoryReplica;
+    use crate::progress_update::ProgressUpdate;
+
+    fn user() -> UserId {
+        UserId::new("u").unwrap()
+    }
+
+    fn update(content: &str, status: Status, progress: i64) -> ProgressUpdate {
+        let key = ContentKey::new("u", "c", "b", content).unwrap();
+        ProgressUpdate::new(key, status, progress).unwrap()
+    }
+
+    fn progress(replica: &MemoryReplica, content: &str) -> Option<u8> {
+        let key = ContentKey::new("u", "c", "b", content).unwrap();
+        replica.state(&key).map(|s| s.progress().get())
+    }
+
+    /// One exchange between two sessions in memory, every message through the wire format;
+    /// returns the messages sent, both ways.
+    fn exchange(a: &MemoryReplica, b: &MemoryReplica) -> Result<Vec<PeerMessage>> {
+        let mut initiator = PeerSession::new(&user(), Role::Initiator);
+        let mut responder = PeerSession::new(&user(), Role::Responder);
+        let mut sent = Vec::new();
+        let mut wire = |message: PeerMessage| {
+            let bytes = message.encode();
+            sent.push(message);
+            PeerMessage::decode(&bytes)
+        };
+        let mut to_b = vec![initiator.start(a)?];
+        while let Some(message) = to_b.pop() {
+            for reply in responder.handle(b, wire(message)?)? {
+                to_b.extend(initiator.handle(a, wire(reply)?)?);
+            }
+        }
+        assert!(initiator.is_finished(), "the exchange ended unfinished");
+        Ok(sent)
+    }
+
+    fn is_whole_document(message: &PeerMessage) -> bool {
+        matches!(
+            message,
+            PeerMessage::Document(_) | PeerMessage::NeedDocument
+        )
+    }
+
+    #[test]
+    fn two_devices_converge_in_memory_and_a_later_exchange_sends_only_changes() {
+        let phone = MemoryReplica::new("phone").unwrap();
+        let tablet = MemoryReplica::new("tablet").unwrap();
+        phone.record(update("k1", Status::Completed, 100)).unwrap();
+        phone.record(update("k2", Status::InProgress, 30)).unwrap();
+        tablet.record(update("k2", Status::InProgress, 60)).unwrap();
+        tablet.record(update("k3", Status::Completed, 100)).unwrap();
+        // Two documents of different epochs: one side adopts the other's, then they sync.
+        let first = exchange(&phone, &tablet).unwrap();
+        assert!(first.iter().any(is_whole_document), "{first:?}");
+        assert_eq!(phone.items(&user()), tablet.items(&user()));
+        assert_eq!(phone.items(&user()).len(), 3);
+        assert_eq!(progress(&phone, "k2"), Some(60), "the higher state wins");
+        // Now of one epoch: the next exchange carries only changes, either way round.
+        phone.record(update("k4", Status::InProgress, 20)).unwrap();
+        tablet.record(update("k1", Status::InProgress, 10)).unwrap(); // stale: changes nothing
+        let later = exchange(&tablet, &phone).unwrap();
+        assert!(!later.iter().any(is_whole_document), "{later:?}");
+        assert_eq!(phone.items(&user()), tablet.items(&user()));
+        assert_eq!(
+            (progress(&tablet, "k4"), progress(&tablet, "k1")),
+            (Some(20), Some(100))
+        );
+        // Nothing left to send: heads are compared, nothing else travels, nothing changes.
+        let held = phone.items(&user());
+        let settled = exchange(&phone, &tablet).unwrap();
+        assert!(settled.len() <= 6, "{settled:?}");
+        assert!(!settled.iter().any(is_whole_document), "{settled:?}");
+        assert_eq!(
+            (phone.items(&user()), tablet.items(&user())),
+            (held.clone(), held)
+        );
+    }
+
+    #[test]
+    fn a_device_without_the_learner_receives_the_whole_document_either_way_round() {
+        for empty_starts in [true, false] {
+            let phone = MemoryReplica::new("phone").unwrap();
+            let fresh = MemoryReplica::new("fresh").unwrap();
+            phone.record(update("k1", Status::Completed, 100)).unwrap();
+            let sent = if empty_starts {
+                exchange(&fresh, &phone).unwrap()
+            } else {
+                exchange(&phone, &fresh).unwrap()
+            };
+            assert!(sent.iter().any(is_whole_document), "{sent:?}");
+            assert_eq!(fresh.items(&user()), phone.items(&user()));
+        }
+    }
+
+    #[test]
+    fn devices_that_never_held_the_learner_end_at_once_and_write_nothing() {
+        let (a, b) = (
+            MemoryReplica::new("a").unwrap(),
+            MemoryReplica::new("b").unwrap(),
+        );
+        let sent = exchange(&a, &b).unwrap();
+        assert_eq!(sent.len(), 2, "two hellos: {sent:?}");
+        assert!(a.learners().is_empty() && b.learners().is_empty());
+    }
+
+    /// Checks that `victim` still holds everything of `before`, and no other learner.
+    fn assert_nothing_taken(victim: &MemoryReplica, before: &[ContentItem]) {
+        for item in before {
+            let now = victim.state(item.key());
+            assert!(
+                now.is_some_and(|s| s.covers(item.state())),
+                "{item:?} went down to {now:?}"
+            );
+        }
+        assert_eq!(victim.learners(), vec![user()]);
+    }
+
+    #[test]
+    fn a_hostile_message_sequence_is_refused_and_takes_nothing_away() {
+        let victim = MemoryReplica::new("victim").unwrap();
+        for i in 0..5 {
+            victim
+                .record(update(
+                    &format!("k{i}"),
+                    Status::InProgress,
+                    10 * i64::from(i),
+                ))
+                .unwrap();
+        }
+        let before = victim.items(&user());
+        // A hostile device with the learner's document of its own, every state lower.
+        let mallory = MemoryReplica::new("mallory").unwrap();
+        mallory.record(update("k4", Status::NotStarted, 0)).unwrap();
+        let hello = mallory.hello(&user()).unwrap();
+        let lower = mallory.whole_document(&user()).unwrap();
+        let mut other = LearnerDocument::new(&UserId::new("someone-else").unwrap()).unwrap();
+        let stranger = other.save();
+        let hello_for_stranger = PeerMessage::Hello(Hello {
+            user: UserId::new("someone-else").unwrap(),
+            ..hello.clone()
+        });
+        let nameless_hello = PeerMessage::Hello(Hello {
+            device: String::new(),
+            ..hello.clone()
+        });
+        let hello = PeerMessage::Hello(hello);
+        let garbage = b"not automerge at all".to_vec();
+        let scripts: Vec<(&str, Vec<PeerMessage>)> = vec![
+            ("another learner's hello", vec![hello_for_stranger]),
+            ("a hello without a device", vec![nameless_hello]),
+            (
+                "sync before a hello",
+                vec![PeerMessage::Sync(garbage.clone())],
+            ),
+            (
+                "a garbled sync message",
+                vec![hello.clone(), PeerMessage::Sync(garbage.clone())],
+            ),
+            (
+                "garbled changes",
+                vec![hello.clone(), PeerMessage::Changes(garbage.clone())],
+            ),
+            (
+                "a garbled document",
+                vec![hello.clone(), PeerMessage::Document(garbage)],
+            ),
+            (
+                "another learner's document",
+                vec![hello.clone(), PeerMessage::Document(stranger)],
+            ),
+            (
+                "a learner list inside",
+                vec![hello.clone(), PeerMessage::Learners(vec![user()])],
+            ),
+            (
+                "a refusal",
+                vec![hello.clone(), PeerMessage::Refused("go away".into())],
+            ),
+            ("an exchange that never settles", {
+                let mut idles = vec![hello.clone()];
+                idles.extend(std::iter::repeat_n(PeerMessage::Idle, MAX_ROUNDS));
+                idles
+            }),
+        ];
+        for (name, script) in scripts {
+            let mut session = PeerSession::new(&user(), Role::Responder);
+            let outcome: Result<Vec<_>> = script
+                .into_iter()
+                .map(|message| session.handle(&victim, message))
+                .collect();
+            assert!(
+                matches!(
+                    outcome,
+                    Err(Error::PeerMessage { .. } | Error::CorruptDocument { .. })
+                ),
+                "{name}: {outcome:?}"
+            );
+            assert_nothing_taken(&victim, &before);
+        }
+        // A well-formed document of lower states is taken, and joined: nothing goes down.
+        let mut session = PeerSession::new(&user(), Role::Responder);
+        session.handle(&victim, hello).unwrap();
+        session
+            .handle(&victim, PeerMessage::Document(lower))
+            .unwrap();
+        assert_nothing_taken(&victim, &before);
+        // The victim still syncs with an honest device.
+        let friend = MemoryReplica::new("friend").unwrap();
+        exchange(&friend, &victim).unwrap();
+        assert_eq!(friend.items(&user()), victim.items(&user()));
+    }
+
+    /// The protocol is a machine without IO: this file names no store, no file, no socket and
+    /// no clock (everything it touches comes through a `PeerReplica`).
+    #[test]
+    fn the_session_names_no_store_file_socket_or_clock() {
+        let source = include_str!("session.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap()];
+        for needle in [
+            ["crate::", "store"].concat(),
+            ["rusqlite", "::"].concat(),
+            ["std::", "fs"].concat(),
+            ["std::", "net"].concat(),
+            ["std::", "time"].concat(),
+            ["Timestamp", "::now"].concat(),
+        ] {
+            assert!(!code.contains(&needle), "session.rs names {needle}");
+        }
+    }
+}
