@@ -5,8 +5,7 @@
 
 use crate::error::Result;
 use crate::id::UserId;
-use crate::peer::{refuse, Hello, PeerMessage};
-use crate::peer::{InEpoch, PeerReplica};
+use crate::peer::{refuse, Hello, InEpoch, PeerMessage, PeerReplica};
 
 /// Which side of the exchange drives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +21,9 @@ const MAX_ROUNDS: usize = 64;
 
 /// One sync exchange with one peer, over any transport: feed it the peer's messages, send
 /// what it returns. The initiator sends [`PeerSession::start`]'s message; the responder answers
-/// every message with exactly one.
+/// every message with exactly one. It reaches the learner's document through any
+/// [`PeerReplica`]: a [`Store`](crate::Store), as here, or a
+/// [`MemoryReplica`](crate::MemoryReplica).
 ///
 /// ```
 /// # fn main() -> headway::Result<()> {
@@ -58,6 +59,13 @@ pub struct PeerSession {
 
 impl PeerSession {
     /// A session for `user`'s document.
+    ///
+    /// ```
+    /// use headway::{PeerSession, Role, UserId};
+    /// let session = PeerSession::new(&UserId::new("u")?, Role::Responder);
+    /// assert!(session.peer().is_none() && !session.is_finished());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
     pub fn new(user: &UserId, role: Role) -> PeerSession {
         PeerSession {
             user: user.clone(),
@@ -72,16 +80,46 @@ impl PeerSession {
     }
 
     /// The peer device's id, once its hello arrived.
+    ///
+    /// ```
+    /// use headway::{MemoryReplica, PeerSession, Role, UserId};
+    /// let (phone, tablet) = (MemoryReplica::new("phone")?, MemoryReplica::new("tablet")?);
+    /// let hello = PeerSession::new(&UserId::new("u")?, Role::Initiator).start(&phone)?;
+    /// let mut responder = PeerSession::new(&UserId::new("u")?, Role::Responder);
+    /// responder.handle(&tablet, hello)?;
+    /// assert_eq!(responder.peer(), Some("phone"));
+    /// # Ok::<(), headway::Error>(())
+    /// ```
     pub fn peer(&self) -> Option<&str> {
         self.peer.as_deref()
     }
 
     /// True when the initiator saw both sides idle: both documents hold the same changes.
+    ///
+    /// ```
+    /// use headway::{MemoryReplica, PeerSession, Role, UserId};
+    /// let (phone, tablet) = (MemoryReplica::new("phone")?, MemoryReplica::new("tablet")?);
+    /// let mut initiator = PeerSession::new(&UserId::new("u")?, Role::Initiator);
+    /// let mut responder = PeerSession::new(&UserId::new("u")?, Role::Responder);
+    /// let answer = responder.handle(&tablet, initiator.start(&phone)?)?;
+    /// // Neither device holds the learner: the initiator is done at the peer's hello.
+    /// assert!(initiator.handle(&phone, answer[0].clone())?.is_empty());
+    /// assert!(initiator.is_finished());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.finished
     }
 
-    /// The initiator's first message.
+    /// The initiator's first message: its hello.
+    ///
+    /// ```
+    /// use headway::{MemoryReplica, PeerMessage, PeerSession, Role, UserId};
+    /// let phone = MemoryReplica::new("phone")?;
+    /// let hello = PeerSession::new(&UserId::new("u")?, Role::Initiator).start(&phone)?;
+    /// assert!(matches!(hello, PeerMessage::Hello(h) if h.device == "phone" && h.epoch.is_none()));
+    /// # Ok::<(), headway::Error>(())
+    /// ```
     pub fn start<R: PeerReplica + ?Sized>(&mut self, replica: &R) -> Result<PeerMessage> {
         Ok(PeerMessage::Hello(replica.hello(&self.user)?))
     }
@@ -142,6 +180,16 @@ impl PeerSession {
     /// Handles one message from the peer and returns the messages to send back (none once the
     /// initiator is finished). Errors leave the session unusable for this exchange, never the
     /// replica damaged.
+    ///
+    /// ```
+    /// use headway::{MemoryReplica, PeerMessage, PeerSession, Role, UserId};
+    /// let tablet = MemoryReplica::new("tablet")?;
+    /// let mut responder = PeerSession::new(&UserId::new("u")?, Role::Responder);
+    /// // Nothing is told, and nothing taken, before a hello.
+    /// assert!(responder.handle(&tablet, PeerMessage::NeedDocument).is_err());
+    /// assert!(responder.handle(&tablet, PeerMessage::Sync(vec![1, 2, 3])).is_err());
+    /// # Ok::<(), headway::Error>(())
+    /// ```
     pub fn handle<R: PeerReplica + ?Sized>(
         &mut self,
         replica: &R,
@@ -153,6 +201,15 @@ impl PeerSession {
         }
         if self.finished {
             return Ok(Vec::new());
+        }
+        // A peer that has not said who it is and which learner it means is told nothing and
+        // writes nothing.
+        let document_before_a_hello = matches!(
+            message,
+            PeerMessage::NeedDocument | PeerMessage::Document(_) | PeerMessage::Changes(_)
+        );
+        if self.peer.is_none() && document_before_a_hello {
+            return Err(refuse("no hello from the peer yet"));
         }
         match (self.role, message) {
             (_, PeerMessage::Hello(hello)) => {
@@ -491,6 +548,40 @@ mod tests {
             ["Timestamp", "::now"].concat(),
         ] {
             assert!(!code.contains(&needle), "session.rs names {needle}");
+        }
+    }
+
+    /// Found while making the session a machine (issue 18): a peer that skipped its hello got
+    /// the whole document for `NeedDocument`, and a `Document` or `Changes` before a hello was
+    /// merged; only `peer serve` refused them, by checking the first frame itself.
+    #[test]
+    fn a_peer_that_skips_its_hello_is_told_nothing_and_writes_nothing() {
+        let victim = MemoryReplica::new("victim").unwrap();
+        victim.record(update("k1", Status::Completed, 100)).unwrap();
+        let mallory = MemoryReplica::new("mallory").unwrap();
+        mallory
+            .record(update("k2", Status::Completed, 100))
+            .unwrap();
+        let document = mallory.whole_document(&user()).unwrap();
+        let changes = {
+            let mut doc = LearnerDocument::load(&user(), &document, None).unwrap();
+            doc.changes_after(&[])
+        };
+        let before = victim.items(&user());
+        for role in [Role::Responder, Role::Initiator] {
+            for message in [
+                PeerMessage::NeedDocument,
+                PeerMessage::Document(document.clone()),
+                PeerMessage::Changes(changes.clone()),
+            ] {
+                let mut session = PeerSession::new(&user(), role);
+                let outcome = session.handle(&victim, message);
+                assert!(
+                    matches!(&outcome, Err(Error::PeerMessage { reason }) if reason.contains("hello")),
+                    "{outcome:?}"
+                );
+                assert_eq!(victim.items(&user()), before);
+            }
         }
     }
 }
