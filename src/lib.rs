@@ -84,8 +84,8 @@ pub use events::{
 pub use id::{BatchId, ContentId, CourseId, UserId, MAX_ID_LEN};
 pub use pairing::{PairingKey, PeerChannel, MAX_PAIRED_LEARNERS};
 pub use peer::{
-    Charge, FrameLimit, Hello, MemoryBudget, PeerMessage, PeerSession, Role, FREE_PER_MESSAGE,
-    MAX_INFLATION_RATIO, MAX_MESSAGE_LEN, OPENING_FRAME_LEN,
+    Charge, FrameLimit, Hello, InEpoch, MemoryBudget, MemoryReplica, PeerMessage, PeerReplica,
+    PeerSession, Role, FREE_PER_MESSAGE, MAX_INFLATION_RATIO, MAX_MESSAGE_LEN, OPENING_FRAME_LEN,
 };
 pub use progress_update::ProgressUpdate;
 pub use refresh::{CoursesAnswer, CoursesSource};

@@ -7,33 +7,28 @@
 //! first converge on one: the side whose document holds more history adopts the other's
 //! document and raises its own states into it (a join), then the sync protocol runs. Bytes
 //! from a peer are untrusted: every message is checked, and a bad one changes nothing.
+//!
+//! The session ([`PeerSession`], in `session.rs`) is a machine without IO: it reaches the
+//! learner's document only through a [`PeerReplica`] (`replica.rs`), which the store
+//! implements (`store_replica.rs`, a thin driver over the steps of `src/store/peers.rs`) and
+//! [`MemoryReplica`] (`memory.rs`) implements in memory, for tests, simulations and fuzzing.
 
 mod budget;
+mod memory;
+mod replica;
+mod session;
+mod store_replica;
 
 use std::io::{self, Read, Write};
 
+pub use crate::store::InEpoch;
 pub use budget::{Charge, MemoryBudget, FREE_PER_MESSAGE};
+pub use memory::MemoryReplica;
+pub use replica::PeerReplica;
+pub use session::{PeerSession, Role};
 
 use crate::error::{Error, Result};
 use crate::id::UserId;
-use crate::store::{InEpoch, Store};
-
-/// What this device says about its copy of `user`'s document.
-fn our_hello(store: &Store, user: &UserId) -> Result<Hello> {
-    let summary = store.document_summary(user)?;
-    Ok(Hello {
-        user: user.clone(),
-        device: summary.device,
-        epoch: summary.epoch,
-        changes: summary.changes,
-        heads: summary.heads,
-    })
-}
-
-/// Keeps what a peer's hello says it holds.
-fn remember(store: &Store, user: &UserId, hello: &Hello) -> Result<()> {
-    store.remember_peer(user, &hello.device, hello.epoch, &hello.heads)
-}
 
 const MAGIC: &[u8; 4] = b"HWPS";
 /// What a sealed peer file starts with (read as a frame's length, past any message's).
@@ -660,328 +655,9 @@ fn closed_mid_message() -> io::Error {
     )
 }
 
-/// Which side of the exchange drives it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Sends first and decides when the exchange is over (`peer connect`).
-    Initiator,
-    /// Answers every message with exactly one (`peer serve`).
-    Responder,
-}
-
-/// The most messages one exchange may take before it is abandoned.
-const MAX_ROUNDS: usize = 64;
-
-/// One sync exchange with one peer, over any transport: feed it the peer's messages, send
-/// what it returns. The initiator sends [`PeerSession::start`]'s message; the responder answers
-/// every message with exactly one.
-///
-/// ```
-/// # fn main() -> headway::Result<()> {
-/// use headway::{ContentKey, PeerSession, ProgressUpdate, Role, Status, Store, UserId};
-/// let (phone, tablet) = (Store::open_in_memory()?, Store::open_in_memory()?);
-/// phone.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k1")?, Status::Completed, 100)?)?;
-/// tablet.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k2")?, Status::InProgress, 30)?)?;
-/// let mut initiator = PeerSession::new(&UserId::new("u")?, Role::Initiator);
-/// let mut responder = PeerSession::new(&UserId::new("u")?, Role::Responder);
-/// let mut to_tablet = vec![initiator.start(&phone)?];
-/// while let Some(message) = to_tablet.pop() {
-///     for reply in responder.handle(&tablet, message)? {
-///         to_tablet.extend(initiator.handle(&phone, reply)?);
-///     }
-/// }
-/// assert!(initiator.is_finished());
-/// assert_eq!(phone.items(&UserId::new("u")?, None)?, tablet.items(&UserId::new("u")?, None)?);
-/// # Ok(()) }
-/// ```
-pub struct PeerSession {
-    user: UserId,
-    role: Role,
-    peer: Option<String>,
-    state: Option<automerge::sync::State>,
-    /// The epoch the exchange agreed on (our document's at the hello, or the one adopted): a
-    /// compaction mid-exchange moves the document to a new epoch, and the protocol then starts
-    /// again from a hello.
-    epoch: Option<[u8; 16]>,
-    sent_idle: bool,
-    finished: bool,
-    rounds: usize,
-}
-
-impl PeerSession {
-    /// A session for `user`'s document.
-    pub fn new(user: &UserId, role: Role) -> PeerSession {
-        PeerSession {
-            user: user.clone(),
-            role,
-            peer: None,
-            state: None,
-            epoch: None,
-            sent_idle: false,
-            finished: false,
-            rounds: 0,
-        }
-    }
-
-    /// The peer device's id, once its hello arrived.
-    pub fn peer(&self) -> Option<&str> {
-        self.peer.as_deref()
-    }
-
-    /// True when the initiator saw both sides idle: both documents hold the same changes.
-    pub fn is_finished(&self) -> bool {
-        self.finished
-    }
-
-    /// The initiator's first message.
-    pub fn start(&mut self, store: &Store) -> Result<PeerMessage> {
-        Ok(PeerMessage::Hello(our_hello(store, &self.user)?))
-    }
-
-    /// The sync state for this peer: the persisted one on first use.
-    fn state(&mut self, store: &Store) -> Result<&mut automerge::sync::State> {
-        let peer = self
-            .peer
-            .clone()
-            .ok_or_else(|| refuse("no hello from the peer yet"))?;
-        if self.state.is_none() {
-            self.state = Some(store.peer_sync_state(&self.user, &peer)?);
-        }
-        self.state.as_mut().ok_or_else(|| refuse("no sync state"))
-    }
-
-    /// Starts the exchange again from a hello, as after a compaction mid-exchange: both sides
-    /// renegotiate epochs (merge, adopt or sync) with fresh sync states.
-    fn restart(&mut self, store: &Store) -> Result<Vec<PeerMessage>> {
-        let hello = our_hello(store, &self.user)?;
-        self.state = None;
-        self.epoch = hello.epoch;
-        self.sent_idle = false;
-        Ok(vec![PeerMessage::Hello(hello)])
-    }
-
-    fn save_state(&mut self, store: &Store) -> Result<()> {
-        if let (Some(peer), Some(state)) = (self.peer.clone(), self.state.as_ref()) {
-            store.peer_save_sync_state(&self.user, &peer, state)?;
-        }
-        Ok(())
-    }
-
-    fn next_sync(&mut self, store: &Store) -> Result<Vec<PeerMessage>> {
-        let user = self.user.clone();
-        let epoch = self.epoch;
-        let state = self.state(store)?;
-        let message = match store.peer_generate(&user, state, epoch)? {
-            InEpoch::Done(message) => message,
-            InEpoch::Moved => return self.restart(store),
-        };
-        self.save_state(store)?;
-        Ok(vec![match message {
-            Some(bytes) => {
-                self.sent_idle = false;
-                PeerMessage::Sync(bytes)
-            }
-            None => {
-                self.sent_idle = true;
-                PeerMessage::Idle
-            }
-        }])
-    }
-
-    /// Handles one message from the peer and returns the messages to send back (none once the
-    /// initiator is finished). Errors leave both the store and the session unusable for this
-    /// exchange, never the store damaged.
-    pub fn handle(&mut self, store: &Store, message: PeerMessage) -> Result<Vec<PeerMessage>> {
-        self.rounds += 1;
-        if self.rounds > MAX_ROUNDS {
-            return Err(refuse("the exchange did not settle"));
-        }
-        if self.finished {
-            return Ok(Vec::new());
-        }
-        match (self.role, message) {
-            (_, PeerMessage::Hello(hello)) => {
-                if hello.user != self.user {
-                    return Err(refuse(format!(
-                        "the peer offered learner {:?}, this session is for {:?}",
-                        crate::error::shorten(&hello.user),
-                        self.user
-                    )));
-                }
-                crate::id::check_id("device", hello.device.clone())
-                    .map_err(|e| refuse(e.to_string()))?;
-                let ours = our_hello(store, &self.user)?;
-                if hello.epoch.is_some() {
-                    remember(store, &self.user, &hello)?;
-                }
-                self.peer = Some(hello.device.clone());
-                // A new negotiation: a fresh sync state, tied to the epoch our hello named.
-                self.state = None;
-                self.epoch = ours.epoch;
-                self.sent_idle = false;
-                if self.role == Role::Responder {
-                    return Ok(vec![PeerMessage::Hello(ours)]);
-                }
-                // A device that does not hold the learner says so with no epoch (and writes
-                // nothing): it only receives.
-                match (ours.epoch, hello.epoch) {
-                    (None, None) => {
-                        self.finished = true;
-                        Ok(Vec::new())
-                    }
-                    (None, Some(_)) => Ok(vec![PeerMessage::NeedDocument]),
-                    (Some(_), None) => Ok(vec![PeerMessage::Document(
-                        store.peer_document(&self.user)?,
-                    )]),
-                    (Some(a), Some(b)) if a == b => self.next_sync(store),
-                    _ if adopts(&ours, &hello) => Ok(vec![PeerMessage::NeedDocument]),
-                    _ => Ok(vec![PeerMessage::Document(
-                        store.peer_document(&self.user)?,
-                    )]),
-                }
-            }
-            (_, PeerMessage::NeedDocument) => Ok(vec![PeerMessage::Document(
-                store.peer_document(&self.user)?,
-            )]),
-            (_, PeerMessage::Document(bytes)) => {
-                store.peer_receive_document(&self.user, &bytes)?;
-                // The document may have changed epoch: start the protocol afresh.
-                self.state = Some(automerge::sync::State::new());
-                self.epoch = store.document_epoch(&self.user)?;
-                self.next_sync(store)
-            }
-            (_, PeerMessage::Changes(bytes)) => {
-                store.peer_receive_changes(&self.user, &bytes)?;
-                self.next_sync(store)
-            }
-            (_, PeerMessage::Sync(bytes)) => {
-                let user = self.user.clone();
-                let epoch = self.epoch;
-                let state = self.state(store)?;
-                if let InEpoch::Moved = store.peer_receive(&user, state, &bytes, epoch)? {
-                    return self.restart(store);
-                }
-                self.save_state(store)?;
-                self.next_sync(store)
-            }
-            (Role::Responder, PeerMessage::Idle) => self.next_sync(store),
-            (_, PeerMessage::Refused(reason)) => Err(refuse(format!(
-                "the peer refused the exchange: {}",
-                crate::error::shorten(&reason)
-            ))),
-            (_, PeerMessage::ListLearners | PeerMessage::Learners(_)) => Err(refuse(
-                "a learner list belongs before an exchange, not inside one",
-            )),
-            (Role::Initiator, PeerMessage::Idle) => {
-                if self.sent_idle {
-                    self.finished = true;
-                    return Ok(Vec::new());
-                }
-                self.next_sync(store)
-            }
-        }
-    }
-}
-
-impl std::fmt::Debug for PeerSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PeerSession")
-            .field("user", &self.user)
-            .field("role", &self.role)
-            .field("peer", &self.peer)
-            .field("finished", &self.finished)
-            .finish_non_exhaustive()
-    }
-}
-
-/// True when the side that said `ours` should adopt the peer's document: the one holding more
-/// history adopts the leaner one (so a compaction is not undone), ties broken by epoch.
-pub(crate) fn adopts(ours: &Hello, theirs: &Hello) -> bool {
-    (ours.changes, std::cmp::Reverse(ours.epoch))
-        > (theirs.changes, std::cmp::Reverse(theirs.epoch))
-}
-
-impl Store {
-    /// A file for a peer device: the changes it lacks if this device knows what `since_peer`
-    /// holds in the same epoch, else the whole document.
-    ///
-    /// ```
-    /// # fn main() -> headway::Result<()> {
-    /// use headway::{ContentKey, ProgressUpdate, Status, Store, UserId};
-    /// let (school, phone) = (Store::open_in_memory()?, Store::open_in_memory()?);
-    /// school.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
-    /// let file = school.peer_export(&UserId::new("u")?, None)?;
-    /// phone.peer_import(&UserId::new("u")?, &file)?;
-    /// assert_eq!(phone.items(&UserId::new("u")?, None)?, school.items(&UserId::new("u")?, None)?);
-    /// # Ok(()) }
-    /// ```
-    pub fn peer_export(&self, user: &UserId, since_peer: Option<&str>) -> Result<Vec<u8>> {
-        let hello = our_hello(self, user)?;
-        let known = match since_peer {
-            Some(peer) => self.what_peer_holds(user, peer)?,
-            None => None,
-        };
-        let body = match known {
-            Some((Some(epoch), heads)) if hello.epoch == Some(epoch) => {
-                PeerMessage::Changes(self.changes_for_peer(user, &heads)?)
-            }
-            _ => PeerMessage::Document(self.peer_document(user)?),
-        };
-        let mut file = Vec::new();
-        for message in [PeerMessage::Hello(hello), body] {
-            message
-                .write_framed(&mut file)
-                .map_err(|e| refuse(e.to_string()))?;
-        }
-        Ok(file)
-    }
-
-    /// Imports a peer's file (see [`Store::peer_export`]): refused whole, changing nothing, if
-    /// it is malformed, for another learner, or does not apply. A sealed file
-    /// ([`Store::peer_export_sealed`]) is refused with [`Error::NotPaired`]: it opens only
-    /// with its key ([`Store::peer_import_sealed`]).
-    pub fn peer_import(&self, user: &UserId, file: &[u8]) -> Result<()> {
-        if file.starts_with(SEALED_FILE_MAGIC) {
-            return Err(Error::NotPaired {
-                reason: "the file is sealed with a pairing key: import it with that key".into(),
-            });
-        }
-        let mut messages = Vec::new();
-        let mut rest = file;
-        // Any framing error in a file is a file that ends before its frames do.
-        while let Some(message) =
-            PeerMessage::read_framed(&mut rest).map_err(|_| refuse("the file is truncated"))?
-        {
-            messages.push(message?);
-            if messages.len() > 2 {
-                return Err(refuse("the file holds more than a hello and a body"));
-            }
-        }
-        let [PeerMessage::Hello(hello), body] = messages.as_slice() else {
-            return Err(refuse(
-                "the file is not a hello followed by a document or changes",
-            ));
-        };
-        if hello.user != *user {
-            return Err(refuse(format!(
-                "the file holds learner {:?}'s progress, not {user:?}'s",
-                crate::error::shorten(&hello.user)
-            )));
-        }
-        crate::id::check_id("device", hello.device.clone()).map_err(|e| refuse(e.to_string()))?;
-        match body {
-            PeerMessage::Document(bytes) => self.peer_receive_document(user, bytes)?,
-            PeerMessage::Changes(bytes) => self.peer_receive_changes(user, bytes)?,
-            _ => return Err(refuse("the file's body is neither a document nor changes")),
-        }
-        remember(self, user, hello)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ContentKey, ProgressUpdate, Status};
 
     /// A sink that only counts what reaches it.
     #[derive(Default)]
@@ -1089,57 +765,5 @@ mod tests {
         assert!(budget.in_use() > 0);
         drop(charge);
         assert_eq!(budget.in_use(), 0);
-    }
-
-    /// What real exchanges send stays far below the inflation cap: a first sync of 2,000
-    /// contents with Sunbird-like ids, then 2,000 updates as changes of the same epoch.
-    #[test]
-    fn real_payloads_inflate_far_below_the_cap() {
-        let user = UserId::new("learner-7f3c2a").unwrap();
-        let (a, b) = (
-            Store::open_in_memory().unwrap(),
-            Store::open_in_memory().unwrap(),
-        );
-        let updates = |status: Status, progress: i64| {
-            (0..2000)
-                .map(|i| {
-                    let key = ContentKey::new(
-                        user.as_str(),
-                        format!("do_1131{:017}", i / 50),
-                        "01311111111111111111",
-                        format!("do_1139{:017}", i * 7919),
-                    )
-                    .unwrap();
-                    ProgressUpdate::new(key, status, progress).unwrap()
-                })
-                .collect::<Vec<_>>()
-        };
-        a.record_batch(updates(Status::InProgress, 10)).unwrap();
-        let mut worst = 0.0f64;
-        // Every message goes over the wire format, both ways; the worst ratio is kept.
-        let mut wire = |message: PeerMessage| {
-            let bytes = message.encode();
-            if let PeerMessage::Document(p) | PeerMessage::Changes(p) | PeerMessage::Sync(p) =
-                &message
-            {
-                worst = worst.max(p.len() as f64 / bytes.len() as f64);
-            }
-            PeerMessage::decode(&bytes).unwrap()
-        };
-        let exchange = |wire: &mut dyn FnMut(PeerMessage) -> PeerMessage| {
-            let mut initiator = PeerSession::new(&user, Role::Initiator);
-            let mut responder = PeerSession::new(&user, Role::Responder);
-            let mut to_b = vec![initiator.start(&a).unwrap()];
-            while let Some(message) = to_b.pop() {
-                for reply in responder.handle(&b, wire(message)).unwrap() {
-                    to_b.extend(initiator.handle(&a, wire(reply)).unwrap());
-                }
-            }
-        };
-        exchange(&mut wire);
-        a.record_batch(updates(Status::Completed, 100)).unwrap();
-        exchange(&mut wire);
-        println!("worst inflation ratio of a real payload: {worst:.1}");
-        assert!(worst * 4.0 < MAX_INFLATION_RATIO as f64, "{worst:.1}");
     }
 }

@@ -23,7 +23,7 @@ use crate::events::{ChangeOrigin, ContentStateChanged, Event, EventHub, Subscrip
 use crate::id::{CourseId, UserId};
 use crate::progress_update::ProgressUpdate;
 
-pub(crate) use peers::InEpoch;
+pub use peers::InEpoch;
 use rows::{Raise, Row, Rows};
 pub use schema::Durability;
 pub use sync_log::LastSync;

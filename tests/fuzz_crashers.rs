@@ -1,11 +1,14 @@
 //! Every input that ever crashed (or hung) a fuzz target, replayed: each must now give a typed
 //! error or a valid result, never a panic. Files live in `tests/fuzz-crashers/<target>/`. The
 //! store-level target's runner is compiled in from `fuzz/src/store_ops.rs` and replays its
-//! kept inputs and hand-written seeds with every property checked.
+//! kept inputs and hand-written seeds with every property checked; so is the peer target's,
+//! from `fuzz/src/peer_message.rs`, which drives peer sessions without a store.
 #![cfg(test)]
 
 mod support;
 
+#[path = "../fuzz/src/peer_message.rs"]
+mod peer_message;
 #[path = "../fuzz/src/store_ops.rs"]
 mod store_ops;
 
@@ -78,4 +81,20 @@ fn every_store_ops_seed_keeps_every_store_property() {
         count += 1;
     }
     assert!(count >= 3, "the store_ops seeds are missing");
+}
+
+#[test]
+fn every_peer_message_seed_and_kept_input_keeps_every_peer_property() {
+    let seeds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/peer_message");
+    let mut count = 0;
+    for file in std::fs::read_dir(&seeds).unwrap() {
+        peer_message::run(&std::fs::read(file.unwrap().path()).unwrap());
+        count += 1;
+    }
+    assert!(count >= 3, "the peer_message seeds are missing");
+    for (target, _, bytes) in crashers() {
+        if target == "peer_message" {
+            peer_message::run(&bytes);
+        }
+    }
 }

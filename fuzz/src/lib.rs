@@ -1,7 +1,7 @@
 //! What every fuzz target shares: a target fails only on what a user would see (a panic that
 //! escapes headway's API, a broken property, a hang), never on a panic headway catches itself;
-//! and the store-level operation runner, which `tests/fuzz_crashers.rs` also uses to replay
-//! kept inputs.
+//! and the runners of the store-level target and the peer target, which
+//! `tests/fuzz_crashers.rs` also uses to replay kept inputs.
 //!
 //! libfuzzer-sys installs a panic hook that aborts on *every* panic, even one caught by
 //! `catch_unwind` inside headway (automerge 0.12 panics on some malformed bytes and
@@ -13,6 +13,7 @@ use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
+pub mod peer_message;
 pub mod store_ops;
 
 thread_local! {

@@ -101,7 +101,14 @@ fn persist_and_reconcile(
 /// What a step of the sync protocol did, checked in the same transaction as the step: our
 /// document may have moved to a new epoch (a compaction) since the exchange agreed on one, and
 /// then the step does nothing and the exchange starts again from a hello.
-pub(crate) enum InEpoch<T> {
+///
+/// ```
+/// use headway::InEpoch;
+/// let step: InEpoch<()> = InEpoch::Moved;
+/// assert!(matches!(step, InEpoch::Moved));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InEpoch<T> {
     /// The document was still in the agreed epoch; the step ran.
     Done(T),
     /// The document left the agreed epoch; nothing was done.
