@@ -235,7 +235,10 @@ fn a_first_write_stored_lower_is_sent_once_and_reported_held_lower() {
     let (report, sent, _) = run(&config, &items, |request| success(&contents(request)));
     assert_eq!(sent.len(), 1);
     let held = ContentState::new(Status::InProgress, Progress::default(), None, None);
-    assert_eq!(report.outcomes[items[0].item.key()], ItemOutcome::HeldLower { held });
+    assert_eq!(
+        report.outcomes[items[0].item.key()],
+        ItemOutcome::HeldLower { held }
+    );
     // The engine's second round: the same item, the server's state known.
     let again = [Outgoing {
         item: items[0].item.clone(),
@@ -243,5 +246,8 @@ fn a_first_write_stored_lower_is_sent_once_and_reported_held_lower() {
     }];
     let (report, sent, _) = run(&config, &again, |request| success(&contents(request)));
     assert_eq!(sent.len(), 1);
-    assert_eq!(report.outcomes[again[0].item.key()], ItemOutcome::Acknowledged);
+    assert_eq!(
+        report.outcomes[again[0].item.key()],
+        ItemOutcome::Acknowledged
+    );
 }
