@@ -301,9 +301,10 @@ fn is_a_record(event: &Event) -> bool {
     )
 }
 
-/// Syncs every learner with something pending, then brings their documents up to date (so
-/// `record` never pays for Automerge); the store's work runs off the executor. Returns true
-/// if a sync failed or left items pending.
+/// Syncs every learner with something a sync would send (pending items, and items the server
+/// dropped without a reason, which the next sync sends again), then brings their documents up
+/// to date (so `record` never pays for Automerge); the store's work runs off the executor.
+/// Returns true if a sync failed or left items pending.
 async fn sync_all(
     store: &Store,
     adapter: &dyn Adapter,
@@ -313,8 +314,8 @@ async fn sync_all(
     let mut failed = false;
     for user in users {
         let owner = user.clone();
-        match store.off_executor(move |store| store.pending(&owner)).await {
-            Ok(pending) if pending.is_empty() => continue,
+        match store.off_executor(move |store| store.outgoing(&owner)).await {
+            Ok(outgoing) if outgoing.is_empty() => continue,
             Ok(_) => {}
             Err(error) => {
                 tracing::warn!(%error, "background sync cannot read pending items");
@@ -358,7 +359,7 @@ mod tests {
     use super::*;
     use crate::{
         AdapterError, BatchId, ContentItem, ContentKey, CourseId, EnrolledCourse, ItemOutcome,
-        Outgoing, ProgressUpdate, PushReport, RetryCause, Status,
+        Outgoing, ProgressUpdate, PushReport, RejectionReason, RetryCause, Status,
     };
 
     fn options() -> BackgroundOptions {
@@ -554,6 +555,75 @@ mod tests {
         // 200 s hold at least 0 + 2 + 4 + 8 + 16 + 32 + 60 + 60 = 182 s of waits.
         assert!(pushes.len() >= 8, "{pushes:?}");
         assert_eq!(store.pending(&learner()).unwrap().len(), 1);
+    }
+
+    /// Answers each push with the next outcome of a script, then acknowledges.
+    struct Scripted {
+        script: Mutex<Vec<ItemOutcome>>,
+        pushes: Mutex<usize>,
+    }
+
+    #[async_trait]
+    impl Adapter for Scripted {
+        async fn push(&self, _user: &UserId, items: &[Outgoing]) -> PushReport {
+            *self.pushes.lock().unwrap() += 1;
+            let mut script = self.script.lock().unwrap();
+            let outcome = if script.is_empty() {
+                ItemOutcome::Acknowledged
+            } else {
+                script.remove(0)
+            };
+            PushReport {
+                requests: 1,
+                ..PushReport::all(items, outcome)
+            }
+        }
+        async fn read_states(
+            &self,
+            _user: &UserId,
+            _course: &CourseId,
+            _batch: &BatchId,
+        ) -> std::result::Result<Vec<ContentItem>, AdapterError> {
+            Ok(Vec::new())
+        }
+        async fn enrolled_courses(
+            &self,
+            _user: &UserId,
+        ) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> {
+            Ok(Vec::new())
+        }
+    }
+
+    // Issue 18: a dropped item is a retry state of its row, not a pending one; the task must
+    // still send it again (it looked only at `pending()`, so a learner whose only item was
+    // dropped was never synced again until something new was recorded).
+    #[tokio::test(start_paused = true)]
+    async fn an_item_the_server_dropped_is_retried_by_the_task_until_the_server_takes_it() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        complete(&store, "do_1");
+        let dropped = ItemOutcome::Rejected {
+            reason: RejectionReason::DroppedByServer {
+                text: "left out of the answer".into(),
+            },
+        };
+        let unreachable = ItemOutcome::Retry {
+            cause: RetryCause::Network {
+                detail: "cannot connect".into(),
+            },
+        };
+        let server = Arc::new(Scripted {
+            script: Mutex::new(vec![dropped, unreachable]),
+            pushes: Mutex::new(0),
+        });
+        let background =
+            BackgroundSync::start(store.clone(), server.clone(), vec![learner()], options());
+        // The drop ends that sync; the next look (the 300 s interval) sends it again, the
+        // server is unreachable, and the back-off's retry (2 s) gets it through.
+        tokio::time::sleep(Duration::from_secs(400)).await;
+        background.stop().await;
+        assert_eq!(*server.pushes.lock().unwrap(), 3, "dropped, unreachable, taken");
+        assert!(store.pending(&learner()).unwrap().is_empty());
+        assert!(store.rejected(&learner()).unwrap().is_empty());
     }
 
     #[tokio::test(start_paused = true)]

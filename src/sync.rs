@@ -64,7 +64,9 @@ impl SyncOptions {
 
     /// How many pushes one sync may make: the first sends everything pending; later ones
     /// resend only items the server took but holds lower than sent (a server may store a
-    /// first write lower, see [`ItemOutcome::HeldLower`]). Default 2; at least 1.
+    /// first write lower, see [`ItemOutcome::HeldLower`]). Default 2; at least 1. The
+    /// engine is the one owner of that second round: with 1, a Sunbird first write with
+    /// status 1 stays at progress 0 on the server, and pending here, until the next sync.
     pub fn max_rounds(mut self, rounds: usize) -> SyncOptions {
         self.max_rounds = rounds.max(1);
         self
