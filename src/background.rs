@@ -314,7 +314,10 @@ async fn sync_all(
     let mut failed = false;
     for user in users {
         let owner = user.clone();
-        match store.off_executor(move |store| store.outgoing(&owner)).await {
+        match store
+            .off_executor(move |store| store.outgoing(&owner))
+            .await
+        {
             Ok(outgoing) if outgoing.is_empty() => continue,
             Ok(_) => {}
             Err(error) => {
@@ -621,7 +624,11 @@ mod tests {
         // server is unreachable, and the back-off's retry (2 s) gets it through.
         tokio::time::sleep(Duration::from_secs(400)).await;
         background.stop().await;
-        assert_eq!(*server.pushes.lock().unwrap(), 3, "dropped, unreachable, taken");
+        assert_eq!(
+            *server.pushes.lock().unwrap(),
+            3,
+            "dropped, unreachable, taken"
+        );
         assert!(store.pending(&learner()).unwrap().is_empty());
         assert!(store.rejected(&learner()).unwrap().is_empty());
     }

@@ -1,9 +1,10 @@
 //! No crate of the workspace has an import cycle among its modules (issues 10 and 18): each
 //! top-level module of a crate (a `foo.rs` together with its `foo/` folder) may use the modules
 //! below it, never one that uses it back; and headway-sunbird's layers (`config`, `wire`,
-//! `protocol`, `client`) only look down. The graph is read from the source text: every
-//! `crate::name` path, in `use` lines and inline, including `crate::{a, b}` groups; comments are
-//! left out.
+//! `protocol`, `client`) only look down. The graph is read from the product code's text: every
+//! `crate::name` path, in `use` lines and inline, including `crate::{a, b}` groups, a name the
+//! crate root re-exports counting as its module; comments, `#[cfg(test)]` modules and
+//! `tests.rs` files are left out.
 #![cfg(test)]
 
 #[path = "module_graph/architecture_doc.rs"]
@@ -25,6 +26,44 @@ fn identifier_at(text: &str) -> String {
     text.chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect()
+}
+
+/// `text` without its inline `#[cfg(test)] mod name { ... }` blocks (unit tests may use
+/// anything above their module); every other item stays.
+fn without_test_modules(text: &str) -> String {
+    let mut kept = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        kept.push_str(&rest[..at]);
+        let after = &rest[at + "#[cfg(test)]".len()..];
+        let item = after.trim_start();
+        let Some(open) = item.find(['{', ';']).filter(|_| item.starts_with("mod ")) else {
+            rest = after;
+            continue;
+        };
+        if item.as_bytes()[open] == b';' {
+            rest = &item[open + 1..];
+            continue;
+        }
+        let mut depth = 0usize;
+        let mut end = item.len();
+        for (i, c) in item.char_indices().skip_while(|(i, _)| *i < open) {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &item[end..];
+    }
+    kept.push_str(rest);
+    kept
 }
 
 /// The top-level modules one file's text names through `crate::`.
@@ -50,7 +89,47 @@ fn named_modules(text: &str) -> BTreeSet<String> {
     named
 }
 
+/// What the crate root re-exports, by name: `pub use store::{Store, StoreOptions};` maps
+/// `Store` and `StoreOptions` to `store`, so `use crate::Store` counts as a use of `store`.
+fn re_exports(root: &str) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    for (at, _) in root.match_indices("pub use ") {
+        let statement = root[at + "pub use ".len()..]
+            .split(';')
+            .next()
+            .unwrap_or("");
+        let statement: String = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+        let Some((module, rest)) = statement.split_once("::") else {
+            continue;
+        };
+        let module = identifier_at(module.trim());
+        let rest = rest.trim().trim_start_matches('{').trim_end_matches('}');
+        for part in rest.split(',') {
+            let exported = part
+                .rsplit(" as ")
+                .next()
+                .unwrap_or("")
+                .rsplit("::")
+                .next()
+                .unwrap_or("")
+                .trim();
+            let name = identifier_at(exported);
+            if !name.is_empty() && name != "self" {
+                names.insert(name, module.clone());
+            }
+        }
+    }
+    names
+}
+
 fn read_graph(src: &Path) -> Graph {
+    let root = ["lib.rs", "main.rs"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(src.join(f)).ok())
+        .map(|text| without_comments(&text))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let exported = re_exports(&root);
     let mut graph = Graph::new();
     let mut folders = vec![src.to_path_buf()];
     while let Some(folder) = folders.pop() {
@@ -74,12 +153,17 @@ fn read_graph(src: &Path) -> Graph {
             if module == "lib" || module == "main" {
                 continue; // The crate root declares and re-exports everything.
             }
+            if path.file_stem().is_some_and(|stem| stem == "tests") {
+                continue; // A module's unit tests may use anything above it.
+            }
             let text = std::fs::read_to_string(&path).expect("a source file is text");
-            let used = named_modules(&without_comments(&text));
+            let used = named_modules(&without_test_modules(&without_comments(&text)))
+                .into_iter()
+                .map(|name| exported.get(&name).cloned().unwrap_or(name));
             graph
                 .entry(module.clone())
                 .or_default()
-                .extend(used.into_iter().filter(|m| *m != module));
+                .extend(used.filter(|m| *m != module));
         }
     }
     graph
@@ -230,7 +314,12 @@ fn the_layer_check_finds_a_layer_that_looks_up() {
 
 #[test]
 fn a_cycle_through_a_modules_folder_is_found_in_the_source_text() {
-    let src = std::env::temp_dir().join(format!("headway-module-graph-{}", std::process::id()));
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).unwrap();
+    let src = std::env::temp_dir().join(format!(
+        "headway-module-graph-{}",
+        u64::from_le_bytes(random)
+    ));
     std::fs::create_dir_all(src.join("sync")).unwrap();
     std::fs::write(src.join("lib.rs"), "mod store;\nmod sync;\n").unwrap();
     std::fs::write(
@@ -252,5 +341,40 @@ fn a_cycle_through_a_modules_folder_is_found_in_the_source_text() {
             ["store", "sync", "store"].map(String::from).to_vec(),
             ["sync", "store", "sync"].map(String::from).to_vec(),
         ]
+    );
+}
+
+#[test]
+fn a_use_through_the_crate_roots_re_exports_counts_as_a_use_of_the_module() {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).unwrap();
+    let src = std::env::temp_dir().join(format!(
+        "headway-module-graph-{}",
+        u64::from_le_bytes(random)
+    ));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("lib.rs"),
+        "mod client;\nmod protocol;\npub use client::{\n    Adapter as SunbirdAdapter,\n    Config,\n};\npub use protocol::Push;\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("protocol.rs"), "use crate::SunbirdAdapter;\n").unwrap();
+    std::fs::write(src.join("client.rs"), "use crate::Push;\n").unwrap();
+    let graph = read_graph(&src);
+    std::fs::remove_dir_all(&src).unwrap();
+    assert_eq!(graph["protocol"], ["client".to_string()].into());
+    assert_eq!(
+        looking_up(&graph, &SUNBIRD_LAYERS),
+        vec![("protocol".to_string(), "client".to_string())]
+    );
+    assert!(!cycles(&graph).is_empty());
+}
+
+#[test]
+fn a_unit_test_module_is_left_out_and_the_code_after_it_is_read() {
+    let text = "#[cfg(test)]\nmod tests;\nuse crate::wire::A;\n#[cfg(test)]\nmod tests {\n    use crate::client::B;\n    fn f() { if x { } }\n}\nfn g() { crate::config::c(); }\n";
+    assert_eq!(
+        named_modules(&without_test_modules(text)),
+        ["config", "wire"].map(String::from).into()
     );
 }

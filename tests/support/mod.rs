@@ -14,14 +14,15 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // A name from the OS's random source, made by `create_dir` (never a folder that
+        // someone else made first).
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).unwrap();
         let dir = std::env::temp_dir().join(format!(
-            "headway-test-{name}-{}-{n}-{}",
-            std::process::id(),
-            Timestamp::now().as_millis()
+            "headway-test-{name}-{:016x}",
+            u64::from_le_bytes(random)
         ));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir(&dir).unwrap();
         TempDir(dir)
     }
 

@@ -205,7 +205,7 @@ impl SunbirdAdapter {
         }
         if e.is_connect() {
             return Error::CannotConnect {
-                address: self.config.address().to_string(),
+                address: self.config.address(),
             };
         }
         let detail = if e.is_body() || e.is_decode() {
@@ -233,7 +233,7 @@ impl SunbirdAdapter {
         if !token.0.is_empty() {
             if self.clear_text && !self.warned_clear_text.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
-                    server = self.config.address(),
+                    server = %self.config.address(),
                     "the user token is sent over plain http to a host other than this device"
                 );
             }

@@ -209,7 +209,7 @@ impl SunbirdConfig {
     /// assert!(!SunbirdConfig::new("https://example.org").sends_credentials_in_the_clear());
     /// ```
     pub fn sends_credentials_in_the_clear(&self) -> bool {
-        let Ok(url) = reqwest::Url::parse(&self.base_url) else {
+        let Ok(url) = url::Url::parse(&self.base_url) else {
             return false;
         };
         let host = url.host_str().unwrap_or("");
@@ -228,12 +228,33 @@ impl SunbirdConfig {
         self
     }
 
-    /// `scheme://host:port` of the service, what an unreachable-server message names.
-    pub(crate) fn address(&self) -> &str {
-        let after_scheme = self.base_url.find("://").map_or(0, |i| i + 3);
-        let end = self.base_url[after_scheme..]
-            .find('/')
-            .map_or(self.base_url.len(), |i| i + after_scheme);
-        &self.base_url[..end]
+    /// `scheme://host:port` of the service, what an unreachable-server message names: never
+    /// a user name, password, path or query the base URL may carry (a token pasted into
+    /// `--server` stays out of error texts and logs).
+    pub(crate) fn address(&self) -> String {
+        match url::Url::parse(&self.base_url) {
+            Ok(url) if url.has_host() => url.origin().ascii_serialization(),
+            _ => "the configured server".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::SunbirdConfig;
+
+    #[test]
+    fn the_address_in_messages_names_only_scheme_host_and_port() {
+        let named = |base: &str| SunbirdConfig::new(base).address();
+        assert_eq!(named("http://127.0.0.1:9000/lms"), "http://127.0.0.1:9000");
+        assert_eq!(
+            named("https://user:s3cret@example.org?token=abc"),
+            "https://example.org"
+        );
+        assert_eq!(
+            named("https://example.org:8443/api?token=abc"),
+            "https://example.org:8443"
+        );
+        assert_eq!(named("not a url"), "the configured server");
     }
 }

@@ -14,15 +14,15 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
+        // A name from the OS's random source, made by `create_dir` (never a folder that
+        // someone else made first).
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).unwrap();
         let dir = std::env::temp_dir().join(format!(
-            "headway-cli-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
+            "headway-cli-{name}-{:016x}",
+            u64::from_le_bytes(random)
         ));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir(&dir).unwrap();
         TempDir(dir)
     }
 }

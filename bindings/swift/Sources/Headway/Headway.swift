@@ -1926,7 +1926,8 @@ public func FfiConverterTypeProgressUpdate_lower(_ value: ProgressUpdate) -> Rus
  */
 public struct RejectedItem: Equatable, Hashable {
     /**
-     * The refused item, as it stands on the device.
+     * The refused item, at the state the server refused (it may have risen on the device
+     * since).
      */
     public var item: ContentItem
     /**
@@ -1938,7 +1939,8 @@ public struct RejectedItem: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * The refused item, as it stands on the device.
+         * The refused item, at the state the server refused (it may have risen on the device
+         * since).
          */item: ContentItem, 
         /**
          * Why the server refused it (`NOT_A_ON_GOING_BATCH`, `BATCH_NOT_EXISTS`, `NOT_IN_RESULT`, ...).

@@ -2963,7 +2963,8 @@ public object FfiConverterTypeProgressUpdate: FfiConverterRustBuffer<ProgressUpd
  */
 data class RejectedItem (
     /**
-     * The refused item, as it stands on the device.
+     * The refused item, at the state the server refused (it may have risen on the device
+     * since).
      */
     var `item`: ContentItem
     , 
