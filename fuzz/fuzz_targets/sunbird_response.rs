@@ -27,7 +27,8 @@ fuzz_target!(init: headway_fuzz::quiet_caught_panics(), |input: &[u8]| {
         let refs: Vec<&Outgoing> = items.iter().collect();
         if let UpdateAnswer::Items(outcomes) = interpret_update(status, body, &refs) {
             assert_eq!(outcomes.len(), items.len());
-            for (out, outcome) in items.iter().zip(outcomes) {
+            for out in &items {
+                let outcome = &outcomes[out.item.key()];
                 if outcome.is_acknowledged() {
                     assert!((200..300).contains(&status));
                     let json: Value =

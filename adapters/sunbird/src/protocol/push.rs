@@ -1,9 +1,10 @@
 //! One learner's bulk push of content states.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use headway::{
-    ContentItem, ItemOutcome, Outgoing, PushReport, RejectionReason, RetryCause, UserId,
+    ContentItem, ContentKey, ItemOutcome, Outgoing, PushReport, RejectionReason, RetryCause, UserId,
 };
 
 use super::attempts::{Attempt, Attempts, Traffic};
@@ -49,7 +50,8 @@ pub struct UpdatePush<'a> {
     user: &'a UserId,
     items: &'a [Outgoing],
     traffic: Traffic,
-    outcomes: Vec<Option<ItemOutcome>>,
+    /// Each item's outcome once decided, by its key.
+    outcomes: BTreeMap<ContentKey, ItemOutcome>,
     /// The planned requests of this round not yet started.
     planned: std::vec::IntoIter<Vec<usize>>,
     /// Halves of bisected requests still to send (bisection without recursion).
@@ -75,7 +77,7 @@ impl<'a> UpdatePush<'a> {
             user,
             items,
             traffic: Traffic::new(config, now),
-            outcomes: vec![None; items.len()],
+            outcomes: BTreeMap::new(),
             planned: plan_requests(items, &all, config.chunk).into_iter(),
             halves: Vec::new(),
             current: None,
@@ -86,16 +88,21 @@ impl<'a> UpdatePush<'a> {
     }
 
     fn set(&mut self, i: usize, outcome: ItemOutcome) {
-        self.outcomes[i] = Some(outcome);
+        self.outcomes
+            .insert(self.items[i].item.key().clone(), outcome);
     }
 
     /// Applies the meaning of one request's answer to its items.
     fn decide(&mut self, indices: Vec<usize>, answer: UpdateAnswer) {
-        let answered_before = self.outcomes.iter().filter(|o| o.is_some()).count();
+        let answered_before = self.outcomes.len();
         match answer {
-            UpdateAnswer::Items(answers) => {
-                for (&i, outcome) in indices.iter().zip(answers) {
-                    self.set(i, outcome);
+            UpdateAnswer::Items(mut answers) => {
+                // Matched by key: an item the answer says nothing of stays undecided (and
+                // pending), an outcome for an item not in this request is ignored.
+                for &i in &indices {
+                    if let Some(outcome) = answers.remove(self.items[i].item.key()) {
+                        self.set(i, outcome);
+                    }
                 }
             }
             UpdateAnswer::ClientError { reason } if indices.len() == 1 => {
@@ -130,7 +137,7 @@ impl<'a> UpdatePush<'a> {
                 }
             }
         }
-        let answered = self.outcomes.iter().filter(|o| o.is_some()).count();
+        let answered = self.outcomes.len();
         self.done += answered - answered_before;
         self.progress = Some((self.done, self.items.len()));
     }
@@ -140,12 +147,12 @@ impl<'a> UpdatePush<'a> {
             outcomes: self
                 .items
                 .iter()
-                .zip(std::mem::take(&mut self.outcomes))
-                .map(|(out, outcome)| {
-                    let outcome = outcome.unwrap_or(ItemOutcome::Retry {
+                .map(|out| {
+                    let key = out.item.key();
+                    let outcome = self.outcomes.remove(key).unwrap_or(ItemOutcome::Retry {
                         cause: RetryCause::NotInResult,
                     });
-                    (out.item.key().clone(), outcome)
+                    (key.clone(), outcome)
                 })
                 .collect(),
             requests: self.traffic.requests,

@@ -19,13 +19,23 @@ fn out(item: ContentItem, confirmed: bool) -> Outgoing {
     Outgoing { item, server }
 }
 
+/// A keyed answer's outcomes in the order the items were sent.
+fn in_order(
+    outcomes: std::collections::BTreeMap<headway::ContentKey, ItemOutcome>,
+    sent: &[&Outgoing],
+) -> Vec<ItemOutcome> {
+    sent.iter()
+        .map(|out| outcomes[out.item.key()].clone())
+        .collect()
+}
+
 /// The outcomes of `body` for an item in batch `b1` and one with the same content id in
 /// `bclosed` (Sunbird keys `result` by content id, so one `SUCCESS` covers both).
 fn same_content_in_two_batches(body: &[u8]) -> Vec<ItemOutcome> {
     let open = out(item("do_1", "b1", Status::Completed, 100), true);
     let closed = out(item("do_1", "bclosed", Status::Completed, 100), true);
     match interpret_update(200, body, &[&open, &closed]) {
-        UpdateAnswer::Items(outcomes) => outcomes,
+        UpdateAnswer::Items(outcomes) => in_order(outcomes, &[&open, &closed]),
         other => panic!("not per-item outcomes: {other:?}"),
     }
 }
@@ -90,7 +100,7 @@ fn a_content_id_written_twice_with_different_values_is_not_acknowledged() {
         br#"{"result":{"do_1":"SUCCESS"},"result":null}"#,
     ] {
         assert!(
-            matches!(&interpret_update(200, body, &[&sent]), UpdateAnswer::Items(o) if matches!(o[0], ItemOutcome::Retry { .. }))
+            matches!(&interpret_update(200, body, &[&sent]), UpdateAnswer::Items(o) if matches!(o[sent.item.key()], ItemOutcome::Retry { .. }))
                 || matches!(
                     interpret_update(200, body, &[&sent]),
                     UpdateAnswer::Retry(_)
@@ -104,7 +114,7 @@ fn a_content_id_written_twice_with_different_values_is_not_acknowledged() {
     let body = br#"{"result":{"do_1":"SUCCESS","do_1":"SUCCESS"}}"#;
     assert_eq!(
         interpret_update(200, body, &[&sent]),
-        UpdateAnswer::Items(vec![ItemOutcome::Acknowledged])
+        UpdateAnswer::Items([(sent.item.key().clone(), ItemOutcome::Acknowledged)].into())
     );
 }
 
@@ -120,7 +130,7 @@ fn a_result_value_of_another_type_is_never_an_acknowledgement() {
     ] {
         let body = format!(r#"{{"result":{{"do_1":{value}}}}}"#);
         assert!(
-            matches!(&interpret_update(200, body.as_bytes(), &[&sent]), UpdateAnswer::Items(o) if matches!(o[0], ItemOutcome::Retry { .. })),
+            matches!(&interpret_update(200, body.as_bytes(), &[&sent]), UpdateAnswer::Items(o) if matches!(o[sent.item.key()], ItemOutcome::Retry { .. })),
             "{value}"
         );
     }
@@ -147,6 +157,7 @@ fn an_item_whose_batch_the_answer_names_only_loosely_is_never_acknowledged() {
     let UpdateAnswer::Items(outcomes) = interpret_update(200, body, &[&closed, &open]) else {
         panic!("not per-item outcomes");
     };
+    let outcomes = in_order(outcomes, &[&closed, &open]);
     assert!(
         matches!(&outcomes[0], ItemOutcome::Rejected { reason: RejectionReason::BatchNotOngoing { text } } if text.starts_with("NOT_A_ON_GOING_BATCH")),
         "{:?}",
@@ -196,6 +207,7 @@ fn mixed_result_acknowledges_and_rejects_item_by_item() {
     let UpdateAnswer::Items(outcomes) = interpret_update(200, body, &refs) else {
         panic!("not per item")
     };
+    let outcomes = in_order(outcomes, &refs);
     assert_eq!(outcomes[0], ItemOutcome::Acknowledged);
     assert_eq!(
         outcomes[1],
@@ -233,11 +245,11 @@ fn first_write_with_status_1_is_held_lower() {
     let body = br#"{"result":{"do_1":"SUCCESS"}}"#;
     assert!(matches!(
         interpret_update(200, body, &[&first]),
-        UpdateAnswer::Items(o) if matches!(o[0], ItemOutcome::HeldLower { .. })
+        UpdateAnswer::Items(o) if matches!(o[first.item.key()], ItemOutcome::HeldLower { .. })
     ));
     assert_eq!(
         interpret_update(200, body, &[&again]),
-        UpdateAnswer::Items(vec![ItemOutcome::Acknowledged])
+        UpdateAnswer::Items([(again.item.key().clone(), ItemOutcome::Acknowledged)].into())
     );
 }
 
@@ -276,6 +288,7 @@ fn fields_of_an_unexpected_type_read_as_absent_never_as_an_acknowledgement() {
     let UpdateAnswer::Items(outcomes) = interpret_update(200, body, &[&sent, &other]) else {
         panic!("not per item")
     };
+    let outcomes = in_order(outcomes, &[&sent, &other]);
     assert!(
         matches!(&outcomes[0], ItemOutcome::Rejected { reason } if reason == "NOT_A_ON_GOING_BATCH")
     );
@@ -347,10 +360,16 @@ fn the_legacy_batch_not_started_or_closed_answer_is_a_closed_batch() {
     );
     assert_eq!(
         interpret_update(200, body, &[&sent]),
-        UpdateAnswer::Items(vec![ItemOutcome::Rejected {
-            reason: RejectionReason::BatchNotOngoing {
-                text: "BATCH NOT STARTED OR BATCH CLOSED".into()
-            }
-        }])
+        UpdateAnswer::Items(
+            [(
+                sent.item.key().clone(),
+                ItemOutcome::Rejected {
+                    reason: RejectionReason::BatchNotOngoing {
+                        text: "BATCH NOT STARTED OR BATCH CLOSED".into()
+                    }
+                }
+            )]
+            .into()
+        )
     );
 }

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use headway::{
-    ContentItem, ContentState, ItemOutcome, Outgoing, Progress, RejectionReason, RetryCause,
-    Status, UserId,
+    ContentItem, ContentKey, ContentState, ItemOutcome, Outgoing, Progress, RejectionReason,
+    RetryCause, Status, UserId,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -167,8 +167,8 @@ fn batch_unknown() -> RejectionReason {
 /// What one answer to a bulk update means.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UpdateAnswer {
-    /// The server answered item by item: one outcome per item sent, in order.
-    Items(Vec<ItemOutcome>),
+    /// The server answered item by item: one outcome per item sent, by its key.
+    Items(BTreeMap<ContentKey, ItemOutcome>),
     /// HTTP 400 `CLIENT_ERROR`: the whole request was refused because of (at least) one item.
     ClientError {
         /// `params.err: params.errmsg`, or the status.
@@ -199,9 +199,10 @@ pub enum UpdateAnswer {
 /// let done = ContentState::new(Status::Completed, Progress::new(100)?, None, None);
 /// let sent = Outgoing { item: ContentItem::new(ContentKey::new("u", "c", "b1", "do_1")?, done), server: None };
 /// let body = br#"{"responseCode":"OK","result":{"do_1":"SUCCESS"}}"#;
-/// assert_eq!(interpret_update(200, body, &[&sent]), UpdateAnswer::Items(vec![ItemOutcome::Acknowledged]));
+/// let key = sent.item.key().clone();
+/// assert_eq!(interpret_update(200, body, &[&sent]), UpdateAnswer::Items([(key, ItemOutcome::Acknowledged)].into()));
 /// let closed = br#"{"responseCode":"OK","result":{"do_1":"SUCCESS","NOT_A_ON_GOING_BATCH":["b1"]}}"#;
-/// assert!(matches!(&interpret_update(200, closed, &[&sent]), UpdateAnswer::Items(o) if !o[0].is_acknowledged()));
+/// assert!(matches!(&interpret_update(200, closed, &[&sent]), UpdateAnswer::Items(o) if !o[sent.item.key()].is_acknowledged()));
 /// # Ok::<(), headway::Error>(())
 /// ```
 pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateAnswer {
@@ -237,74 +238,75 @@ pub fn interpret_update(status: u16, body: &[u8], sent: &[&Outgoing]) -> UpdateA
     let result = UpdateResult::read(entries);
     let outcomes = sent
         .iter()
-        .map(|out| {
-            let (key, state) = (out.item.key(), out.item.state());
-            let lists: [(_, fn() -> RejectionReason); 2] = [
-                (&result.not_ongoing, batch_not_ongoing),
-                (&result.missing, batch_unknown),
-            ];
-            for (list, reason) in lists {
-                if list.contains(key.batch().as_str()) {
-                    return ItemOutcome::Rejected { reason: reason() };
-                }
-                // The server names batches as it stored them (trimmed, say): a listed batch
-                // that matches no batch sent exactly but this one loosely may be this one, and
-                // `result` is keyed by content id only, so a SUCCESS cannot clear it.
-                if list
-                    .iter()
-                    .any(|named| loosely_same_batch(named, key.batch()))
-                {
-                    return ItemOutcome::Rejected { reason: reason() };
-                }
-            }
-            // A rejection list that cannot be read may name this item's batch: a `SUCCESS` for
-            // its content id (perhaps written under another batch) proves nothing.
-            if result.unreadable_list {
-                return ItemOutcome::Retry {
-                    cause: RetryCause::Unparsable {
-                        detail: "a rejection list of the result is not a list of batch ids".into(),
-                    },
-                };
-            }
-            match result.values.get(key.content().as_str()).map(Vec::as_slice) {
-                // Sunbird drops such an item without a trace (a user other than the token's; a
-                // blank batch cannot be sent): reported, and sent again on the next sync, when
-                // the token may be the right one.
-                None | Some([]) => ItemOutcome::Rejected {
-                    reason: RejectionReason::DroppedByServer {
-                        text: NOT_IN_RESULT.into(),
-                    },
-                },
-                Some([Value::String(s), rest @ ..])
-                    if rest.iter().all(|v| v.as_str() == Some(s)) =>
-                {
-                    if s == "SUCCESS" {
-                        acknowledged(out, state)
-                    } else if s == LEGACY_BATCH_CLOSED {
-                        ItemOutcome::Rejected {
-                            reason: RejectionReason::BatchNotOngoing { text: s.clone() },
-                        }
-                    } else {
-                        ItemOutcome::Rejected {
-                            reason: RejectionReason::RefusedByServer { text: s.clone() },
-                        }
-                    }
-                }
-                Some([_]) => ItemOutcome::Retry {
-                    cause: RetryCause::Unparsable {
-                        detail: format!("result for {} is not a string", key.content()),
-                    },
-                },
-                // The key written twice with different values: which one holds is unknown.
-                Some(_) => ItemOutcome::Retry {
-                    cause: RetryCause::Unparsable {
-                        detail: format!("result names {} twice, differently", key.content()),
-                    },
-                },
-            }
-        })
+        .map(|out| (out.item.key().clone(), outcome_of(out, &result)))
         .collect();
     UpdateAnswer::Items(outcomes)
+}
+
+/// What `result` says of one item sent.
+fn outcome_of(out: &Outgoing, result: &UpdateResult) -> ItemOutcome {
+    let (key, state) = (out.item.key(), out.item.state());
+    let lists: [(_, fn() -> RejectionReason); 2] = [
+        (&result.not_ongoing, batch_not_ongoing),
+        (&result.missing, batch_unknown),
+    ];
+    for (list, reason) in lists {
+        if list.contains(key.batch().as_str()) {
+            return ItemOutcome::Rejected { reason: reason() };
+        }
+        // The server names batches as it stored them (trimmed, say): a listed batch
+        // that matches no batch sent exactly but this one loosely may be this one, and
+        // `result` is keyed by content id only, so a SUCCESS cannot clear it.
+        if list
+            .iter()
+            .any(|named| loosely_same_batch(named, key.batch()))
+        {
+            return ItemOutcome::Rejected { reason: reason() };
+        }
+    }
+    // A rejection list that cannot be read may name this item's batch: a `SUCCESS` for
+    // its content id (perhaps written under another batch) proves nothing.
+    if result.unreadable_list {
+        return ItemOutcome::Retry {
+            cause: RetryCause::Unparsable {
+                detail: "a rejection list of the result is not a list of batch ids".into(),
+            },
+        };
+    }
+    match result.values.get(key.content().as_str()).map(Vec::as_slice) {
+        // Sunbird drops such an item without a trace (a user other than the token's; a
+        // blank batch cannot be sent): reported, and sent again on the next sync, when
+        // the token may be the right one.
+        None | Some([]) => ItemOutcome::Rejected {
+            reason: RejectionReason::DroppedByServer {
+                text: NOT_IN_RESULT.into(),
+            },
+        },
+        Some([Value::String(s), rest @ ..]) if rest.iter().all(|v| v.as_str() == Some(s)) => {
+            if s == "SUCCESS" {
+                acknowledged(out, state)
+            } else if s == LEGACY_BATCH_CLOSED {
+                ItemOutcome::Rejected {
+                    reason: RejectionReason::BatchNotOngoing { text: s.clone() },
+                }
+            } else {
+                ItemOutcome::Rejected {
+                    reason: RejectionReason::RefusedByServer { text: s.clone() },
+                }
+            }
+        }
+        Some([_]) => ItemOutcome::Retry {
+            cause: RetryCause::Unparsable {
+                detail: format!("result for {} is not a string", key.content()),
+            },
+        },
+        // The key written twice with different values: which one holds is unknown.
+        Some(_) => ItemOutcome::Retry {
+            cause: RetryCause::Unparsable {
+                detail: format!("result names {} twice, differently", key.content()),
+            },
+        },
+    }
 }
 
 /// True when a batch id the server named and a batch id sent differ only by surrounding white
