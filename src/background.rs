@@ -464,11 +464,14 @@ mod tests {
     // The task itself (not only its `Schedule`) on tokio's paused clock: every wait below is
     // virtual, so the instants are exact and the machine's load changes nothing.
 
-    /// An in-process server that fails every push until told otherwise, and notes when each
+    /// An in-process server that answers from its script, then fails every push until told
+    /// otherwise, and notes when each
     /// push arrived (on tokio's clock) and how many items it carried.
     #[derive(Default)]
     struct Server {
         failing: AtomicBool,
+        /// Outcomes for the next pushes, first first, before `failing` decides.
+        script: Mutex<Vec<ItemOutcome>>,
         pushes: Mutex<Vec<(Instant, usize)>>,
     }
 
@@ -493,7 +496,10 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push((Instant::now(), items.len()));
-            let outcome = if self.failing.load(Ordering::SeqCst) {
+            let mut script = self.script.lock().unwrap();
+            let outcome = if !script.is_empty() {
+                script.remove(0)
+            } else if self.failing.load(Ordering::SeqCst) {
                 ItemOutcome::Retry {
                     cause: RetryCause::Server { status: 503 },
                 }
@@ -560,43 +566,6 @@ mod tests {
         assert_eq!(store.pending(&learner()).unwrap().len(), 1);
     }
 
-    /// Answers each push with the next outcome of a script, then acknowledges.
-    struct Scripted {
-        script: Mutex<Vec<ItemOutcome>>,
-        pushes: Mutex<usize>,
-    }
-
-    #[async_trait]
-    impl Adapter for Scripted {
-        async fn push(&self, _user: &UserId, items: &[Outgoing]) -> PushReport {
-            *self.pushes.lock().unwrap() += 1;
-            let mut script = self.script.lock().unwrap();
-            let outcome = if script.is_empty() {
-                ItemOutcome::Acknowledged
-            } else {
-                script.remove(0)
-            };
-            PushReport {
-                requests: 1,
-                ..PushReport::all(items, outcome)
-            }
-        }
-        async fn read_states(
-            &self,
-            _user: &UserId,
-            _course: &CourseId,
-            _batch: &BatchId,
-        ) -> std::result::Result<Vec<ContentItem>, AdapterError> {
-            Ok(Vec::new())
-        }
-        async fn enrolled_courses(
-            &self,
-            _user: &UserId,
-        ) -> std::result::Result<Vec<EnrolledCourse>, AdapterError> {
-            Ok(Vec::new())
-        }
-    }
-
     // Issue 18: a dropped item is a retry state of its row, not a pending one; the task must
     // still send it again (it looked only at `pending()`, so a learner whose only item was
     // dropped was never synced again until something new was recorded).
@@ -614,9 +583,9 @@ mod tests {
                 detail: "cannot connect".into(),
             },
         };
-        let server = Arc::new(Scripted {
+        let server = Arc::new(Server {
             script: Mutex::new(vec![dropped, unreachable]),
-            pushes: Mutex::new(0),
+            ..Server::default()
         });
         let background =
             BackgroundSync::start(store.clone(), server.clone(), vec![learner()], options());
@@ -625,7 +594,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(400)).await;
         background.stop().await;
         assert_eq!(
-            *server.pushes.lock().unwrap(),
+            server.pushes.lock().unwrap().len(),
             3,
             "dropped, unreachable, taken"
         );

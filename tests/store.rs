@@ -1053,3 +1053,69 @@ fn a_version_4_file_stamped_5_is_refused_and_left_untouched() {
         "the refused file changed"
     );
 }
+
+/// Answers every push "held lower" with what was sent raised to a completion: more than was
+/// sent.
+struct ClaimsMoreThanSent;
+
+#[async_trait::async_trait]
+impl headway::Adapter for ClaimsMoreThanSent {
+    async fn push(&self, _: &headway::UserId, items: &[headway::Outgoing]) -> headway::PushReport {
+        let completed = headway::ContentState::new(
+            Status::Completed,
+            headway::Progress::new(100).unwrap(),
+            None,
+            None,
+        );
+        let outcomes = items
+            .iter()
+            .map(|out| {
+                let held = out.item.state().merge(&completed);
+                (
+                    out.item.key().clone(),
+                    headway::ItemOutcome::HeldLower { held },
+                )
+            })
+            .collect();
+        headway::PushReport {
+            outcomes,
+            ..headway::PushReport::default()
+        }
+    }
+    async fn read_states(
+        &self,
+        _: &headway::UserId,
+        _: &headway::CourseId,
+        _: &headway::BatchId,
+    ) -> Result<Vec<headway::ContentItem>, headway::AdapterError> {
+        Ok(vec![])
+    }
+    async fn enrolled_courses(
+        &self,
+        _: &headway::UserId,
+    ) -> Result<Vec<headway::EnrolledCourse>, headway::AdapterError> {
+        Ok(vec![])
+    }
+}
+
+/// Issue 18 (hostile review): an adapter's "held lower" above what was sent must not become
+/// the server's state, or it covers the item and no sync ever sends it again.
+#[test]
+fn a_held_lower_answer_above_what_was_sent_leaves_the_item_pending() {
+    let store = Store::open_in_memory().unwrap();
+    store.record(update("u", "do_1", 1, 40, T0)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(store.sync(
+            &user_id("u"),
+            &ClaimsMoreThanSent,
+            &headway::SyncOptions::new().max_rounds(1),
+        ))
+        .unwrap();
+    let pending = store.pending(&user_id("u")).unwrap();
+    assert_eq!(pending.len(), 1, "the item must still be sent");
+    assert_eq!(pending[0].state().progress().get(), 40);
+}

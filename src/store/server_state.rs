@@ -168,7 +168,13 @@ fn apply_outcomes_in(
         }
         let held = match outcome {
             ItemOutcome::Acknowledged => Some(*out.item.state()),
-            ItemOutcome::HeldLower { held } => Some(*held),
+            // "Held lower" claiming more than was sent is not believed: recorded as the
+            // server's, it would cover the item and no sync would send it again.
+            ItemOutcome::HeldLower { held } if out.item.state().covers(held) => Some(*held),
+            ItemOutcome::HeldLower { .. } => {
+                tracing::warn!(key = ?out.item.key(), "an adapter said the server holds more than was sent; the item stays pending");
+                None
+            }
             ItemOutcome::Rejected { reason } => {
                 row.rejected = Some(Rejection {
                     state: *out.item.state(),
