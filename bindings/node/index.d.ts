@@ -209,9 +209,9 @@ export interface CourseContext {
   /** The batch the learner is enrolled in. */
   batchId: string
   /** The batch's status: 1 ongoing; anything else (or none) records nothing. */
-  batchStatus?: number
+  batchStatus?: number | null
   /** The played content's mime type (`video/mp4`, `application/pdf`, ...). */
-  mimeType?: string
+  mimeType?: string | null
 }
 
 /** How durable a `record` is once it returns. */
@@ -220,7 +220,8 @@ export type Durability = 'powerLoss' | 'processCrash'
 /**
  * A course the learner is enrolled in, with progress merged from the server's list and the
  * device's completions. `progress` counts completed leaf nodes; `extraJson` holds every field
- * the server sent (a JSON object), so the app can show them.
+ * the server sent (a JSON object), so the app can show them; `leafNodes` the course's leaf
+ * contents when the server listed them (`null` otherwise).
  */
 export interface EnrolledCourse {
   /** The course. */
@@ -235,7 +236,12 @@ export interface EnrolledCourse {
   completionPercentage: number
   /** The course's status, derived from `progress`: 0, 1 or 2 (`Status`). */
   status: Status
-  /** Every field the server sent for this course, as a JSON object (`JSON.parse` it). */
+  /**
+   * The course's leaf contents (Sunbird's `content.leafNodes`), when the server listed them;
+   * `null` otherwise.
+   */
+  leafNodes: Array<string> | null
+  /** Every other field the server sent for this course, as a JSON object (`JSON.parse` it). */
   extraJson: string
 }
 
@@ -263,7 +269,7 @@ export type Event =
 /** How `Store.open` opens a store. */
 export interface OpenOptions {
   /** `"powerLoss"` (the default) or `"processCrash"`. */
-  durability?: 'powerLoss' | 'processCrash'
+  durability?: 'powerLoss' | 'processCrash' | null
 }
 
 /**
@@ -288,7 +294,7 @@ export interface ProgressUpdate {
    * When the learner consumed the content, in ms since the Unix epoch; absent or `null`
    * means now.
    */
-  consumedAtMs?: number
+  consumedAtMs?: number | null
 }
 
 /**
@@ -314,11 +320,11 @@ export interface Server {
   /** Scheme, host and port, e.g. `https://diksha.gov.in`; `/api/course/...` is added. */
   baseUrl: string
   /** The gateway key, sent as `Authorization: Bearer <key>`. */
-  apiKey?: string
+  apiKey?: string | null
   /** The learner's token, sent as `x-authenticated-user-token`. */
-  userToken?: string
+  userToken?: string | null
   /** Where tokens come from: `(userId, refreshed) => token`, or a Promise of it. */
-  tokenProvider?: (userId: string, refreshed: boolean) => Promise<string> | string
+  tokenProvider?: ((userId: string, refreshed: boolean) => Promise<string> | string) | null
 }
 
 /**

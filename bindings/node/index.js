@@ -144,4 +144,7 @@ Object.defineProperty(Store.prototype, 'subscribe', {
   },
 })
 
-module.exports = { ...native, Store, HeadwayError }
+// Named one by one so that ESM's `import { Store } from "headway"` finds them.
+exports.Store = Store
+exports.Status = native.Status
+exports.HeadwayError = HeadwayError

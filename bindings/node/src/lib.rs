@@ -7,8 +7,12 @@
 //! run on napi-rs's tokio runtime. Every failure is a `HeadwayError` with a `code` (see
 //! `error.rs`); a panic is caught at the boundary and becomes `INTERNAL`.
 
+// Not in `cargo test`'s build of the lib: napi-rs registers exports only outside tests.
+#[cfg(all(feature = "bench", not(test)))]
+mod bench;
 mod error;
 mod events;
+mod items;
 mod server;
 mod store;
 mod types;

@@ -30,11 +30,13 @@ pub struct Server {
     /// Scheme, host and port, e.g. `https://diksha.gov.in`; `/api/course/...` is added.
     pub base_url: String,
     /// The gateway key, sent as `Authorization: Bearer <key>`.
+    #[napi(ts_type = "string | null")]
     pub api_key: Option<String>,
     /// The learner's token, sent as `x-authenticated-user-token`.
+    #[napi(ts_type = "string | null")]
     pub user_token: Option<String>,
     /// Where tokens come from: `(userId, refreshed) => token`, or a Promise of it.
-    #[napi(ts_type = "(userId: string, refreshed: boolean) => Promise<string> | string")]
+    #[napi(ts_type = "((userId: string, refreshed: boolean) => Promise<string> | string) | null")]
     pub token_provider: Option<TokenFunction>,
 }
 

@@ -7,16 +7,18 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use headway::{BackgroundSync, ChangeOrigin, CourseId, StoreOptions, UserId};
 use headway_sunbird::{PlayerEventOutcome, RecordPlayerEvent};
+use napi::bindgen_prelude::Array;
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::error::{guard, guard_async, Code, Failure};
 use crate::events::{deliver, Listener};
+use crate::items::items_to_js;
 use crate::server::Server;
 use crate::types::{
-    count, BackgroundSyncOptions, ContentItem, CourseContext, EnrolledCourse, OpenOptions,
-    ProgressUpdate, RejectedItem, SyncReport,
+    count, BackgroundSyncOptions, CourseContext, EnrolledCourse, OpenOptions, ProgressUpdate,
+    RejectedItem, SyncReport,
 };
 
 /// What an open store holds; `close` drops it.
@@ -152,29 +154,30 @@ impl Store {
 
     /// The learner's content items, of one course or of all, ordered by course, batch and
     /// content.
-    #[napi]
-    pub fn state(
+    #[napi(ts_return_type = "Array<ContentItem>")]
+    pub fn state<'env>(
         &self,
+        env: &'env Env,
         user_id: String,
         course_id: Option<String>,
-    ) -> napi::Result<Vec<ContentItem>> {
-        guard(|| {
+    ) -> napi::Result<Array<'env>> {
+        let items = guard(|| {
             let user_id = UserId::new(user_id)?;
             let course_id = course_id.map(CourseId::new).transpose()?;
-            let items = self.store()?.items(&user_id, course_id.as_ref())?;
-            Ok(items.iter().map(ContentItem::from).collect())
-        })
+            Ok(self.store()?.items(&user_id, course_id.as_ref())?)
+        })?;
+        items_to_js(env, &items)
     }
 
     /// The items the next sync would send: those the server is not known to hold, leaving out
     /// states it rejected (until they change).
-    #[napi]
-    pub fn pending(&self, user_id: String) -> napi::Result<Vec<ContentItem>> {
-        guard(|| {
+    #[napi(ts_return_type = "Array<ContentItem>")]
+    pub fn pending<'env>(&self, env: &'env Env, user_id: String) -> napi::Result<Array<'env>> {
+        let items = guard(|| {
             let user_id = UserId::new(user_id)?;
-            let items = self.store()?.pending(&user_id)?;
-            Ok(items.iter().map(ContentItem::from).collect())
-        })
+            Ok(self.store()?.pending(&user_id)?)
+        })?;
+        items_to_js(env, &items)
     }
 
     /// The learner's enrolled courses, offline: the last list the server gave with the

@@ -19,7 +19,7 @@ pub enum Status {
     Completed = 2,
 }
 
-fn status_number(status: headway::Status) -> u32 {
+pub(crate) fn status_number(status: headway::Status) -> u32 {
     match status {
         headway::Status::NotStarted => 0,
         headway::Status::InProgress => 1,
@@ -53,7 +53,7 @@ impl From<Durability> for headway::Durability {
 #[derive(Debug, Default)]
 pub struct OpenOptions {
     /// `"powerLoss"` (the default) or `"processCrash"`.
-    #[napi(ts_type = "'powerLoss' | 'processCrash'")]
+    #[napi(ts_type = "'powerLoss' | 'processCrash' | null")]
     pub durability: Option<Durability>,
 }
 
@@ -78,6 +78,7 @@ pub struct ProgressUpdate {
     pub progress: f64,
     /// When the learner consumed the content, in ms since the Unix epoch; absent or `null`
     /// means now.
+    #[napi(ts_type = "number | null")]
     pub consumed_at_ms: Option<f64>,
 }
 
@@ -165,8 +166,9 @@ impl From<&headway::ContentItem> for ContentItem {
 
 /// A course the learner is enrolled in, with progress merged from the server's list and the
 /// device's completions. `progress` counts completed leaf nodes; `extraJson` holds every field
-/// the server sent (a JSON object), so the app can show them.
-#[napi(object, object_from_js = false)]
+/// the server sent (a JSON object), so the app can show them; `leafNodes` the course's leaf
+/// contents when the server listed them (`null` otherwise).
+#[napi(object, object_from_js = false, use_nullable = true)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnrolledCourse {
     /// The course.
@@ -182,7 +184,10 @@ pub struct EnrolledCourse {
     /// The course's status, derived from `progress`: 0, 1 or 2 (`Status`).
     #[napi(ts_type = "Status")]
     pub status: u32,
-    /// Every field the server sent for this course, as a JSON object (`JSON.parse` it).
+    /// The course's leaf contents (Sunbird's `content.leafNodes`), when the server listed them;
+    /// `null` otherwise.
+    pub leaf_nodes: Option<Vec<String>>,
+    /// Every other field the server sent for this course, as a JSON object (`JSON.parse` it).
     pub extra_json: String,
 }
 
@@ -195,6 +200,10 @@ impl From<&headway::EnrolledCourse> for EnrolledCourse {
             leaf_nodes_count: course.leaf_nodes_count,
             completion_percentage: course.completion_percentage,
             status: u32::from(course.status.min(2)),
+            leaf_nodes: course
+                .leaf_nodes
+                .as_ref()
+                .map(|leaves| leaves.iter().map(ToString::to_string).collect()),
             extra_json: serde_json::Value::Object(course.fields.clone()).to_string(),
         }
     }
@@ -266,8 +275,10 @@ pub struct CourseContext {
     /// The batch the learner is enrolled in.
     pub batch_id: String,
     /// The batch's status: 1 ongoing; anything else (or none) records nothing.
+    #[napi(ts_type = "number | null")]
     pub batch_status: Option<f64>,
     /// The played content's mime type (`video/mp4`, `application/pdf`, ...).
+    #[napi(ts_type = "string | null")]
     pub mime_type: Option<String>,
 }
 

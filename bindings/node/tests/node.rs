@@ -31,5 +31,8 @@ fn the_node_package_passes_its_javascript_suites_against_headway_serve() {
         run.env("HEADWAY_BIN", &headway);
     }
     let status = run.status().expect("bindings/node/run-tests runs");
-    assert!(status.success(), "bindings/node/run-tests failed ({status})");
+    assert!(
+        status.success(),
+        "bindings/node/run-tests failed ({status})"
+    );
 }
