@@ -231,12 +231,13 @@ fn the_cycle_check_finds_a_planted_cycle() {
 }
 
 /// Every crate of the workspace, by its source folder.
-const CRATES: [&str; 5] = [
+const CRATES: [&str; 6] = [
     "src",
     "cli/src",
     "adapters/sunbird/src",
     "adapters/sunbird-server/src",
     "bindings/ffi/src",
+    "bindings/node/src",
 ];
 
 /// Every cycle of the graph, one per module on one.

@@ -70,7 +70,7 @@ export declare class Store {
   record(update: ProgressUpdate): boolean
   /**
    * Records many updates in one transaction; returns how many raised the stored state. One
-   * refused update throws `INVALID_INPUT` and records none of them.
+   * refused update throws `INVALID_INPUT` naming its index and records none of them.
    */
   recordBatch(updates: Array<ProgressUpdate>): number
   /**

@@ -69,13 +69,17 @@ function rethrow(error) {
   throw headwayError(error)
 }
 
+/** The methods that answer a Promise: they reject, never throw, whatever the input. */
+const ASYNC_METHODS = new Set(['sync', 'refreshCourses'])
+
 /** `call`, with the addon's errors (thrown or rejected) as `HeadwayError`s. */
-function guarded(call) {
+function guarded(call, answersPromise = false) {
   return function (...args) {
     let result
     try {
       result = call.apply(this, args)
     } catch (error) {
+      if (answersPromise) return Promise.reject(headwayError(error))
       rethrow(error)
     }
     return result instanceof Promise ? result.then(undefined, rethrow) : result
@@ -94,9 +98,96 @@ Store.openInMemory = guarded(() => NativeStore.openInMemory())
 for (const name of Object.getOwnPropertyNames(Store.prototype)) {
   const descriptor = Object.getOwnPropertyDescriptor(Store.prototype, name)
   if (name !== 'constructor' && typeof descriptor.value === 'function') {
-    Object.defineProperty(Store.prototype, name, { ...descriptor, value: guarded(descriptor.value) })
+    const value = guarded(descriptor.value, ASYNC_METHODS.has(name))
+    Object.defineProperty(Store.prototype, name, { ...descriptor, value })
   }
 }
+
+// Many items cross the boundary packed (src/packed.rs): a few values instead of one object
+// built through Node-API per item. The objects are made here, by object literals.
+const SEPARATOR = '\u0000'
+
+/** The addon's packed items as `ContentItem` objects. */
+function unpackItems([userId, contentIds, runCourses, runBatches, runLengths, numbers]) {
+  const count = numbers.length / 4
+  const ids = count === 0 ? [] : contentIds.split(SEPARATOR)
+  const items = new Array(count)
+  let at = 0
+  for (let run = 0; run < runLengths.length; run++) {
+    const courseId = runCourses[run]
+    const batchId = runBatches[run]
+    for (const end = at + runLengths[run]; at < end; at++) {
+      const lastAccess = numbers[4 * at + 2]
+      const lastCompleted = numbers[4 * at + 3]
+      items[at] = {
+        userId,
+        courseId,
+        batchId,
+        contentId: ids[at],
+        status: numbers[4 * at],
+        progress: numbers[4 * at + 1],
+        lastAccessTimeMs: Number.isNaN(lastAccess) ? null : lastAccess,
+        lastCompletedTimeMs: Number.isNaN(lastCompleted) ? null : lastCompleted,
+      }
+    }
+  }
+  return items
+}
+
+const ID_FIELDS = ['userId', 'courseId', 'batchId', 'contentId']
+
+/** `updates` packed for the addon; a value of the wrong type is refused naming its update. */
+function packUpdates(updates) {
+  if (!Array.isArray(updates)) {
+    throw new HeadwayError('INVALID_INPUT', 'recordBatch takes an array of updates')
+  }
+  const count = updates.length
+  const ids = ID_FIELDS.map(() => new Array(count))
+  const numbers = new Float64Array(3 * count)
+  const refuse = (at, what) => {
+    throw new HeadwayError('INVALID_INPUT', `update ${at}: ${what}`)
+  }
+  for (let at = 0; at < count; at++) {
+    const update = updates[at]
+    if (update === null || typeof update !== 'object') refuse(at, 'an update is an object')
+    for (let field = 0; field < 4; field++) {
+      const value = update[ID_FIELDS[field]]
+      if (typeof value !== 'string') refuse(at, `"${ID_FIELDS[field]}" must be a string, got ${typeof value}`)
+      ids[field][at] = value
+    }
+    const { status, progress, consumedAtMs } = update
+    if (typeof status !== 'number') refuse(at, `"status" must be a number, got ${typeof status}`)
+    if (typeof progress !== 'number') refuse(at, `"progress" must be a number, got ${typeof progress}`)
+    numbers[3 * at] = status
+    numbers[3 * at + 1] = progress
+    if (consumedAtMs === undefined || consumedAtMs === null) {
+      numbers[3 * at + 2] = NaN
+    } else if (typeof consumedAtMs !== 'number' || Number.isNaN(consumedAtMs)) {
+      refuse(at, `"consumedAtMs" must be a number of ms or null, got ${String(consumedAtMs)}`)
+    } else {
+      numbers[3 * at + 2] = consumedAtMs
+    }
+  }
+  return [count, ...ids.map((field) => field.join(SEPARATOR)), numbers]
+}
+
+for (const name of ['state', 'pending']) {
+  const read = Store.prototype[name]
+  Object.defineProperty(Store.prototype, name, {
+    ...Object.getOwnPropertyDescriptor(Store.prototype, name),
+    value: function (...args) {
+      return unpackItems(read.apply(this, args))
+    },
+  })
+}
+
+const recordBatch = Store.prototype.recordBatch
+Object.defineProperty(Store.prototype, 'recordBatch', {
+  ...Object.getOwnPropertyDescriptor(Store.prototype, 'recordBatch'),
+  value: function (updates) {
+    return recordBatch.call(this, packUpdates(updates))
+  },
+})
 
 const recordPlayerEvent = Store.prototype.recordPlayerEvent
 Object.defineProperty(Store.prototype, 'recordPlayerEvent', {

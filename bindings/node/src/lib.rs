@@ -12,7 +12,7 @@
 mod bench;
 mod error;
 mod events;
-mod items;
+mod packed;
 mod server;
 mod store;
 mod types;

@@ -7,14 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use headway::{BackgroundSync, ChangeOrigin, CourseId, StoreOptions, UserId};
 use headway_sunbird::{PlayerEventOutcome, RecordPlayerEvent};
-use napi::bindgen_prelude::Array;
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::error::{guard, guard_async, Code, Failure};
 use crate::events::{deliver, Listener};
-use crate::items::items_to_js;
+use crate::packed::{pack_items, raised, unpack_updates, PackedItems, PackedUpdates};
 use crate::server::Server;
 use crate::types::{
     count, BackgroundSyncOptions, CourseContext, EnrolledCourse, OpenOptions, ProgressUpdate,
@@ -136,48 +135,38 @@ impl Store {
     }
 
     /// Records many updates in one transaction; returns how many raised the stored state. One
-    /// refused update throws `INVALID_INPUT` and records none of them.
-    #[napi]
-    pub fn record_batch(&self, updates: Vec<ProgressUpdate>) -> napi::Result<u32> {
+    /// refused update throws `INVALID_INPUT` naming its index and records none of them.
+    #[napi(ts_args_type = "updates: Array<ProgressUpdate>")]
+    pub fn record_batch(&self, updates: PackedUpdates) -> napi::Result<u32> {
         guard(|| {
-            let updates = updates
-                .into_iter()
-                .enumerate()
-                .map(|(at, update)| {
-                    headway::ProgressUpdate::try_from(update).map_err(|e| e.at_index(at))
-                })
-                .collect::<Result<Vec<_>, Failure>>()?;
-            let changes = self.store()?.record_batch(updates)?;
-            Ok(count_u32(changes.iter().flatten().count()))
+            // `index.js` packed the array (see `packed.rs`).
+            let updates = unpack_updates(&updates)?;
+            Ok(raised(&self.store()?.record_batch(updates)?))
         })
     }
 
     /// The learner's content items, of one course or of all, ordered by course, batch and
     /// content.
     #[napi(ts_return_type = "Array<ContentItem>")]
-    pub fn state<'env>(
-        &self,
-        env: &'env Env,
-        user_id: String,
-        course_id: Option<String>,
-    ) -> napi::Result<Array<'env>> {
-        let items = guard(|| {
+    pub fn state(&self, user_id: String, course_id: Option<String>) -> napi::Result<PackedItems> {
+        guard(|| {
             let user_id = UserId::new(user_id)?;
             let course_id = course_id.map(CourseId::new).transpose()?;
-            Ok(self.store()?.items(&user_id, course_id.as_ref())?)
-        })?;
-        items_to_js(env, &items)
+            let items = self.store()?.items(&user_id, course_id.as_ref())?;
+            // `index.js` unpacks it (see `packed.rs`).
+            Ok(pack_items(&user_id, &items))
+        })
     }
 
     /// The items the next sync would send: those the server is not known to hold, leaving out
     /// states it rejected (until they change).
     #[napi(ts_return_type = "Array<ContentItem>")]
-    pub fn pending<'env>(&self, env: &'env Env, user_id: String) -> napi::Result<Array<'env>> {
-        let items = guard(|| {
+    pub fn pending(&self, user_id: String) -> napi::Result<PackedItems> {
+        guard(|| {
             let user_id = UserId::new(user_id)?;
-            Ok(self.store()?.pending(&user_id)?)
-        })?;
-        items_to_js(env, &items)
+            let items = self.store()?.pending(&user_id)?;
+            Ok(pack_items(&user_id, &items))
+        })
     }
 
     /// The learner's enrolled courses, offline: the last list the server gave with the

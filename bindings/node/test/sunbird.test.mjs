@@ -23,9 +23,9 @@ const LEAVES = ["do_fractions_1", "do_fractions_2", "do_fractions_3"];
 /** Sunbird's time format: `yyyy-MM-dd HH:mm:ss:SSS+0000` (a colon before the milliseconds). */
 const SUNBIRD_TIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}\+0000$/;
 
-/** `headway serve` with its store in `folder`, and what this suite asks of it. */
-async function sunbird(folder, ...args) {
-  const server = await serve("--db", path.join(folder, `server-${Date.now()}.db`), ...args);
+/** `headway serve` (its store in a folder of its own), and what this suite asks of it. */
+async function sunbird(_folder, ...args) {
+  const server = await serve(...args);
   return Object.assign(server, {
     /** What Sunbird's API itself answers (its `result`), with `token` as the learner's token. */
     async api(method, route, token, body) {
