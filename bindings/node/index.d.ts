@@ -325,6 +325,11 @@ export interface Server {
   userToken?: string | null
   /** Where tokens come from: `(userId, refreshed) => token`, or a Promise of it. */
   tokenProvider?: ((userId: string, refreshed: boolean) => Promise<string> | string) | null
+  /**
+   * How long to wait for the token provider's answer, in ms (default 30,000): a provider
+   * that never answers fails the sync (everything stays pending) instead of hanging it.
+   */
+  tokenTimeoutMs?: number | null
 }
 
 /**

@@ -2,6 +2,7 @@
 //! asked per learner on the JavaScript thread.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use headway_sunbird::{ApiKey, StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
@@ -38,11 +39,21 @@ pub struct Server {
     /// Where tokens come from: `(userId, refreshed) => token`, or a Promise of it.
     #[napi(ts_type = "((userId: string, refreshed: boolean) => Promise<string> | string) | null")]
     pub token_provider: Option<TokenFunction>,
+    /// How long to wait for the token provider's answer, in ms (default 30,000): a provider
+    /// that never answers fails the sync (everything stays pending) instead of hanging it.
+    #[napi(ts_type = "number | null")]
+    pub token_timeout_ms: Option<u32>,
 }
+
+/// How long the token provider may take by default.
+const TOKEN_WAIT: Duration = Duration::from_secs(30);
 
 /// The app's provider, as the adapter's. A provider that throws, rejects or gives no string
 /// gives no token.
-struct AppTokens(Arc<TokenFunction>);
+struct AppTokens {
+    provider: Arc<TokenFunction>,
+    wait: Duration,
+}
 
 impl AppTokens {
     async fn ask(
@@ -54,17 +65,25 @@ impl AppTokens {
             user: user.to_string(),
             reason: reason.to_string(),
         };
-        let answer = self
-            .0
-            .call_async_catch(FnArgs::from((user.to_string(), refreshed)))
-            .await
-            .map_err(|_| refused("the app's token provider failed"))?;
-        let token = match answer {
-            Either::A(token) => token,
-            Either::B(promise) => promise
+        let asked = async {
+            let answer = self
+                .provider
+                .call_async_catch(FnArgs::from((user.to_string(), refreshed)))
                 .await
-                .map_err(|_| refused("the app's token provider's promise was rejected"))?,
+                .map_err(|_| refused("the app's token provider failed"))?;
+            match answer {
+                Either::A(token) => Ok(token),
+                Either::B(promise) => promise
+                    .await
+                    .map_err(|_| refused("the app's token provider's promise was rejected")),
+            }
         };
+        let token = tokio::time::timeout(self.wait, asked).await.map_err(|_| {
+            refused(&format!(
+                "the app's token provider did not answer within {} ms",
+                self.wait.as_millis()
+            ))
+        })??;
         if token.is_empty() {
             return Err(refused("the app's token provider has no token"));
         }
@@ -91,7 +110,12 @@ impl Server {
             config = config.api_key(ApiKey::new(key));
         }
         let tokens: Arc<dyn headway_sunbird::TokenProvider> = match self.token_provider {
-            Some(provider) => Arc::new(AppTokens(Arc::new(provider))),
+            Some(provider) => Arc::new(AppTokens {
+                provider: Arc::new(provider),
+                wait: self
+                    .token_timeout_ms
+                    .map_or(TOKEN_WAIT, |ms| Duration::from_millis(u64::from(ms))),
+            }),
             None => Arc::new(StaticToken::new(UserToken::new(
                 self.user_token.unwrap_or_default(),
             ))),

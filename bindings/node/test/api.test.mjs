@@ -148,6 +148,18 @@ describe("against headway serve", () => {
     assert.deepEqual(store.pending("asha"), []);
   });
 
+  test("a token provider that never answers fails the sync after tokenTimeoutMs, nothing lost", async () => {
+    const store = Store.openInMemory();
+    store.record(update("do_3", 1, 20));
+    const started = Date.now();
+    await assert.rejects(
+      store.sync("asha", { baseUrl: server.url, tokenProvider: () => new Promise(() => {}), tokenTimeoutMs: 200 }),
+      (e) => e instanceof HeadwayError && e.code === "SERVER_UNAVAILABLE" && /did not answer within 200 ms/.test(e.message),
+    );
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal(store.pending("asha").length, 1);
+  });
+
   test("a refused token rejects with CREDENTIALS_REFUSED and keeps everything pending", async () => {
     const store = Store.openInMemory();
     store.record(update("do_2", 1, 50));
