@@ -36,8 +36,9 @@ describe("local calls", () => {
   test("recordBatch counts what it raised and records all or nothing", () => {
     const store = Store.openInMemory();
     assert.equal(store.recordBatch([update("do_1", 1, 40), update("do_2", 2, 100)]), 2);
-    // A stale update in a batch raises nothing; the fresh one counts.
-    assert.equal(store.recordBatch([update("do_1", 1, 10), update("do_3", 1, 5)]), 1);
+    // A stale update (lower, and consumed an hour ago) raises nothing; the fresh one counts.
+    const anHourAgo = Date.now() - 3_600_000;
+    assert.equal(store.recordBatch([update("do_1", 1, 10, { consumedAtMs: anHourAgo }), update("do_3", 1, 5)]), 1);
     const before = store.state("asha");
     assert.throws(
       () => store.recordBatch([update("do_4", 1, 5), update("do_5", 1, 500)]),
