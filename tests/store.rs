@@ -1119,3 +1119,28 @@ fn a_held_lower_answer_above_what_was_sent_leaves_the_item_pending() {
     assert_eq!(pending.len(), 1, "the item must still be sent");
     assert_eq!(pending[0].state().progress().get(), 40);
 }
+
+// Found by the Node package's worker-thread test: openers racing on a new file saw the
+// schema half-made ("not a headway store (application id 0x0, 8 tables)") or a locked
+// switch to WAL.
+#[test]
+fn four_handles_opening_one_new_file_at_the_same_instant_all_open_it() {
+    let dir = TempDir::new("store-open-race");
+    for round in 0..30 {
+        let path = dir.path().join(format!("race-{round}.db"));
+        let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    Store::open(&path).map(|_| ()).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for opener in openers {
+            let opened = opener.join().expect("the opener does not panic");
+            assert_eq!(opened, Ok(()), "round {round}");
+        }
+    }
+}

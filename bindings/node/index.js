@@ -222,9 +222,12 @@ Object.defineProperty(Store.prototype, 'subscribe', {
       try {
         listener(event)
       } catch (error) {
-        process.emitWarning(error instanceof Error ? error : String(error), {
+        // A message, not the Error itself: Node ignores `type` for an Error.
+        process.emitWarning(error instanceof Error ? error.message : String(error), {
           type: 'HeadwayListenerWarning',
-          detail: 'a headway listener threw; the next events are still delivered',
+          detail: `a headway listener threw; the next events are still delivered${
+            error instanceof Error && error.stack ? `\n${error.stack}` : ''
+          }`,
         })
       }
     })

@@ -38,13 +38,22 @@ pub enum Durability {
 pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(Error::sqlite("setting the busy timeout"))?;
-    let application_id: i64 = conn
-        .query_row("PRAGMA application_id", [], |row| row.get(0))
-        .map_err(Error::sqlite("reading the file header"))?;
-    let found = version(conn)?;
-    let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
-        .map_err(Error::sqlite("reading the schema"))?;
+    // The header and the schema read in one snapshot: another connection creating the file
+    // at the same instant is seen before or after its one transaction, never half-way (it was
+    // seen as "not a headway store": tables already, no application id yet).
+    let (application_id, found, tables) = {
+        let snapshot = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
+            .map_err(Error::sqlite("reading the file header"))?;
+        let application_id: i64 = snapshot
+            .query_row("PRAGMA application_id", [], |row| row.get(0))
+            .map_err(Error::sqlite("reading the file header"))?;
+        let found = version(&snapshot)?;
+        let tables: i64 = snapshot
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+            .map_err(Error::sqlite("reading the schema"))?;
+        (application_id, found, tables)
+    };
     let fresh = application_id == 0 && found == 0 && tables == 0;
     if !fresh && application_id != APPLICATION_ID {
         return Err(Error::CorruptStore {
@@ -92,9 +101,7 @@ pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<(
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
             .map_err(Error::sqlite("setting auto_vacuum"))?;
     }
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(Error::sqlite("switching to WAL"))?;
+    let mode = switch_to_wal(conn)?;
     if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
         return Err(Error::StoreOpen {
             path: conn.path().unwrap_or("").to_string(),
@@ -130,6 +137,27 @@ pub(crate) fn prepare(conn: &mut Connection, durability: Durability) -> Result<(
             .map_err(Error::sqlite("stamping the schema version"))
     })?;
     check_tables(conn)
+}
+
+/// Switches the file to WAL (a no-op once it is), and answers the journal mode. The switch
+/// needs the file to itself and SQLite answers "database is locked" at once, without its busy
+/// handler, while another connection opens the same new file: retried for up to
+/// [`BUSY_TIMEOUT`].
+fn switch_to_wal(conn: &Connection) -> Result<String> {
+    let started = std::time::Instant::now();
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            answer => return answer.map_err(Error::sqlite("switching to WAL")),
+        }
+    }
 }
 
 /// The columns of every table at [`VERSION`], in order.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use headway::{BackgroundSync, ChangeOrigin, CourseId, StoreOptions, UserId};
 use headway_sunbird::{PlayerEventOutcome, RecordPlayerEvent};
-use napi::bindgen_prelude::{Buffer, Function};
+use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 
@@ -328,10 +328,16 @@ impl Store {
     /// and reported in `rejected`. Rejects with `SERVER_UNAVAILABLE` when nothing reached the
     /// server, or `CREDENTIALS_REFUSED` when the server refused the user token; everything
     /// stays pending then.
-    #[napi]
-    pub async fn sync(&self, user_id: String, server: Server) -> napi::Result<SyncReport> {
+    #[napi(ts_return_type = "Promise<SyncReport>")]
+    pub fn sync<'env>(
+        &self,
+        env: &'env Env,
+        user_id: String,
+        server: Server,
+    ) -> napi::Result<PromiseRaw<'env, SyncReport>> {
+        // Taken now, on the caller's thread: a `close()` right after still lets this sync run.
         let store = guard(|| self.store())?;
-        guard_async(async move {
+        env.spawn_future(guard_async(async move {
             let user_id = UserId::new(user_id)?;
             let adapter = server.adapter()?;
             let report = store
@@ -350,8 +356,7 @@ impl Store {
                 Some(headway::SyncFailure::EveryItemDropped { .. }) | None => {}
             }
             Ok(SyncReport::new(&report))
-        })
-        .await
+        }))
     }
 
     /// The online refresh of enrolled courses: reads the server's list (which names whom the
@@ -360,22 +365,23 @@ impl Store {
     /// server cannot be reached, the cached list answers (as `courses` does) and a
     /// `SyncFailed` event says why. Rejects with `CREDENTIALS_REFUSED` when the server refused
     /// the user token or answered for another learner; nothing was changed then.
-    #[napi]
-    pub async fn refresh_courses(
+    #[napi(ts_return_type = "Promise<Array<EnrolledCourse>>")]
+    pub fn refresh_courses<'env>(
         &self,
+        env: &'env Env,
         user_id: String,
         server: Server,
-    ) -> napi::Result<Vec<EnrolledCourse>> {
+    ) -> napi::Result<PromiseRaw<'env, Vec<EnrolledCourse>>> {
+        // Taken now, on the caller's thread: a `close()` right after still lets it run.
         let store = guard(|| self.store())?;
-        guard_async(async move {
+        env.spawn_future(guard_async(async move {
             let user_id = UserId::new(user_id)?;
             let adapter = server.adapter()?;
             let answer = store
                 .refresh_courses(&user_id, &adapter, &headway::SyncOptions::new())
                 .await?;
             Ok(answer.courses.iter().map(EnrolledCourse::from).collect())
-        })
-        .await
+        }))
     }
 
     /// Starts syncing the learner's progress in the background: shortly after each record,
