@@ -231,7 +231,13 @@ impl Store {
     /// devices share its epoch from now on and later exchanges carry only changes. (In a live
     /// exchange the leaner document is the one sent, so a compaction is not undone.)
     pub(crate) fn peer_receive_document(&self, user: &UserId, bytes: &[u8]) -> Result<()> {
-        let mut theirs = LearnerDocument::load(user, bytes, None)?;
+        // Bytes that do not load are the peer's bad data, not a damaged store of ours.
+        let mut theirs = LearnerDocument::load(user, bytes, None).map_err(|e| match e {
+            Error::CorruptDocument { reason, .. } => {
+                refuse(format!("the document does not load: {reason}"))
+            }
+            other => other,
+        })?;
         let their_epoch = theirs.epoch();
         self.raise_on_document(user, |tx, documents, device| {
             let open = documents
