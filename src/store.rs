@@ -8,6 +8,7 @@ mod rows;
 mod schema;
 mod server_state;
 mod sync_log;
+mod turns;
 mod write_behind;
 
 use std::collections::{BTreeSet, HashMap};
@@ -107,6 +108,7 @@ impl StoreOptions {
 pub struct Store {
     inner: Arc<Mutex<Inner>>,
     events: Arc<EventHub>,
+    turns: Arc<turns::LearnerTurns>,
 }
 
 impl std::fmt::Debug for Store {
@@ -180,7 +182,14 @@ impl Store {
                 unflushed: HashMap::new(),
             })),
             events: Arc::new(EventHub::default()),
+            turns: Arc::new(turns::LearnerTurns::default()),
         })
+    }
+
+    /// Waits for `user`'s turn to exchange with a server (see `turns.rs`); it lasts as long
+    /// as the guard.
+    pub(crate) async fn learner_turn(&self, user: &UserId) -> tokio::sync::OwnedMutexGuard<()> {
+        self.turns.take(user).await
     }
 
     /// Another handle on this store, for work that must own one (a blocking task).
@@ -188,6 +197,7 @@ impl Store {
         Store {
             inner: Arc::clone(&self.inner),
             events: Arc::clone(&self.events),
+            turns: Arc::clone(&self.turns),
         }
     }
 

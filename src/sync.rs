@@ -108,6 +108,9 @@ impl Store {
         adapter: &dyn Adapter,
         options: &SyncOptions,
     ) -> Result<SyncReport> {
+        // One sync of a learner at a time on this store: a second waits, then sends what is
+        // still pending (see `src/store/turns.rs`).
+        let _turn = self.learner_turn(user).await;
         let span = tracing::info_span!("sync", user = %user);
         let report = run(self, user, adapter, options).instrument(span).await?;
         let (owner, at) = (user.clone(), Timestamp::now());

@@ -959,3 +959,35 @@ async fn a_second_round_refused_with_5xx_is_tried_only_the_configured_attempts()
 fn user_id(id: &str) -> headway::UserId {
     headway::UserId::new(id).unwrap()
 }
+
+// Found by the Node package's process test: an app's own sync beside its background sync of
+// the same learner. Both pushed the same first writes; each saw the other's confirmation
+// pre-empt its second round and reported items as retrying (or the whole sync as failed)
+// while nothing was pending. Syncs of one learner on one store now take turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_syncs_of_one_learner_at_once_report_retrying_only_what_stays_pending() {
+    let server = server().await;
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    for round in 0..10 {
+        for i in 0..25 {
+            record(&store, &format!("do_r{round}_{i}"), Status::InProgress, 40);
+        }
+        let (one, two) = (adapter(&server), adapter(&server));
+        let (user, options) = (key("x").user().clone(), SyncOptions::new());
+        let (a, b) = tokio::join!(
+            store.sync(&user, &one, &options),
+            store.sync(&user, &two, &options)
+        );
+        let pending = store.pending(&user).unwrap().len();
+        for report in [a.unwrap(), b.unwrap()] {
+            assert!(report.failure().is_none(), "round {round}: {report:?}");
+            assert!(
+                report.retrying.len() <= pending,
+                "round {round}: retrying {} with {pending} pending",
+                report.retrying.len()
+            );
+        }
+        assert_eq!(pending, 0, "round {round}");
+    }
+    assert_converged(&store, &server);
+}
