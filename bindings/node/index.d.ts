@@ -163,10 +163,13 @@ export declare class Store {
 
 /** How the background sync paces itself; every field is optional. */
 export interface BackgroundSyncOptions {
-  /** How long after a local record to sync, in ms (default 1,000). */
-  debounceMs?: number
-  /** How often to look for pending progress when nothing happens, in ms (default 300,000). */
-  intervalMs?: number
+  /** How long after a local record to sync, in whole ms, 0 or more (default 1,000). */
+  debounceMs?: number | null
+  /**
+   * How often to look for pending progress when nothing happens, in whole ms, more than 0
+   * (default 300,000).
+   */
+  intervalMs?: number | null
 }
 
 /** One content item and where the learner stands on it. */

@@ -12,7 +12,7 @@
  * import { Store } from "headway";
  * import { CourseService } from "headway/sunbird";
  * const courses = new CourseService(Store.open("progress.db"),
- *   { baseUrl: "https://diksha.gov.in/api/course", apiKey, userToken });
+ *   { baseUrl: "https://diksha.gov.in", apiKey, userToken });
  * courses.updateContentState({ userId, courseId, batchId, contentId, status: 2, progress: 100 })
  *   .subscribe(); // recorded on the device at once, sent when the server can be reached
  * courses.getEnrolledCourses({ userId, returnFreshCourses: true })

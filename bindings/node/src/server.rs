@@ -70,12 +70,15 @@ impl AppTokens {
                 .provider
                 .call_async_catch(FnArgs::from((user.to_string(), refreshed)))
                 .await
-                .map_err(|_| refused("the app's token provider failed"))?;
+                .map_err(|e| refused(&failed("the app's token provider failed", &e)))?;
             match answer {
                 Either::A(token) => Ok(token),
-                Either::B(promise) => promise
-                    .await
-                    .map_err(|_| refused("the app's token provider's promise was rejected")),
+                Either::B(promise) => promise.await.map_err(|e| {
+                    refused(&failed(
+                        "the app's token provider's promise was rejected",
+                        &e,
+                    ))
+                }),
             }
         };
         let token = tokio::time::timeout(self.wait, asked).await.map_err(|_| {
@@ -88,6 +91,17 @@ impl AppTokens {
             return Err(refused("the app's token provider has no token"));
         }
         Ok(UserToken::new(token))
+    }
+}
+
+/// `what`, with the app's own error message (its first 200 characters): the app wrote it, so
+/// it helps the app's developer; headway never puts a token in it.
+fn failed(what: &str, error: &napi::Error) -> String {
+    let said: String = error.reason.chars().take(200).collect();
+    if said.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {said}")
     }
 }
 

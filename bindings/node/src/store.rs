@@ -396,17 +396,13 @@ impl Store {
     ) -> napi::Result<()> {
         guard(|| {
             let user_id = UserId::new(user_id)?;
+            let options = headway::BackgroundOptions::try_from(options.unwrap_or_default())?;
             let adapter = Arc::new(server.adapter()?);
             let mut slot = self.slot();
             let open = slot.as_mut().ok_or_else(closed)?;
             let store = open.store.clone();
             let started = napi::bindgen_prelude::within_runtime_if_available(|| {
-                BackgroundSync::start(
-                    store,
-                    adapter,
-                    vec![user_id],
-                    options.unwrap_or_default().into(),
-                )
+                BackgroundSync::start(store, adapter, vec![user_id], options)
             });
             // The one it replaces is dropped, which stops it.
             open.background = Some(started);

@@ -303,22 +303,39 @@ impl TryFrom<CourseContext> for headway_sunbird::CourseContext {
 #[napi(object, object_to_js = false)]
 #[derive(Debug, Default)]
 pub struct BackgroundSyncOptions {
-    /// How long after a local record to sync, in ms (default 1,000).
-    pub debounce_ms: Option<u32>,
-    /// How often to look for pending progress when nothing happens, in ms (default 300,000).
-    pub interval_ms: Option<u32>,
+    /// How long after a local record to sync, in whole ms, 0 or more (default 1,000).
+    #[napi(ts_type = "number | null")]
+    pub debounce_ms: Option<f64>,
+    /// How often to look for pending progress when nothing happens, in whole ms, more than 0
+    /// (default 300,000).
+    #[napi(ts_type = "number | null")]
+    pub interval_ms: Option<f64>,
 }
 
-impl From<BackgroundSyncOptions> for headway::BackgroundOptions {
-    fn from(options: BackgroundSyncOptions) -> headway::BackgroundOptions {
+/// A duration of whole ms from JavaScript, at least `least` and at most a day.
+fn milliseconds(what: &str, value: f64, least: i64) -> Result<std::time::Duration, Failure> {
+    const A_DAY: i64 = 86_400_000;
+    let ms = whole(what, value)?;
+    if !(least..=A_DAY).contains(&ms) {
+        return Err(Failure::invalid(format!(
+            "\"{what}\" must be {least} to {A_DAY} ms, got {value}"
+        )));
+    }
+    // In 0..=A_DAY: not negative.
+    Ok(std::time::Duration::from_millis(ms.unsigned_abs()))
+}
+
+impl TryFrom<BackgroundSyncOptions> for headway::BackgroundOptions {
+    type Error = Failure;
+    fn try_from(options: BackgroundSyncOptions) -> Result<headway::BackgroundOptions, Failure> {
         let mut built = headway::BackgroundOptions::new();
         if let Some(ms) = options.debounce_ms {
-            built = built.debounce(std::time::Duration::from_millis(u64::from(ms)));
+            built = built.debounce(milliseconds("debounceMs", ms, 0)?);
         }
         if let Some(ms) = options.interval_ms {
-            built = built.interval(std::time::Duration::from_millis(u64::from(ms)));
+            built = built.interval(milliseconds("intervalMs", ms, 1)?);
         }
-        built
+        Ok(built)
     }
 }
 
