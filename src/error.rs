@@ -210,6 +210,33 @@ impl Error {
         )
     }
 
+    /// What kind of failure this is for an app: the one classification every binding shows
+    /// (the UniFFI facade's `HeadwayError` variants, the Node package's codes).
+    ///
+    /// ```
+    /// use headway::{Error, ErrorKind, Progress};
+    /// assert_eq!(Progress::new(101).unwrap_err().kind(), ErrorKind::InvalidInput);
+    /// let err = Error::CorruptStore { reason: "file is not a database".into() };
+    /// assert_eq!(err.kind(), ErrorKind::CorruptStore);
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        if self.is_invalid_input() {
+            return ErrorKind::InvalidInput;
+        }
+        if self.is_corruption() {
+            return ErrorKind::CorruptStore;
+        }
+        match self {
+            Error::PeerMessage { .. } => ErrorKind::RefusedPeerData,
+            Error::NotPaired { .. } => ErrorKind::NotPaired,
+            Error::StoreOpen { .. } | Error::StoreTooNew { .. } => ErrorKind::StoreUnavailable,
+            Error::CredentialsRefused { .. }
+            | Error::WrongLearner { .. }
+            | Error::EveryItemDropped { .. } => ErrorKind::CredentialsRefused,
+            _ => ErrorKind::Storage,
+        }
+    }
+
     /// Wraps a SQLite error, turning SQLite's corruption codes into [`Error::CorruptStore`].
     pub(crate) fn sqlite(step: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
         move |source| {
@@ -254,4 +281,32 @@ pub(crate) fn shorten(value: &str) -> String {
         Some((cut, _)) => format!("{}…", &value[..cut]),
         None => value.to_string(),
     }
+}
+
+/// What kind of failure an error is for an app ([`Error::kind`]); adapters classify theirs the
+/// same way (a server that cannot be reached is [`ErrorKind::ServerUnavailable`]).
+///
+/// ```
+/// use headway::ErrorKind;
+/// assert_ne!(ErrorKind::ServerUnavailable, ErrorKind::CredentialsRefused);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Refused input; nothing was changed.
+    InvalidInput,
+    /// The store file (or a document in it) is damaged, or is not a headway store.
+    CorruptStore,
+    /// The store cannot be opened, or was written by a newer headway.
+    StoreUnavailable,
+    /// The server could not be reached or kept failing; everything pending stays pending.
+    ServerUnavailable,
+    /// The server refused the user token, or answered for another learner.
+    CredentialsRefused,
+    /// A peer's file or message was malformed, hostile or for another learner.
+    RefusedPeerData,
+    /// A sealed peer file without its pairing key, with another, or changed.
+    NotPaired,
+    /// SQLite or Automerge failed for another reason.
+    Storage,
 }

@@ -76,7 +76,7 @@ pub use background::{BackgroundOptions, BackgroundSync};
 pub use content_state::{ContentItem, ContentKey, ContentState, Progress, Status};
 pub use course::{derive_course_progress, EnrolledCourse};
 pub use document::LearnerDocument;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use events::{
     ChangeOrigin, ContentStateChanged, CourseProgressChanged, Event, Subscription, SyncFailed,
     SUBSCRIPTION_CAPACITY,

@@ -59,7 +59,7 @@ export declare class Store {
   /**
    * Closes the store: listeners hear nothing more and the background sync stops. Closing
    * twice does nothing; any other call afterwards throws `STORE_UNAVAILABLE`. A sync in
-   * flight finishes first (its Promise settles).
+   * flight keeps running and its Promise settles.
    */
   close(): void
   /**
@@ -109,10 +109,11 @@ export declare class Store {
    */
   recordPlayerEvent(event: string | object, context: CourseContext): boolean
   /**
-   * Calls `listener` with every change from now on, in commit order, on the JavaScript
-   * thread, never re-entrantly (a change the listener itself makes arrives after it
-   * returns). Returns the function that unsubscribes it. A subscribed listener does not keep
-   * the process alive.
+   * Calls `listener` with every change of this store from now on, in commit order, on the
+   * JavaScript thread, never re-entrantly (a change the listener itself makes arrives after
+   * it returns); a listener that falls more than 16,384 events behind gets a `Lagged` event
+   * saying how many it missed (re-read the store then). Returns the function that
+   * unsubscribes it. A subscribed listener does not keep the process alive.
    */
   subscribe(listener: (event: Event) => void): () => void
   /**
@@ -268,6 +269,8 @@ export type Event =
     userId: string; /** Why, for the first item that stays pending. */
     cause: string; /** How many items stay pending. */
   pending: number }
+  | { type: 'Lagged'; /** How many events were dropped. */
+  missed: number }
 
 /** How `Store.open` opens a store. */
 export interface OpenOptions {
@@ -329,8 +332,9 @@ export interface Server {
   /** Where tokens come from: `(userId, refreshed) => token`, or a Promise of it. */
   tokenProvider?: ((userId: string, refreshed: boolean) => Promise<string> | string) | null
   /**
-   * How long to wait for the token provider's answer, in ms (default 30,000): a provider
-   * that never answers fails the sync (everything stays pending) instead of hanging it.
+   * How long to wait for the token provider's answer, in whole ms (default 30,000): a
+   * provider that never answers fails the sync (everything stays pending) instead of
+   * hanging it, and the learner's next sync, which waits for it, with it.
    */
   tokenTimeoutMs?: number | null
 }

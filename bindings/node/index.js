@@ -93,7 +93,12 @@ function Store() {
   throw new HeadwayError('INVALID_INPUT', 'a store comes from Store.open(path) or Store.openInMemory()')
 }
 Store.prototype = NativeStore.prototype
-Store.open = guarded((path, options) => NativeStore.open(path, options))
+Store.open = guarded((path, options) => {
+  if (options !== undefined && options !== null && typeof options !== 'object') {
+    throw new HeadwayError('INVALID_INPUT', 'Store.open takes an options object: { durability }')
+  }
+  return NativeStore.open(path, options)
+})
 Store.openInMemory = guarded(() => NativeStore.openInMemory())
 for (const name of Object.getOwnPropertyNames(Store.prototype)) {
   const descriptor = Object.getOwnPropertyDescriptor(Store.prototype, name)
@@ -111,6 +116,10 @@ const SEPARATOR = '\u0000'
 function unpackItems([userId, contentIds, runCourses, runBatches, runLengths, numbers]) {
   const count = numbers.length / 4
   const ids = count === 0 ? [] : contentIds.split(SEPARATOR)
+  if (ids.length !== count) {
+    // Only a NUL inside a stored id splits wrong, and the library refuses such ids.
+    throw new HeadwayError('CORRUPT_STORE', `the store holds a content id with a NUL (${ids.length} ids for ${count} items)`)
+  }
   const items = new Array(count)
   let at = 0
   for (let run = 0; run < runLengths.length; run++) {
@@ -153,6 +162,8 @@ function packUpdates(updates) {
     for (let field = 0; field < 4; field++) {
       const value = update[ID_FIELDS[field]]
       if (typeof value !== 'string') refuse(at, `"${ID_FIELDS[field]}" must be a string, got ${typeof value}`)
+      // NUL separates the packed ids (and no id may hold a control character).
+      if (value.includes(SEPARATOR)) refuse(at, `"${ID_FIELDS[field]}" holds a control character (NUL)`)
       ids[field][at] = value
     }
     const { status, progress, consumedAtMs } = update
@@ -184,9 +195,9 @@ for (const name of ['state', 'pending']) {
 const recordBatch = Store.prototype.recordBatch
 Object.defineProperty(Store.prototype, 'recordBatch', {
   ...Object.getOwnPropertyDescriptor(Store.prototype, 'recordBatch'),
-  value: function (updates) {
+  value: guarded(function (updates) {
     return recordBatch.call(this, packUpdates(updates))
-  },
+  }),
 })
 
 const recordPlayerEvent = Store.prototype.recordPlayerEvent
@@ -207,6 +218,15 @@ Object.defineProperty(Store.prototype, 'recordPlayerEvent', {
   },
 })
 
+// A store with a listener or a background sync is kept from the garbage collector until it
+// is closed (or, for a background sync alone, stopped): a store the app dropped would
+// otherwise stop syncing and go quiet at the next collection. This does not keep the event
+// loop alive.
+const working = new Set()
+/** Per store, the listeners' states: `close` silences them at once. */
+const listenersOf = new WeakMap()
+const backgroundOf = new WeakSet()
+
 const subscribe = Store.prototype.subscribe
 Object.defineProperty(Store.prototype, 'subscribe', {
   ...Object.getOwnPropertyDescriptor(Store.prototype, 'subscribe'),
@@ -214,11 +234,12 @@ Object.defineProperty(Store.prototype, 'subscribe', {
     if (typeof listener !== 'function') {
       throw new HeadwayError('INVALID_INPUT', 'a listener is a function')
     }
-    // Events already queued when the app unsubscribes are not delivered; a listener that
-    // throws does not stop the next events (the error is reported as a process warning).
-    let listening = true
+    // Events already queued when the app unsubscribes (or closes) are not delivered; a
+    // listener that throws does not stop the next events (its error is a process warning).
+    const state = { listening: true }
+    const store = this
     const unsubscribe = subscribe.call(this, (event) => {
-      if (!listening) return
+      if (!state.listening) return
       try {
         listener(event)
       } catch (error) {
@@ -231,14 +252,47 @@ Object.defineProperty(Store.prototype, 'subscribe', {
         })
       }
     })
+    if (!listenersOf.has(store)) listenersOf.set(store, new Set())
+    listenersOf.get(store).add(state)
+    working.add(store)
     return function unsubscribeListener() {
-      listening = false
+      state.listening = false
       unsubscribe()
+      const states = listenersOf.get(store)
+      states?.delete(state)
+      if (!states?.size && !backgroundOf.has(store)) working.delete(store)
     }
   },
 })
 
+for (const name of ['startBackgroundSync', 'stopBackgroundSync', 'close']) {
+  const call = Store.prototype[name]
+  Object.defineProperty(Store.prototype, name, {
+    ...Object.getOwnPropertyDescriptor(Store.prototype, name),
+    value: function (...args) {
+      const answer = call.apply(this, args)
+      if (name === 'startBackgroundSync') {
+        backgroundOf.add(this)
+        working.add(this)
+        return answer
+      }
+      backgroundOf.delete(this)
+      if (name === 'close') {
+        for (const state of listenersOf.get(this) ?? []) state.listening = false
+        listenersOf.delete(this)
+      }
+      if (!listenersOf.get(this)?.size) working.delete(this)
+      return answer
+    },
+  })
+}
+
 // Named one by one so that ESM's `import { Store } from "headway"` finds them.
 exports.Store = Store
+// Numeric enums of TypeScript map both ways (`Status[2] === "Completed"`); napi-rs's object
+// maps names to numbers only.
+for (const [name, value] of Object.entries(native.Status)) {
+  if (typeof value === 'number') native.Status[value] = name
+}
 exports.Status = native.Status
 exports.HeadwayError = HeadwayError

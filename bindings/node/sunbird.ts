@@ -249,6 +249,8 @@ export class CourseService {
 
   private readonly sending = new Map<string, Promise<void>>();
   private readonly sendAgain = new Set<string>();
+  /** Learners whose list this service asked the server for once (answered or not). */
+  private readonly asked = new Set<string>();
 
   /**
    * A service over `store` (opened by the app, which also closes it) that syncs with `server`.
@@ -301,16 +303,23 @@ export class CourseService {
 
   /**
    * `answer()` from the store: emitted on subscribe, or, when asked for fresh answers or
-   * before the learner's list was ever read, once `refreshCourses` has sent what is pending
-   * and read the server (it answers from the store itself when the server cannot be
-   * reached; a refused token rejects with `CREDENTIALS_REFUSED`).
+   * before this service asked for the learner's list once (when the store holds none: a
+   * learner enrolled in nothing is asked for once, not at every read), once `refreshCourses`
+   * has sent what is pending and read the server (it answers from the store itself when the
+   * server cannot be reached; a refused token rejects with `CREDENTIALS_REFUSED`).
    */
   private read<T>(userId: string, fresh: boolean | undefined, answer: () => T): Observable<T> {
-    return defer(() =>
-      fresh === true || this.store.courses(userId).length === 0
-        ? this.store.refreshCourses(userId, this.server).then(answer)
-        : of(answer()),
-    );
+    return defer(() => {
+      const firstRead = !this.asked.has(userId) && this.store.courses(userId).length === 0;
+      if (fresh !== true && !firstRead) {
+        return of(answer());
+      }
+      return this.store.refreshCourses(userId, this.server).then((courses) => {
+        this.asked.add(userId);
+        void courses;
+        return answer();
+      });
+    });
   }
 
   private record(request: UpdateContentStateRequest): boolean {

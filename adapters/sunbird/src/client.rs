@@ -221,10 +221,22 @@ impl SunbirdAdapter {
     }
 
     async fn headers(&self, user: &UserId, token: TokenUse) -> Result<HeaderMap> {
-        let token = match token {
-            TokenUse::Current => self.tokens.token(user).await?,
-            TokenUse::Refreshed => self.tokens.refresh(user).await?,
+        let asked = async {
+            match token {
+                TokenUse::Current => self.tokens.token(user).await,
+                TokenUse::Refreshed => self.tokens.refresh(user).await,
+            }
         };
+        let wait = self.config.token_timeout;
+        let token = tokio::time::timeout(wait, asked)
+            .await
+            .map_err(|_| Error::Token {
+                user: user.to_string(),
+                reason: format!(
+                    "the token provider did not answer within {} ms",
+                    wait.as_millis()
+                ),
+            })??;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let invalid = |what: &str| Error::InvalidHeader {

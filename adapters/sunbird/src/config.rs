@@ -95,6 +95,7 @@ pub struct SunbirdConfig {
     pub(crate) when_unreachable: WhenUnreachable,
     pub(crate) attempts: u32,
     pub(crate) retry_base: Duration,
+    pub(crate) token_timeout: Duration,
     max_answer_bytes: Option<u64>,
     pub(crate) progress: Option<PushProgress>,
 }
@@ -121,9 +122,26 @@ impl SunbirdConfig {
             when_unreachable: WhenUnreachable::StopAtOnce,
             attempts: 3,
             retry_base: Duration::from_millis(200),
+            token_timeout: Duration::from_secs(30),
             max_answer_bytes: None,
             progress: None,
         }
+    }
+
+    /// How long the token provider may take to give a token. Default 30 s. A provider that
+    /// does not answer in time (an app's login dialog left open, a hung call) fails the
+    /// request like no token: everything stays pending, and the learner's next sync, which
+    /// waits for this one (syncs of a learner take turns), is not held up longer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = headway_sunbird::SunbirdConfig::new("http://127.0.0.1:9000")
+    ///     .token_timeout(Duration::from_secs(5));
+    /// # let _ = config;
+    /// ```
+    pub fn token_timeout(mut self, timeout: Duration) -> SunbirdConfig {
+        self.token_timeout = timeout;
+        self
     }
 
     /// The gateway key. Default none (no `Authorization` header).

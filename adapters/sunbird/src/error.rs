@@ -63,5 +63,21 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// What kind of failure this is for an app: a setting that is unusable is refused input;
+    /// everything else is a server that could not be reached or answered wrong.
+    ///
+    /// ```
+    /// use headway::ErrorKind;
+    /// assert_eq!(headway_sunbird::Error::TimedOut.kind(), ErrorKind::ServerUnavailable);
+    /// ```
+    pub fn kind(&self) -> headway::ErrorKind {
+        match self {
+            Error::InvalidConfig { .. } => headway::ErrorKind::InvalidInput,
+            _ => headway::ErrorKind::ServerUnavailable,
+        }
+    }
+}
+
 /// The result type of the Sunbird adapter crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

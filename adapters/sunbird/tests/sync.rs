@@ -991,3 +991,40 @@ async fn two_syncs_of_one_learner_at_once_report_retrying_only_what_stays_pendin
     }
     assert_converged(&store, &server);
 }
+
+/// A provider that never answers: an app's login dialog left open.
+struct NeverAnswers;
+
+#[async_trait]
+impl TokenProvider for NeverAnswers {
+    async fn token(&self, _user: &headway::UserId) -> headway_sunbird::Result<UserToken> {
+        std::future::pending().await
+    }
+}
+
+// Found by the Node package's hostile test, now that a learner's syncs take turns: a token
+// provider that never answered held the sync, and every later sync of the learner behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_provider_that_never_answers_fails_the_sync_in_time_and_the_next_one_runs() {
+    let server = server().await;
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_1", Status::Completed, 100);
+    let stuck = SunbirdAdapter::new(
+        SunbirdConfig::new(server.url()).token_timeout(Duration::from_millis(100)),
+        Arc::new(NeverAnswers),
+    )
+    .unwrap();
+    let user = key("do_1").user().clone();
+    let report = store
+        .sync(&user, &stuck, &SyncOptions::new())
+        .await
+        .unwrap();
+    assert!(report.failure().is_some(), "{report:?}");
+    assert_eq!(store.pending(&user).unwrap().len(), 1);
+    let report = store
+        .sync(&user, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(report.acknowledged, 1);
+    assert_converged(&store, &server);
+}

@@ -82,38 +82,32 @@ pub enum HeadwayError {
     },
 }
 
-impl From<headway::Error> for HeadwayError {
-    fn from(error: headway::Error) -> HeadwayError {
-        let message = error.to_string();
-        if error.is_invalid_input() {
-            return HeadwayError::InvalidInput { message };
-        }
-        if error.is_corruption() {
-            return HeadwayError::CorruptStore { message };
-        }
-        match error {
-            headway::Error::PeerMessage { .. } => HeadwayError::RefusedPeerData { message },
-            headway::Error::NotPaired { .. } => HeadwayError::NotPaired { message },
-            headway::Error::StoreOpen { .. } | headway::Error::StoreTooNew { .. } => {
-                HeadwayError::StoreUnavailable { message }
-            }
-            headway::Error::CredentialsRefused { .. }
-            | headway::Error::WrongLearner { .. }
-            | headway::Error::EveryItemDropped { .. } => {
-                HeadwayError::CredentialsRefused { message }
-            }
+impl HeadwayError {
+    /// The variant of `kind` (the library's classification), carrying `message`.
+    fn of_kind(kind: headway::ErrorKind, message: String) -> HeadwayError {
+        match kind {
+            headway::ErrorKind::InvalidInput => HeadwayError::InvalidInput { message },
+            headway::ErrorKind::CorruptStore => HeadwayError::CorruptStore { message },
+            headway::ErrorKind::StoreUnavailable => HeadwayError::StoreUnavailable { message },
+            headway::ErrorKind::ServerUnavailable => HeadwayError::ServerUnavailable { message },
+            headway::ErrorKind::CredentialsRefused => HeadwayError::CredentialsRefused { message },
+            headway::ErrorKind::RefusedPeerData => HeadwayError::RefusedPeerData { message },
+            headway::ErrorKind::NotPaired => HeadwayError::NotPaired { message },
+            // `Storage`, and any kind a later library adds.
             _ => HeadwayError::Storage { message },
         }
     }
 }
 
+impl From<headway::Error> for HeadwayError {
+    fn from(error: headway::Error) -> HeadwayError {
+        HeadwayError::of_kind(error.kind(), error.to_string())
+    }
+}
+
 impl From<headway_sunbird::Error> for HeadwayError {
     fn from(error: headway_sunbird::Error) -> HeadwayError {
-        let message = error.to_string();
-        match error {
-            headway_sunbird::Error::InvalidConfig { .. } => HeadwayError::InvalidInput { message },
-            _ => HeadwayError::ServerUnavailable { message },
-        }
+        HeadwayError::of_kind(error.kind(), error.to_string())
     }
 }
 

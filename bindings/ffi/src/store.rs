@@ -275,7 +275,9 @@ impl Store {
             // The library announces each raised item as a change from a peer, before it
             // returns: count them.
             let user_id = UserId::new(user_id)?;
-            let changes = self.store.subscribe();
+            // Unbounded (a capacity allocates nothing up front): a file of more items than a
+            // default subscription holds must be counted whole.
+            let changes = self.store.subscribe_with_capacity(usize::MAX);
             match key {
                 Some(path) => {
                     let key = headway::PairingKey::read(Path::new(&path))?;

@@ -95,37 +95,32 @@ impl From<Failure> for napi::Error {
     }
 }
 
+impl Code {
+    /// The code of `kind` (the library's classification).
+    fn of_kind(kind: headway::ErrorKind) -> Code {
+        match kind {
+            headway::ErrorKind::InvalidInput => Code::InvalidInput,
+            headway::ErrorKind::CorruptStore => Code::CorruptStore,
+            headway::ErrorKind::StoreUnavailable => Code::StoreUnavailable,
+            headway::ErrorKind::ServerUnavailable => Code::ServerUnavailable,
+            headway::ErrorKind::CredentialsRefused => Code::CredentialsRefused,
+            headway::ErrorKind::RefusedPeerData => Code::RefusedPeerData,
+            headway::ErrorKind::NotPaired => Code::NotPaired,
+            // `Storage`, and any kind a later library adds.
+            _ => Code::Storage,
+        }
+    }
+}
+
 impl From<headway::Error> for Failure {
     fn from(error: headway::Error) -> Failure {
-        let message = error.to_string();
-        if error.is_invalid_input() {
-            return Failure::new(Code::InvalidInput, message);
-        }
-        if error.is_corruption() {
-            return Failure::new(Code::CorruptStore, message);
-        }
-        let code = match error {
-            headway::Error::PeerMessage { .. } => Code::RefusedPeerData,
-            headway::Error::NotPaired { .. } => Code::NotPaired,
-            headway::Error::StoreOpen { .. } | headway::Error::StoreTooNew { .. } => {
-                Code::StoreUnavailable
-            }
-            headway::Error::CredentialsRefused { .. }
-            | headway::Error::WrongLearner { .. }
-            | headway::Error::EveryItemDropped { .. } => Code::CredentialsRefused,
-            _ => Code::Storage,
-        };
-        Failure::new(code, message)
+        Failure::new(Code::of_kind(error.kind()), error.to_string())
     }
 }
 
 impl From<headway_sunbird::Error> for Failure {
     fn from(error: headway_sunbird::Error) -> Failure {
-        let message = error.to_string();
-        match error {
-            headway_sunbird::Error::InvalidConfig { .. } => Failure::invalid(message),
-            _ => Failure::new(Code::ServerUnavailable, message),
-        }
+        Failure::new(Code::of_kind(error.kind()), error.to_string())
     }
 }
 

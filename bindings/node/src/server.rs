@@ -2,7 +2,6 @@
 //! asked per learner on the JavaScript thread.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use headway_sunbird::{ApiKey, StaticToken, SunbirdAdapter, SunbirdConfig, UserToken};
@@ -11,6 +10,7 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 
 use crate::error::Failure;
+use crate::types::milliseconds;
 
 /// The app's `tokenProvider(userId, refreshed)`, callable from headway's threads. Weak: it
 /// does not keep the Node process alive.
@@ -39,21 +39,16 @@ pub struct Server {
     /// Where tokens come from: `(userId, refreshed) => token`, or a Promise of it.
     #[napi(ts_type = "((userId: string, refreshed: boolean) => Promise<string> | string) | null")]
     pub token_provider: Option<TokenFunction>,
-    /// How long to wait for the token provider's answer, in ms (default 30,000): a provider
-    /// that never answers fails the sync (everything stays pending) instead of hanging it.
+    /// How long to wait for the token provider's answer, in whole ms (default 30,000): a
+    /// provider that never answers fails the sync (everything stays pending) instead of
+    /// hanging it, and the learner's next sync, which waits for it, with it.
     #[napi(ts_type = "number | null")]
-    pub token_timeout_ms: Option<u32>,
+    pub token_timeout_ms: Option<f64>,
 }
-
-/// How long the token provider may take by default.
-const TOKEN_WAIT: Duration = Duration::from_secs(30);
 
 /// The app's provider, as the adapter's. A provider that throws, rejects or gives no string
 /// gives no token.
-struct AppTokens {
-    provider: Arc<TokenFunction>,
-    wait: Duration,
-}
+struct AppTokens(Arc<TokenFunction>);
 
 impl AppTokens {
     async fn ask(
@@ -65,28 +60,21 @@ impl AppTokens {
             user: user.to_string(),
             reason: reason.to_string(),
         };
-        let asked = async {
-            let answer = self
-                .provider
-                .call_async_catch(FnArgs::from((user.to_string(), refreshed)))
-                .await
-                .map_err(|e| refused(&failed("the app's token provider failed", &e)))?;
-            match answer {
-                Either::A(token) => Ok(token),
-                Either::B(promise) => promise.await.map_err(|e| {
-                    refused(&failed(
-                        "the app's token provider's promise was rejected",
-                        &e,
-                    ))
-                }),
-            }
+        let answer = self
+            .0
+            .call_async_catch(FnArgs::from((user.to_string(), refreshed)))
+            .await
+            .map_err(|e| refused(&failed("the app's token provider failed", &e)))?;
+        // How long it may take is the adapter's (`SunbirdConfig::token_timeout`).
+        let token = match answer {
+            Either::A(token) => token,
+            Either::B(promise) => promise.await.map_err(|e| {
+                refused(&failed(
+                    "the app's token provider's promise was rejected",
+                    &e,
+                ))
+            })?,
         };
-        let token = tokio::time::timeout(self.wait, asked).await.map_err(|_| {
-            refused(&format!(
-                "the app's token provider did not answer within {} ms",
-                self.wait.as_millis()
-            ))
-        })??;
         if token.is_empty() {
             return Err(refused("the app's token provider has no token"));
         }
@@ -120,16 +108,14 @@ impl Server {
     /// The Sunbird adapter for this server.
     pub(crate) fn adapter(self) -> Result<SunbirdAdapter, Failure> {
         let mut config = SunbirdConfig::new(self.base_url);
+        if let Some(ms) = self.token_timeout_ms {
+            config = config.token_timeout(milliseconds("tokenTimeoutMs", ms, 1)?);
+        }
         if let Some(key) = self.api_key {
             config = config.api_key(ApiKey::new(key));
         }
         let tokens: Arc<dyn headway_sunbird::TokenProvider> = match self.token_provider {
-            Some(provider) => Arc::new(AppTokens {
-                provider: Arc::new(provider),
-                wait: self
-                    .token_timeout_ms
-                    .map_or(TOKEN_WAIT, |ms| Duration::from_millis(u64::from(ms))),
-            }),
+            Some(provider) => Arc::new(AppTokens(Arc::new(provider))),
             None => Arc::new(StaticToken::new(UserToken::new(
                 self.user_token.unwrap_or_default(),
             ))),

@@ -99,6 +99,12 @@ impl Store {
     #[napi(factory)]
     pub fn open(path: String, options: Option<OpenOptions>) -> napi::Result<Store> {
         guard(|| {
+            // SQLite reads "" as a temporary file and stops a path at a NUL.
+            if path.is_empty() || path.contains('\0') {
+                return Err(Failure::invalid(
+                    "a store's path is a file path, not empty and without NUL",
+                ));
+            }
             let durability = options.unwrap_or_default().durability.unwrap_or_default();
             let options = StoreOptions::new().durability(durability.into());
             Ok(Store::wrap(headway::Store::open_with(path, options)?))
@@ -113,7 +119,7 @@ impl Store {
 
     /// Closes the store: listeners hear nothing more and the background sync stops. Closing
     /// twice does nothing; any other call afterwards throws `STORE_UNAVAILABLE`. A sync in
-    /// flight finishes first (its Promise settles).
+    /// flight keeps running and its Promise settles.
     #[napi]
     pub fn close(&self) -> napi::Result<()> {
         guard(|| {
@@ -230,10 +236,11 @@ impl Store {
         })
     }
 
-    /// Calls `listener` with every change from now on, in commit order, on the JavaScript
-    /// thread, never re-entrantly (a change the listener itself makes arrives after it
-    /// returns). Returns the function that unsubscribes it. A subscribed listener does not keep
-    /// the process alive.
+    /// Calls `listener` with every change of this store from now on, in commit order, on the
+    /// JavaScript thread, never re-entrantly (a change the listener itself makes arrives after
+    /// it returns); a listener that falls more than 16,384 events behind gets a `Lagged` event
+    /// saying how many it missed (re-read the store then). Returns the function that
+    /// unsubscribes it. A subscribed listener does not keep the process alive.
     #[napi(
         ts_args_type = "listener: (event: Event) => void",
         ts_return_type = "() => void"
@@ -299,7 +306,9 @@ impl Store {
             let store = self.store()?;
             // The library announces each raised item as a change from a peer before it
             // returns: count them.
-            let changes = store.subscribe();
+            // Unbounded (a capacity allocates nothing up front): a file of more items than a
+            // default subscription holds must be counted whole.
+            let changes = store.subscribe_with_capacity(usize::MAX);
             match key {
                 Some(path) => {
                     let key = headway::PairingKey::read(Path::new(&path))?;

@@ -313,7 +313,11 @@ pub struct BackgroundSyncOptions {
 }
 
 /// A duration of whole ms from JavaScript, at least `least` and at most a day.
-fn milliseconds(what: &str, value: f64, least: i64) -> Result<std::time::Duration, Failure> {
+pub(crate) fn milliseconds(
+    what: &str,
+    value: f64,
+    least: i64,
+) -> Result<std::time::Duration, Failure> {
     const A_DAY: i64 = 86_400_000;
     let ms = whole(what, value)?;
     if !(least..=A_DAY).contains(&ms) {
@@ -379,6 +383,12 @@ pub enum Event {
         /// How many items stay pending.
         pending: u32,
     },
+    /// The listener fell behind and the oldest `missed` events were dropped: re-read what it
+    /// shows from the store.
+    Lagged {
+        /// How many events were dropped.
+        missed: u32,
+    },
 }
 
 impl Event {
@@ -403,6 +413,9 @@ impl Event {
                 user_id: failed.user.to_string(),
                 cause: failed.cause.clone(),
                 pending: count(failed.pending),
+            },
+            headway::Event::Lagged { missed } => Event::Lagged {
+                missed: u32::try_from(*missed).unwrap_or(u32::MAX),
             },
             _ => return None,
         })

@@ -73,9 +73,9 @@ export async function serve(...args) {
  * package with `require(process.env.HEADWAY_PACKAGE)`. Resolves with its exit code, signal,
  * stdout and stderr.
  */
-export function runScript(source, { env = {}, timeoutMs = 60_000 } = {}) {
+export function runScript(source, { env = {}, timeoutMs = 60_000, nodeOptions = [] } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["-e", source], {
+    const child = spawn(process.execPath, [...nodeOptions, "-e", source], {
       cwd: packageDir,
       env: { ...process.env, HEADWAY_PACKAGE: packageDir, ...env },
       stdio: ["ignore", "pipe", "pipe"],
