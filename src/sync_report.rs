@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::adapter::RetryCause;
 use crate::content_state::{ContentKey, ContentState};
+use crate::error::ErrorKind;
 use crate::rejection::RejectionReason;
 
 /// An item the server refused for good, the state it refused, and why.
@@ -226,6 +227,32 @@ impl SyncFailure {
     /// ```
     pub fn left_everything_pending(&self) -> bool {
         !matches!(self, SyncFailure::EveryItemDropped { .. })
+    }
+
+    /// The error an app is shown instead of the report, with its message, when the failure
+    /// left everything pending; `None` when the server answered by dropping every item (the
+    /// report says so). Every binding raises this one.
+    ///
+    /// ```
+    /// use headway::{ErrorKind, SyncFailure};
+    /// let failure = SyncFailure::CredentialsRefused { status: 401, pending: 2 };
+    /// let (kind, message) = failure.as_error().unwrap();
+    /// assert_eq!(kind, ErrorKind::CredentialsRefused);
+    /// assert_eq!(message, "credentials refused (401); 2 item(s) stay pending");
+    /// assert_eq!(SyncFailure::EveryItemDropped { sent: 2 }.as_error(), None);
+    /// ```
+    pub fn as_error(&self) -> Option<(ErrorKind, String)> {
+        let (kind, pending) = match self {
+            SyncFailure::CredentialsRefused { pending, .. } => {
+                (ErrorKind::CredentialsRefused, pending)
+            }
+            SyncFailure::Unavailable { pending, .. } => (ErrorKind::ServerUnavailable, pending),
+            SyncFailure::EveryItemDropped { .. } => return None,
+        };
+        Some((
+            kind,
+            format!("{}; {pending} item(s) stay pending", self.cause()),
+        ))
     }
 }
 

@@ -84,7 +84,7 @@ pub enum HeadwayError {
 
 impl HeadwayError {
     /// The variant of `kind` (the library's classification), carrying `message`.
-    fn of_kind(kind: headway::ErrorKind, message: String) -> HeadwayError {
+    pub(crate) fn of_kind(kind: headway::ErrorKind, message: String) -> HeadwayError {
         match kind {
             headway::ErrorKind::InvalidInput => HeadwayError::InvalidInput { message },
             headway::ErrorKind::CorruptStore => HeadwayError::CorruptStore { message },

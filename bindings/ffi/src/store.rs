@@ -327,17 +327,10 @@ impl Store {
             let report = store
                 .sync(&user_id, &adapter, &headway::SyncOptions::new())
                 .await?;
-            // A sync whose every item was dropped answers its report, as it always did.
-            match report.failure() {
-                Some(failure @ headway::SyncFailure::CredentialsRefused { pending, .. }) => {
-                    let message = format!("{}; {pending} item(s) stay pending", failure.cause());
-                    return Err(HeadwayError::CredentialsRefused { message });
-                }
-                Some(failure @ headway::SyncFailure::Unavailable { pending, .. }) => {
-                    let message = format!("{}; {pending} item(s) stay pending", failure.cause());
-                    return Err(HeadwayError::ServerUnavailable { message });
-                }
-                Some(headway::SyncFailure::EveryItemDropped { .. }) | None => {}
+            // Unreachable or refused credentials raise; a server that answered (every item
+            // dropped included) is reported, as it always was.
+            if let Some((kind, message)) = report.failure().and_then(|f| f.as_error()) {
+                return Err(HeadwayError::of_kind(kind, message));
             }
             Ok(SyncReport::new(&report))
         })

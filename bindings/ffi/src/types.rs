@@ -365,6 +365,12 @@ pub enum Event {
         /// How many items stay pending.
         pending: u32,
     },
+    /// The listener fell behind and the oldest `missed` events were dropped: re-read what it
+    /// shows from the store.
+    Lagged {
+        /// How many events were dropped.
+        missed: u32,
+    },
 }
 
 impl Event {
@@ -389,6 +395,9 @@ impl Event {
                 user_id: failed.user.to_string(),
                 cause: failed.cause.clone(),
                 pending: count(failed.pending),
+            },
+            headway::Event::Lagged { missed } => Event::Lagged {
+                missed: u32::try_from(*missed).unwrap_or(u32::MAX),
             },
             _ => return None,
         })
@@ -419,6 +428,14 @@ mod tests {
         assert!(store.pending("learner-1".into()).unwrap().is_empty());
         let taken = store.record_player_event(end.into(), context("do_course"));
         assert_eq!(taken.unwrap().map(|item| item.progress), Some(40));
+    }
+
+    // The Node package's review: a listener that fell behind was told nothing (the library's
+    // `Lagged` was dropped here), so an app showed counts it had silently missed.
+    #[test]
+    fn a_listener_that_fell_behind_is_told_how_many_events_it_missed() {
+        let event = Event::new(&headway::Event::Lagged { missed: 7 });
+        assert_eq!(event, Some(Event::Lagged { missed: 7 }));
     }
 
     // Issue 18: the report's rejected item is the state the server refused, converted; the

@@ -112,6 +112,13 @@ impl Code {
     }
 }
 
+impl Failure {
+    /// A failure of the library's `kind`, carrying `message`.
+    pub(crate) fn of_kind(kind: headway::ErrorKind, message: String) -> Failure {
+        Failure::new(Code::of_kind(kind), message)
+    }
+}
+
 impl From<headway::Error> for Failure {
     fn from(error: headway::Error) -> Failure {
         Failure::new(Code::of_kind(error.kind()), error.to_string())

@@ -352,17 +352,9 @@ impl Store {
             let report = store
                 .sync(&user_id, &adapter, &headway::SyncOptions::new())
                 .await?;
-            match report.failure() {
-                Some(failure @ headway::SyncFailure::CredentialsRefused { pending, .. }) => {
-                    let message = format!("{}; {pending} item(s) stay pending", failure.cause());
-                    return Err(Failure::new(Code::CredentialsRefused, message));
-                }
-                Some(failure @ headway::SyncFailure::Unavailable { pending, .. }) => {
-                    let message = format!("{}; {pending} item(s) stay pending", failure.cause());
-                    return Err(Failure::new(Code::ServerUnavailable, message));
-                }
-                // A sync whose every item was dropped answers its report.
-                Some(headway::SyncFailure::EveryItemDropped { .. }) | None => {}
+            // Unreachable or refused credentials reject; a server that answered is reported.
+            if let Some((kind, message)) = report.failure().and_then(|f| f.as_error()) {
+                return Err(Failure::of_kind(kind, message));
             }
             Ok(SyncReport::new(&report))
         }))

@@ -2346,6 +2346,15 @@ public enum Event: Equatable, Hashable {
          * How many items stay pending.
          */pending: UInt32
     )
+    /**
+     * The listener fell behind and the oldest `missed` events were dropped: re-read what it
+     * shows from the store.
+     */
+    case lagged(
+        /**
+         * How many events were dropped.
+         */missed: UInt32
+    )
 
 
 
@@ -2377,6 +2386,9 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         )
         
         case 4: return .syncFailed(userId: try FfiConverterString.read(from: &buf), cause: try FfiConverterString.read(from: &buf), pending: try FfiConverterUInt32.read(from: &buf)
+        )
+        
+        case 5: return .lagged(missed: try FfiConverterUInt32.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -2412,6 +2424,11 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(userId, into: &buf)
             FfiConverterString.write(cause, into: &buf)
             FfiConverterUInt32.write(pending, into: &buf)
+            
+        
+        case let .lagged(missed):
+            writeInt(&buf, Int32(5))
+            FfiConverterUInt32.write(missed, into: &buf)
             
         }
     }

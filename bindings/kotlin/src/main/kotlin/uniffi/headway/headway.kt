@@ -3319,6 +3319,22 @@ sealed class Event {
         companion object
     }
     
+    /**
+     * The listener fell behind and the oldest `missed` events were dropped: re-read what it
+     * shows from the store.
+     */
+    data class Lagged(
+        /**
+         * How many events were dropped.
+         */
+        val `missed`: kotlin.UInt) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -3352,6 +3368,9 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             4 -> Event.SyncFailed(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
+                FfiConverterUInt.read(buf),
+                )
+            5 -> Event.Lagged(
                 FfiConverterUInt.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -3394,6 +3413,13 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterUInt.allocationSize(value.`pending`)
             )
         }
+        is Event.Lagged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterUInt.allocationSize(value.`missed`)
+            )
+        }
     }
 
     override fun write(value: Event, buf: ByteBuffer) {
@@ -3423,6 +3449,11 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`userId`, buf)
                 FfiConverterString.write(value.`cause`, buf)
                 FfiConverterUInt.write(value.`pending`, buf)
+                Unit
+            }
+            is Event.Lagged -> {
+                buf.putInt(5)
+                FfiConverterUInt.write(value.`missed`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
