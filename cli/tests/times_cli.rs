@@ -291,3 +291,50 @@ async fn a_device_a_year_ahead_and_one_on_time_converge_through_the_server() {
     }
     server.shutdown().await;
 }
+
+// Issue 20, item 3: `record --from` without guessing. What `state --json` prints (a pretty
+// JSON array) copies a learner exactly; Sunbird's own time format is read; a time field left
+// out means now while `null` means none; an error names one line and the field in words.
+#[test]
+fn record_from_reads_state_json_and_sunbird_times_and_names_the_line_and_field_of_a_bad_item() {
+    let dir = TempDir::new("import-shapes");
+    let (a, b) = (dir.0.join("a.db"), dir.0.join("b.db"));
+    let lines = [
+        json!({"userId": USER, "courseId": "do_course", "batchId": "0130", "contentId": "do_1",
+               "status": 1, "progress": 40, "lastAccessTime": "2024-05-01 10:15:30:000+0530",
+               "lastCompletedTime": null}),
+        // No time fields: now, and completed now as well.
+        json!({"userId": USER, "courseId": "do_course", "batchId": "0130", "contentId": "do_2",
+               "status": 2, "progress": 100}),
+        // Explicit nulls: no time at all.
+        json!({"userId": USER, "courseId": "do_course", "batchId": "0130", "contentId": "do_3",
+               "status": 1, "progress": 5, "lastAccessTime": null, "lastCompletedTime": null}),
+    ]
+    .map(|line| line.to_string())
+    .join("\n");
+    let out = import(&a, lines.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let items = state(&a);
+    assert_eq!(items[0]["lastAccessTime"], "2024-05-01T04:45:30.000Z");
+    assert!(items[1]["lastAccessTime"].is_string());
+    assert!(items[1]["lastCompletedTime"].is_string());
+    assert_eq!(items[2]["lastAccessTime"], Value::Null);
+
+    // `state --json` (a pretty array) into another store: the same items, exactly.
+    let printed = headway(&a, &["state", "--user", USER, "--json"]).stdout;
+    let out = import(&b, &printed);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(state(&b), items);
+
+    // A bad item in an array is named by the line it starts on, its field in words.
+    let bad = "[\n  {\"userId\": \"learner-1\", \"courseId\": \"c\", \"batchId\": \"b\", \"contentId\": \"k\", \"status\": 1, \"progress\": 5},\n  {\"userId\": \"learner-1\", \"courseId\": \"c\", \"batchId\": \"b\", \"contentId\": \"k2\", \"status\": \"2\", \"progress\": 5}\n]\n";
+    let out = import(&b, bad.as_bytes());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains(r#"line 3 of -: "status" must be 0, 1 or 2, got "2" (a string)"#),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(state(&b), items, "a refused file records nothing");
+}
