@@ -394,13 +394,48 @@ fn record(db: &Path, args: RecordArgs) -> Result<(), Failure> {
     }
     let store = open_store(db)?;
     let key = update.key().clone();
+    let asked = *update.state();
     match store.record(update)? {
-        Some(change) => say!(
-            "recorded {}: status {} progress {}",
-            key.content(),
-            change.after.status().code(),
-            change.after.progress().get()
-        )?,
+        Some(change)
+            if (change.after.status(), change.after.progress())
+                == (asked.status(), asked.progress()) =>
+        {
+            say!(
+                "recorded {}: status {} progress {}",
+                key.content(),
+                change.after.status().code(),
+                change.after.progress().get()
+            )?
+        }
+        // Part of the update was below what is stored: say what went up, and what is kept.
+        Some(change) => {
+            let before = change.before.unwrap_or_default();
+            let raised: Vec<&str> = [
+                (before.status() != change.after.status(), "status"),
+                (before.progress() != change.after.progress(), "progress"),
+                (
+                    before.last_access_time() != change.after.last_access_time(),
+                    "last access time",
+                ),
+                (
+                    before.last_completed_time() != change.after.last_completed_time(),
+                    "last completion time",
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(changed, name)| changed.then_some(name))
+            .collect();
+            say!(
+                "recorded {}: only the {} went up; status {} progress {} stored (status {} \
+                 progress {} is below it)",
+                key.content(),
+                raised.join(" and "),
+                change.after.status().code(),
+                change.after.progress().get(),
+                asked.status().code(),
+                asked.progress().get()
+            )?
+        }
         None => {
             let kept = store.state(&key)?.unwrap_or_default();
             say!(

@@ -326,3 +326,33 @@ fn a_refused_learner_id_exits_2_with_the_same_line_and_creates_no_store_in_any_c
     );
     assert!(!db.exists());
 }
+
+// Issue 20, item 4: `record` tells the truth. An update below what is stored said
+// "recorded ... progress 50" when only its access time went up; one that raised nothing says
+// `unchanged` and shows what is kept.
+#[test]
+fn record_says_what_went_up_when_only_part_of_the_update_did_and_unchanged_when_nothing_did() {
+    let dir = TempDir::new("record-truth");
+    let db = dir.0.join("h.db");
+    let said = |out: Output| String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        said(record(&db, "do_1", "1", "50", &[])).trim(),
+        "recorded do_1: status 1 progress 50"
+    );
+    assert_eq!(
+        said(record(&db, "do_1", "1", "30", &[])).trim(),
+        "recorded do_1: only the last access time went up; status 1 progress 50 stored \
+         (status 1 progress 30 is below it)"
+    );
+    assert_eq!(
+        said(record(
+            &db,
+            "do_1",
+            "1",
+            "30",
+            &["--at", "2024-05-01T10:00:00Z"]
+        ))
+        .trim(),
+        "unchanged do_1: the stored state is not lower (status 1 progress 50)"
+    );
+}
