@@ -50,15 +50,22 @@ struct Cli {
         long,
         global = true,
         env = "HEADWAY_DB",
-        default_value = "./headway.db"
+        default_value = "./headway.db",
+        help_heading = "Global options"
     )]
     db: PathBuf,
     /// No progress bars and no notes on stderr (errors still show).
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = "Global options")]
     quiet: bool,
     /// More log output on stderr: -v info (with `serve`, one line per request), -vv debug.
     /// `RUST_LOG` (for example `RUST_LOG=headway=debug`) overrides it.
-    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    #[arg(
+        long,
+        short,
+        global = true,
+        action = clap::ArgAction::Count,
+        help_heading = "Global options"
+    )]
     verbose: u8,
     #[command(subcommand)]
     command: Command,
@@ -88,10 +95,12 @@ enum Command {
     #[command(subcommand)]
     Peer(peer::PeerCommand),
     /// Run the reference course service (Sunbird's endpoints and semantics) for tests and demos.
+    /// Its data (courses, batches, enrolments, progress) lives in memory, or in the file `--db`
+    /// names when given on its command line.
     Serve(serve::ServeArgs),
     /// Play the offline progress story on a fresh temporary store.
     Demo,
-    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    /// Print a shell completion script (bash, elvish, fish, powershell or zsh) on stdout.
     Completions(CompletionsArgs),
 }
 
@@ -278,6 +287,9 @@ fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
             let (user, course) = learner_in_course(&args.user, args.course.as_deref())?;
             let store = existing_store(&cli.db)?;
             let items = store.items(&user, course.as_ref())?;
+            if items.is_empty() && !args.json && unknown_learner(&store, &user)? {
+                return Ok(());
+            }
             let empty = match &args.course {
                 Some(course) => format!(
                     "no progress recorded for learner {} in course {course}",
@@ -291,6 +303,9 @@ fn run(cli: Cli, db_given: bool) -> Result<(), Failure> {
             let user = headway::UserId::new(args.user.clone())?;
             let store = existing_store(&cli.db)?;
             let items = store.pending(&user)?;
+            if items.is_empty() && !args.json && unknown_learner(&store, &user)? {
+                return Ok(());
+            }
             let empty = format!("nothing pending for learner {}", args.user);
             output::print_items(&items, args.json, &empty)
         }
@@ -447,6 +462,19 @@ fn record(db: &Path, args: RecordArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// True, having said so on stderr (on a terminal or a pipe alike), when the store holds
+/// nothing of `user`: a mistyped id is told apart from a learner with nothing recorded, and
+/// stdout stays empty for scripts (`--json` still prints `[]`).
+fn unknown_learner(store: &Store, user: &headway::UserId) -> Result<bool, Failure> {
+    if store.learners()?.iter().any(|held| held == user) {
+        return Ok(false);
+    }
+    ui::note(&format!(
+        "no progress recorded for learner {user}: the store holds no such learner"
+    ));
+    Ok(true)
 }
 
 fn compact(db: &Path, user: &str) -> Result<(), Failure> {

@@ -46,13 +46,26 @@ pub struct ServeArgs {
 
 pub fn run(db: Option<&Path>, args: ServeArgs) -> Result<(), Failure> {
     // Every flag is checked before anything starts: a refused one exits 2.
-    if args.addr.parse::<std::net::SocketAddr>().is_err() {
-        return Err(Failure::Input(format!(
-            "--addr {:?} is not an address to listen on (for example 127.0.0.1:9000)",
-            args.addr
-        )));
-    }
-    let mut config = ServerConfig::new(&args.addr)
+    // `IP:PORT`, or a host name and port (`localhost:9000`), resolved here: an IPv4 address
+    // first, as the clients of a test service expect.
+    let resolved = std::net::ToSocketAddrs::to_socket_addrs(args.addr.as_str())
+        .ok()
+        .and_then(|addrs| {
+            let addrs: Vec<std::net::SocketAddr> = addrs.collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or_else(|| addrs.first())
+                .copied()
+        })
+        .ok_or_else(|| {
+            Failure::Input(format!(
+                "--addr {:?} is not an address to listen on (for example 127.0.0.1:9000 or \
+                 localhost:9000)",
+                args.addr
+            ))
+        })?;
+    let mut config = ServerConfig::new(resolved.to_string())
         .lag(Lag {
             progress_ms: args.progress_lag_ms,
             list_cache_ms: args.list_cache_ms,

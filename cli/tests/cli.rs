@@ -356,3 +356,69 @@ fn record_says_what_went_up_when_only_part_of_the_update_did_and_unchanged_when_
         "unchanged do_1: the stored state is not lower (status 1 progress 50)"
     );
 }
+
+// Issue 20, items 4 and 5: help that helps, and a learner the store does not hold.
+#[test]
+fn a_subcommands_help_lists_its_own_options_before_the_global_ones() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_headway"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let sync = help(&["sync", "--help"]);
+    let (own, global) = (
+        sync.find("--user").unwrap(),
+        sync.find("Global options:").unwrap(),
+    );
+    assert!(
+        own < global && global < sync.find("--db").unwrap(),
+        "{sync}"
+    );
+    assert!(help(&["serve", "--help"]).contains("lives in memory, or in the file `--db`"));
+    let completions = help(&["completions", "--help"]);
+    for shell in ["bash", "elvish", "fish", "powershell", "zsh"] {
+        assert!(
+            completions.lines().next().unwrap().contains(shell),
+            "{completions}"
+        );
+    }
+}
+
+#[test]
+fn serve_listens_on_a_host_name_and_port() {
+    use std::io::BufRead;
+    let dir = TempDir::new("serve-localhost");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("--db")
+        .arg(dir.0.join("server.db"))
+        .args(["serve", "--addr", "localhost:0", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    serve.kill().unwrap();
+    let _ = serve.wait();
+    assert!(line.contains("listening on http://127.0.0.1:"), "{line}");
+}
+
+#[test]
+fn a_learner_the_store_does_not_hold_is_named_on_stderr_with_nothing_on_stdout_when_piped() {
+    let dir = TempDir::new("unknown-learner");
+    let db = dir.0.join("h.db");
+    assert!(record(&db, "do_1", "1", "50", &[]).status.success());
+    for command in ["state", "pending"] {
+        let out = headway(&db, &[command, "--user", "nobody"]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(out.stdout.is_empty(), "{command}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains("no progress recorded for learner nobody: the store holds no such"),
+            "{stderr}"
+        );
+    }
+}
