@@ -38,8 +38,13 @@ fn meta_name(user: &UserId) -> String {
 
 impl Store {
     /// Keeps how this sync of `user` ended, `at` the time it ended. A failure to write it is
-    /// logged, never returned: the sync itself is already committed.
+    /// logged, never returned: the sync itself is already committed. A sync that had nothing
+    /// to send and did not fail (the one inside a courses refresh, say) is not kept: it would
+    /// hide when progress last reached the server (issue 20).
     pub(crate) fn note_sync(&self, user: &UserId, report: &SyncReport, at: Timestamp) {
+        if report.sent == 0 && report.failure().is_none() {
+            return;
+        }
         let outcome = match report.failure() {
             Some(failure) => failure.to_string(),
             None if report.is_complete() && report.rejected.is_empty() => "complete".to_string(),

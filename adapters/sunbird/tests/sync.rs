@@ -1028,3 +1028,26 @@ async fn a_token_provider_that_never_answers_fails_the_sync_in_time_and_the_next
     assert_eq!(report.acknowledged, 1);
     assert_converged(&store, &server);
 }
+
+// Issue 20, item 4: `status`'s last sync was overwritten by the empty sync inside a
+// `courses --server` refresh, hiding when progress last reached the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_with_nothing_to_send_keeps_the_last_syncs_outcome() {
+    let server = server().await;
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "do_1", Status::Completed, 100);
+    let user = key("do_1").user().clone();
+    let sent = store
+        .sync(&user, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(sent.acknowledged, 1);
+    let kept = store.last_sync(&user).unwrap().unwrap();
+    assert_eq!((kept.sent, kept.acknowledged), (1, 1));
+    let empty = store
+        .sync(&user, &adapter(&server), &SyncOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(empty.sent, 0);
+    assert_eq!(store.last_sync(&user).unwrap().unwrap(), kept);
+}
