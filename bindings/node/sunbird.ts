@@ -314,9 +314,8 @@ export class CourseService {
       if (fresh !== true && !firstRead) {
         return of(answer());
       }
-      return this.store.refreshCourses(userId, this.server).then((courses) => {
+      return this.store.refreshCourses(userId, this.server).then(() => {
         this.asked.add(userId);
-        void courses;
         return answer();
       });
     });

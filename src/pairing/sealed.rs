@@ -161,6 +161,49 @@ impl Store {
         seal(key, user, &self.peer_export(user, since_peer)?)
     }
 
+    /// A peer's file imported ([`Store::peer_import`], or [`Store::peer_import_sealed`] with
+    /// `key`): how many of the learner's content items it raised. What the bindings answer.
+    ///
+    /// ```
+    /// # fn main() -> headway::Result<()> {
+    /// use headway::{ContentKey, ProgressUpdate, Status, Store, UserId};
+    /// let (school, phone) = (Store::open_in_memory()?, Store::open_in_memory()?);
+    /// school.record(ProgressUpdate::new(ContentKey::new("u", "c", "b", "k")?, Status::Completed, 100)?)?;
+    /// let file = school.peer_export(&UserId::new("u")?, None)?;
+    /// assert_eq!(phone.peer_import_counted(&UserId::new("u")?, &file, None)?, 1);
+    /// assert_eq!(phone.peer_import_counted(&UserId::new("u")?, &file, None)?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_import_counted(
+        &self,
+        user: &UserId,
+        file: &[u8],
+        key: Option<&PairingKey>,
+    ) -> Result<usize> {
+        // The import announces each raised item as a change from a peer before it returns.
+        // Unbounded (a capacity allocates nothing up front): a file of more items than a
+        // default subscription holds is counted whole.
+        let changes = self.subscribe_with_capacity(usize::MAX);
+        match key {
+            Some(key) => self.peer_import_sealed(user, file, key)?,
+            None => self.peer_import(user, file)?,
+        }
+        let raised: std::collections::BTreeSet<crate::content_state::ContentKey> = changes
+            .drain()
+            .into_iter()
+            .filter_map(|event| match event {
+                crate::events::Event::ContentStateChanged(change)
+                    if change.origin == crate::events::ChangeOrigin::Peer
+                        && change.key.user() == user =>
+                {
+                    Some(change.key)
+                }
+                _ => None,
+            })
+            .collect();
+        Ok(raised.len())
+    }
+
     /// Imports a sealed peer file (see [`Store::peer_export_sealed`]) once it opened with
     /// `key`; a file sealed with another key, changed, for another learner, or a key that does
     /// not cover `user` is refused with [`Error::NotPaired`] and changes nothing, and so is a

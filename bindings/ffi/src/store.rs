@@ -1,11 +1,10 @@
 //! [`Store`]: a device's store of learners' progress, as the app sees it.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use headway::{BackgroundOptions, BackgroundSync, ChangeOrigin, CourseId, StoreOptions, UserId};
+use headway::{BackgroundOptions, BackgroundSync, CourseId, StoreOptions, UserId};
 use headway_sunbird::{PlayerEventOutcome, RecordPlayerEvent};
 
 use crate::app_calls::{is_shut_down, WakeThroughGate};
@@ -272,32 +271,15 @@ impl Store {
         key: Option<String>,
     ) -> Result<u32, HeadwayError> {
         guard(|| {
-            // The library announces each raised item as a change from a peer, before it
-            // returns: count them.
             let user_id = UserId::new(user_id)?;
-            // Unbounded (a capacity allocates nothing up front): a file of more items than a
-            // default subscription holds must be counted whole.
-            let changes = self.store.subscribe_with_capacity(usize::MAX);
-            match key {
-                Some(path) => {
-                    let key = headway::PairingKey::read(Path::new(&path))?;
-                    self.store.peer_import_sealed(&user_id, &data, &key)?;
-                }
-                None => self.store.peer_import(&user_id, &data)?,
-            }
-            let raised: BTreeSet<headway::ContentKey> = changes
-                .drain()
-                .into_iter()
-                .filter_map(|event| match event {
-                    headway::Event::ContentStateChanged(change)
-                        if change.origin == ChangeOrigin::Peer && *change.key.user() == user_id =>
-                    {
-                        Some(change.key)
-                    }
-                    _ => None,
-                })
-                .collect();
-            Ok(count(raised.len()))
+            let key = key
+                .map(|path| headway::PairingKey::read(Path::new(&path)))
+                .transpose()?;
+            Ok(count(self.store.peer_import_counted(
+                &user_id,
+                &data,
+                key.as_ref(),
+            )?))
         })
     }
 

@@ -1,11 +1,10 @@
 //! [`Store`]: a device's store of learners' progress, as JavaScript sees it.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use headway::{BackgroundSync, ChangeOrigin, CourseId, StoreOptions, UserId};
+use headway::{BackgroundSync, CourseId, StoreOptions, UserId};
 use headway_sunbird::{PlayerEventOutcome, RecordPlayerEvent};
 use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
 use napi::Env;
@@ -54,10 +53,6 @@ impl Drop for Open {
 #[napi]
 pub struct Store {
     open: Mutex<Option<Open>>,
-}
-
-fn count_u32(n: usize) -> u32 {
-    count(n)
 }
 
 impl Store {
@@ -209,7 +204,7 @@ impl Store {
     pub fn resend_rejected(&self, user_id: String) -> napi::Result<u32> {
         guard(|| {
             let user_id = UserId::new(user_id)?;
-            Ok(count_u32(self.store()?.resend_rejected(&user_id)?))
+            Ok(count(self.store()?.resend_rejected(&user_id)?))
         })
     }
 
@@ -304,31 +299,14 @@ impl Store {
         guard(|| {
             let user_id = UserId::new(user_id)?;
             let store = self.store()?;
-            // The library announces each raised item as a change from a peer before it
-            // returns: count them.
-            // Unbounded (a capacity allocates nothing up front): a file of more items than a
-            // default subscription holds must be counted whole.
-            let changes = store.subscribe_with_capacity(usize::MAX);
-            match key {
-                Some(path) => {
-                    let key = headway::PairingKey::read(Path::new(&path))?;
-                    store.peer_import_sealed(&user_id, &data, &key)?;
-                }
-                None => store.peer_import(&user_id, &data)?,
-            }
-            let raised: BTreeSet<headway::ContentKey> = changes
-                .drain()
-                .into_iter()
-                .filter_map(|event| match event {
-                    headway::Event::ContentStateChanged(change)
-                        if change.origin == ChangeOrigin::Peer && *change.key.user() == user_id =>
-                    {
-                        Some(change.key)
-                    }
-                    _ => None,
-                })
-                .collect();
-            Ok(count_u32(raised.len()))
+            let key = key
+                .map(|path| headway::PairingKey::read(Path::new(&path)))
+                .transpose()?;
+            Ok(count(store.peer_import_counted(
+                &user_id,
+                &data,
+                key.as_ref(),
+            )?))
         })
     }
 
